@@ -1,0 +1,216 @@
+"""Sheet + styles -> validated rows and render jobs. Bad rows are reported, good rows planned."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from plan.errors import InputError, Problem
+from plan.jobs import RenderJob, derive_seed
+from plan.prompts import PromptError, find_banned_terms, render_prompt
+from plan.resolution import bucket, nearest_aspect
+from plan.sheet import MAX_CELL_CHARS, RESERVED_COLUMNS, Sheet
+from plan.styles import Style, StyleLibrary, parse_style_ref
+from plan.tokens import MAX_TOKENS, count_tokens
+
+MAX_VARIANTS = 8
+_ASSET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_LIST_SPLIT = re.compile(r"[,;|\s]+")
+
+
+@dataclass(frozen=True)
+class PlannedRow:
+    """A valid sheet row: what to render for it and what to export."""
+
+    row: int
+    asset_id: str
+    style: Style
+    variants: int
+    placements: tuple[str, ...]
+    aspects: tuple[str, ...]
+    prompt: str
+    cells: Mapping[str, str]
+
+    @property
+    def alt_text(self) -> str:
+        return self.cells.get("alt_text") or self.prompt
+
+
+@dataclass
+class CampaignPlan:
+    campaign: str
+    sheet: Path
+    rows: list[PlannedRow] = field(default_factory=list)
+    jobs: list[RenderJob] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    styles_dir: Path
+    templates_dir: Path
+    placements: Mapping[str, tuple[int, int]]  # placement id -> (width, height)
+    allow_draft: bool = False
+    model_override: str | None = None
+    today: dt.date = field(default_factory=dt.date.today)
+    global_banned_terms: tuple[str, ...] = ()
+
+
+def load_banned_terms(path: Path) -> tuple[str, ...]:
+    """One term per line; '#' starts a comment."""
+    if not path.is_file():
+        return ()
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return tuple(line for line in lines if line)
+
+
+class _RowProblems(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+
+
+def _style_for(cell: str, library: StyleLibrary, settings: PlanSettings, where: str, row: int) -> Style:
+    def fail(message: str) -> _RowProblems:
+        return _RowProblems([Problem(where, message, row, "style")])
+
+    if not cell:
+        raise fail("required value is empty (expected name@version, e.g. acme@2)")
+    try:
+        name, version = parse_style_ref(cell)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    versions = library.versions(name)
+    if not versions:
+        raise fail(f"unknown style {name!r}; known styles: {', '.join(library.names()) or 'none'}")
+    if version not in versions:
+        raise fail(f"style {name!r} has no version {version}; versions: {', '.join(map(str, versions))}")
+    try:
+        style = library.get(name, version)
+    except InputError as exc:
+        raise _RowProblems([Problem(where, f"style {cell} is invalid: {p}", row, "style") for p in exc.problems]) from None
+    if style.status == "draft" and not settings.allow_draft:
+        raise fail(f"style {cell} is a draft; production runs need an approved style (or --allow-draft)")
+    if style.status == "deprecated" and style.deprecated_on and style.deprecated_on <= settings.today:
+        raise fail(f"style {cell} was deprecated on {style.deprecated_on}; use a newer version ({max(versions)})")
+    return style
+
+
+def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, settings: PlanSettings,
+              where: str) -> PlannedRow:
+    problems: list[Problem] = []
+    for column, value in cells.items():
+        if len(value) > MAX_CELL_CHARS:
+            problems.append(Problem(where, f"value is {len(value)} characters; at most {MAX_CELL_CHARS}", row, column))
+    asset_id = cells.get("asset_id", "")
+    if not asset_id:
+        problems.append(Problem(where, "required value is empty", row, "asset_id"))
+    elif not _ASSET_ID.match(asset_id):
+        problems.append(Problem(where, f"must be 1-100 letters, digits, '.', '_' or '-' (not starting with . _ -) "
+                                       f"but is {asset_id!r}", row, "asset_id"))
+    style = None
+    try:
+        style = _style_for(cells.get("style", ""), library, settings, where, row)
+    except _RowProblems as exc:
+        problems.extend(exc.problems)
+
+    variants = 1
+    raw_variants = cells.get("variants", "")
+    if raw_variants:
+        try:
+            variants = int(float(raw_variants)) if float(raw_variants).is_integer() else -1
+        except ValueError:
+            variants = -1
+        if not 1 <= variants <= MAX_VARIANTS:
+            problems.append(Problem(where, f"must be a whole number from 1 to {MAX_VARIANTS} but is {raw_variants!r}",
+                                    row, "variants"))
+
+    placements: tuple[str, ...] = ()
+    raw_placements = cells.get("placements", "")
+    if raw_placements:
+        placements = tuple(dict.fromkeys(p for p in _LIST_SPLIT.split(raw_placements) if p))
+    elif style is not None:
+        placements = style.placements
+    unknown = [p for p in placements if p not in settings.placements]
+    if unknown:
+        problems.append(Problem(where, f"unknown placement {', '.join(map(repr, unknown))}; see "
+                                       "`exports/platforms.yaml` for the ids", row, "placements"))
+    if style is None or problems:
+        raise _RowProblems(problems)
+
+    variables = {k: v for k, v in cells.items() if k not in RESERVED_COLUMNS}
+    banned = settings.global_banned_terms + load_banned_terms(library.root / style.name / "banned-terms.txt") \
+        + style.banned_terms
+    for column, value in variables.items():
+        hits = find_banned_terms(value, banned)
+        if hits:
+            problems.append(Problem(where, f"banned term {', '.join(map(repr, hits))} (style {style.ref})", row, column))
+    try:
+        prompt = render_prompt(settings.templates_dir, style.prompt_template,
+                               {**variables, "style_tokens": list(style.style_tokens)})
+    except PromptError as exc:
+        problems.append(Problem(where, str(exc), row, exc.column or "style"))
+        raise _RowProblems(problems) from None
+    if not problems:
+        hits = find_banned_terms(prompt, banned)
+        if hits:
+            problems.append(Problem(where, f"prompt contains banned term {', '.join(map(repr, hits))}", row, "prompt"))
+    n_tokens = count_tokens(prompt)
+    if n_tokens > MAX_TOKENS:
+        problems.append(Problem(where, f"prompt is {n_tokens} tokens; the text encoder reads at most {MAX_TOKENS} "
+                                       "(shorten the row's text or the style tokens)", row, "prompt"))
+    if problems:
+        raise _RowProblems(problems)
+    aspects = tuple(sorted({nearest_aspect(*settings.placements[p], style.aspect_ratios) for p in placements},
+                           key=style.aspect_ratios.index))
+    return PlannedRow(row=row, asset_id=asset_id, style=style, variants=variants, placements=placements,
+                      aspects=aspects, prompt=prompt, cells=dict(cells))
+
+
+def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
+                 rerolls: Mapping[int, int] | None = None) -> list[RenderJob]:
+    """One job per (variant, aspect); ``rerolls`` maps variant -> reroll count."""
+    style = planned.style
+    model_id = settings.model_override or style.model.id
+    jobs = []
+    for variant in range(1, planned.variants + 1):
+        reroll = (rerolls or {}).get(variant, 0)
+        seed = derive_seed(campaign, planned.asset_id, variant, style.ref, reroll)
+        for aspect in planned.aspects:
+            width, height = bucket(aspect, style.model.family, style.model.resolution)
+            jobs.append(RenderJob(
+                campaign=campaign, row_key=planned.asset_id, row=planned.row, variant=variant, aspect=aspect,
+                width=width, height=height, prompt=planned.prompt, negative_prompt=style.negative_prompt,
+                model_id=model_id, model_revision=None if settings.model_override else style.model.revision,
+                model_family=style.model.family, scheduler=style.scheduler, steps=style.steps,
+                guidance=style.guidance, seed=seed, style=style.name, style_version=style.version, reroll=reroll,
+            ))
+    return jobs
+
+
+def plan_campaign(sheet: Sheet, settings: PlanSettings, limit: int | None = None) -> CampaignPlan:
+    """Validate every row; plan the good ones. Problems are collected, never raised."""
+    library = StyleLibrary(settings.styles_dir)
+    plan = CampaignPlan(campaign=sheet.campaign, sheet=sheet.path)
+    where = str(sheet.path)
+    first_seen: dict[str, int] = {}
+    for sheet_row in sheet.rows:
+        asset_id = sheet_row.cells.get("asset_id", "")
+        if asset_id and asset_id in first_seen:
+            plan.problems.append(Problem(where, f"duplicate asset_id {asset_id!r} (first on row {first_seen[asset_id]})",
+                                         sheet_row.row, "asset_id"))
+            continue
+        if asset_id:
+            first_seen[asset_id] = sheet_row.row
+        try:
+            planned = _plan_row(sheet_row.cells, sheet_row.row, library, settings, where)
+        except _RowProblems as exc:
+            plan.problems.extend(exc.problems)
+            continue
+        if limit is not None and len(plan.rows) >= limit:
+            continue
+        plan.rows.append(planned)
+        plan.jobs.extend(jobs_for_row(plan.campaign, planned, settings))
+    return plan

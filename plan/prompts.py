@@ -1,0 +1,95 @@
+"""Prompt rendering in a Jinja2 sandbox, and the banned-terms gate.
+
+Sheet values are passed to templates as data and are never compiled as templates, so
+``{{ ''.__class__ }}`` typed into a cell is rendered literally. Templates themselves run in
+an immutable sandbox with ``StrictUndefined``: a missing variable is an error, not "".
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+# Invisible characters that can hide a banned word ("gu\u200bn").
+_INVISIBLE = dict.fromkeys(
+    map(ord, "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d\u200e\u200f"
+             "\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u206a\u206b\u206c"
+             "\u206d\u206e\u206f\u3164\ufeff\uffa0"),
+    None,
+)
+# Latin look-alikes from Cyrillic and Greek that NFKC leaves alone (Unicode confusables).
+_HOMOGLYPHS = str.maketrans(
+    "аеорсухіјѕԁһӏԛԝвкмнтАВЕКМНОРСТХУІЈЅαβεικνορτυχοΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+    "aeopcyxijsdhlqwbkmhtabekmhopctxyijsabeiknoptuxoabezhikmnoptyx",
+)
+_LEET = str.maketrans("0134578@$!|", "oieastbasil")
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+class PromptError(ValueError):
+    """A prompt could not be rendered; ``column`` names the sheet column at fault, if any."""
+
+    def __init__(self, message: str, column: str | None = None) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+def normalize_for_matching(text: str) -> str:
+    """NFKC, invisible characters removed, homoglyphs folded to Latin, casefolded."""
+    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
+    return unicodedata.normalize("NFKC", text.translate(_HOMOGLYPHS)).casefold()
+
+
+def _words(text: str) -> list[str]:
+    """Words of normalized text; digits/symbols inside a word are read as leetspeak."""
+    plain = normalize_for_matching(text)
+    words = _WORD.findall(plain)
+    leet = [w.translate(_LEET) for w in re.findall(r"[^\s,.;:()\[\]\"']+", plain) if re.search(r"[a-z]", w)]
+    return words + [re.sub(r"[^a-z]", "", w) for w in leet]
+
+
+def find_banned_terms(text: str, banned: Sequence[str]) -> list[str]:
+    """The banned terms that ``text`` contains as whole words (or word sequences)."""
+    words = _words(text)
+    joined = " " + " ".join(words) + " "
+    hits = []
+    for term in banned:
+        term_words = _WORD.findall(normalize_for_matching(term))
+        if term_words and f" {' '.join(term_words)} " in joined:
+            hits.append(term)
+    return hits
+
+
+@lru_cache(maxsize=8)
+def _environment(template_dir: str) -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(
+        loader=FileSystemLoader(template_dir),
+        undefined=StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+
+
+def render_prompt(template_dir: Path, template_name: str, variables: Mapping[str, object]) -> str:
+    """Render ``template_name`` with ``variables`` as plain data; whitespace is collapsed."""
+    env = _environment(str(Path(template_dir).resolve()))
+    try:
+        template = env.get_template(template_name)
+        text = template.render(**variables)
+    except UndefinedError as exc:
+        missing = re.search(r"'([^']+)' is undefined", str(exc))
+        column = missing.group(1) if missing else None
+        raise PromptError(f"template {template_name} needs a value for {column or exc}", column) from None
+    except SecurityError as exc:
+        raise PromptError(f"template {template_name} tried an unsafe operation: {exc}") from None
+    except TemplateError as exc:
+        raise PromptError(f"template {template_name} failed: {exc}") from None
+    return " ".join(text.split())

@@ -1,0 +1,184 @@
+"""Versioned style templates: ``styles/<name>/v<N>.yaml``, validated on load.
+
+A style is immutable once approved: a change is a new ``v<N+1>.yaml``. The schema is the
+``Style`` model below; README.md ("Styles") documents every key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from plan.errors import InputError, Problem
+
+ASPECT_RATIOS = ("1:1", "4:5", "9:16", "16:9", "1.91:1", "2:3", "3:2")
+MODEL_FAMILIES = ("sd", "sdxl", "sd3", "flux")
+SCHEDULERS = ("euler", "euler_a", "ddim", "dpmpp_2m", "pndm", "flow_euler")
+MAX_STYLE_BYTES = 256 * 1024
+_HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_VERSION_FILE = re.compile(r"^v([1-9][0-9]{0,5})\.ya?ml$")
+
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelRef(_Frozen):
+    """Which diffusers model renders this style.
+
+    ``id`` is ``brandbatch/tiny-<family>`` (built locally, offline), a Hugging Face repo id
+    (loaded from the local HF cache at the pinned ``revision``), or a local folder path.
+    """
+
+    id: str = Field(min_length=1)
+    revision: str | None = None
+    family: Literal["sd", "sdxl", "sd3", "flux"] = "sd"
+    resolution: Annotated[int, Field(ge=32, le=2048)] | None = None
+
+
+class QAThresholds(_Frozen):
+    min_clip_score: Unit = 0.20
+    clip_uncertainty: Unit = 0.03
+    palette_min_share: Unit = 0.0
+    palette_delta_e: Annotated[float, Field(gt=0, le=100)] = 20.0
+    min_sharpness: Annotated[float, Field(ge=0)] = 0.0
+    max_clipped_share: Unit = 0.5
+    min_contrast: Annotated[float, Field(ge=0)] = 4.0
+    duplicate_hamming: Annotated[int, Field(ge=0, le=64)] = 4
+    review_sample_rate: Annotated[float, Field(ge=0.0, le=0.05)] = 0.02
+    unsafe_labels: tuple[str, ...] = ("nudity", "violence", "gore", "weapon", "hate symbol")
+    unsafe_threshold: Unit = 0.5
+
+
+class Style(_Frozen):
+    """A validated style template (one ``v<N>.yaml``)."""
+
+    name: str
+    version: Annotated[int, Field(ge=1)]
+    owner: str = Field(min_length=1)
+    status: Literal["draft", "approved", "deprecated"]
+    deprecated_on: dt.date | None = None
+    description: str = ""
+    model: ModelRef
+    scheduler: Literal["euler", "euler_a", "ddim", "dpmpp_2m", "pndm", "flow_euler"] = "euler"
+    steps: Annotated[int, Field(ge=1, le=150)] = 25
+    guidance: Annotated[float, Field(ge=0.0, le=30.0)] = 6.0
+    prompt_template: str = Field(pattern=r"^[A-Za-z0-9_.-]+\.j2$")
+    style_tokens: tuple[str, ...] = ()
+    negative_prompt: str = ""
+    banned_terms: tuple[str, ...] = ()
+    aspect_ratios: tuple[Literal["1:1", "4:5", "9:16", "16:9", "1.91:1", "2:3", "3:2"], ...] = Field(
+        min_length=1
+    )
+    palette: tuple[str, ...] = ()
+    qa: QAThresholds = QAThresholds()
+    placements: tuple[str, ...] = Field(min_length=1)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("must be lowercase letters, digits, '-' or '_' (max 64)")
+        return v
+
+    @field_validator("palette")
+    @classmethod
+    def _palette(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [c for c in v if not _HEX.match(c)]
+        if bad:
+            raise ValueError(f"colours must be '#RRGGBB' hex but got {bad}")
+        return tuple(c.upper() for c in v)
+
+    @model_validator(mode="after")
+    def _status(self) -> Style:
+        if self.status == "deprecated" and self.deprecated_on is None:
+            raise ValueError("deprecated_on: a deprecated style needs a deprecation date (YYYY-MM-DD)")
+        if self.status != "deprecated" and self.deprecated_on is not None:
+            raise ValueError(f"deprecated_on: only a deprecated style has a deprecation date (status is {self.status})")
+        return self
+
+
+def _describe(err: dict) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] in ("missing",):
+        return f"{loc}: required key is missing"
+    if err["type"] == "extra_forbidden":
+        return f"{loc}: unknown key (allowed keys: see README 'Styles')"
+    return f"{loc}: {msg} but is {err.get('input')!r}"
+
+
+def load_style_file(path: Path) -> Style:
+    """Load and validate one style file; raises InputError naming file, key and value."""
+    where = str(path)
+    match = _VERSION_FILE.match(path.name)
+    if not match:
+        raise InputError([Problem(where, "style files are named v<N>.yaml (N = 1, 2, ...)")])
+    if path.stat().st_size > MAX_STYLE_BYTES:
+        raise InputError([Problem(where, f"file is larger than the {MAX_STYLE_BYTES} byte cap for styles")])
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InputError([Problem(where, f"not valid YAML: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise InputError([Problem(where, f"top level must be a mapping but is {type(data).__name__}")])
+    try:
+        style = Style.model_validate(data)
+    except ValidationError as exc:
+        raise InputError([Problem(where, _describe(e)) for e in exc.errors()]) from None
+    problems = []
+    if style.name != path.parent.name:
+        problems.append(Problem(where, f"name: must match its folder {path.parent.name!r} but is {style.name!r}"))
+    if style.version != int(match.group(1)):
+        problems.append(Problem(where, f"version: must match the file name ({match.group(1)}) but is {style.version}"))
+    if problems:
+        raise InputError(problems)
+    return style
+
+
+class StyleLibrary:
+    """The styles under one directory, loaded lazily and cached per (name, version)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._cache: dict[tuple[str, int], Style] = {}
+
+    def path(self, name: str, version: int) -> Path:
+        return self.root / name / f"v{version}.yaml"
+
+    def versions(self, name: str) -> list[int]:
+        folder = self.root / name
+        if not _NAME.match(name) or not folder.is_dir():
+            return []
+        return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _VERSION_FILE.match(p.name)))
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self.versions(p.name))
+
+    def get(self, name: str, version: int) -> Style:
+        key = (name, version)
+        if key not in self._cache:
+            self._cache[key] = load_style_file(self.path(name, version))
+        return self._cache[key]
+
+
+def parse_style_ref(text: str) -> tuple[str, int]:
+    """``name@version`` -> (name, version); ValueError says what is allowed."""
+    name, sep, version = text.strip().partition("@")
+    if not sep or not _NAME.match(name) or not version.isdigit() or int(version) < 1:
+        raise ValueError(f"must be name@version, e.g. acme@2, but is {text!r}")
+    return name, int(version)

@@ -1,0 +1,60 @@
+"""The CLIP BPE tokenizer, built in memory from open_clip's bundled vocabulary (no download).
+
+Used to reject prompts longer than the text encoder's 77 tokens, and by render/ as the
+tokenizer of the tiny offline pipelines. Imports neither torch nor open_clip.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+MAX_TOKENS = 77  # CLIP text encoders: 75 tokens + start and end markers
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs)))
+
+
+def bpe_path() -> Path:
+    """open_clip's bundled BPE merges file, located without importing open_clip (torch)."""
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("open-clip-torch is not installed; it ships the CLIP BPE vocabulary")
+    return Path(next(iter(spec.submodule_search_locations))) / "bpe_simple_vocab_16e6.txt.gz"
+
+
+@lru_cache(maxsize=1)
+def vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """The exact vocabulary open_clip's SimpleTokenizer builds (49408 entries)."""
+    lines = gzip.decompress(bpe_path().read_bytes()).decode("utf-8").split("\n")
+    merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]
+    vocab = list(_bytes_to_unicode().values())
+    vocab = vocab + [v + "</w>" for v in vocab]
+    vocab.extend("".join(m) for m in merges)
+    vocab.extend(["<|startoftext|>", "<|endoftext|>"])
+    return {tok: i for i, tok in enumerate(vocab)}, merges  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=1)
+def clip_tokenizer():  # -> transformers.CLIPTokenizer
+    """A transformers ``CLIPTokenizer`` equal to openai/clip-vit-base-patch32's, offline."""
+    from transformers import CLIPTokenizer
+
+    vocab, merges = vocab_and_merges()
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=MAX_TOKENS, pad_token="<|endoftext|>")
+
+
+def count_tokens(text: str) -> int:
+    """Tokens the CLIP text encoder sees for ``text``, start and end markers included."""
+    return len(clip_tokenizer()(text, truncation=False)["input_ids"])

@@ -1,0 +1,62 @@
+"""Local directory store: temp file + fsync + os.replace, so readers never see half a file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from store.base import check_key
+
+
+class LocalStore:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = str(root)
+        self._root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self._root / check_key(key)
+
+    def put(self, key: str, data: bytes, *, content_type: str | None = None, overwrite: bool = False) -> bool:
+        path = self._path(key)
+        if not overwrite and path.exists():
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if overwrite:
+                os.replace(tmp, path)
+            else:
+                try:
+                    os.link(tmp, path)  # atomic create-if-absent
+                except FileExistsError:
+                    return False
+                finally:
+                    os.unlink(tmp)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return True
+
+    def get(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._root / prefix if prefix else self._root
+        if not base.is_dir():
+            return []
+        return sorted(
+            p.relative_to(self._root).as_posix()
+            for p in base.rglob("*") if p.is_file() and not p.name.startswith(".")
+        )
+
+    def location(self, key: str) -> str:
+        return str(self._path(key))
