@@ -56,7 +56,6 @@ class PlanSettings:
     allow_draft: bool = False
     model_override: str | None = None
     today: dt.date = field(default_factory=dt.date.today)
-    global_banned_terms: tuple[str, ...] = ()
 
 
 def load_banned_terms(path: Path) -> tuple[str, ...]:
@@ -140,9 +139,11 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
     if style is None or problems:
         raise _RowProblems(problems)
 
-    variables = {k: v for k, v in cells.items() if k not in RESERVED_COLUMNS}
-    banned = settings.global_banned_terms + load_banned_terms(library.root / style.name / "banned-terms.txt") \
-        + style.banned_terms
+    # Empty cells are left undefined, so a template that uses one fails (StrictUndefined).
+    variables = {k: v for k, v in cells.items() if k not in RESERVED_COLUMNS and v}
+    # Banned terms: every brand's (styles/banned-terms.txt), this brand's, this style version's.
+    banned = load_banned_terms(library.root / "banned-terms.txt") \
+        + load_banned_terms(library.root / style.name / "banned-terms.txt") + style.banned_terms
     for column, value in variables.items():
         hits = find_banned_terms(value, banned)
         if hits:

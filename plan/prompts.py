@@ -25,8 +25,8 @@ _INVISIBLE = dict.fromkeys(
 )
 # Latin look-alikes from Cyrillic and Greek that NFKC leaves alone (Unicode confusables).
 _HOMOGLYPHS = str.maketrans(
-    "аеорсухіјѕԁһӏԛԝвкмнтАВЕКМНОРСТХУІЈЅαβεικνορτυχοΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
-    "aeopcyxijsdhlqwbkmhtabekmhopctxyijsabeiknoptuxoabezhikmnoptyx",
+    "аеорсухіјѕԁһӏԛԝвкмнтАВЕКМНОРСТХУІЈЅαβεικνορτυχοΑΒΕΖΗΙΚΜΝΟΡΤΥΧɡɑɩʟᴀᴄᴅᴇɢʜɪᴊᴋᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ",
+    "aeopcyxijsdhlqwbkmhtabekmhopctxyijsabeiknoptuxoabezhikmnoptyxgailacdeghijkmnoprstuvwyz",
 )
 _LEET = str.maketrans("0134578@$!|", "oieastbasil")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -87,7 +87,8 @@ def render_prompt(template_dir: Path, template_name: str, variables: Mapping[str
     except UndefinedError as exc:
         missing = re.search(r"'([^']+)' is undefined", str(exc))
         column = missing.group(1) if missing else None
-        raise PromptError(f"template {template_name} needs a value for {column or exc}", column) from None
+        raise PromptError(f"required value is empty or the column is missing (template {template_name} "
+                          f"uses {column or exc})", column) from None
     except SecurityError as exc:
         raise PromptError(f"template {template_name} tried an unsafe operation: {exc}") from None
     except TemplateError as exc:

@@ -1,0 +1,37 @@
+"""Test-wide settings: no outside calls, a private Prefect home, fixed threads, offline models."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Set before anything imports Prefect or torch.
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="brandbatch-tests-"))
+os.environ.update({
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    "PREFECT_HOME": str(_SESSION_DIR / "prefect"),
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+})
+os.environ.setdefault("BRANDBATCH_MODEL_CACHE", str(_SESSION_DIR / "models"))
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture
+def prefect_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh PREFECT_HOME for subprocesses a test starts (the CLI, servers, workers)."""
+    home = tmp_path / "prefect-home"
+    monkeypatch.setenv("PREFECT_HOME", str(home))
+    return home
