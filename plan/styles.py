@@ -56,6 +56,13 @@ class QAThresholds(_Frozen):
     review_sample_rate: Annotated[float, Field(ge=0.0, le=0.05)] = 0.02
     unsafe_labels: tuple[str, ...] = ("nudity", "violence", "gore", "weapon", "hate symbol")
     unsafe_threshold: Unit = 0.5
+    # Added by qa/ (docs/qa.md explains each one). Luma is 0-255 (Rec. 601).
+    blank_std: Annotated[float, Field(ge=0)] = 2.0  # luma std below this: blank/uniform image
+    near_black_mean: Annotated[float, Field(ge=0, le=255)] = 12.0  # mean luma below this: near-black
+    max_exact_black_share: Unit = 0.10  # share of exact (0,0,0) pixels above this: NaN artefact
+    palette_uncertainty: Unit = 0.05  # palette share within +/- this of palette_min_share: review
+    unsafe_uncertainty: Unit = 0.10  # unsafe probability within +/- this of unsafe_threshold: review
+    duplicate_cosine: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.97  # CLIP image cosine at/above: near-duplicate
 
 
 class Style(_Frozen):
