@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from exports.placements import Placement, load_placements
 from plan.jobs import RenderJob
-from plan.planner import CampaignPlan
+from plan.planner import CampaignPlan, PlanSettings
 from qa import QAResult
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +41,19 @@ def resolve_paths(styles: str | None = None, placements_file: str | None = None)
         templates=pick(None, "BRANDBATCH_TEMPLATES", "templates") / "prompts",
         placements_file=Path(extra) if extra else None,
     )
+
+
+def plan_settings(styles: str | None = None, *, allow_draft: bool = False, model: str | None = None,
+                  placements_file: str | None = None) -> tuple[PlanSettings, dict[str, Placement]]:
+    """Everything planning needs, for ``validate`` and ``run`` alike."""
+    paths = resolve_paths(styles, placements_file)
+    placements = load_placements(paths.placements_file)
+    settings = PlanSettings(
+        styles_dir=paths.styles, templates_dir=paths.templates,
+        placements={p.id: (p.width, p.height) for p in placements.values()},
+        allow_draft=allow_draft, model_override=model,
+    )
+    return settings, placements
 
 
 def renders_by_asset(plan: CampaignPlan, usable: set[str]) -> dict[tuple[str, int], dict[str, RenderJob]]:

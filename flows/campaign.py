@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from exports.placements import Placement, load_placements
+from exports.placements import Placement
 from exports.stage import ExportItem, export_assets, write_manifests
 from flows.progress import progress_bar
-from flows.assemble import renders_by_asset, resolve_paths, variant_verdict
+from flows.assemble import plan_settings, renders_by_asset, variant_verdict
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, plan_campaign
 from plan.sheet import read_sheet
@@ -35,6 +35,7 @@ class CampaignSummary:
     failed: list[dict]
     verdicts: dict[str, int]
     exported: int
+    queued: int = 0
     problems: list[str] = field(default_factory=list)
     manifest: str = ""
     report: str = ""
@@ -100,13 +101,7 @@ def campaign_batch(
 ) -> CampaignSummary:
     """Render, check and export one campaign sheet; reruns do only the missing work."""
     logger = get_run_logger()
-    paths = resolve_paths(styles)
-    placements = load_placements(paths.placements_file)
-    settings = PlanSettings(
-        styles_dir=paths.styles, templates_dir=paths.templates,
-        placements={p.id: (p.width, p.height) for p in placements.values()},
-        allow_draft=allow_draft, model_override=model,
-    )
+    settings, placements = plan_settings(styles, allow_draft=allow_draft, model=model)
     plan = plan_task(sheet, settings, limit)
     for problem in plan.problems:
         logger.warning(str(problem))
@@ -117,6 +112,8 @@ def campaign_batch(
     results = qa_task(usable, store, plan)
     by_key = {r.job_key: r for r in results}
     items = approved_items(plan, by_key, {j.key for j in usable})
+    queued = sum(1 for renders in renders_by_asset(plan, {j.key for j in usable}).values()
+                 if variant_verdict(list(renders.values()), by_key) == "review")
     campaign = plan.campaign
     rows = export_task(campaign, items, store, placements, formats)
     html = render_report(campaign, plan.jobs, results, store, rows,
@@ -130,7 +127,7 @@ def campaign_batch(
         campaign=campaign, out=store.root, jobs=len(plan.jobs), rendered=len(rendered.rendered),
         cached=len(rendered.cached),
         failed=[{"job_key": f.job_key, "reason": f.reason, "message": f.message} for f in rendered.failed],
-        verdicts=verdicts, exported=len(rows), problems=[str(p) for p in plan.problems],
+        verdicts=verdicts, exported=len(rows), queued=queued, problems=[str(p) for p in plan.problems],
         manifest=store.location(f"{campaign}/manifest.json"), report=store.location(f"{campaign}/report.html"),
     )
 

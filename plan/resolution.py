@@ -25,25 +25,32 @@ def aspect_value(aspect: str) -> float:
     return float(w) / float(h)
 
 
+AREA_WEIGHT = 0.5  # how much a pixel-count error counts against an aspect error (both in log units)
+
+
 @lru_cache(maxsize=256)
 def bucket(aspect: str, family: str, resolution: int | None = None) -> tuple[int, int]:
-    """(width, height) for ``aspect`` near ``resolution``² pixels, sides on the family grid."""
+    """(width, height) for ``aspect`` near ``resolution``² pixels, sides on the family grid.
+
+    Minimises |log aspect error| + AREA_WEIGHT * |log pixel-count error|, which picks the
+    buckets the families were trained on (SDXL 9:16 -> 768x1344, not an exact 576x1024).
+    """
     native, multiple = FAMILY_NATIVE[family]
     side = resolution or native
     if side < 256:
         multiple = SMALL_MULTIPLE
     ratio = aspect_value(aspect)
     area = side * side
-    best: tuple[float, float, int, int] | None = None
-    w0 = math.sqrt(area * ratio)
-    for k in range(-3, 4):
-        w = max(multiple, (round(w0 / multiple) + k) * multiple)
+
+    def score(wh: tuple[int, int]) -> tuple[float, int]:
+        w, h = wh
+        return abs(math.log(w / h / ratio)) + AREA_WEIGHT * abs(math.log(w * h / area)), w
+
+    candidates = []
+    for w in range(multiple, 4 * side + 1, multiple):
         h = max(multiple, round(w / ratio / multiple) * multiple)
-        score = (abs(math.log((w / h) / ratio)), abs(math.log(w * h / area)), w, h)
-        if best is None or score[:2] < best[:2]:
-            best = score
-    assert best is not None
-    return best[2], best[3]
+        candidates.append((w, h))
+    return min(candidates, key=score)
 
 
 def nearest_aspect(width: int, height: int, aspects: tuple[str, ...]) -> str:

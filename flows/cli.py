@@ -1,0 +1,163 @@
+"""The ``brandbatch`` command line (contract in DESIGN.md).
+
+Exit codes: 0 success, 1 invalid input (or work that could not be done), 2 usage error.
+Problem lines (``SHEET:ROW:COLUMN: message``) go to stdout for ``validate`` (they are its
+output) and to stderr for ``run``; every other error goes to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from plan.errors import InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+styles_app = typer.Typer(no_args_is_help=True, help="The style library: list, show, diff.")
+app.add_typer(styles_app, name="styles")
+
+StylesOpt = Annotated[str | None, typer.Option("--styles", help="Style library folder (default: ./styles, "
+                                                "else $BRANDBATCH_STYLES, else the bundled styles).")]
+OutOpt = Annotated[str, typer.Option("--out", help="Output folder or s3://bucket/prefix.")]
+
+
+def _fail(problems: list, *, to_stdout: bool = False) -> None:
+    for problem in problems:
+        typer.echo(str(problem), err=not to_stdout)
+
+
+@app.command()
+def validate(
+    sheet: Annotated[Path, typer.Argument(help="Campaign sheet (.csv or .xlsx).")],
+    styles: StylesOpt = None,
+    allow_draft: Annotated[bool, typer.Option("--allow-draft", help="Accept draft styles.")] = False,
+) -> None:
+    """Validate a sheet and the styles it references; render nothing."""
+    from flows.assemble import plan_settings
+    from plan.planner import plan_campaign
+    from plan.sheet import read_sheet
+
+    try:
+        settings, _ = plan_settings(styles, allow_draft=allow_draft)
+        plan = plan_campaign(read_sheet(sheet), settings)
+    except InputError as exc:
+        _fail(exc.problems, to_stdout=True)
+        raise typer.Exit(1) from None
+    _fail(plan.problems, to_stdout=True)
+    typer.echo(f"{len(plan.rows)} valid rows, {len(plan.problems)} problems, {len(plan.jobs)} render jobs",
+               err=True)
+    raise typer.Exit(1 if plan.problems else 0)
+
+
+@app.command()
+def run(
+    sheet: Annotated[Path, typer.Argument(help="Campaign sheet (.csv or .xlsx).")],
+    out: OutOpt = "out",
+    model: Annotated[str | None, typer.Option("--model", help="Render every job with this model id/path "
+                                              "instead of the style's.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Plan at most N valid rows.")] = None,
+    styles: StylesOpt = None,
+    allow_draft: Annotated[bool, typer.Option("--allow-draft", help="Accept draft styles.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=64, help="Images per pipeline call.")] = 4,
+    formats: Annotated[str, typer.Option("--formats", help="Comma list of webp, avif, upload "
+                                         "(the platform's JPEG/PNG).")] = "webp,avif,upload",
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
+) -> None:
+    """Plan, render, check, queue for review and export what is approved. Reruns resume."""
+    chosen = [f.strip() for f in formats.split(",") if f.strip()]
+    bad = sorted(set(chosen) - {"webp", "avif", "upload"})
+    if bad or not chosen:
+        raise typer.BadParameter(f"must be a comma list of webp, avif, upload but has {bad or formats!r}",
+                                 param_hint="--formats")
+    from flows.campaign import campaign_batch
+
+    try:
+        summary = campaign_batch(sheet=str(sheet), out=out, model=model, limit=limit, styles=styles,
+                                 allow_draft=allow_draft, batch_size=batch_size, formats=chosen,
+                                 progress=progress and sys.stderr.isatty())
+    except InputError as exc:
+        _fail(exc.problems)
+        raise typer.Exit(1) from None
+    _fail(summary.problems)
+    for failure in summary.failed:
+        typer.echo(f"render failed: job {failure['job_key'][:12]} ({failure['reason']}): {failure['message']}",
+                   err=True)
+    verdicts = ", ".join(f"{n} {v}" for v, n in sorted(summary.verdicts.items())) or "none"
+    typer.echo(f"campaign {summary.campaign}: {summary.jobs} jobs ({summary.rendered} rendered, "
+               f"{summary.cached} already there, {len(summary.failed)} failed); QA: {verdicts}; "
+               f"{summary.queued} queued for review; {summary.exported} export files")
+    typer.echo(f"manifest: {summary.manifest}")
+    typer.echo(f"report:   {summary.report}")
+    raise typer.Exit(1 if summary.problems or summary.failed else 0)
+
+
+@styles_app.command("list")
+def styles_list(styles: StylesOpt = None) -> None:
+    """Every style and version with its status."""
+    from flows.assemble import resolve_paths
+    from plan.styles import StyleLibrary
+
+    library = StyleLibrary(resolve_paths(styles).styles)
+    for name in library.names():
+        for version in library.versions(name):
+            try:
+                style = library.get(name, version)
+            except InputError as exc:
+                typer.echo(f"{name}@{version}\tINVALID\t{exc.problems[0]}")
+                continue
+            extra = f" (deprecated {style.deprecated_on})" if style.deprecated_on else ""
+            typer.echo(f"{style.ref}\t{style.status}{extra}\t{style.model.id}\t{style.owner}")
+
+
+def _load(ref: str, styles: str | None):
+    from flows.assemble import resolve_paths
+    from plan.styles import StyleLibrary, parse_style_ref
+
+    library = StyleLibrary(resolve_paths(styles).styles)
+    name, _, version = ref.partition("@")
+    try:
+        if version:
+            name, number = parse_style_ref(ref)
+        else:
+            versions = library.versions(name)
+            if not versions:
+                raise ValueError(f"unknown style {name!r}; known: {', '.join(library.names()) or 'none'}")
+            number = versions[-1]
+        if number not in library.versions(name):
+            raise ValueError(f"style {name!r} has no version {number}; versions: "
+                             f"{', '.join(map(str, library.versions(name))) or 'none'}")
+        return library.get(name, number)
+    except ValueError as exc:  # InputError is a ValueError too
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+
+
+@styles_app.command("show")
+def styles_show(ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION (default: newest).")],
+                styles: StylesOpt = None) -> None:
+    """A style version, validated, as YAML."""
+    import yaml
+
+    style = _load(ref, styles)
+    typer.echo(yaml.safe_dump(style.model_dump(mode="json"), sort_keys=False, allow_unicode=True), nl=False)
+
+
+@styles_app.command("diff")
+def styles_diff(a: Annotated[str, typer.Argument(help="NAME@A")], b: Annotated[str, typer.Argument(help="NAME@B")],
+                styles: StylesOpt = None) -> None:
+    """Keys that differ between two style versions (a unified diff of their YAML)."""
+    import difflib
+
+    import yaml
+
+    left, right = (_load(ref, styles) for ref in (a, b))
+    dump = [yaml.safe_dump(s.model_dump(mode="json"), sort_keys=True, allow_unicode=True).splitlines(keepends=True)
+            for s in (left, right)]
+    typer.echo("".join(difflib.unified_diff(*dump, fromfile=left.ref, tofile=right.ref)), nl=False)
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m flows.cli`
+    app()

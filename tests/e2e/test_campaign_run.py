@@ -1,0 +1,107 @@
+"""Whole runs through the installed ``brandbatch`` command, as marketing runs it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+BAD_SHEET = """asset_id,style,product,scene,variants,placements
+good-01,acme@2,trail pack,alpine meadow,1,meta.feed.square
+good-01,acme@2,trail pack,alpine meadow,1,meta.feed.square
+bad-style,zeta@1,tent,forest,1,
+bad-draft,acme@3,tent,forest,1,
+bad-number,acme@2,tent,forest,two,
+bad-place,acme@2,tent,forest,1,meta.nowhere
+bad-empty,acme@2,,forest,1,
+bad-banned,acme@2,miracle tent,forest,1,
+good-02,acme@2,water bottle,desert road,1,meta.feed.square
+"""
+EXPECTED_PROBLEMS = [
+    (3, "asset_id", "duplicate asset_id"),
+    (4, "style", "unknown style 'zeta'"),
+    (5, "style", "draft"),
+    (6, "variants", "whole number"),
+    (7, "placements", "unknown placement 'meta.nowhere'"),
+    (8, "product", "empty"),
+    (9, "product", "banned term 'miracle'"),
+]
+
+
+def brandbatch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("brandbatch")
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, repo: Path, prefect_home: Path) -> Path:
+    shutil.copy(repo / "campaigns" / "spring-launch.csv", tmp_path / "spring-launch.csv")
+    (tmp_path / "bad.csv").write_text(BAD_SHEET, encoding="utf-8")
+    return tmp_path
+
+
+def test_validate_prints_one_line_per_problem_and_exits_1(workdir: Path):
+    result = brandbatch("validate", "bad.csv", cwd=workdir)
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(EXPECTED_PROBLEMS), result.stdout
+    for line, (row, column, text) in zip(lines, EXPECTED_PROBLEMS, strict=True):
+        assert line.startswith(f"bad.csv:{row}:{column}: "), line
+        assert text in line, line
+
+
+def test_validate_good_sheet_exits_0(workdir: Path):
+    result = brandbatch("validate", "spring-launch.csv", cwd=workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+
+
+def test_usage_error_exits_2(workdir: Path):
+    assert brandbatch("run", "spring-launch.csv", "--formats", "gif", cwd=workdir).returncode == 2
+    assert brandbatch("frobnicate", cwd=workdir).returncode == 2
+
+
+def test_run_twice_renders_nothing_new_and_writes_identical_files(workdir: Path):
+    first = brandbatch("run", "spring-launch.csv", "--out", "out", cwd=workdir)
+    assert first.returncode == 0, first.stdout + first.stderr
+    campaign = workdir / "out" / "spring-launch"
+    manifest = json.loads((campaign / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest, "something was exported"
+    assert (campaign / "manifest.csv").is_file() and (campaign / "report.html").is_file()
+    for row in manifest:
+        path = workdir / "out" / row["path"]
+        assert path.is_file(), row["path"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == row["sha256"]
+        assert row["path"].startswith(f"spring-launch/exports/{row['placement']}/{row['asset_id']}")
+    formats = {row["format"] for row in manifest}
+    assert {"webp", "avif"} <= formats and formats & {"jpeg", "png"}
+    before = tree_digest(workdir / "out")
+
+    second = brandbatch("run", "spring-launch.csv", "--out", "out", cwd=workdir)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert " 0 rendered" in second.stdout, second.stdout
+    assert tree_digest(workdir / "out") == before
+
+
+def test_good_rows_of_a_bad_sheet_still_run(workdir: Path):
+    result = brandbatch("run", "bad.csv", "--out", "out", "--formats", "webp", cwd=workdir)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "bad.csv:4:style: unknown style 'zeta'" in result.stderr
+    manifest = json.loads((workdir / "out" / "bad" / "manifest.json").read_text(encoding="utf-8"))
+    assert {row["asset_id"] for row in manifest} <= {"good-01", "good-02"}
+    renders = list((workdir / "out" / "renders").glob("*.png"))
+    assert len(renders) == 2  # one variant x one aspect for each good row
