@@ -13,7 +13,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export PREFECT_HOME ?= $(CURDIR)/.cache/prefect
 export HF_HUB_OFFLINE := 1
 
-.PHONY: venv run test bench clean
+.PHONY: venv browser run test bench clean
 
 venv: $(VENV)/.installed
 
@@ -22,10 +22,19 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --editable '.[test]'
 	touch $@
 
+# Headless Chromium for the review page's browser test (Debian packages). Without root or
+# apt-get the browser test is skipped with its reason; everything else still runs.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; } || \
+	  echo "warning: could not install chromium + chromium-driver; the browser test will be skipped" >&2
+
 run: venv
 	$(VENV)/bin/brandbatch run $(SHEET) --out $(OUT)
 
-test: venv
+test: venv browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv
