@@ -1,0 +1,68 @@
+"""What the flow and the web app do with the queue: queue a campaign's QA'd renders, and
+render + check a reroll so it comes back to the designers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from plan.jobs import RenderJob
+from plan.planner import CampaignPlan
+from qa.verdicts import QAResult
+from review.queue import Item, ReviewQueue
+from store.base import Store
+
+QACheck = Callable[[Sequence[RenderJob]], Iterable[QAResult]]
+
+
+def by_variant(jobs: Iterable[RenderJob]) -> dict[tuple[str, int], list[RenderJob]]:
+    """(asset_id, variant) -> its jobs, in the order given."""
+    out: dict[tuple[str, int], list[RenderJob]] = {}
+    for job in jobs:
+        out.setdefault((job.row_key, job.variant), []).append(job)
+    return out
+
+
+def queue_for_review(out: str | os.PathLike[str], plan: CampaignPlan, results: Mapping[str, QAResult]) -> int:
+    """Queue every asset variant of ``plan`` whose renders all have a QA result; returns how
+    many of the plan's variants wait for a designer (state ``queued``).
+
+    ``review`` variants wait for a designer; ``pass`` variants are listed as approved by
+    ``qa-auto`` and ``fail`` ones as rejected by ``qa-auto`` (reason ``qa_fail``), so the
+    queue shows the whole campaign and designers can still reroll anything. A variant with
+    a render missing (render failed) is left out: a rerun renders it and queues it then.
+    """
+    queue = ReviewQueue.for_out(out)
+    try:
+        waiting = 0
+        for jobs in by_variant(plan.jobs).values():
+            if all(job.key in results for job in jobs):
+                waiting += queue.enqueue(jobs, results).state == "queued"
+        return waiting
+    finally:
+        queue.close()
+
+
+def render_rerolls(queue: ReviewQueue, store: Store, jobs: Sequence[RenderJob], check: QACheck | None = None,
+                   *, batch_size: int = 4) -> list[Item]:
+    """Render reroll jobs (only those missing), QA them with ``check`` and queue the variants
+    whose renders all exist. Without ``check`` the renders queue with verdict ``review``
+    (reason ``qa_missing``): fail closed, a designer looks at them."""
+    from render.stage import render_missing
+
+    report = render_missing(list(jobs), store, batch_size=batch_size)
+    failed = {f.job_key for f in report.failed}
+    usable = [j for j in jobs if j.key not in failed]
+    results = {r.job_key: r for r in check(usable)} if check is not None and usable else {}
+    queued = []
+    for variant_jobs in by_variant(jobs).values():
+        if not any(j.key in failed for j in variant_jobs):
+            queued.append(queue.enqueue(variant_jobs, results))
+    return queued
+
+
+def reroll_and_render(queue: ReviewQueue, store: Store, item_id: str, reviewer: str, *, expected_version: int,
+                      reason: str | None = None, note: str | None = None, check: QACheck | None = None) -> list[Item]:
+    """A designer's reroll, start to end: record it, render the new seeds, QA, re-queue."""
+    jobs = queue.reroll(item_id, reviewer, expected_version=expected_version, reason=reason, note=note)
+    return render_rerolls(queue, store, jobs, check)

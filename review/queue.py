@@ -1,0 +1,457 @@
+"""The review queue store (SQLAlchemy Core): one row per asset variant, an append-only audit log.
+
+An *item* is one asset variant (campaign, asset id, variant) across its aspect renders. Its
+id is a 32-hex digest of those three, so re-queuing a campaign finds the same item. States:
+``queued -> approved | rejected | reroll_requested``; a reroll's new renders come back through
+:meth:`ReviewQueue.enqueue` and put the item back to ``queued``. Every change of state is a
+row in ``review_decisions`` (who, when in UTC, what, reason code, note, approval id), never
+updated or deleted. Each item carries a ``version`` counter: a decision names the version it
+was made on, and loses with :class:`Conflict` if someone else decided first.
+
+SQLite file ``<out>/review.sqlite3`` by default; any SQLAlchemy URL via ``BRANDBATCH_REVIEW_DB``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from plan.jobs import RenderJob, derive_seed, sha256_text
+from qa.verdicts import QAResult
+from review.approvals import AUTO_REVIEWER, auto_approval
+
+State = Literal["queued", "approved", "rejected", "reroll_requested"]
+STATES: tuple[State, ...] = ("queued", "approved", "rejected", "reroll_requested")
+DECISIONS = ("approve", "reject", "reroll")
+REASON_CODES = ("off_brand", "artifact", "wrong_product", "text_or_logo", "composition", "safety", "other")
+SYSTEM_REVIEWER = "brandbatch"  # records re-queues of new renders in the audit log
+MAX_NOTE_CHARS = 2000
+ITEM_ID = re.compile(r"^[0-9a-f]{32}$")
+DB_ENV = "BRANDBATCH_REVIEW_DB"
+_AFTER = {"approve": "approved", "reject": "rejected", "reroll": "reroll_requested"}
+
+metadata = sa.MetaData()
+items_table = sa.Table(
+    "review_items", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("campaign", sa.String(200), nullable=False, index=True),
+    sa.Column("asset_id", sa.String(100), nullable=False),
+    sa.Column("variant", sa.Integer, nullable=False),
+    sa.Column("row", sa.Integer, nullable=False),
+    sa.Column("style", sa.String(100), nullable=False),
+    sa.Column("style_version", sa.Integer, nullable=False),
+    sa.Column("prompt", sa.Text, nullable=False),
+    sa.Column("reroll", sa.Integer, nullable=False),
+    sa.Column("planned", sa.String(64), nullable=False),  # digest of the reroll-0 job keys: the inputs
+    sa.Column("jobs", sa.Text, nullable=False),  # JSON {aspect: RenderJob dict}
+    sa.Column("verdict", sa.String(10), nullable=False),
+    sa.Column("qa", sa.Text, nullable=False),  # JSON {aspect: QAResult dict}
+    sa.Column("state", sa.String(20), nullable=False, index=True),
+    sa.Column("approval_id", sa.String(40)),
+    sa.Column("approved_by", sa.String(100)),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+decisions_table = sa.Table(
+    "review_decisions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("item_id", sa.String(32), sa.ForeignKey("review_items.id"), nullable=False, index=True),
+    sa.Column("item_version", sa.Integer, nullable=False),  # the version the decision was made on
+    sa.Column("reviewer", sa.String(100), nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("decision", sa.String(20), nullable=False),  # approve | reject | reroll | requeue
+    sa.Column("reason", sa.String(40)),
+    sa.Column("note", sa.Text),
+    sa.Column("approval_id", sa.String(40)),
+    sa.Column("job_keys", sa.Text, nullable=False),  # JSON {aspect: key} the decision was about
+)
+settings_table = sa.Table(
+    "review_settings", metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+
+class ReviewError(Exception):
+    """Base of the queue's errors (each message says what was wrong and what is allowed)."""
+
+
+class ItemNotFound(ReviewError, LookupError):
+    pass
+
+
+class Conflict(ReviewError):
+    """The item changed since the reviewer looked at it (or cannot take this decision now)."""
+
+    def __init__(self, message: str, current: Item | None = None) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+class InvalidDecision(ReviewError, ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    campaign: str
+    asset_id: str
+    variant: int
+    row: int
+    style: str
+    style_version: int
+    prompt: str
+    reroll: int
+    jobs: Mapping[str, RenderJob]  # aspect -> job
+    verdict: str
+    qa: Mapping[str, QAResult]  # aspect -> result
+    state: State
+    approval_id: str | None
+    approved_by: str | None
+    version: int
+    updated_at: dt.datetime
+
+    @property
+    def job_keys(self) -> dict[str, str]:
+        return {aspect: job.key for aspect, job in self.jobs.items()}
+
+    @property
+    def seeds(self) -> dict[str, int]:
+        return {aspect: job.seed for aspect, job in self.jobs.items()}
+
+    @property
+    def reasons(self) -> list[str]:
+        return list(dict.fromkeys(r for result in self.qa.values() for r in result.reasons))
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    id: int
+    item_id: str
+    item_version: int
+    reviewer: str
+    decided_at: dt.datetime
+    decision: str
+    reason: str | None
+    note: str | None
+    approval_id: str | None
+    job_keys: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class ApprovedVariant:
+    """What ``exports`` needs for one approved asset variant."""
+
+    campaign: str
+    asset_id: str
+    row: int
+    variant: int
+    jobs: Mapping[str, RenderJob]  # aspect -> job (a reroll's jobs when rerolled)
+    qa_verdict: str
+    approval_id: str
+    approved_by: str
+
+    @property
+    def job_keys(self) -> dict[str, str]:
+        return {aspect: job.key for aspect, job in self.jobs.items()}
+
+
+def item_id_for(campaign: str, asset_id: str, variant: int) -> str:
+    return sha256_text(json.dumps(["review-item-v1", campaign, asset_id, variant]))[:32]
+
+
+def check_item_id(item_id: str) -> str:
+    if not isinstance(item_id, str) or not ITEM_ID.match(item_id):
+        raise ItemNotFound(f"item id must be 32 lowercase hex digits but is {item_id!r}")
+    return item_id
+
+
+def planned_job(job: RenderJob) -> RenderJob:
+    """The job as planned, before any reroll (what a campaign rerun produces)."""
+    seed = derive_seed(job.campaign, job.row_key, job.variant, f"{job.style}@{job.style_version}", 0)
+    return dataclasses.replace(job, reroll=0, seed=seed)
+
+
+def rerolled_job(job: RenderJob) -> RenderJob:
+    """The next reroll of a job: reroll count + 1 and the seed derived from it."""
+    reroll = job.reroll + 1
+    seed = derive_seed(job.campaign, job.row_key, job.variant, f"{job.style}@{job.style_version}", reroll)
+    return dataclasses.replace(job, reroll=reroll, seed=seed)
+
+
+def variant_verdict(results: Sequence[QAResult]) -> str:
+    """A variant is as good as its worst render: fail > review > pass (no results: review)."""
+    verdicts = {r.verdict for r in results}
+    if "fail" in verdicts:
+        return "fail"
+    return "review" if "review" in verdicts or not verdicts else "pass"
+
+
+def database_url(out: str | os.PathLike[str]) -> str:
+    """``$BRANDBATCH_REVIEW_DB``, else SQLite ``<out>/review.sqlite3`` (local ``--out`` only)."""
+    if os.environ.get(DB_ENV):
+        return os.environ[DB_ENV]
+    out = str(out)
+    if "://" in out:
+        raise ReviewError(f"--out {out!r} is not a local folder: set {DB_ENV} to a SQLAlchemy URL "
+                          "(e.g. postgresql+psycopg://host/db) for the review queue")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{Path(out).resolve() / 'review.sqlite3'}"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)  # SQLite drops the zone
+
+
+def _keys_json(jobs: Mapping[str, RenderJob]) -> str:
+    return json.dumps({a: j.key for a, j in sorted(jobs.items())}, sort_keys=True)
+
+
+class ReviewQueue:
+    """Items and decisions in one database. Safe to share between threads and processes."""
+
+    def __init__(self, url: str) -> None:
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        self.url = url
+        self.engine = sa.create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    @classmethod
+    def for_out(cls, out: str | os.PathLike[str]) -> ReviewQueue:
+        return cls(database_url(out))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def enqueue(self, jobs: Sequence[RenderJob], results: Mapping[str, QAResult]) -> Item:
+        """Put one asset variant (its jobs at every aspect, and their QA results) in the queue.
+
+        Idempotent: the same renders again change nothing, decisions included. Renders planned
+        from the same inputs but older than the item's reroll are ignored (a campaign rerun
+        does not undo a designer's reroll). New renders (a reroll's, or changed inputs) replace
+        the old ones, are logged as ``requeue`` and wait for a designer again. A new item whose
+        renders all pass QA is approved by ``qa-auto``; one that fails QA is rejected by
+        ``qa-auto`` with reason ``qa_fail`` (designers can still reroll it).
+        """
+        if not jobs:
+            raise InvalidDecision("enqueue needs the jobs of one asset variant, got none")
+        first = jobs[0]
+        by_aspect = {j.aspect: j for j in jobs}
+        if len(by_aspect) != len(jobs) or any(
+                (j.campaign, j.row_key, j.variant, j.reroll) != (first.campaign, first.row_key, first.variant, first.reroll)
+                for j in jobs):
+            raise InvalidDecision(f"enqueue takes one asset variant (one job per aspect, one reroll) but got "
+                                  f"{sorted({(j.row_key, j.variant, j.aspect, j.reroll) for j in jobs})}")
+        qa = {a: results[j.key] if j.key in results else
+              QAResult(j.key, "review", ("qa_missing",), {}) for a, j in by_aspect.items()}
+        verdict = variant_verdict(list(qa.values()))
+        planned = sha256_text(json.dumps(sorted(planned_job(j).key for j in jobs)))
+        item_id = item_id_for(first.campaign, first.row_key, first.variant)
+        values = {
+            "campaign": first.campaign, "asset_id": first.row_key, "variant": first.variant, "row": first.row,
+            "style": first.style, "style_version": first.style_version, "prompt": first.prompt,
+            "reroll": first.reroll, "planned": planned, "verdict": verdict,
+            "jobs": json.dumps({a: j.to_dict() for a, j in sorted(by_aspect.items())}, sort_keys=True),
+            "qa": json.dumps({a: r.to_dict() for a, r in sorted(qa.items())}, sort_keys=True),
+            "updated_at": _now(),
+        }
+        keys = [j.key for j in jobs]
+        for _attempt in range(2):
+            try:
+                with self.engine.begin() as conn:
+                    row = conn.execute(sa.select(items_table).where(items_table.c.id == item_id)).mappings().first()
+                    if row is None:
+                        self._insert(conn, item_id, values, verdict, keys)
+                    elif row["planned"] == planned and (
+                            first.reroll < row["reroll"] or _keys_json(by_aspect) == _keys_json(_jobs(row["jobs"]))):
+                        pass  # the same renders, or older than the item's reroll
+                    else:
+                        conn.execute(items_table.update().where(items_table.c.id == item_id).values(
+                            **values, state="queued", approval_id=None, approved_by=None,
+                            version=row["version"] + 1))
+                        reason = "rerolled" if row["planned"] == planned else "inputs_changed"
+                        self._log(conn, item_id, row["version"] + 1, SYSTEM_REVIEWER, "requeue", reason,
+                                  None, None, by_aspect)
+                break
+            except IntegrityError:
+                continue  # another process inserted the same item meanwhile: look again
+        return self.item(item_id)
+
+    def _insert(self, conn: sa.Connection, item_id: str, values: dict, verdict: str, keys: list[str]) -> None:
+        approval = auto_approval(values["campaign"], values["asset_id"], values["variant"], keys, verdict)
+        state, reason = "queued", None
+        if approval is not None:
+            state = "approved"
+        elif verdict == "fail":
+            state, reason = "rejected", "qa_fail"
+        conn.execute(items_table.insert().values(
+            id=item_id, **values, state=state, version=1,
+            approval_id=approval.approval_id if approval else None,
+            approved_by=approval.approved_by if approval else None))
+        if state != "queued":
+            self._log(conn, item_id, 1, AUTO_REVIEWER, "approve" if approval else "reject", reason, None,
+                      approval.approval_id if approval else None, _jobs(values["jobs"]))
+
+    def _log(self, conn: sa.Connection, item_id: str, version: int, reviewer: str, decision: str,
+             reason: str | None, note: str | None, approval_id: str | None, jobs: Mapping[str, RenderJob]) -> None:
+        conn.execute(decisions_table.insert().values(
+            item_id=item_id, item_version=version, reviewer=reviewer, decided_at=_now(), decision=decision,
+            reason=reason, note=note, approval_id=approval_id, job_keys=_keys_json(jobs)))
+
+    def decide(self, item_id: str, reviewer: str, decision: str, reason: str | None = None,
+               note: str | None = None, *, expected_version: int) -> Item:
+        """Record a designer's decision on the version of the item they saw.
+
+        ``decision``: approve | reject (needs ``reason``, one of REASON_CODES) | reroll.
+        Raises :class:`Conflict` if the item is no longer at ``expected_version`` (someone
+        decided first, or new renders arrived), or waits for a reroll's renders.
+        """
+        check_item_id(item_id)
+        if decision not in DECISIONS:
+            raise InvalidDecision(f"decision must be one of {', '.join(DECISIONS)} but is {decision!r}")
+        if not reviewer or len(reviewer) > 100:
+            raise InvalidDecision(f"reviewer must be a name of 1-100 characters but is {reviewer!r}")
+        if decision == "reject" and reason not in REASON_CODES:
+            raise InvalidDecision(f"a rejection needs a reason, one of {', '.join(REASON_CODES)}, but got {reason!r}")
+        if reason is not None and reason not in REASON_CODES:
+            raise InvalidDecision(f"reason must be one of {', '.join(REASON_CODES)} but is {reason!r}")
+        if note is not None and len(note) > MAX_NOTE_CHARS:
+            raise InvalidDecision(f"note is {len(note)} characters; at most {MAX_NOTE_CHARS}")
+        current = self.item(item_id)
+        if current.version != expected_version:
+            raise Conflict(f"item {item_id} is at version {current.version}, not {expected_version}: "
+                           f"it changed meanwhile (now {current.state}); reload and decide again", current)
+        if current.state == "reroll_requested":
+            raise Conflict(f"item {item_id} waits for its reroll's renders; decide on them when they arrive", current)
+        if decision == "approve" and current.verdict == "fail":
+            raise Conflict(f"item {item_id} failed QA ({', '.join(current.reasons)}); reroll or reject it", current)
+        decided_at = _now()
+        approval_id = None
+        if decision == "approve":
+            approval_id = "rev-" + sha256_text(json.dumps(
+                [item_id, sorted(current.job_keys.values()), reviewer, decided_at.isoformat()]))[:16]
+        with self.engine.begin() as conn:
+            updated = conn.execute(items_table.update().where(
+                items_table.c.id == item_id, items_table.c.version == expected_version).values(
+                state=_AFTER[decision], version=expected_version + 1, updated_at=decided_at,
+                approval_id=approval_id, approved_by=reviewer if approval_id else None))
+            if updated.rowcount != 1:
+                raise Conflict(f"item {item_id} changed while deciding (version {expected_version} is gone); "
+                               "reload and decide again")
+            self._log(conn, item_id, expected_version + 1, reviewer, decision, reason, note, approval_id,
+                      current.jobs)
+        return self.item(item_id)
+
+    def reroll(self, item_id: str, reviewer: str, *, expected_version: int, reason: str | None = None,
+               note: str | None = None) -> list[RenderJob]:
+        """Record a reroll request and return the new jobs (reroll + 1, new derived seeds).
+        Rendering and QA of them is the caller's job; their results come back by :meth:`enqueue`."""
+        item = self.decide(item_id, reviewer, "reroll", reason, note, expected_version=expected_version)
+        return self.pending_rerolls(item.campaign, item_ids=[item.id])
+
+    # -- reading -------------------------------------------------------------------------
+
+    def item(self, item_id: str) -> Item:
+        check_item_id(item_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(items_table).where(items_table.c.id == item_id)).mappings().first()
+        if row is None:
+            raise ItemNotFound(f"no review item {item_id}")
+        return _item(row)
+
+    def items(self, campaign: str, *, state: str | None = None, verdict: str | None = None) -> list[Item]:
+        query = sa.select(items_table).where(items_table.c.campaign == campaign)
+        if state:
+            query = query.where(items_table.c.state == state)
+        if verdict:
+            query = query.where(items_table.c.verdict == verdict)
+        query = query.order_by(items_table.c.row, items_table.c.asset_id, items_table.c.variant)
+        with self.engine.connect() as conn:
+            return [_item(r) for r in conn.execute(query).mappings()]
+
+    def campaigns(self) -> dict[str, dict[str, int]]:
+        """campaign -> {state: count} (every state present, zeros included)."""
+        query = sa.select(items_table.c.campaign, items_table.c.state, sa.func.count()).group_by(
+            items_table.c.campaign, items_table.c.state).order_by(items_table.c.campaign)
+        out: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for campaign, state, count in conn.execute(query):
+                out.setdefault(campaign, dict.fromkeys(STATES, 0))[state] = count
+        return out
+
+    def decisions(self, item_id: str) -> list[DecisionRecord]:
+        check_item_id(item_id)
+        query = sa.select(decisions_table).where(decisions_table.c.item_id == item_id).order_by(decisions_table.c.id)
+        with self.engine.connect() as conn:
+            return [DecisionRecord(**{**r, "decided_at": _utc(r["decided_at"]), "job_keys": json.loads(r["job_keys"])})
+                    for r in conn.execute(query).mappings()]
+
+    def approved(self, campaign: str) -> list[ApprovedVariant]:
+        """Every approved variant of a campaign, with the jobs and approval that exports record."""
+        return [ApprovedVariant(campaign=i.campaign, asset_id=i.asset_id, row=i.row, variant=i.variant, jobs=i.jobs,
+                                qa_verdict=i.verdict, approval_id=i.approval_id or "", approved_by=i.approved_by or "")
+                for i in self.items(campaign, state="approved")]
+
+    def pending_rerolls(self, campaign: str, *, item_ids: Sequence[str] | None = None) -> list[RenderJob]:
+        """The jobs still to render for the items waiting for a reroll."""
+        items = [i for i in self.items(campaign, state="reroll_requested") if item_ids is None or i.id in item_ids]
+        return [rerolled_job(job) for item in items for _aspect, job in sorted(item.jobs.items())]
+
+    def secret(self) -> str:
+        """A random secret kept in the database (signs the web app's session cookies), made once."""
+        query = sa.select(settings_table.c.value).where(settings_table.c.name == "secret")
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar()
+        if value is None:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(settings_table.insert().values(name="secret", value=secrets.token_hex(32)))
+            except IntegrityError:
+                pass  # another process made it first
+            with self.engine.connect() as conn:
+                value = conn.execute(query).scalar_one()
+        return value
+
+
+def _jobs(text: str) -> dict[str, RenderJob]:
+    return {a: RenderJob.from_dict(d) for a, d in json.loads(text).items()}
+
+
+def _item(row: Mapping[str, Any]) -> Item:
+    return Item(
+        id=row["id"], campaign=row["campaign"], asset_id=row["asset_id"], variant=row["variant"], row=row["row"],
+        style=row["style"], style_version=row["style_version"], prompt=row["prompt"], reroll=row["reroll"],
+        jobs=_jobs(row["jobs"]), verdict=row["verdict"],
+        qa={a: QAResult.from_dict(d) for a, d in json.loads(row["qa"]).items()},
+        state=row["state"], approval_id=row["approval_id"], approved_by=row["approved_by"],
+        version=row["version"], updated_at=_utc(row["updated_at"]),
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
