@@ -91,7 +91,8 @@ def band(score: float, threshold: float, uncertainty: float, *, higher_is_better
 
 
 def _finite_or_none(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
+    """Scores are stored rounded to 6 decimals (stable bytes); NaN/inf as null."""
+    return round(float(value), 6) if math.isfinite(value) else None
 
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:

@@ -1,0 +1,134 @@
+"""Per-campaign QA summary (markdown, for a Prefect artifact) and the offline ``report.html``.
+
+Both are deterministic: no timestamps, sorted counts, thumbnails encoded the same way every
+run, so a rerun over the same renders gives byte-identical output.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from PIL import Image
+
+from plan.jobs import RenderJob
+from qa.image import decode, render_key
+from qa.verdicts import VERDICTS, QAResult
+from store.base import Store
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "report"
+THUMB_SIZE = 128  # longer side of contact-sheet thumbnails, px
+THUMB_QUALITY = 75
+NOT_CHECKED = "not checked"
+
+
+@dataclass(frozen=True)
+class ScoreStats:
+    name: str
+    count: int
+    minimum: float
+    median: float
+    maximum: float
+
+
+@dataclass(frozen=True)
+class QASummary:
+    total: int
+    verdicts: list[tuple[str, int]]  # every verdict, fail/review/pass order
+    reasons: list[tuple[str, int]]  # most frequent first, then by name
+    scores: list[ScoreStats]  # by score name; NaN scores are not counted
+
+
+def summarize(results: Sequence[QAResult]) -> QASummary:
+    verdicts = Counter(r.verdict for r in results)
+    reasons = Counter(reason for r in results for reason in r.reasons)
+    values: dict[str, list[float]] = {}
+    for r in results:
+        for name, value in r.scores.items():
+            if math.isfinite(value):
+                values.setdefault(name, []).append(float(value))
+    stats = [ScoreStats(name, len(v), float(np.min(v)), float(np.median(v)), float(np.max(v)))
+             for name, v in sorted(values.items())]
+    return QASummary(
+        total=len(results),
+        verdicts=[(v, verdicts.get(v, 0)) for v in VERDICTS],
+        reasons=sorted(reasons.items(), key=lambda item: (-item[1], item[0])),
+        scores=stats,
+    )
+
+
+def _num(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def summary_markdown(campaign: str, results: Sequence[QAResult]) -> str:
+    """The campaign's QA summary as markdown: counts per verdict and reason, score distributions."""
+    s = summarize(results)
+    lines = [f"# QA summary: {campaign}", "", f"{s.total} renders checked.", "",
+             "| verdict | renders |", "|---|---:|"]
+    lines += [f"| {verdict} | {count} |" for verdict, count in s.verdicts]
+    lines += ["", "| reason | renders |", "|---|---:|"]
+    lines += [f"| {reason} | {count} |" for reason, count in s.reasons] or ["| (none) | 0 |"]
+    lines += ["", "| score | n | min | median | max |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {x.name} | {x.count} | {_num(x.minimum)} | {_num(x.median)} | {_num(x.maximum)} |" for x in s.scores]
+    return "\n".join(lines) + "\n"
+
+
+def thumbnail_uri(store: Store, job_key: str, size: int = THUMB_SIZE) -> str | None:
+    """A small JPEG ``data:`` URI of the job's render, or None if it cannot be read."""
+    try:
+        image = decode(store.get(render_key(job_key)))
+    except Exception:  # a missing or broken render shows as a placeholder in the report
+        return None
+    image.thumbnail((size, size), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=THUMB_QUALITY, optimize=False, progressive=False)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _tiles(jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store) -> list[tuple[str, list[dict]]]:
+    by_key = {r.job_key: r for r in results}
+    groups: dict[str, list[dict]] = {v: [] for v in (*VERDICTS, NOT_CHECKED)}
+    seen: set[str] = set()
+    for job in jobs:
+        if job.key in seen:
+            continue
+        seen.add(job.key)
+        result = by_key.get(job.key)
+        groups[result.verdict if result else NOT_CHECKED].append({
+            "title": f"{job.row_key} v{job.variant} {job.aspect}",
+            "size": f"{job.width}x{job.height}",
+            "job_key": job.key,
+            "reasons": list(result.reasons) if result else [],
+            "details": sorted(result.details.items()) if result else [],
+            "thumb": thumbnail_uri(store, job.key),
+        })
+    return [(name, tiles) for name, tiles in groups.items() if tiles]
+
+
+MANIFEST_COLUMNS = ("asset_id", "variant", "placement", "format", "width", "height", "bytes", "qa_verdict", "path")
+
+
+def render_report(campaign: str, jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store,
+                  manifest_rows: Sequence[dict], extra: Mapping | None = None) -> str:
+    """The self-contained offline HTML run report with a contact sheet grouped by verdict."""
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
+                      keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = _num
+    extra = dict(extra or {})
+    rows = sorted(manifest_rows, key=lambda r: (str(r.get("placement", "")), str(r.get("path", ""))))
+    return env.get_template("report.html.j2").render(
+        campaign=campaign,
+        summary=summarize(results),
+        problems=[str(p) for p in extra.get("problems", [])],
+        groups=_tiles(jobs, results, store),
+        manifest_columns=MANIFEST_COLUMNS,
+        manifest=[[row.get(c, "") for c in MANIFEST_COLUMNS] for row in rows],
+    )

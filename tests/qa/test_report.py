@@ -1,0 +1,48 @@
+"""report.html and the markdown summary: offline, escaped, deterministic, complete."""
+
+from __future__ import annotations
+
+import re
+
+from synth import make_job, make_style, noise, scene, solid
+
+from qa import render_report, run_qa, summary_markdown
+
+MANIFEST = [{"asset_id": "good", "variant": 1, "placement": "meta.feed.square", "format": "webp", "width": 1080,
+             "height": 1080, "bytes": 12345, "qa_verdict": "pass", "path": "spring/exports/meta.feed.square/good.webp"}]
+
+
+def run(store, put_render):
+    jobs = [put_render(make_job("good"), scene()), put_render(make_job("black"), solid((0, 0, 0))),
+            put_render(make_job("noisy", 2), noise()), make_job("<script>alert(1)</script>")]
+    return jobs, run_qa(jobs[:3], store, {"acme@2": make_style()})
+
+
+def test_report_is_self_contained_escaped_and_lists_everything(store, put_render):
+    jobs, results = run(store, put_render)
+    html = render_report("spring", jobs, results, store, MANIFEST,
+                         extra={"problems": ["sheet.csv:4:style: unknown style 'zeta' <b>"]})
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "no external URLs"
+    assert html.count('src="data:image/jpeg;base64,') == 3
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    assert "unknown style &#39;zeta&#39; &lt;b&gt;" in html
+    for heading in ("fail (1)", "pass (2)", "not checked (1)"):
+        assert heading in html
+    assert "blank" in html and "near_black" in html
+    assert "spring/exports/meta.feed.square/good.webp" in html and "12345" in html
+
+
+def test_report_is_byte_identical_on_rerun(store, put_render):
+    jobs, results = run(store, put_render)
+    first = render_report("spring", jobs, results, store, MANIFEST, extra={"problems": []})
+    _, again = run(store, put_render)
+    assert render_report("spring", jobs, again, store, list(reversed(MANIFEST))) == first
+
+
+def test_markdown_summary_counts_verdicts_reasons_and_scores(store, put_render):
+    _, results = run(store, put_render)
+    md = summary_markdown("spring", results)
+    assert "3 renders checked." in md
+    assert "| fail | 1 |" in md and "| review | 0 |" in md and "| pass | 2 |" in md
+    assert "| blank | 1 |" in md and "| near_black | 1 |" in md
+    assert re.search(r"\| luma_mean \| 3 \| 0 \| [0-9.]+ \| [0-9.]+ \|", md)

@@ -1,0 +1,78 @@
+"""run_qa over a store: results in job order, stored JSON, determinism, fail closed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from synth import make_job, make_style, noise, scene, solid
+
+from qa import QAResult, run_qa
+from qa.checks import TECHNICAL_CHECKS
+from qa.stage import qa_job
+from qa.verdicts import in_spot_check
+
+STYLES = {"acme@2": make_style()}
+
+
+def test_results_come_back_in_job_order_and_are_written_as_json(store, put_render):
+    jobs = [put_render(make_job("good", 1), scene()), put_render(make_job("black", 1), solid((0, 0, 0))),
+            put_render(make_job("noisy", 1), noise())]
+    results = run_qa(jobs, store, STYLES)
+    assert [r.job_key for r in results] == [j.key for j in jobs]
+    assert [r.verdict for r in results] == ["pass", "fail", "pass"]
+    assert "blank" in results[1].reasons
+    for result in results:
+        stored = store.get(f"qa/{result.job_key}.json")
+        assert stored == result.to_json()
+        assert QAResult.from_dict(json.loads(stored)).verdict == result.verdict
+
+
+def test_same_renders_give_byte_identical_results(store, put_render):
+    jobs = [put_render(make_job(f"a{i}", 1), noise(i)) for i in range(3)]
+    first = [store.get(f"qa/{r.job_key}.json") for r in run_qa(jobs, store, STYLES)]
+    second = [store.get(f"qa/{r.job_key}.json") for r in run_qa(jobs, store, STYLES)]
+    assert first == second
+
+
+def test_wrong_size_render_fails(store, put_render):
+    job = put_render(make_job(width=128, height=160), scene(128, 128))
+    [result] = run_qa([job], store, STYLES)
+    assert result.verdict == "fail" and result.reasons == ("wrong_size",)
+    assert result.details["size"] == "128x128, expected 128x160"
+
+
+def test_missing_render_goes_to_review_and_garbage_fails(store):
+    missing, garbage = make_job("missing"), make_job("garbage")
+    store.put(f"renders/{garbage.key}.png", b"not a png")
+    results = run_qa([missing, garbage], store, STYLES)
+    assert (results[0].verdict, results[0].reasons) == ("review", ("render_missing",))
+    assert (results[1].verdict, results[1].reasons) == ("fail", ("render_undecodable",))
+    assert results[1].details["render"].startswith(f"renders/{garbage.key}.png: ")
+
+
+def test_unknown_style_goes_to_review(store, put_render):
+    job = put_render(make_job(style_version=9), scene())
+    [result] = run_qa([job], store, STYLES)
+    assert (result.verdict, result.reasons, result.details) == ("review", ("style_unknown",), {"style": "acme@9"})
+
+
+def test_a_check_that_raises_sends_the_render_to_review_with_the_error(store, put_render):
+    def broken(img, job, style):
+        raise RuntimeError("palette file unreadable")
+
+    job = put_render(make_job(), scene())
+    result = qa_job(job, store, make_style(), {**TECHNICAL_CHECKS, "palette": broken})
+    assert result.verdict == "review" and result.reasons == ("check_error:palette",)
+    assert result.details["error:palette"] == "RuntimeError: palette file unreadable"
+    failing = put_render(make_job("black"), solid((0, 0, 0)))
+    assert qa_job(failing, store, make_style(), {**TECHNICAL_CHECKS, "palette": broken}).verdict == "fail"
+
+
+@pytest.mark.parametrize("rate", [0.05])
+def test_style_sample_rate_sends_the_same_passing_renders_to_review(store, put_render, rate):
+    jobs = [put_render(make_job(f"asset-{i}"), noise(i)) for i in range(60)]
+    results = run_qa(jobs, store, {"acme@2": make_style(review_sample_rate=rate)})
+    sampled = [r.job_key for r in results if r.reasons == ("sampled",)]
+    assert sampled and sampled == [j.key for j in jobs if in_spot_check(j.key, rate)]
+    assert all(r.verdict == ("review" if r.job_key in sampled else "pass") for r in results)
