@@ -1,0 +1,1 @@
+"""Ad-platform exports: placements, fit/crop, overlays, encoders with byte caps, manifests."""

@@ -1,0 +1,56 @@
+"""Per-campaign manifests: ``<campaign>/manifest.json`` and a spreadsheet-safe ``manifest.csv``.
+
+One row per export file (key: ``path``, the file's store key). Rows of earlier runs are kept
+and replaced by path, rows are sorted by path, and nothing time-dependent is written, so a
+rerun that exports nothing new rewrites byte-identical manifests.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+
+from store.base import Store
+
+MANIFEST_FIELDS = (
+    "asset_id", "row", "variant", "placement", "platform", "format", "width", "height", "bytes", "sha256", "path",
+    "status", "error", "upscale", "upscale_flagged", "seed", "style", "style_version", "model", "model_revision",
+    "job_key", "prompt_sha256", "qa_verdict", "approval_id", "approved_by", "alt_text", "headline", "cta",
+)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: object) -> object:
+    """Prefix text that a spreadsheet would run as a formula with an apostrophe (OWASP CSV
+    injection advice); numbers and booleans pass through."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def manifest_json(rows: Iterable[dict]) -> bytes:
+    return (json.dumps(list(rows), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def manifest_csv(rows: Iterable[dict]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=MANIFEST_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({name: neutralise(row.get(name, "")) for name in MANIFEST_FIELDS})
+    return buffer.getvalue().encode("utf-8")
+
+
+def write_manifests(store: Store, campaign: str, rows: Iterable[dict]) -> list[dict]:
+    """Merge ``rows`` over the campaign's existing manifest (by path), write JSON + CSV; returns
+    the merged rows."""
+    key = f"{campaign}/manifest.json"
+    merged = {row["path"]: row for row in (json.loads(store.get(key)) if store.exists(key) else [])}
+    merged.update((row["path"], row) for row in rows)
+    ordered = [merged[path] for path in sorted(merged)]
+    store.put(key, manifest_json(ordered), content_type="application/json", overwrite=True)
+    store.put(f"{campaign}/manifest.csv", manifest_csv(ordered), content_type="text/csv; charset=utf-8",
+              overwrite=True)
+    return ordered

@@ -1,0 +1,179 @@
+"""Export stage: approved asset variants -> one file per placement x format, plus manifest rows.
+
+Files go to ``<campaign>/exports/<placement-id>/<asset_id>[-v<variant>].<ext>``. A file that is
+already in the store is not encoded again (resume); its manifest row is rebuilt from the stored
+bytes, so a rerun gives the same manifest. A file that cannot be made (render missing, byte cap
+unreachable) gets a row with ``status: failed`` and the reason, and the rest carry on.
+Work is spread over a process pool, one task per (item, placement); results equal serial ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import multiprocessing
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from exports.encode import CONTENT_TYPES, EXTENSIONS, FORMATS, ByteCapError, encode
+from exports.fit import cover_fit, focal_point, nearest_render, upscale_factor
+from exports.manifest import MANIFEST_FIELDS, write_manifests
+from exports.metadata import xmp_packet
+from exports.placements import Placement
+from plan.jobs import RenderJob
+from store.base import Store
+
+RUN_FORMATS = (*FORMATS, "upload")  # "upload": the placement's first accepted upload format
+DEFAULT_MAX_UPSCALE = 2.0
+
+
+@dataclass(frozen=True)
+class ExportItem:
+    """One approved variant of one sheet row, with its renders by aspect ratio."""
+
+    campaign: str
+    asset_id: str
+    row: int
+    variant: int
+    placements: tuple[str, ...]
+    renders: Mapping[str, RenderJob]  # aspect -> job
+    qa_verdict: str
+    approval_id: str
+    approved_by: str
+    alt_text: str
+    headline: str = ""
+    cta: str = ""
+
+
+def render_key(job: RenderJob) -> str:
+    return f"renders/{job.key}.png"
+
+
+def _stem(item: ExportItem, placement_id: str) -> str:
+    name = item.asset_id if item.variant == 1 else f"{item.asset_id}-v{item.variant}"
+    return f"{item.campaign}/exports/{placement_id}/{name}"
+
+
+def export_key(item: ExportItem, placement_id: str, fmt: str) -> str:
+    return f"{_stem(item, placement_id)}.{EXTENSIONS[fmt]}"
+
+
+def _formats_for(formats: Sequence[str], placement: Placement) -> list[str]:
+    resolved = (placement.upload_formats[0] if f == "upload" else f for f in formats)
+    return list(dict.fromkeys(resolved))
+
+
+def _base_row(item: ExportItem, placement: Placement, job: RenderJob | None) -> dict:
+    return {
+        "asset_id": item.asset_id, "row": item.row, "variant": item.variant, "placement": placement.id,
+        "platform": placement.platform, "width": placement.width, "height": placement.height,
+        "seed": job.seed if job else None, "style": job.style if job else "",
+        "style_version": job.style_version if job else None, "model": job.model_id if job else "",
+        "model_revision": job.model_revision if job else None, "job_key": job.key if job else "",
+        "prompt_sha256": job.prompt_sha256 if job else "", "qa_verdict": item.qa_verdict,
+        "approval_id": item.approval_id, "approved_by": item.approved_by, "alt_text": item.alt_text,
+        "headline": item.headline, "cta": item.cta, "upscale": None, "upscale_flagged": False,
+    }
+
+
+def _file_row(base: dict, fmt: str, key: str, data: bytes) -> dict:
+    with Image.open(io.BytesIO(data)) as image:
+        width, height = image.size
+    return {**base, "format": fmt, "path": key, "width": width, "height": height, "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(), "status": "exported", "error": ""}
+
+
+def _failed_row(base: dict, fmt: str, key: str, reason: str) -> dict:
+    return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "status": "failed", "error": reason}
+
+
+def export_placement(item: ExportItem, placement: Placement, formats: Sequence[str], store: Store,
+                     max_upscale: float = DEFAULT_MAX_UPSCALE) -> list[dict]:
+    """Every requested format of one item in one placement; never raises for bad input."""
+    job = nearest_render(item.renders, placement) if item.renders else None
+    base = _base_row(item, placement, job)
+    keys = {fmt: export_key(item, placement.id, fmt) for fmt in _formats_for(formats, placement)}
+    if job is None:
+        return [_failed_row(base, fmt, key, f"no render to export for {item.asset_id} v{item.variant}")
+                for fmt, key in keys.items()]
+    base["upscale"] = round(upscale_factor((job.width, job.height), placement.width, placement.height), 3)
+    base["upscale_flagged"] = base["upscale"] > max_upscale
+    missing = {fmt: key for fmt, key in keys.items() if not store.exists(key)}
+    fitted, reason = None, ""
+    if missing:
+        try:
+            with Image.open(io.BytesIO(store.get(render_key(job)))) as render:
+                render.load()
+                fitted = cover_fit(render, placement.width, placement.height, focal_point(render))
+        except (FileNotFoundError, KeyError):
+            reason = f"render {render_key(job)} is not in the store"
+        except (UnidentifiedImageError, OSError) as exc:
+            reason = f"render {render_key(job)} cannot be decoded: {exc}"
+    rows = []
+    for fmt, key in keys.items():
+        if fmt not in missing:
+            rows.append(_file_row(base, fmt, key, store.get(key)))
+            continue
+        if fitted is None:
+            rows.append(_failed_row(base, fmt, key, reason))
+            continue
+        try:
+            encoded = encode(fitted, fmt, max_bytes=placement.max_bytes,
+                             xmp=xmp_packet(job.key, f"{job.style}@{job.style_version}"))
+        except ByteCapError as exc:
+            rows.append(_failed_row(base, fmt, key, f"{fmt} for {placement.id}: {exc}"))
+            continue
+        store.put(key, encoded.data, content_type=CONTENT_TYPES[fmt])  # False: written meanwhile, same bytes
+        rows.append(_file_row(base, fmt, key, store.get(key)))
+    return rows
+
+
+def _export_task(args: tuple) -> list[dict]:
+    return export_placement(*args)
+
+
+def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping[str, Placement], *,
+                  formats: Sequence[str] = ("webp", "avif", "upload"), workers: int | None = None,
+                  max_upscale: float = DEFAULT_MAX_UPSCALE) -> list[dict]:
+    """Export every item to each of its placements in each format; manifest rows sorted by path.
+
+    ``formats``: any of webp, avif, jpeg, png, upload. ``workers``: processes (None: all
+    cores; 1: in this process). Renders enlarged more than ``max_upscale`` times are exported
+    and flagged (``upscale_flagged``) in their rows.
+    """
+    bad = [f for f in formats if f not in RUN_FORMATS]
+    if bad or not formats:
+        raise ValueError(f"formats must be some of {', '.join(RUN_FORMATS)} but are {list(formats)!r}")
+    rows: list[dict] = []
+    tasks = []
+    for item in items:
+        for pid in item.placements:
+            if pid in placements:
+                tasks.append((item, placements[pid], tuple(formats), store, max_upscale))
+            else:
+                rows.append(_unknown_placement_row(item, pid))
+    count = min(workers or os.cpu_count() or 1, len(tasks))
+    if count <= 1:
+        results = [_export_task(task) for task in tasks]
+    else:
+        with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(_export_task, tasks))
+    rows.extend(row for result in results for row in result)
+    return sorted(rows, key=lambda row: row["path"])
+
+
+def _unknown_placement_row(item: ExportItem, pid: str) -> dict:
+    return {name: "" for name in MANIFEST_FIELDS} | {
+        "asset_id": item.asset_id, "row": item.row, "variant": item.variant, "placement": pid,
+        "path": _stem(item, pid), "bytes": 0, "status": "failed",
+        "error": f"unknown placement {pid!r} (see exports/platforms.yaml or your placements file)",
+        "qa_verdict": item.qa_verdict, "approval_id": item.approval_id, "approved_by": item.approved_by,
+        "alt_text": item.alt_text,
+    }
+
+
+__all__ = ["DEFAULT_MAX_UPSCALE", "RUN_FORMATS", "ExportItem", "export_assets", "export_placement", "write_manifests"]

@@ -1,0 +1,135 @@
+"""export_assets + write_manifests on synthetic renders in a real LocalStore."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from exports.metadata import TRAINED_ALGORITHMIC_MEDIA
+from exports.placements import load_placements
+from exports.stage import export_assets, write_manifests
+from tests.exports.conftest import make_item
+
+PLACEMENTS = ("google.display.upload.300x250", "google.display.upload.728x90", "meta.stories")
+PIL_FORMATS = {"webp": "WEBP", "avif": "AVIF", "jpeg": "JPEG", "png": "PNG"}
+
+
+@pytest.fixture(scope="module")
+def placements():
+    return load_placements()
+
+
+def test_every_file_has_exact_size_format_cap_xmp_and_no_exif(store, placements):
+    item = make_item(store, PLACEMENTS)
+    rows = export_assets([item], store, placements, formats=("webp", "avif", "upload"), workers=1)
+    assert len(rows) == len(PLACEMENTS) * 3
+    assert [r["path"] for r in rows] == sorted(r["path"] for r in rows)
+    for row in rows:
+        placement = placements[row["placement"]]
+        assert row["status"] == "exported", row["error"]
+        data = store.get(row["path"])
+        assert len(data) == row["bytes"] and (placement.max_bytes is None or len(data) <= placement.max_bytes)
+        with Image.open(io.BytesIO(data)) as image:
+            assert image.format == PIL_FORMATS[row["format"]]
+            assert image.size == (placement.width, placement.height) == (row["width"], row["height"])
+            image.load()
+            assert not image.getexif(), row["path"]
+            assert "exif" not in image.info and "icc_profile" not in image.info
+            xmp = json.dumps(image.getxmp())
+            assert TRAINED_ALGORITHMIC_MEDIA in xmp and row["job_key"] in xmp
+    upload = {r["placement"]: r["format"] for r in rows if r["format"] not in ("webp", "avif")}
+    assert upload == {pid: placements[pid].upload_formats[0] for pid in PLACEMENTS}
+    assert {Path(r["path"]).suffix for r in rows} == {".webp", ".avif", ".jpg"}
+
+
+def test_rows_carry_the_manifest_contract(store, placements):
+    item = make_item(store, ("meta.stories",))
+    (row,) = export_assets([item], store, placements, formats=("webp",), workers=1)
+    job = item.renders["9:16"]  # nearest aspect to 1080x1920
+    assert row | {} == row and {
+        "asset_id": "pack-01", "row": 2, "variant": 1, "placement": "meta.stories", "format": "webp",
+        "width": 1080, "height": 1920, "seed": job.seed, "style": "acme", "style_version": 2,
+        "model": "brandbatch/tiny-sd", "model_revision": "builtin-1", "job_key": job.key,
+        "prompt_sha256": job.prompt_sha256, "qa_verdict": "pass", "approval_id": "auto-pack-01-1",
+        "approved_by": "qa:auto", "alt_text": "Orange backpack", "path": "spring/exports/meta.stories/pack-01.webp",
+    }.items() <= row.items()
+    assert row["upscale"] == 12.0 and row["upscale_flagged"] is True
+    assert len(row["sha256"]) == 64
+
+
+def test_variants_get_their_own_file_names(store, placements):
+    items = [make_item(store, ("google.display.upload.300x250",), variant=v) for v in (1, 2)]
+    rows = export_assets(items, store, placements, formats=("upload",), workers=1)
+    assert [r["path"] for r in rows] == ["spring/exports/google.display.upload.300x250/pack-01-v2.jpg",
+                                         "spring/exports/google.display.upload.300x250/pack-01.jpg"]
+    assert rows[0]["sha256"] != rows[1]["sha256"]
+
+
+def test_rerun_skips_existing_files_and_gives_identical_manifests(store, placements):
+    item = make_item(store, PLACEMENTS[:2])
+    first = export_assets([item], store, placements, workers=1)
+    write_manifests(store, "spring", first)
+    manifest = store.get("spring/manifest.json"), store.get("spring/manifest.csv")
+    files = {r["path"]: Path(store.location(r["path"])).stat().st_mtime_ns for r in first}
+    second = export_assets([item], store, placements, workers=1)
+    write_manifests(store, "spring", second)
+    assert second == first
+    assert (store.get("spring/manifest.json"), store.get("spring/manifest.csv")) == manifest
+    assert files == {p: Path(store.location(p)).stat().st_mtime_ns for p in files}
+
+
+def test_same_render_gives_same_bytes_in_a_fresh_store(tmp_path, placements):
+    from store.local import LocalStore
+
+    rows = []
+    for name in ("a", "b"):
+        store = LocalStore(tmp_path / name)
+        rows.append(export_assets([make_item(store, PLACEMENTS[:2])], store, placements, workers=1))
+    assert [r["sha256"] for r in rows[0]] == [r["sha256"] for r in rows[1]]
+
+
+def test_parallel_equals_serial(tmp_path, placements):
+    from store.local import LocalStore
+
+    results = []
+    for workers in (1, 2):
+        store = LocalStore(tmp_path / f"w{workers}")
+        items = [make_item(store, PLACEMENTS[:2], asset=a) for a in ("pack-01", "tent-02")]
+        results.append(export_assets(items, store, placements, formats=("webp", "upload"), workers=workers))
+    assert results[0] == results[1]
+
+
+def test_missing_render_and_unknown_placement_fail_only_their_rows(store, placements):
+    good = make_item(store, ("google.display.upload.300x250",), asset="good-01")
+    broken = make_item(store, ("google.display.upload.300x250", "no.such.placement"), asset="bad-01")
+    for job in broken.renders.values():
+        Path(store.location(f"renders/{job.key}.png")).unlink()
+    rows = export_assets([good, broken], store, placements, formats=("webp",), workers=1)
+    by_asset = {(r["asset_id"], r["placement"]): r for r in rows}
+    assert by_asset[("good-01", "google.display.upload.300x250")]["status"] == "exported"
+    missing = by_asset[("bad-01", "google.display.upload.300x250")]
+    assert missing["status"] == "failed" and "is not in the store" in missing["error"]
+    assert not store.exists(missing["path"])
+    unknown = by_asset[("bad-01", "no.such.placement")]
+    assert unknown["status"] == "failed" and "unknown placement 'no.such.placement'" in unknown["error"]
+
+
+def test_unreachable_byte_cap_fails_that_file_with_the_reason(store, tmp_path):
+    extra = tmp_path / "tiny-cap.yaml"
+    extra.write_text("placements:\n- {id: meta.stories, max_bytes: 1024}\n")
+    placements = load_placements(extra)
+    rows = export_assets([make_item(store, ("meta.stories", "google.display.upload.300x250"))], store, placements,
+                         formats=("jpeg",), workers=1)
+    capped, other = rows[1], rows[0]
+    assert capped["placement"] == "meta.stories" and capped["status"] == "failed"
+    assert "over the cap of 1024 bytes" in capped["error"] and not store.exists(capped["path"])
+    assert other["status"] == "exported"
+
+
+def test_bad_formats_are_rejected_with_the_allowed_ones(store, placements):
+    with pytest.raises(ValueError, match="formats must be some of webp, avif, jpeg, png, upload but are"):
+        export_assets([], store, placements, formats=("gif",))
