@@ -64,7 +64,8 @@ def search_quality(encode_at: Callable[[int], bytes], lo: int, hi: int, max_byte
 
     Tries ``hi`` first; if that is too big, predicts the quality for the cap from ln(bytes)
     being close to linear in quality: with one point from ``slope``, afterwards from the
-    secant through the measured points nearest the cap.
+    secant through the measured points nearest the cap. Stops when the prediction says
+    nothing above the best fitting quality fits, or it is within ``TOLERANCE`` of a failure.
     """
     sizes: dict[int, int] = {}
     fitting: dict[int, bytes] = {}
@@ -82,11 +83,12 @@ def search_quality(encode_at: Callable[[int], bytes], lo: int, hi: int, max_byte
             break
         if best_fit is None and lowest_over == lo:
             break
-        floor = best_fit + 1 if best_fit is not None else lo
         nxt = _predict(sizes, lowest_over, best_fit, max_bytes, slope)
-        nxt = min(max(nxt, floor), lowest_over - 1)
-        if nxt in sizes:  # no new information: fall back to bisection
-            nxt = (floor + lowest_over - 1) // 2
+        if best_fit is not None and nxt <= best_fit:
+            break  # the size curve through the nearest points says nothing higher fits
+        nxt = min(max(nxt, lo), lowest_over - 1)
+        if nxt in sizes:  # no new information: bisect instead
+            nxt = ((best_fit if best_fit is not None else lo) + lowest_over) // 2
             if nxt in sizes:
                 break
         quality = nxt
