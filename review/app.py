@@ -1,0 +1,333 @@
+"""The designers' review web app (Starlette + Jinja2 templates in ``templates/review/``).
+
+GET pages never change state. Every POST needs the session's CSRF token (form field
+``csrf`` or header ``X-CSRF-Token``) and an Origin (or Referer) of this site, else 403.
+Reviewers log in with their token (401 when wrong) and get a signed session cookie
+(HttpOnly, SameSite=Strict). Ids in URLs are validated hex; renders are served by job key
+only. Decisions answer JSON to the page's scripts (no reload) or redirect plain forms.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from plan.jobs import RenderJob
+from review.auth import load_reviewers, reviewer_for, same_origin, token_fingerprint
+from review.queue import (DECISIONS, REASON_CODES, STATES, Conflict, InvalidDecision, Item, ItemNotFound,
+                          ReviewQueue, check_item_id)
+from store import Store, open_store
+
+Publish = Callable[[str], object]  # campaign -> starts its export
+Rerender = Callable[[Sequence[RenderJob]], object]  # reroll jobs -> render, QA, re-queue
+JOB_KEY = re.compile(r"^[0-9a-f]{64}$")
+CAMPAIGN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+VERDICTS = ("pass", "review", "fail")
+SESSION_HOURS = 12
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self'; script-src 'self'; style-src 'self'; "
+                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def templates_dir() -> Path:
+    root = os.environ.get("BRANDBATCH_TEMPLATES")
+    return (Path(root) if root else Path(__file__).resolve().parents[1] / "templates") / "review"
+
+
+class Forbidden(Exception):
+    pass
+
+
+class _Review:
+    """Request handlers over one queue and store."""
+
+    def __init__(self, queue: ReviewQueue, store: Store, reviewers: Mapping[str, str],
+                 publish: Publish | None, rerender: Rerender | None) -> None:
+        self.queue, self.store, self.reviewers = queue, store, dict(reviewers)
+        self.publish, self.rerender = publish, rerender
+        self.secret = queue.secret()
+        self.assets = templates_dir()
+        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(self.assets), autoescape=True,
+                                      undefined=jinja2.StrictUndefined)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def reviewer(self, request: Request) -> str | None:
+        name = request.session.get("reviewer")
+        token = self.reviewers.get(name) if isinstance(name, str) else None
+        if token is None or request.session.get("fp") != token_fingerprint(self.secret, token):
+            return None
+        return name
+
+    def csrf(self, request: Request) -> str:
+        if "csrf" not in request.session:
+            request.session["csrf"] = secrets.token_urlsafe(32)
+        return request.session["csrf"]
+
+    def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        text = self.env.get_template(name).render(
+            reviewer=self.reviewer(request), csrf=self.csrf(request), states=STATES, verdicts=VERDICTS,
+            reasons=REASON_CODES, can_publish=self.publish is not None, **context)
+        return HTMLResponse(text, status_code=status, headers=SECURITY_HEADERS)
+
+    async def post_fields(self, request: Request) -> dict[str, Any]:
+        """The POST's fields, after the Origin and CSRF checks (Forbidden when they fail)."""
+        own = f"{request.url.scheme}://{request.url.netloc}"
+        if not same_origin(request.headers.get("origin"), request.headers.get("referer"), own):
+            raise Forbidden("cross-site request refused: Origin/Referer is not this site")
+        if request.headers.get("content-type", "").startswith("application/json"):
+            try:
+                fields = await request.json()
+            except ValueError:
+                fields = None
+            if not isinstance(fields, dict):
+                raise Forbidden("request body must be a JSON object")
+        else:
+            fields = dict(await request.form())
+        sent = request.headers.get("x-csrf-token") or fields.get("csrf") or ""
+        expected = request.session.get("csrf")
+        if not expected or not isinstance(sent, str) or not secrets.compare_digest(sent.encode(), expected.encode()):
+            raise Forbidden("missing or wrong CSRF token: reload the page")
+        return fields
+
+    def campaign_or_404(self, campaign: str) -> str:
+        if not CAMPAIGN.match(campaign) or campaign not in self.queue.campaigns():
+            raise ItemNotFound(f"no campaign {campaign!r} in the review queue")
+        return campaign
+
+    # -- pages -----------------------------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        try:
+            self.queue.campaigns()
+        except Exception as exc:  # noqa: BLE001 (any database failure is "unhealthy")
+            return JSONResponse({"status": "error", "database": type(exc).__name__}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    async def login_page(self, request: Request) -> Response:
+        return self.page(request, "login.html", next=_local(request.query_params.get("next")), error=None)
+
+    async def login(self, request: Request) -> Response:
+        fields = await self.post_fields(request)
+        token = fields.get("token")
+        name = reviewer_for(token, self.reviewers) if isinstance(token, str) and token else None
+        target = _local(fields.get("next"))
+        if name is None:
+            return self.page(request, "login.html", status=401, next=target, error="Unknown token.")
+        request.session.clear()
+        request.session.update(reviewer=name, fp=token_fingerprint(self.secret, self.reviewers[name]),
+                               csrf=secrets.token_urlsafe(32))
+        return RedirectResponse(target, status_code=303)
+
+    async def logout(self, request: Request) -> Response:
+        await self.post_fields(request)
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    async def campaigns(self, request: Request) -> Response:
+        return self.page(request, "campaigns.html", campaigns=self.queue.campaigns())
+
+    async def grid(self, request: Request) -> Response:
+        campaign = self.campaign_or_404(request.path_params["campaign"])
+        state = request.query_params.get("state") or None
+        verdict = request.query_params.get("verdict") or None
+        state = state if state in STATES else None
+        verdict = verdict if verdict in VERDICTS else None
+        items = self.queue.items(campaign, state=state, verdict=verdict)
+        return self.page(request, "grid.html", campaign=campaign, items=items, state=state, verdict=verdict,
+                         counts=self.queue.campaigns()[campaign])
+
+    async def detail(self, request: Request) -> Response:
+        item = self.queue.item(request.path_params["item_id"])
+        siblings = [i.id for i in self.queue.items(item.campaign)]
+        at = siblings.index(item.id)
+        return self.page(request, "detail.html", item=item, decisions=self.queue.decisions(item.id),
+                         prev_id=siblings[at - 1] if at > 0 else None,
+                         next_id=siblings[at + 1] if at + 1 < len(siblings) else None)
+
+    async def render(self, request: Request) -> Response:
+        key = request.path_params["job_key"]
+        if not JOB_KEY.match(key) or not self.store.exists(f"renders/{key}.png"):
+            raise ItemNotFound(f"no render {key!r}")
+        return Response(self.store.get(f"renders/{key}.png"), media_type="image/png",
+                        headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=86400, immutable"})
+
+    async def asset(self, request: Request) -> Response:
+        name = {"review.js": "text/javascript", "review.css": "text/css"}
+        filename = request.path_params["name"]
+        if filename not in name:
+            raise ItemNotFound(filename)
+        return FileResponse(self.assets / filename, media_type=name[filename], headers=SECURITY_HEADERS)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    async def decide(self, request: Request) -> Response:
+        item_id = check_item_id(request.path_params["item_id"])
+        fields = await self.post_fields(request)
+        decision = fields.get("decision")
+        if decision not in DECISIONS:
+            raise InvalidDecision(f"decision must be one of {', '.join(DECISIONS)} but is {decision!r}")
+        version = _version(fields.get("version"))
+        reason = fields.get("reason") or None
+        note = fields.get("note") or None
+        reviewer = self.reviewer(request)
+        assert reviewer is not None  # the middleware let only reviewers through
+        task = None
+        if decision == "reroll":
+            jobs = self.queue.reroll(item_id, reviewer, expected_version=version, reason=reason, note=note)
+            task = BackgroundTask(self.rerender, jobs) if self.rerender is not None else None
+        else:
+            self.queue.decide(item_id, reviewer, decision, reason, note, expected_version=version)
+        item = self.queue.item(item_id)
+        if _wants_json(request):
+            return JSONResponse(_summary(item), background=task)
+        return RedirectResponse(f"/i/{item_id}", status_code=303, background=task)
+
+    async def bulk_approve(self, request: Request) -> Response:
+        campaign = self.campaign_or_404(request.path_params["campaign"])
+        fields = await self.post_fields(request)
+        reviewer = self.reviewer(request)
+        assert reviewer is not None
+        wanted = fields.get("items")  # {"id": version, ...} (JSON) or "id:version,..." (form)
+        if isinstance(wanted, str):
+            wanted = dict(part.split(":", 1) for part in wanted.split(",") if ":" in part)
+        if not isinstance(wanted, dict):
+            raise InvalidDecision("items must map item id -> version")
+        done, conflicts = [], []
+        for item_id, version in wanted.items():
+            item = self.queue.item(item_id)
+            if item.campaign != campaign:
+                raise ItemNotFound(f"item {item_id} is not in campaign {campaign}")
+            try:
+                done.append(_summary(self.queue.decide(item_id, reviewer, "approve", expected_version=_version(version))))
+            except Conflict as exc:
+                conflicts.append({"id": item_id, "error": str(exc)})
+        if _wants_json(request):
+            return JSONResponse({"approved": done, "conflicts": conflicts}, status_code=409 if conflicts else 200)
+        return RedirectResponse(f"/c/{campaign}", status_code=303)
+
+    async def publish_approved(self, request: Request) -> Response:
+        campaign = self.campaign_or_404(request.path_params["campaign"])
+        await self.post_fields(request)
+        if self.publish is None:
+            raise ItemNotFound("publishing is not enabled on this server")
+        approved = len(self.queue.approved(campaign))
+        task = BackgroundTask(self.publish, campaign)
+        if _wants_json(request):
+            return JSONResponse({"campaign": campaign, "approved": approved, "started": True}, status_code=202,
+                                background=task)
+        return RedirectResponse(f"/c/{campaign}", status_code=303, background=task)
+
+
+def _version(value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        raise InvalidDecision(f"version must be the item's version number but is {value!r}") from None
+
+
+def _local(target: object) -> str:
+    """A same-site path to go to after login ('/' when not one)."""
+    if isinstance(target, str) and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return "/"
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+def _summary(item: Item) -> dict[str, Any]:
+    return {"id": item.id, "state": item.state, "version": item.version, "approved_by": item.approved_by,
+            "approval_id": item.approval_id, "reroll": item.reroll}
+
+
+def _error(request: Request, status: int, message: str) -> Response:
+    if _wants_json(request) or request.method == "POST":
+        return JSONResponse({"error": message}, status_code=status, headers=SECURITY_HEADERS)
+    return HTMLResponse(f"<!doctype html><title>{status}</title><p>{html.escape(message)}</p>",
+                        status_code=status, headers=SECURITY_HEADERS)
+
+
+def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: Store | None = None,
+               publish: Publish | None = None, rerender: Rerender | None = None,
+               allowed_hosts: Sequence[str] = ("127.0.0.1", "localhost")) -> Starlette:
+    """The review app for the queue of ``out`` (see ``review.queue.database_url``).
+
+    ``reviewers``: name -> token (default: :func:`review.auth.load_reviewers`).
+    ``publish``: called with a campaign to export its approved items; None hides the button.
+    ``rerender``: called (after the response) with a reroll's jobs to render, QA and re-queue
+    them; None leaves them to the next ``pending_rerolls`` run.
+    ``allowed_hosts``: Host headers served (guards against DNS rebinding).
+    """
+    queue = ReviewQueue.for_out(out)
+    review = _Review(queue, store or open_store(out), load_reviewers() if reviewers is None else reviewers,
+                     publish, rerender)
+    public = {"/healthz", "/login", "/assets/review.css", "/assets/review.js"}
+
+    async def guard(request: Request, call_next: Callable) -> Response:
+        if request.url.path not in public and review.reviewer(request) is None:
+            if request.method == "GET" and not _wants_json(request):
+                return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            return _error(request, 401, "log in with your reviewer token first")
+        return await call_next(request)
+
+    def handler(status: int, fixed: str | None = None) -> Callable[[Request, Exception], Response]:
+        return lambda request, exc: _error(request, status, fixed or str(exc))
+
+    routes = [
+        Route("/healthz", review.healthz),
+        Route("/login", review.login_page, methods=["GET"]),
+        Route("/login", review.login, methods=["POST"]),
+        Route("/logout", review.logout, methods=["POST"]),
+        Route("/", review.campaigns),
+        Route("/c/{campaign}", review.grid),
+        Route("/c/{campaign}/approve", review.bulk_approve, methods=["POST"]),
+        Route("/c/{campaign}/publish", review.publish_approved, methods=["POST"]),
+        Route("/i/{item_id}", review.detail),
+        Route("/i/{item_id}/decide", review.decide, methods=["POST"]),
+        Route("/render/{job_key}.png", review.render),
+        Route("/assets/{name}", review.asset),
+    ]
+    middleware = [
+        Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)),
+        Middleware(SessionMiddleware, secret_key=review.secret, session_cookie="brandbatch_review",
+                   max_age=SESSION_HOURS * 3600, same_site="strict"),
+        Middleware(BaseHTTPMiddleware, dispatch=guard),
+    ]
+    app = Starlette(routes=routes, middleware=middleware,
+                    exception_handlers={Forbidden: handler(403), ItemNotFound: handler(404), Conflict: handler(409),
+                                        InvalidDecision: handler(400), 404: handler(404, "not found"),
+                                        405: handler(405, "method not allowed")})
+    app.state.queue = queue
+    return app
+
+
+def serve(out: str, host: str = "127.0.0.1", port: int = 8765, *, publish: Publish | None = None,
+          rerender: Rerender | None = None) -> None:
+    """Run the review app with uvicorn (127.0.0.1 unless told otherwise)."""
+    import uvicorn
+
+    hosts = ["127.0.0.1", "localhost"] + ([host] if host not in ("0.0.0.0", "::") else [])
+    uvicorn.run(create_app(out, publish=publish, rerender=rerender, allowed_hosts=hosts), host=host, port=port,
+                log_level="info")

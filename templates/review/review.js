@@ -1,0 +1,126 @@
+// Keyboard-first review: j/k or arrows move, space selects, a approve, x reject (reason), r reroll.
+"use strict";
+(() => {
+  const csrf = document.querySelector('meta[name="csrf"]').content;
+  const page = document.body.dataset.page;
+  const status = document.getElementById("status");
+  const items = () => Array.from(document.querySelectorAll(".item"));
+  let at = 0;
+
+  const say = (text) => { status.textContent = text; };
+  const post = async (url, body) => {
+    const response = await fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "Accept": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify(body),
+    });
+    const data = await response.json().catch(() => ({ error: response.statusText }));
+    return { ok: response.ok, status: response.status, data };
+  };
+  const show = (card, summary) => {
+    card.dataset.version = summary.version;
+    card.dataset.state = summary.state;
+    const badge = card.querySelector(".badge.state");
+    badge.textContent = summary.state.replace("_", " ");
+    badge.className = `badge state state-${summary.state}`;
+  };
+  const focus = (index) => {
+    const all = items();
+    if (!all.length) return;
+    at = Math.max(0, Math.min(index, all.length - 1));
+    all.forEach((card, i) => card.classList.toggle("focused", i === at));
+    all[at].focus({ preventScroll: true });
+    all[at].scrollIntoView({ block: "nearest" });
+  };
+  const current = () => items()[at];
+
+  const decide = async (card, decision, reason, note) => {
+    if (!card) return;
+    const { ok, status: code, data } = await post(`/i/${card.dataset.id}/decide`,
+      { decision, version: card.dataset.version, reason, note });
+    if (ok) {
+      show(card, data);
+      say(`${decision === "reroll" ? "Reroll requested" : decision === "approve" ? "Approved" : "Rejected"}: ${card.querySelector("strong, h1").textContent.trim()}`);
+      if (page === "grid") focus(at + 1);
+    } else {
+      say(code === 409 ? `Conflict: ${data.error}` : `Error ${code}: ${data.error}`);
+    }
+  };
+
+  const dialog = document.getElementById("reject-dialog");
+  let rejecting = null;
+  const askReject = (card) => {
+    if (!card || !dialog) return;
+    rejecting = card;
+    document.getElementById("reject-note").value = "";
+    dialog.showModal();
+    document.getElementById("reject-reason").focus();
+  };
+  if (dialog) {
+    document.getElementById("reject-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      dialog.close();
+      decide(rejecting, "reject", document.getElementById("reject-reason").value,
+        document.getElementById("reject-note").value);
+    });
+    document.getElementById("reject-cancel").addEventListener("click", () => dialog.close());
+  }
+
+  const go = (id) => { if (id) window.location.assign(`/i/${id}`); };
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest("input, textarea, select, dialog")) return;
+    const card = current();
+    const key = event.key;
+    const next = ["j", "ArrowDown", "ArrowRight"].includes(key);
+    const prev = ["k", "ArrowUp", "ArrowLeft"].includes(key);
+    if (page === "detail" && (next || prev)) go(document.body.dataset[next ? "next" : "prev"]);
+    else if (next) focus(at + 1);
+    else if (prev) focus(at - 1);
+    else if (key === "a") decide(card, "approve");
+    else if (key === "x") askReject(card);
+    else if (key === "r") decide(card, "reroll");
+    else if (key === " " && page === "grid" && card) {
+      const box = card.querySelector(".pick");
+      box.checked = !box.checked;
+      card.classList.toggle("picked", box.checked);
+    } else if ((key === "Enter" || key === "o") && page === "grid" && card) go(card.dataset.id);
+    else return;
+    event.preventDefault();
+  });
+
+  document.querySelectorAll("[data-decision]").forEach((button) => button.addEventListener("click", () => {
+    const card = button.closest(".item");
+    if (button.dataset.decision === "reject") askReject(card);
+    else decide(card, button.dataset.decision);
+  }));
+  document.querySelectorAll(".pick").forEach((box) => box.addEventListener("change", () =>
+    box.closest(".item").classList.toggle("picked", box.checked)));
+  items().forEach((card, i) => card.addEventListener("click", (event) => {
+    if (!event.target.closest("a, input, button")) focus(i);
+  }));
+
+  const bulk = document.getElementById("bulk-approve");
+  if (bulk) bulk.addEventListener("click", async () => {
+    const picked = items().filter((card) => card.querySelector(".pick").checked);
+    if (!picked.length) { say("Select items first (space or the checkbox)."); return; }
+    const wanted = Object.fromEntries(picked.map((card) => [card.dataset.id, card.dataset.version]));
+    const { data } = await post(`/c/${document.body.dataset.campaign}/approve`, { items: wanted });
+    (data.approved || []).forEach((summary) => {
+      const card = picked.find((c) => c.dataset.id === summary.id);
+      show(card, summary);
+      card.querySelector(".pick").checked = false;
+      card.classList.remove("picked");
+    });
+    say(`Approved ${(data.approved || []).length}` +
+      ((data.conflicts || []).length ? `; ${data.conflicts.length} changed meanwhile (reload)` : "") +
+      (data.error ? `; ${data.error}` : ""));
+  });
+  const publish = document.getElementById("publish");
+  if (publish) publish.addEventListener("click", async () => {
+    const { ok, data } = await post(`/c/${document.body.dataset.campaign}/publish`, {});
+    say(ok ? `Publishing ${data.approved} approved item(s)…` : `Error: ${data.error}`);
+  });
+
+  if (page === "grid" || page === "detail") focus(0);
+})();

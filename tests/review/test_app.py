@@ -1,0 +1,288 @@
+from __future__ import annotations
+
+import io
+import re
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from PIL import Image
+from review_factories import CAMPAIGN, make_jobs, results_for
+from starlette.testclient import TestClient
+
+from review.app import create_app
+from review.queue import Item, ReviewQueue, decisions_table, items_table
+from store import LocalStore
+
+REVIEWERS = {"dana": "dana-token-0123456789", "lee": "lee-token-0123456789abc"}
+ORIGIN = {"origin": "http://testserver"}
+
+
+def png(color: tuple[int, int, int], size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def items(out: Path, queue: ReviewQueue) -> list[Item]:
+    store = LocalStore(out)
+    queued = []
+    for n, (asset, verdict) in enumerate([("tent-02", "review"), ("trail-pack-01", "review"), ("bottle-03", "pass")]):
+        jobs = make_jobs(asset, row=n + 2)
+        for job in jobs:
+            store.put(f"renders/{job.key}.png", png((40 * n, 90, 160), (job.width, job.height)))
+        queued.append(queue.enqueue(jobs, results_for(jobs, verdict)))
+    return queued
+
+
+def app_for(out: Path, **kw) -> TestClient:
+    return TestClient(create_app(str(out), reviewers=REVIEWERS, allowed_hosts=["testserver"], **kw),
+                      follow_redirects=False)
+
+
+def csrf_of(client: TestClient, path: str = "/login") -> str:
+    page = client.get(path)
+    assert page.status_code == 200, page.text
+    return re.search(r'<meta name="csrf" content="([^"]+)">', page.text).group(1)
+
+
+def login(client: TestClient, name: str = "dana") -> str:
+    token = csrf_of(client)
+    response = client.post("/login", data={"token": REVIEWERS[name], "csrf": token, "next": "/"}, headers=ORIGIN)
+    assert response.status_code == 303, response.text
+    return csrf_of(client, "/")
+
+
+def decide(client: TestClient, csrf: str, item: Item, decision: str, version: int | None = None, **fields):
+    return client.post(f"/i/{item.id}/decide", json={"decision": decision, "version": version or item.version, **fields},
+                       headers={**ORIGIN, "x-csrf-token": csrf, "accept": "application/json"})
+
+
+def snapshot(queue: ReviewQueue) -> tuple:
+    with queue.engine.connect() as conn:
+        return (conn.execute(sa.select(items_table).order_by(items_table.c.id)).all(),
+                conn.execute(sa.select(decisions_table).order_by(decisions_table.c.id)).all())
+
+
+@pytest.fixture
+def client(out: Path, items: list[Item]) -> TestClient:
+    with app_for(out) as c:
+        yield c
+
+
+def test_healthz_needs_no_login(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
+
+
+def test_pages_need_login(client: TestClient, items: list[Item]) -> None:
+    assert client.get("/").headers["location"] == "/login?next=/"
+    assert client.get(f"/render/{items[0].jobs['1:1'].key}.png").status_code == 303
+    assert decide(client, "whatever", items[0], "approve").status_code == 401
+
+
+def test_wrong_token_is_401(client: TestClient) -> None:
+    token = csrf_of(client)
+    response = client.post("/login", data={"token": "not-a-reviewer-token", "csrf": token}, headers=ORIGIN)
+    assert response.status_code == 401 and "Unknown token" in response.text
+    assert client.get("/").status_code == 303  # still not logged in
+
+
+def test_login_cookie_is_httponly_and_strict(client: TestClient) -> None:
+    token = csrf_of(client)
+    response = client.post("/login", data={"token": REVIEWERS["dana"], "csrf": token}, headers=ORIGIN)
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert REVIEWERS["dana"] not in response.headers["set-cookie"]
+
+
+@pytest.mark.parametrize(("headers", "with_csrf"), [
+    (ORIGIN, False),  # no CSRF token
+    ({"origin": "https://evil.example"}, True),  # foreign Origin
+    ({"referer": "http://evil.example/page"}, True),  # foreign Referer, no Origin
+    ({}, True),  # neither Origin nor Referer
+    ({"origin": "null"}, True),
+])
+def test_post_without_csrf_or_from_elsewhere_is_403(client: TestClient, items: list[Item], queue: ReviewQueue,
+                                                     headers: dict, with_csrf: bool) -> None:
+    csrf = login(client)
+    before = snapshot(queue)
+    fields = {"decision": "approve", "version": 1, **({"csrf": csrf} if with_csrf else {})}
+    assert client.post(f"/i/{items[0].id}/decide", data=fields, headers=headers).status_code == 403
+    assert client.post(f"/i/{items[0].id}/decide", json=fields, headers=headers).status_code == 403
+    assert client.post(f"/c/{CAMPAIGN}/approve", data={**fields, "items": f"{items[0].id}:1"},
+                       headers=headers).status_code == 403
+    wrong = {**fields, "csrf": "x" * 43}
+    assert client.post(f"/i/{items[0].id}/decide", data=wrong, headers=ORIGIN).status_code == 403
+    assert snapshot(queue) == before
+
+
+def test_login_itself_needs_csrf_and_origin(client: TestClient) -> None:
+    token = csrf_of(client)
+    assert client.post("/login", data={"token": REVIEWERS["dana"]}, headers=ORIGIN).status_code == 403
+    assert client.post("/login", data={"token": REVIEWERS["dana"], "csrf": token},
+                       headers={"origin": "https://evil.example"}).status_code == 403
+
+
+@pytest.mark.parametrize("path", [
+    "/i/../../etc/passwd", "/i/..%2F..%2Fetc%2Fpasswd", "/i/" + "A" * 32, "/i/" + "g" * 32, "/i/%2e%2e",
+    "/render/..%2F..%2Freview.sqlite3.png", "/render/" + "0" * 63 + "z.png", "/render/" + "0" * 64 + ".png",
+    "/c/..%2F..", "/c/no-such-campaign", "/assets/..%2Freview%2Fapp.py", "/assets/base.html",
+])
+def test_bad_ids_are_404(client: TestClient, path: str) -> None:
+    login(client)
+    assert client.get(path).status_code == 404, path
+
+
+def test_bad_ids_in_posts_are_404(client: TestClient, queue: ReviewQueue) -> None:
+    csrf = login(client)
+    before = snapshot(queue)
+    for item_id in ["..%2F..%2Fx", "0" * 31, "Z" * 32]:
+        response = client.post(f"/i/{item_id}/decide", json={"decision": "approve", "version": 1},
+                               headers={**ORIGIN, "x-csrf-token": csrf})
+        assert response.status_code == 404, item_id
+    response = client.post(f"/c/{CAMPAIGN}/approve", json={"items": {"../x": 1}}, headers={**ORIGIN, "x-csrf-token": csrf})
+    assert response.status_code == 404
+    assert snapshot(queue) == before
+
+
+def test_decisions_record_the_reviewer(client: TestClient, items: list[Item], queue: ReviewQueue) -> None:
+    csrf = login(client, "lee")
+    response = decide(client, csrf, items[0], "reject", reason="off_brand", note="logo too small")
+    assert response.status_code == 200 and response.json()["state"] == "rejected"
+    assert [(d.reviewer, d.decision, d.reason, d.note) for d in queue.decisions(items[0].id)] == [
+        ("lee", "reject", "off_brand", "logo too small")]
+    bad = decide(client, csrf, items[1], "reject")
+    assert bad.status_code == 400 and "needs a reason" in bad.json()["error"]
+    form = client.post(f"/i/{items[1].id}/decide", data={"decision": "approve", "version": "1", "csrf": csrf},
+                       headers={"referer": f"http://testserver/i/{items[1].id}"})
+    assert form.status_code == 303 and form.headers["location"] == f"/i/{items[1].id}"
+    assert queue.item(items[1].id).approved_by == "lee"
+
+
+def test_stale_decision_is_409(client: TestClient, items: list[Item]) -> None:
+    csrf = login(client)
+    assert decide(client, csrf, items[0], "approve").status_code == 200
+    conflict = decide(client, csrf, items[0], "reject", reason="artifact")
+    assert conflict.status_code == 409 and "changed meanwhile" in conflict.json()["error"]
+
+
+def test_concurrent_http_decisions_one_wins(out: Path, items: list[Item], queue: ReviewQueue) -> None:
+    with app_for(out) as dana, app_for(out) as lee:
+        tokens = {"dana": login(dana, "dana"), "lee": login(lee, "lee")}
+        barrier = threading.Barrier(2)
+        codes: dict[str, int] = {}
+
+        def run(name: str, client: TestClient) -> None:
+            barrier.wait()
+            codes[name] = decide(client, tokens[name], items[0], "approve" if name == "dana" else "reroll").status_code
+
+        threads = [threading.Thread(target=run, args=pair) for pair in (("dana", dana), ("lee", lee))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert sorted(codes.values()) == [200, 409]
+    winner = next(name for name, code in codes.items() if code == 200)
+    assert [d.reviewer for d in queue.decisions(items[0].id)] == [winner]
+
+
+def test_get_never_changes_state(client: TestClient, items: list[Item], queue: ReviewQueue) -> None:
+    login(client)
+    before = snapshot(queue)
+    paths = ["/", f"/c/{CAMPAIGN}", f"/c/{CAMPAIGN}?state=queued&verdict=review", "/healthz", "/login",
+             f"/i/{items[0].id}/decide?decision=approve&version=1", f"/c/{CAMPAIGN}/approve?items={items[0].id}:1",
+             f"/c/{CAMPAIGN}/publish"]
+    paths += [f"/i/{i.id}" for i in items] + [f"/render/{k}.png" for i in items for k in i.job_keys.values()]
+    for path in paths:
+        assert client.get(path).status_code in (200, 405), path
+    assert snapshot(queue) == before
+
+
+def test_pages_show_the_queue(client: TestClient, items: list[Item]) -> None:
+    login(client)
+    home = client.get("/").text
+    assert f'href="/c/{CAMPAIGN}"' in home
+    grid = client.get(f"/c/{CAMPAIGN}?state=queued").text
+    assert "tent-02" in grid and "trail-pack-01" in grid and "bottle-03" not in grid
+    assert "Publish approved" not in grid
+    detail = client.get(f"/i/{items[0].id}")
+    assert detail.headers["content-security-policy"].startswith("default-src 'self'")
+    for job in items[0].jobs.values():
+        assert str(job.seed) in detail.text and f"/render/{job.key}.png" in detail.text
+    assert "a photo of tent-02" in detail.text and "acme@2" in detail.text and "clip_score 0.250" in detail.text
+    image = client.get(f"/render/{items[0].jobs['9:16'].key}.png")
+    assert image.headers["content-type"] == "image/png" and Image.open(io.BytesIO(image.content)).size == (72, 128)
+
+
+def test_output_is_escaped(out: Path, queue: ReviewQueue) -> None:
+    jobs = make_jobs("xss-01", prompt='<script>alert("x")</script>')
+    item = queue.enqueue(jobs, results_for(jobs))
+    with app_for(out) as client:
+        login(client)
+        text = client.get(f"/i/{item.id}").text
+    assert '<script>alert("x")</script>' not in text and "&lt;script&gt;" in text
+
+
+def test_bulk_approve(client: TestClient, items: list[Item], queue: ReviewQueue) -> None:
+    csrf = login(client)
+    response = client.post(f"/c/{CAMPAIGN}/approve", json={"items": {items[0].id: 1, items[1].id: 1}},
+                           headers={**ORIGIN, "x-csrf-token": csrf, "accept": "application/json"})
+    assert response.status_code == 200 and len(response.json()["approved"]) == 2
+    assert {a.asset_id: a.approved_by for a in queue.approved(CAMPAIGN)} == {
+        "tent-02": "dana", "trail-pack-01": "dana", "bottle-03": "qa-auto"}
+    again = client.post(f"/c/{CAMPAIGN}/approve", json={"items": {items[0].id: 1}},
+                        headers={**ORIGIN, "x-csrf-token": csrf, "accept": "application/json"})
+    assert again.status_code == 409 and again.json()["conflicts"][0]["id"] == items[0].id
+
+
+def test_publish_calls_the_injected_export(out: Path, items: list[Item]) -> None:
+    published: list[str] = []
+    with app_for(out, publish=published.append) as client:
+        csrf = login(client)
+        assert "Publish approved" in client.get(f"/c/{CAMPAIGN}").text
+        response = client.post(f"/c/{CAMPAIGN}/publish", headers={**ORIGIN, "x-csrf-token": csrf,
+                                                                    "accept": "application/json"})
+    assert response.status_code == 202 and response.json()["approved"] == 1
+    assert published == [CAMPAIGN]
+
+
+def test_publish_is_off_without_an_export(client: TestClient) -> None:
+    csrf = login(client)
+    assert client.post(f"/c/{CAMPAIGN}/publish", headers={**ORIGIN, "x-csrf-token": csrf}).status_code == 404
+
+
+def test_reroll_hands_new_jobs_to_rerender(out: Path, items: list[Item], queue: ReviewQueue) -> None:
+    rerendered = []
+    with app_for(out, rerender=rerendered.append) as client:
+        csrf = login(client)
+        assert decide(client, csrf, items[0], "reroll").json()["state"] == "reroll_requested"
+    (jobs,) = rerendered
+    assert {j.aspect: j.reroll for j in jobs} == {"1:1": 1, "9:16": 1}
+    assert all(j.seed != items[0].jobs[j.aspect].seed for j in jobs)
+
+
+def test_restart_loses_nothing(out: Path, items: list[Item], queue: ReviewQueue) -> None:
+    with app_for(out) as client:
+        csrf = login(client)
+        decide(client, csrf, items[0], "reject", reason="artifact", note="smudge")
+        cookies = dict(client.cookies)
+    with app_for(out) as restarted:
+        restarted.cookies.update(cookies)  # the session survives: its key lives in the database
+        page = restarted.get(f"/i/{items[0].id}")
+        assert page.status_code == 200 and "smudge" in page.text and "rejected" in page.text
+
+
+def test_revoked_token_ends_the_session(out: Path, items: list[Item]) -> None:
+    with app_for(out) as client:
+        login(client)
+        cookies = dict(client.cookies)
+    with TestClient(create_app(str(out), reviewers={"lee": REVIEWERS["lee"]}, allowed_hosts=["testserver"]),
+                    follow_redirects=False) as other:
+        other.cookies.update(cookies)
+        assert other.get("/").status_code == 303
+
+
+def test_foreign_host_header_is_refused(client: TestClient) -> None:
+    assert client.get("/healthz", headers={"host": "rebound.evil.example"}).status_code == 400
