@@ -1,0 +1,101 @@
+"""Model registry: a style's model id + revision -> a loaded diffusers pipeline.
+
+* ``brandbatch/tiny-<family>`` (revision ``builtin-1``): built locally (``render.tiny``).
+* A local folder holding a diffusers ``model_index.json``.
+* A Hugging Face repo id, loaded from the local HF cache only (``local_files_only=True``), at a
+  pinned commit (40 hex digits): an unpinned revision (none, ``main``, a branch) is refused.
+
+Pipelines are loaded once per process and model (``load_pipeline`` is cached) and never
+mutated: ``pipeline_for`` returns a view sharing the weights with the job's scheduler.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from render.devices import DeviceSettings
+from render.tiny import TINY_REVISION, ensure_tiny, is_tiny, quiet_progress_bars
+
+_HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+# style scheduler name -> (diffusers class, extra config); flow-matching families only take flow_euler.
+SCHEDULERS: dict[str, tuple[str, dict]] = {
+    "euler": ("EulerDiscreteScheduler", {}),
+    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
+    "ddim": ("DDIMScheduler", {}),
+    "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "pndm": ("PNDMScheduler", {}),
+    "flow_euler": ("FlowMatchEulerDiscreteScheduler", {}),
+}
+FLOW_FAMILIES = ("sd3", "flux")
+FLOW_SCHEDULERS = ("flow_euler", "euler")  # flow-matching models: both mean FlowMatchEulerDiscreteScheduler
+
+
+class ModelError(Exception):
+    """A model that cannot be found or loaded; the message names id, revision and path."""
+
+
+def resolve_model(model_id: str, revision: str | None) -> tuple[Path | str, str | None]:
+    """(folder or HF repo id, revision to load); raises ModelError saying what is allowed."""
+    if is_tiny(model_id):
+        try:
+            return ensure_tiny(model_id, revision), None
+        except ValueError as exc:
+            raise ModelError(str(exc)) from None
+    path = Path(model_id).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ModelError(f"model folder {str(path)!r} has no model_index.json (not a diffusers pipeline folder)")
+        return path, None
+    if model_id.startswith(("/", ".", "~")) or not _HF_ID.match(model_id):
+        raise ModelError(f"model {model_id!r} is neither a folder on this machine, a Hugging Face repo id "
+                         f"(owner/name) nor a built-in tiny model (brandbatch/tiny-sd, brandbatch/tiny-sdxl)")
+    if revision is None or not _COMMIT.match(revision):
+        raise ModelError(f"model {model_id!r}: revision must be pinned to a 40-hex-digit commit hash "
+                         f"but is {revision!r} (branches such as 'main' change under you)")
+    return model_id, revision
+
+
+@lru_cache(maxsize=2)
+def load_pipeline(model_id: str, revision: str | None, settings: DeviceSettings):
+    """The pipeline for a model, loaded once per process and settings (the two most recent kept)."""
+    from diffusers import DiffusionPipeline
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    quiet_progress_bars()
+    source, pinned = resolve_model(model_id, revision)
+    try:
+        pipe = DiffusionPipeline.from_pretrained(source, revision=pinned, local_files_only=True,
+                                                 torch_dtype=settings.torch_dtype())
+    except (OSError, ValueError, EnvironmentError) as exc:
+        where = f"folder {str(source)!r}" if isinstance(source, Path) else f"the Hugging Face cache {HF_HUB_CACHE!r}"
+        raise ModelError(f"model {model_id!r} at revision {revision or TINY_REVISION!r} could not be loaded "
+                         f"from {where}: {exc}") from None
+    if settings.kind != "cpu":
+        pipe.to(settings.device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def make_scheduler(name: str, family: str, base_config: dict):
+    """The named scheduler, configured from the model's own scheduler config."""
+    import diffusers
+
+    if name not in SCHEDULERS:
+        raise ModelError(f"scheduler must be one of {', '.join(SCHEDULERS)} but is {name!r}")
+    allowed = FLOW_SCHEDULERS if family in FLOW_FAMILIES else tuple(s for s in SCHEDULERS if s != "flow_euler")
+    if name not in allowed:
+        raise ModelError(f"scheduler {name!r} does not fit model family {family!r}; allowed: {', '.join(allowed)}")
+    class_name, extra = SCHEDULERS["flow_euler" if family in FLOW_FAMILIES else name]
+    return getattr(diffusers, class_name).from_config(base_config, **extra)
+
+
+def pipeline_for(model_id: str, revision: str | None, family: str, scheduler: str, settings: DeviceSettings):
+    """A pipeline view for one job group: the shared loaded weights plus its own scheduler."""
+    pipe = load_pipeline(model_id, revision, settings)
+    view = type(pipe).from_pipe(pipe, scheduler=make_scheduler(scheduler, family, pipe.scheduler.config))
+    view.set_progress_bar_config(disable=True)
+    return view

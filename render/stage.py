@@ -1,0 +1,213 @@
+"""The render stage: render the jobs whose PNG is not in the store yet, in batches.
+
+Jobs are grouped by ``RenderJob.group`` (same model, size, scheduler, steps, guidance) and
+run in batches; each image has its own ``torch.Generator`` seeded with ``job.seed``. By
+default (batch-invariant mode) the pipeline is called once per image inside a batch, because
+CPU/GPU kernels round differently for different batch shapes: pixels then never depend on
+batch size, order or neighbours. One bad job or batch never stops the rest.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from plan.jobs import RenderJob
+from render.devices import DeviceSettings, device_settings
+from render.registry import ModelError, pipeline_for
+from store.base import Store
+
+BLACK_MAX = 2  # an image whose brightest channel value is at most this (of 255) is black
+
+
+@dataclass(frozen=True)
+class RenderFailure:
+    """A job that produced no render. ``reason``: model_error, nan_output, black_output, oom,
+    budget or error."""
+
+    job_key: str
+    reason: str
+    message: str
+
+
+@dataclass
+class RenderReport:
+    rendered: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    failed: list[RenderFailure] = field(default_factory=list)
+    gpu_seconds: float = 0.0  # device seconds spent in pipeline calls (CPU seconds on CPU)
+
+
+def render_key(job_key: str) -> str:
+    return f"renders/{job_key}.png"
+
+
+def sidecar_key(job_key: str) -> str:
+    return f"renders/{job_key}.json"
+
+
+def encode_png(pixels) -> bytes:
+    """uint8 HxWx3 array -> PNG bytes with no metadata (same pixels, same bytes)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels, mode="RGB").save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def check_pixels(job_key: str, image) -> tuple[object | None, RenderFailure | None]:
+    """float HxWx3 image in [0, 1] -> (uint8 pixels, None), or (None, failure) for NaN/black."""
+    import numpy as np
+
+    if not np.isfinite(image).all():
+        bad = int((~np.isfinite(image)).any(axis=-1).sum())
+        return None, RenderFailure(job_key, "nan_output", f"the model produced NaN/inf in {bad} of "
+                                   f"{image.shape[0] * image.shape[1]} pixels (fp16 VAE overflow?); nothing stored")
+    pixels = (image * 255).round().clip(0, 255).astype("uint8")
+    if int(pixels.max()) <= BLACK_MAX:
+        return None, RenderFailure(job_key, "black_output", "the model produced a black image (safety checker or "
+                                   "VAE overflow); nothing stored")
+    return pixels, None
+
+
+def generators(jobs: Sequence[RenderJob], settings: DeviceSettings) -> list:
+    """One generator per image, seeded with the job's own seed."""
+    import torch
+
+    return [torch.Generator(settings.device).manual_seed(job.seed) for job in jobs]
+
+
+def call_pipeline(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings):
+    """Float images (N, H, W, 3) in [0, 1] for jobs of one group, in job order."""
+    import numpy as np
+    import torch
+
+    first = jobs[0]
+    kwargs = dict(height=first.height, width=first.width, num_inference_steps=first.steps,
+                  guidance_scale=first.guidance, output_type="np")
+    with torch.inference_mode():
+        if settings.batch_invariant and len(jobs) > 1:
+            return np.concatenate([call_pipeline(pipe, [job], settings) for job in jobs])
+        return pipe(prompt=[j.prompt for j in jobs], negative_prompt=[j.negative_prompt for j in jobs],
+                    generator=generators(jobs, settings), **kwargs).images
+
+
+def is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError)
+
+
+def render_batch(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings) -> tuple[list, float]:
+    """([float image or RenderFailure per job], seconds). Out of device memory: retry at half
+    the batch size, down to single images; any other error fails the whole batch."""
+    start = time.perf_counter()
+    try:
+        images = list(call_pipeline(pipe, jobs, settings))
+        return images, time.perf_counter() - start
+    except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the run
+        seconds = time.perf_counter() - start
+        if is_oom(exc):
+            _free_device_memory(settings)
+            if len(jobs) > 1:
+                half = (len(jobs) + 1) // 2
+                left, s1 = render_batch(pipe, jobs[:half], settings)
+                right, s2 = render_batch(pipe, jobs[half:], settings)
+                return left + right, seconds + s1 + s2
+            return [RenderFailure(jobs[0].key, "oom", f"out of device memory on {settings.device} even for a "
+                                  f"single {jobs[0].width}x{jobs[0].height} image: {exc}")], seconds
+        message = f"{type(exc).__name__}: {exc}"
+        return [RenderFailure(j.key, "error", message) for j in jobs], seconds
+
+
+def _free_device_memory(settings: DeviceSettings) -> None:
+    import torch
+
+    if settings.kind == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _store_render(store: Store, job: RenderJob, pixels, settings: DeviceSettings, seconds: float) -> None:
+    """Sidecar first, then the PNG: a PNG in the store always has its sidecar."""
+    sidecar = {**job.to_dict(), "job_key": job.key, "device": settings.device, "dtype": settings.dtype,
+               "threads": settings.threads, "batch_invariant": settings.batch_invariant,
+               "seconds": round(seconds, 4)}
+    store.put(sidecar_key(job.key), json.dumps(sidecar, sort_keys=True, indent=1).encode("utf-8"),
+              content_type="application/json", overwrite=True)
+    store.put(render_key(job.key), encode_png(pixels), content_type="image/png")
+
+
+def render_missing(
+    jobs: Sequence[RenderJob],
+    store: Store,
+    *,
+    batch_size: int = 4,
+    device: str | None = None,
+    on_done: Callable[[str], None] | None = None,
+    batch_invariant: bool | None = None,
+) -> RenderReport:
+    """Render every job whose ``renders/<key>.png`` is missing; report rendered/cached/failed keys.
+
+    ``device``: cpu, cuda[:N] or mps (default: ``$BRANDBATCH_DEVICE``, else the best available).
+    ``batch_invariant`` (default ``$BRANDBATCH_BATCH_INVARIANT``, else on): call the pipeline per
+    image so pixels never depend on the batch; off batches the denoiser for throughput.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 but is {batch_size}")
+    done = on_done or (lambda _key: None)
+    report = RenderReport()
+    unique: dict[str, RenderJob] = {}
+    counts: dict[str, int] = {}
+    for job in jobs:
+        unique.setdefault(job.key, job)
+        counts[job.key] = counts.get(job.key, 0) + 1
+
+    def finish(key: str) -> None:
+        for _ in range(counts[key]):
+            done(key)
+
+    groups: dict[tuple, list[RenderJob]] = {}
+    for key, job in unique.items():
+        if store.exists(render_key(key)):
+            report.cached.append(key)
+            finish(key)
+        else:
+            groups.setdefault(job.group, []).append(job)
+    if not groups:
+        return report
+
+    settings = device_settings(device, batch_invariant=batch_invariant)
+    for group_jobs in groups.values():
+        first = group_jobs[0]
+        try:
+            pipe = pipeline_for(first.model_id, first.model_revision, first.model_family, first.scheduler, settings)
+        except Exception as exc:  # noqa: BLE001 - a model that cannot load fails its jobs only
+            message = str(exc) if isinstance(exc, ModelError) else (
+                f"model {first.model_id!r} at revision {first.model_revision!r}: {type(exc).__name__}: {exc}")
+            for job in group_jobs:
+                report.failed.append(RenderFailure(job.key, "model_error", message))
+                finish(job.key)
+            continue
+        for start in range(0, len(group_jobs), batch_size):
+            batch = group_jobs[start:start + batch_size]
+            results, seconds = render_batch(pipe, batch, settings)
+            report.gpu_seconds += seconds
+            for job, result in zip(batch, results):
+                if isinstance(result, RenderFailure):
+                    report.failed.append(result)
+                else:
+                    pixels, failure = check_pixels(job.key, result)
+                    if failure is not None:
+                        report.failed.append(failure)
+                    else:
+                        try:
+                            _store_render(store, job, pixels, settings, seconds / len(batch))
+                            report.rendered.append(job.key)
+                        except Exception as exc:  # noqa: BLE001 - a store error fails this job only
+                            report.failed.append(RenderFailure(job.key, "error", f"storing the render failed: "
+                                                               f"{type(exc).__name__}: {exc}"))
+                finish(job.key)
+    return report

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import make_job
+
+from render.devices import device_settings
+from render.registry import ModelError, load_pipeline, make_scheduler, pipeline_for, resolve_model
+from render.stage import call_pipeline
+from render.tiny import TINY_REVISION, build_tiny, ensure_tiny, model_cache_root
+
+
+@pytest.mark.parametrize("family", ["sd", "sdxl"])
+def test_saved_tiny_model_gives_the_pixels_of_a_fresh_build(family):
+    settings = device_settings("cpu", batch_invariant=True)
+    job = make_job(1, family)
+    folder = ensure_tiny(job.model_id, TINY_REVISION)
+    assert folder == model_cache_root() / f"tiny-{family}" / TINY_REVISION
+    assert (folder / "model_index.json").is_file()
+    loaded = call_pipeline(pipeline_for(job.model_id, job.model_revision, family, "euler", settings), [job], settings)
+    fresh_pipe = build_tiny(job.model_id)
+    fresh_pipe.set_progress_bar_config(disable=True)
+    fresh_pipe.scheduler = make_scheduler("euler", family, fresh_pipe.scheduler.config)
+    fresh = call_pipeline(fresh_pipe, [job], settings)
+    assert np.array_equal(loaded, fresh)
+
+
+def test_pipeline_is_loaded_once_per_process():
+    settings = device_settings("cpu", batch_invariant=True)
+    first = load_pipeline("brandbatch/tiny-sd", "builtin-1", settings)
+    assert load_pipeline("brandbatch/tiny-sd", "builtin-1", settings) is first
+    view = pipeline_for("brandbatch/tiny-sd", "builtin-1", "sd", "ddim", settings)
+    assert view.unet is first.unet and type(view.scheduler).__name__ == "DDIMScheduler"
+    assert type(first.scheduler).__name__ == "EulerDiscreteScheduler"  # the shared pipeline is not mutated
+
+
+def test_local_folder_is_a_model(tmp_path):
+    folder = ensure_tiny("brandbatch/tiny-sd", None)
+    assert resolve_model(str(folder), None) == (folder, None)
+    with pytest.raises(ModelError, match="has no model_index.json"):
+        resolve_model(str(tmp_path), None)
+
+
+@pytest.mark.parametrize("revision", [None, "main", "v1.0", "abc123"])
+def test_hugging_face_ids_need_a_pinned_commit(revision):
+    with pytest.raises(ModelError, match="40-hex-digit commit hash"):
+        resolve_model("stabilityai/sdxl-turbo", revision)
+    assert resolve_model("stabilityai/sdxl-turbo", "a" * 40) == ("stabilityai/sdxl-turbo", "a" * 40)
+
+
+def test_tiny_model_has_one_revision():
+    with pytest.raises(ModelError, match="revision 'builtin-1' only, but 'builtin-2'"):
+        resolve_model("brandbatch/tiny-sd", "builtin-2")
+
+
+def test_bad_device_and_thread_settings_are_named(monkeypatch):
+    with pytest.raises(ValueError, match="device must be one of cpu, cuda, mps .* but is 'tpu'"):
+        device_settings("tpu")
+    monkeypatch.setenv("BRANDBATCH_TORCH_THREADS", "two")
+    with pytest.raises(ValueError, match=r"BRANDBATCH_TORCH_THREADS must be a whole number >= 1 but is 'two'"):
+        device_settings("cpu")
