@@ -29,6 +29,7 @@
     if (!all.length) return;
     at = Math.max(0, Math.min(index, all.length - 1));
     all.forEach((card, i) => card.classList.toggle("focused", i === at));
+    if (page !== "grid") return;
     all[at].focus({ preventScroll: true });
     all[at].scrollIntoView({ block: "nearest" });
   };

@@ -1,0 +1,142 @@
+"""End to end in headless Chromium (Debian's chromium + chromium-driver, driven by Selenium):
+log in, approve with the keyboard, reject with a reason, reroll; the reroll renders for real
+with the tiny offline model. Also writes the screenshots in docs/screenshots/."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from review_factories import CAMPAIGN, make_jobs, results_for
+
+from review.actions import render_rerolls
+from review.app import create_app
+from review.queue import ReviewQueue
+from store import LocalStore
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+TOKEN = "dana-token-0123456789"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+                       reason="needs Debian's chromium and chromium-driver: apt-get install -y chromium chromium-driver"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def server(out: Path, queue: ReviewQueue) -> Iterator[str]:
+    import uvicorn
+
+    from render.stage import render_missing
+
+    store = LocalStore(out)
+    for n, asset in enumerate(["tent-02", "trail-pack-01", "bottle-03"]):
+        jobs = make_jobs(asset, row=n + 2)
+        assert not render_missing(jobs, store).failed
+        queue.enqueue(jobs, results_for(jobs, "review"))
+    app = create_app(str(out), reviewers={"dana": TOKEN}, store=store, allowed_hosts=["127.0.0.1"],
+                     rerender=lambda jobs: render_rerolls(queue, store, jobs))
+    port = free_port()
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    wait_for(lambda: uv.started, 30, "uvicorn to start")
+    yield f"http://127.0.0.1:{port}"
+    uv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def browser(tmp_path: Path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1280,900", f"--user-data-dir={tmp_path / 'chromium'}", "--no-first-run"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
+
+
+def test_review_in_a_browser(server: str, browser, queue: ReviewQueue, out: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    items = queue.items(CAMPAIGN)
+    tent, trail, bottle = items
+    browser.get(f"{server}/c/{CAMPAIGN}")
+    assert "/login" in browser.current_url
+    browser.find_element(By.ID, "token").send_keys(TOKEN, Keys.ENTER)
+    wait_for(lambda: browser.current_url.endswith(f"/c/{CAMPAIGN}"), 10, "the grid after login")
+
+    def card(item_id: str):
+        return browser.find_element(By.CSS_SELECTOR, f'.item[data-id="{item_id}"]')
+
+    def keys(*sequence: str) -> None:
+        browser.switch_to.active_element.send_keys(*sequence)
+
+    wait_for(lambda: "focused" in card(tent.id).get_attribute("class"), 10, "the first card to have focus")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / "review-grid.png"))
+
+    keys("a")  # approve tent-02; focus moves on to trail-pack-01
+    wait_for(lambda: card(tent.id).get_attribute("data-state") == "approved", 10, "the approval")
+    keys("x")  # reject trail-pack-01 with a reason
+    wait_for(lambda: browser.find_element(By.ID, "reject-dialog").is_displayed(), 10, "the reject dialog")
+    Select(browser.find_element(By.ID, "reject-reason")).select_by_value("off_brand")
+    browser.find_element(By.ID, "reject-note").send_keys("colours are off")
+    browser.find_element(By.ID, "reject-submit").click()
+    wait_for(lambda: card(trail.id).get_attribute("data-state") == "rejected", 10, "the rejection")
+
+    keys(Keys.ENTER)  # open bottle-03 (focus moved on to it)
+    wait_for(lambda: browser.current_url.endswith(f"/i/{bottle.id}"), 10, "the detail view")
+    wait_for(lambda: all(img.get_attribute("naturalWidth") not in (None, "0")
+                         for img in browser.find_elements(By.CSS_SELECTOR, ".renders img")), 10, "the renders")
+    browser.save_screenshot(str(SCREENSHOTS / "review-detail.png"))
+    keys("r")  # reroll bottle-03: rendered with the tiny model after the response
+    wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".item").get_attribute("data-state") == "reroll_requested",
+             10, "the reroll request")
+    rerolled = wait_for(lambda: (i := queue.item(bottle.id)).reroll == 1 and i, 120, "the reroll's renders")
+
+    assert [(d.reviewer, d.decision) for d in queue.decisions(tent.id)] == [("dana", "approve")]
+    assert [(d.reviewer, d.decision, d.reason, d.note) for d in queue.decisions(trail.id)] == [
+        ("dana", "reject", "off_brand", "colours are off")]
+    assert [(d.reviewer, d.decision) for d in queue.decisions(bottle.id)] == [("dana", "reroll"), ("brandbatch", "requeue")]
+    assert rerolled.state == "queued" and rerolled.verdict == "review"  # back to the designers
+    store = LocalStore(out)
+    for aspect, job in rerolled.jobs.items():
+        old = bottle.jobs[aspect]
+        assert job.reroll == 1 and job.seed != old.seed
+        assert store.exists(f"renders/{job.key}.png")
+        assert store.get(f"renders/{job.key}.png") != store.get(f"renders/{old.key}.png")
+    assert [(a.asset_id, a.approved_by) for a in queue.approved(CAMPAIGN)] == [("tent-02", "dana")]
+    browser.refresh()  # the new renders show in the detail view
+    assert str(rerolled.jobs["1:1"].seed) in browser.find_element(By.CSS_SELECTOR, ".renders").text
