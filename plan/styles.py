@@ -63,6 +63,8 @@ class QAThresholds(_Frozen):
     palette_uncertainty: Unit = 0.05  # palette share within +/- this of palette_min_share: review
     unsafe_uncertainty: Unit = 0.10  # unsafe probability within +/- this of unsafe_threshold: review
     duplicate_cosine: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.97  # CLIP image cosine at/above: near-duplicate
+    clip_model: str | None = None  # open_clip model name (e.g. ViT-B-32, brandbatch-tiny-clip); None: no CLIP checks
+    clip_weights: str | None = None  # local open_clip checkpoint file; None: random weights (smoke tests only)
 
 
 class Style(_Frozen):

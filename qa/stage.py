@@ -1,20 +1,31 @@
 """The QA stage: read each render from the store, run the checks, decide, write ``qa/<job_key>.json``.
 
-Fail closed: a check that raises sends the render to review (``check_error:<check>``); a
-render that is missing or cannot be decoded never passes; a job whose style is unknown goes
-to review. Results come back in job order and are byte-identical for the same renders.
+Per render: technical checks and the brand palette (``RENDER_CHECKS``) and a difference hash.
+Then, across the campaign: CLIP score and safety (styles that name a CLIP model) and
+near-duplicates among variants. Fail closed: a check that raises sends the render to review
+(``check_error:<check>``); a render that is missing or cannot be decoded never passes; a job
+whose style is unknown goes to review. Results come back in job order, byte-identical for
+the same renders.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 from plan.jobs import RenderJob
 from plan.styles import Style
-from store.base import Store
 from qa.checks import TECHNICAL_CHECKS, Check
+from qa.clip import clip_checks
+from qa.duplicates import dhash, near_duplicates
 from qa.image import RenderImage, qa_key, render_key
+from qa.palette import palette
 from qa.verdicts import Finding, QAResult, decide
+from store.base import Store
+
+log = logging.getLogger(__name__)
+
+RENDER_CHECKS: Mapping[str, Check] = {**TECHNICAL_CHECKS, "palette": palette}
 
 
 def _error_text(exc: BaseException) -> str:
@@ -34,38 +45,71 @@ def _load(job: RenderJob, store: Store) -> tuple[RenderImage | None, Finding | N
         return None, Finding(fail=("render_undecodable",), details={"render": f"{key}: {_error_text(exc)}"})
 
 
-def check_render(job: RenderJob, img: RenderImage, style: Style,
-                 checks: Mapping[str, Check] = TECHNICAL_CHECKS) -> tuple[dict[str, Finding], list[str], dict[str, str]]:
-    """Run per-render checks; returns findings by check, names of checks that raised, and
-    their error messages (as result details)."""
-    findings: dict[str, Finding] = {}
-    errors: list[str] = []
-    messages: dict[str, str] = {}
-    for name, check in checks.items():
+class _JobQA:
+    """What the checks found about one job so far."""
+
+    def __init__(self) -> None:
+        self.findings: dict[str, Finding] = {}
+        self.errors: dict[str, str] = {}  # check name -> error message
+
+    def run(self, name: str, check, *args) -> object:
         try:
-            findings[name] = check(img, job, style)
+            return check(*args)
         except Exception as exc:  # fail closed: a broken check sends the render to review
-            errors.append(name)
-            messages[f"error:{name}"] = _error_text(exc)
-    return findings, errors, messages
+            self.errors[name] = _error_text(exc)
+            return None
+
+    def decide(self, job_key: str, sample_rate: float) -> QAResult:
+        findings = {**self.findings, "errors": Finding(details={f"error:{n}": m for n, m in self.errors.items()})}
+        return decide(job_key, findings, list(self.errors), sample_rate=sample_rate)
 
 
-def qa_job(job: RenderJob, store: Store, style: Style | None, checks: Mapping[str, Check] = TECHNICAL_CHECKS) -> QAResult:
-    """QA of one render, not yet written to the store."""
-    if style is None:
-        ref = f"{job.style}@{job.style_version}"
-        return decide(job.key, {"style": Finding(review=("style_unknown",), details={"style": ref})})
-    img, problem = _load(job, store)
-    if img is None:
-        return decide(job.key, {"render": problem})
-    findings, errors, messages = check_render(job, img, style, checks)
-    findings["errors"] = Finding(details=messages)
-    return decide(job.key, findings, errors, sample_rate=style.qa.review_sample_rate)
-
-
-def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, Style]) -> list[QAResult]:
+def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, Style],
+           checks: Mapping[str, Check] = RENDER_CHECKS) -> list[QAResult]:
     """QA every job's render; writes ``qa/<job_key>.json`` for each and returns results in job order."""
-    results = [qa_job(job, store, styles_by_ref.get(f"{job.style}@{job.style_version}")) for job in jobs]
-    for result in results:
+    state: dict[str, _JobQA] = {}
+    hashes: dict[str, int] = {}
+    readable: list[RenderJob] = []
+    for job in jobs:
+        if job.key in state:
+            continue
+        qa = state[job.key] = _JobQA()
+        style = styles_by_ref.get(f"{job.style}@{job.style_version}")
+        if style is None:
+            qa.findings["style"] = Finding(review=("style_unknown",), details={"style": f"{job.style}@{job.style_version}"})
+            continue
+        img, problem = _load(job, store)
+        if img is None:
+            qa.findings["render"] = problem
+            continue
+        readable.append(job)
+        for name, check in checks.items():
+            finding = qa.run(name, check, img, job, style)
+            if finding is not None:
+                qa.findings[name] = finding
+        digest = qa.run("near_duplicate", dhash, img.image)
+        if digest is not None:
+            hashes[job.key] = digest
+
+    clip = clip_checks(readable, store, styles_by_ref)
+    for key, finding in clip.findings.items():
+        state[key].findings["clip"] = finding
+    for key, message in clip.errors.items():
+        state[key].errors["clip"] = message
+    try:
+        for key, finding in near_duplicates(readable, styles_by_ref, hashes, clip.embeddings).items():
+            state[key].findings["near_duplicate"] = finding
+    except Exception as exc:  # fail closed for every render the comparison covered
+        for job in readable:
+            state[job.key].errors["near_duplicate"] = _error_text(exc)
+
+    results = []
+    for job in jobs:
+        style = styles_by_ref.get(f"{job.style}@{job.style_version}")
+        result = state[job.key].decide(job.key, style.qa.review_sample_rate if style else 0.0)
+        if "unsafe" in result.reasons:
+            log.warning("blocked %s (%s v%s %s): unsafe, closest label %r", job.key, job.row_key, job.variant,
+                        job.aspect, result.details.get("unsafe_label"))
         store.put(qa_key(result.job_key), result.to_json(), content_type="application/json", overwrite=True)
+        results.append(result)
     return results

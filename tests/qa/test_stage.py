@@ -8,8 +8,7 @@ import pytest
 from synth import make_job, make_style, noise, scene, solid
 
 from qa import QAResult, run_qa
-from qa.checks import TECHNICAL_CHECKS
-from qa.stage import qa_job
+from qa.stage import RENDER_CHECKS
 from qa.verdicts import in_spot_check
 
 STYLES = {"acme@2": make_style()}
@@ -61,12 +60,11 @@ def test_a_check_that_raises_sends_the_render_to_review_with_the_error(store, pu
     def broken(img, job, style):
         raise RuntimeError("palette file unreadable")
 
-    job = put_render(make_job(), scene())
-    result = qa_job(job, store, make_style(), {**TECHNICAL_CHECKS, "palette": broken})
+    job, failing = put_render(make_job(), scene()), put_render(make_job("black"), solid((0, 0, 0)))
+    result, other = run_qa([job, failing], store, STYLES, {**RENDER_CHECKS, "palette": broken})
     assert result.verdict == "review" and result.reasons == ("check_error:palette",)
     assert result.details["error:palette"] == "RuntimeError: palette file unreadable"
-    failing = put_render(make_job("black"), solid((0, 0, 0)))
-    assert qa_job(failing, store, make_style(), {**TECHNICAL_CHECKS, "palette": broken}).verdict == "fail"
+    assert other.verdict == "fail" and other.reasons[-1] == "check_error:palette"
 
 
 @pytest.mark.parametrize("rate", [0.05])
