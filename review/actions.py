@@ -4,7 +4,9 @@ render + check a reroll so it comes back to the designers."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan
@@ -66,3 +68,33 @@ def reroll_and_render(queue: ReviewQueue, store: Store, item_id: str, reviewer: 
     """A designer's reroll, start to end: record it, render the new seeds, QA, re-queue."""
     jobs = queue.reroll(item_id, reviewer, expected_version=expected_version, reason=reason, note=note)
     return render_rerolls(queue, store, jobs, check)
+
+
+def styles_qa(store: Store, styles_dir: str | os.PathLike[str]) -> QACheck:
+    """A QA check for reroll jobs: ``qa.run_qa`` with each job's style from ``styles_dir``."""
+    def check(jobs: Sequence[RenderJob]) -> list[QAResult]:
+        from plan.styles import StyleLibrary
+        from qa import run_qa
+
+        library = StyleLibrary(Path(styles_dir))
+        styles = {f"{j.style}@{j.style_version}": library.get(j.style, j.style_version) for j in jobs}
+        return run_qa(jobs, store, styles)
+    return check
+
+
+def rerenderer(out: str | os.PathLike[str], store: Store,
+               styles_dir: str | os.PathLike[str] | None = None) -> Callable[[Sequence[RenderJob]], list[Item]]:
+    """What the web app calls after a reroll request: render the new jobs, QA them (with the
+    styles in ``styles_dir``; without, they queue as ``review``) and re-queue them. One reroll
+    renders at a time, so a burst of requests does not load many pipelines at once."""
+    check = styles_qa(store, styles_dir) if styles_dir is not None else None
+    lock = threading.Lock()
+
+    def rerender(jobs: Sequence[RenderJob]) -> list[Item]:
+        with lock:
+            queue = ReviewQueue.for_out(out)
+            try:
+                return render_rerolls(queue, store, jobs, check)
+            finally:
+                queue.close()
+    return rerender

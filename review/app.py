@@ -324,10 +324,15 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
 
 
 def serve(out: str, host: str = "127.0.0.1", port: int = 8765, *, publish: Publish | None = None,
-          rerender: Rerender | None = None) -> None:
-    """Run the review app with uvicorn (127.0.0.1 unless told otherwise)."""
+          styles_dir: str | os.PathLike[str] | None = None) -> None:
+    """Run the review app with uvicorn (127.0.0.1 unless told otherwise). Rerolls render in
+    the server process and are QA'd with the styles in ``styles_dir`` when given."""
     import uvicorn
 
+    from review.actions import rerenderer
+
+    store = open_store(out)
     hosts = ["127.0.0.1", "localhost"] + ([host] if host not in ("0.0.0.0", "::") else [])
-    uvicorn.run(create_app(out, publish=publish, rerender=rerender, allowed_hosts=hosts), host=host, port=port,
-                log_level="info")
+    app = create_app(out, store=store, publish=publish, rerender=rerenderer(out, store, styles_dir),
+                     allowed_hosts=hosts)
+    uvicorn.run(app, host=host, port=port, log_level="info")

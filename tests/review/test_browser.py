@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 from review_factories import CAMPAIGN, make_jobs, results_for
 
-from review.actions import render_rerolls
+from review.actions import rerenderer
 from review.app import create_app
 from review.queue import ReviewQueue
 from store import LocalStore
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "docs" / "screenshots"
 TOKEN = "dana-token-0123456789"
 
 pytestmark = [
@@ -58,7 +59,7 @@ def server(out: Path, queue: ReviewQueue) -> Iterator[str]:
         assert not render_missing(jobs, store).failed
         queue.enqueue(jobs, results_for(jobs, "review"))
     app = create_app(str(out), reviewers={"dana": TOKEN}, store=store, allowed_hosts=["127.0.0.1"],
-                     rerender=lambda jobs: render_rerolls(queue, store, jobs))
+                     rerender=rerenderer(out, store, styles_dir=REPO / "styles"))
     port = free_port()
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)
@@ -130,12 +131,13 @@ def test_review_in_a_browser(server: str, browser, queue: ReviewQueue, out: Path
     assert [(d.reviewer, d.decision, d.reason, d.note) for d in queue.decisions(trail.id)] == [
         ("dana", "reject", "off_brand", "colours are off")]
     assert [(d.reviewer, d.decision) for d in queue.decisions(bottle.id)] == [("dana", "reroll"), ("brandbatch", "requeue")]
-    assert rerolled.state == "queued" and rerolled.verdict == "review"  # back to the designers
+    assert rerolled.state == "queued"  # back to the designers, QA'd by the style's checks
+    assert {r.job_key for r in rerolled.qa.values()} == set(rerolled.job_keys.values())
     store = LocalStore(out)
     for aspect, job in rerolled.jobs.items():
         old = bottle.jobs[aspect]
         assert job.reroll == 1 and job.seed != old.seed
-        assert store.exists(f"renders/{job.key}.png")
+        assert store.exists(f"renders/{job.key}.png") and store.exists(f"qa/{job.key}.json")
         assert store.get(f"renders/{job.key}.png") != store.get(f"renders/{old.key}.png")
     assert [(a.asset_id, a.approved_by) for a in queue.approved(CAMPAIGN)] == [("tent-02", "dana")]
     browser.refresh()  # the new renders show in the detail view
