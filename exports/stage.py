@@ -23,6 +23,7 @@ from exports.encode import CONTENT_TYPES, EXTENSIONS, FORMATS, ByteCapError, enc
 from exports.fit import cover_fit, focal_point, nearest_render, upscale_factor
 from exports.manifest import MANIFEST_FIELDS, write_manifests
 from exports.metadata import xmp_packet
+from exports.overlay import OverlayStyle, apply_overlays
 from exports.placements import Placement
 from plan.jobs import RenderJob
 from store.base import Store
@@ -47,6 +48,7 @@ class ExportItem:
     alt_text: str
     headline: str = ""
     cta: str = ""
+    logo: str = ""  # path of a logo image (PNG with alpha) to composite; "" for none
 
 
 def render_key(job: RenderJob) -> str:
@@ -76,7 +78,7 @@ def _base_row(item: ExportItem, placement: Placement, job: RenderJob | None) -> 
         "model_revision": job.model_revision if job else None, "job_key": job.key if job else "",
         "prompt_sha256": job.prompt_sha256 if job else "", "qa_verdict": item.qa_verdict,
         "approval_id": item.approval_id, "approved_by": item.approved_by, "alt_text": item.alt_text,
-        "headline": item.headline, "cta": item.cta, "upscale": None, "upscale_flagged": False,
+        "headline": item.headline, "cta": item.cta, "upscale": None, "upscale_flagged": False, "warnings": "",
     }
 
 
@@ -91,8 +93,34 @@ def _failed_row(base: dict, fmt: str, key: str, reason: str) -> dict:
     return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "status": "failed", "error": reason}
 
 
+def _prepare(item: ExportItem, placement: Placement, job: RenderJob, store: Store, overlays: OverlayStyle | None,
+             ) -> tuple[Image.Image, str]:
+    """The render fitted to the placement with its overlays, and overlay warnings.
+    Raises ``ValueError`` with the reason when an input is missing or unreadable."""
+    try:
+        with Image.open(io.BytesIO(store.get(render_key(job)))) as render:
+            render.load()
+            fitted = cover_fit(render, placement.width, placement.height, focal_point(render))
+    except (FileNotFoundError, KeyError):
+        raise ValueError(f"render {render_key(job)} is not in the store") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"render {render_key(job)} cannot be decoded: {exc}") from None
+    if overlays is None or not (item.headline.strip() or item.cta.strip() or item.logo):
+        return fitted, ""
+    logo = None
+    if item.logo:
+        try:
+            with Image.open(item.logo) as opened:
+                logo = opened.convert("RGBA")
+        except (OSError, UnidentifiedImageError) as exc:
+            raise ValueError(f"logo {item.logo!r} of {item.asset_id} cannot be read: {exc}") from None
+    image, layout = apply_overlays(fitted, placement, headline=item.headline, cta=item.cta, logo=logo, style=overlays)
+    return image, "; ".join(e.problem for e in layout.elements if e.problem)
+
+
 def export_placement(item: ExportItem, placement: Placement, formats: Sequence[str], store: Store,
-                     max_upscale: float = DEFAULT_MAX_UPSCALE) -> list[dict]:
+                     max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: OverlayStyle | None = OverlayStyle(),
+                     ) -> list[dict]:
     """Every requested format of one item in one placement; never raises for bad input."""
     job = nearest_render(item.renders, placement) if item.renders else None
     base = _base_row(item, placement, job)
@@ -103,26 +131,22 @@ def export_placement(item: ExportItem, placement: Placement, formats: Sequence[s
     base["upscale"] = round(upscale_factor((job.width, job.height), placement.width, placement.height), 3)
     base["upscale_flagged"] = base["upscale"] > max_upscale
     missing = {fmt: key for fmt, key in keys.items() if not store.exists(key)}
-    fitted, reason = None, ""
+    image, reason = None, ""
     if missing:
         try:
-            with Image.open(io.BytesIO(store.get(render_key(job)))) as render:
-                render.load()
-                fitted = cover_fit(render, placement.width, placement.height, focal_point(render))
-        except (FileNotFoundError, KeyError):
-            reason = f"render {render_key(job)} is not in the store"
-        except (UnidentifiedImageError, OSError) as exc:
-            reason = f"render {render_key(job)} cannot be decoded: {exc}"
+            image, base["warnings"] = _prepare(item, placement, job, store, overlays)
+        except ValueError as exc:
+            reason = str(exc)
     rows = []
     for fmt, key in keys.items():
         if fmt not in missing:
             rows.append(_file_row(base, fmt, key, store.get(key)))
             continue
-        if fitted is None:
+        if image is None:
             rows.append(_failed_row(base, fmt, key, reason))
             continue
         try:
-            encoded = encode(fitted, fmt, max_bytes=placement.max_bytes,
+            encoded = encode(image, fmt, max_bytes=placement.max_bytes,
                              xmp=xmp_packet(job.key, f"{job.style}@{job.style_version}"))
         except ByteCapError as exc:
             rows.append(_failed_row(base, fmt, key, f"{fmt} for {placement.id}: {exc}"))
@@ -138,12 +162,14 @@ def _export_task(args: tuple) -> list[dict]:
 
 def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping[str, Placement], *,
                   formats: Sequence[str] = ("webp", "avif", "upload"), workers: int | None = None,
-                  max_upscale: float = DEFAULT_MAX_UPSCALE) -> list[dict]:
+                  max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: OverlayStyle | None = OverlayStyle(),
+                  ) -> list[dict]:
     """Export every item to each of its placements in each format; manifest rows sorted by path.
 
     ``formats``: any of webp, avif, jpeg, png, upload. ``workers``: processes (None: all
     cores; 1: in this process). Renders enlarged more than ``max_upscale`` times are exported
-    and flagged (``upscale_flagged``) in their rows.
+    and flagged (``upscale_flagged``) in their rows. ``overlays``: how headline, CTA and logo
+    are drawn (None: export the bare render); text that cannot fit is listed in ``warnings``.
     """
     bad = [f for f in formats if f not in RUN_FORMATS]
     if bad or not formats:
@@ -153,7 +179,7 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     for item in items:
         for pid in item.placements:
             if pid in placements:
-                tasks.append((item, placements[pid], tuple(formats), store, max_upscale))
+                tasks.append((item, placements[pid], tuple(formats), store, max_upscale, overlays))
             else:
                 rows.append(_unknown_placement_row(item, pid))
     count = min(workers or os.cpu_count() or 1, len(tasks))

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from exports.metadata import TRAINED_ALGORITHMIC_MEDIA
+from exports.overlay import OverlayStyle
 from exports.placements import load_placements
 from exports.stage import export_assets, write_manifests
 from tests.exports.conftest import make_item
@@ -133,3 +134,23 @@ def test_unreachable_byte_cap_fails_that_file_with_the_reason(store, tmp_path):
 def test_bad_formats_are_rejected_with_the_allowed_ones(store, placements):
     with pytest.raises(ValueError, match="formats must be some of webp, avif, jpeg, png, upload but are"):
         export_assets([], store, placements, formats=("gif",))
+
+
+def test_overlays_are_drawn_unless_turned_off_and_a_bad_logo_fails_its_rows(tmp_path, placements):
+    from dataclasses import replace
+
+    from store.local import LocalStore
+
+    shas = {}
+    for name, overlays in (("with", OverlayStyle()), ("without", None)):
+        store = LocalStore(tmp_path / name)
+        item = make_item(store, ("google.display.upload.300x250",), headline="=Go further", cta="Shop now")
+        (row,) = export_assets([item], store, placements, formats=("png",), workers=1, overlays=overlays)
+        shas[name] = row["sha256"]
+        assert row["status"] == "exported" and row["warnings"] == ""
+    assert shas["with"] != shas["without"]
+    store = LocalStore(tmp_path / "logo")
+    item = replace(make_item(store, ("google.display.upload.300x250",)), logo=str(tmp_path / "missing.png"))
+    (row,) = export_assets([item], store, placements, formats=("png",), workers=1)
+    assert row["status"] == "failed" and "logo" in row["error"] and "missing.png" in row["error"]
+    write_manifests(store, "spring", [row])

@@ -1,0 +1,251 @@
+"""Headline, call-to-action and logo composited inside a placement's safe zone.
+
+Layout: the safe area (canvas minus the placement's safe-zone insets, minus a margin) is split
+into regions; wide banners (aspect >= 3) put logo | headline | CTA side by side, other shapes put
+the headline on top and logo + CTA button at the bottom. Text wraps at word boundaries and
+shrinks until it fits its region; what cannot fit even at ``MIN_FONT_PX`` is not drawn and is
+reported. Text colour is whichever of the style's light/dark colours contrasts more with the
+pixels behind it; below WCAG's 4.5:1 a translucent scrim is laid under the text first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from exports.placements import Placement
+
+DEFAULT_FONT = Path(__file__).with_name("fonts") / "Geist-VariableFont_wght.ttf"
+MIN_FONT_PX = 9
+MIN_CONTRAST = 4.5  # WCAG 2.x AA for normal text
+Colour = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class OverlayStyle:
+    """How overlays look; a style can set these (defaults: bundled Geist, white/near-black)."""
+
+    font: Path = DEFAULT_FONT
+    weight: int = 700  # for variable fonts
+    light: Colour = (255, 255, 255)
+    dark: Colour = (20, 20, 28)
+    accent: Colour = (228, 87, 46)  # CTA button
+    align: str = "left"  # left, center, right
+    margin: float = 0.04  # of the shorter side, inside the safe area
+
+
+@dataclass(frozen=True)
+class Box:
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    def contains(self, other: Box) -> bool:
+        return (self.left <= other.left and self.top <= other.top
+                and other.right <= self.right and other.bottom <= self.bottom)
+
+
+@dataclass(frozen=True)
+class Element:
+    """One drawn (or skipped) overlay: the region it was given and the box it actually covers."""
+
+    role: str  # headline, cta, logo
+    region: Box
+    box: Box | None  # None: skipped (see ``problem``)
+    lines: tuple[str, ...] = ()
+    font_px: int = 0
+    contrast: float = 0.0
+    scrim: bool = False
+    problem: str = ""
+
+
+@dataclass
+class Layout:
+    safe_area: Box
+    elements: list[Element] = field(default_factory=list)
+
+
+def safe_area(placement: Placement, margin: float) -> Box:
+    zone = placement.safe_zone
+    pad = round(margin * min(placement.width, placement.height))
+    return Box(zone.left + pad, zone.top + pad, placement.width - zone.right - pad, placement.height - zone.bottom - pad)
+
+
+def _regions(area: Box, has_logo: bool) -> dict[str, Box]:
+    gap = max(2, round(0.04 * min(area.width, area.height)))
+    if area.width >= 3 * area.height:  # banner: [logo] headline cta
+        logo_w = area.height if has_logo else 0
+        cta_w = round(0.28 * area.width)
+        head_left = area.left + logo_w + (gap if has_logo else 0)
+        return {
+            "logo": Box(area.left, area.top, area.left + logo_w, area.bottom),
+            "headline": Box(head_left, area.top, area.right - cta_w - gap, area.bottom),
+            "cta": Box(area.right - cta_w, area.top, area.right, area.bottom),
+        }
+    head_h = round(0.32 * area.height)
+    band_h = round(0.14 * area.height)
+    band_top = area.bottom - band_h
+    logo_w = band_h if has_logo else 0
+    return {
+        "headline": Box(area.left, area.top, area.right, area.top + head_h),
+        "logo": Box(area.left, band_top, area.left + logo_w, area.bottom),
+        "cta": Box(area.left + logo_w + (gap if has_logo else 0), band_top, area.right, area.bottom),
+    }
+
+
+def _font(style: OverlayStyle, size: int) -> ImageFont.FreeTypeFont:
+    font = ImageFont.truetype(str(style.font), size)
+    try:
+        font.set_variation_by_axes([style.weight])
+    except OSError:  # not a variable font
+        pass
+    return font
+
+
+def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str] | None:
+    """Greedy word wrap; None if one word alone is wider than ``width``."""
+    lines: list[str] = []
+    for word in text.split():
+        if font.getlength(word) > width:
+            return None
+        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
+def fit_text(text: str, style: OverlayStyle, width: int, height: int,
+             max_px: int | None = None) -> tuple[ImageFont.FreeTypeFont, list[str], int, int] | None:
+    """The largest font size (binary search) at which ``text`` wraps into width x height:
+    (font, lines, text width, text height), or None if it does not fit at ``MIN_FONT_PX``."""
+    best = None
+    lo, hi = MIN_FONT_PX, max(MIN_FONT_PX, min(max_px or height, height))
+    while lo <= hi:
+        size = (lo + hi) // 2
+        font = _font(style, size)
+        lines = _wrap(text, font, width)
+        if lines:
+            line_h = _line_height(font)
+            text_w = max(_ink_width(font, line) for line in lines)
+            text_h = line_h * len(lines)
+            if text_h <= height and text_w <= width:
+                best, lo = (font, lines, text_w, text_h), size + 1
+                continue
+        hi = size - 1
+    return best
+
+
+def _line_height(font: ImageFont.FreeTypeFont) -> int:
+    ascent, descent = font.getmetrics()
+    return ascent + descent
+
+
+def _ink_width(font: ImageFont.FreeTypeFont, line: str) -> int:
+    left, _, right, _ = font.getbbox(line)
+    return max(right, round(font.getlength(line))) - min(left, 0)
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    """WCAG relative luminance of sRGB values 0..255."""
+    c = rgb / 255.0
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return linear @ np.array([0.2126, 0.7152, 0.0722])
+
+
+def contrast_ratio(a: float, b: float) -> float:
+    high, low = max(a, b), min(a, b)
+    return (high + 0.05) / (low + 0.05)
+
+
+def _best_colour(background: np.ndarray, style: OverlayStyle) -> tuple[Colour, float]:
+    """The colour (light or dark) whose worst-case contrast over the background pixels is higher."""
+    lum = _luminance(background.reshape(-1, 3).astype(np.float64))
+    lo, hi = float(np.percentile(lum, 5)), float(np.percentile(lum, 95))
+    options = []
+    for colour in (style.light, style.dark):
+        text_lum = float(_luminance(np.array(colour, dtype=np.float64)))
+        options.append((min(contrast_ratio(text_lum, lo), contrast_ratio(text_lum, hi)), colour))
+    ratio, colour = max(options)
+    return colour, ratio
+
+
+def _aligned_left(region: Box, width: int, align: str) -> int:
+    if align == "center":
+        return region.left + (region.width - width) // 2
+    if align == "right":
+        return region.right - width
+    return region.left
+
+
+def _draw_text(canvas: Image.Image, role: str, text: str, region: Box, style: OverlayStyle,
+               button: bool = False) -> Element:
+    pad = max(2, round(0.18 * region.height)) if button else 0
+    fitted = fit_text(text, style, region.width - 2 * pad, region.height - 2 * pad)
+    if fitted is None:
+        return Element(role, region, None, problem=f"{role} {text!r} does not fit {region.width}x{region.height} px "
+                                                   f"at {MIN_FONT_PX} px")
+    font, lines, text_w, text_h = fitted
+    box_w, box_h = text_w + 2 * pad, text_h + 2 * pad
+    left = _aligned_left(region, box_w, "right" if button and style.align == "right" else style.align)
+    top = region.top + (region.height - box_h) // 2 if button or role == "cta" else region.top
+    box = Box(left, top, left + box_w, top + box_h)
+    draw = ImageDraw.Draw(canvas, "RGBA")
+    scrim = False
+    if button:
+        draw.rounded_rectangle((box.left, box.top, box.right - 1, box.bottom - 1), radius=pad, fill=style.accent)
+    background = np.asarray(canvas.crop((box.left, box.top, box.right, box.bottom)))
+    colour, ratio = _best_colour(background, style)
+    if ratio < MIN_CONTRAST:
+        scrim = True
+        shade = style.dark if colour == style.light else style.light
+        draw.rectangle((box.left, box.top, box.right - 1, box.bottom - 1), fill=(*shade, 190))
+        colour, ratio = _best_colour(np.asarray(canvas.crop((box.left, box.top, box.right, box.bottom))), style)
+    line_h = _line_height(font)
+    for i, line in enumerate(lines):
+        x = _aligned_left(Box(box.left + pad, 0, box.right - pad, 0), _ink_width(font, line), style.align)
+        draw.text((x - min(font.getbbox(line)[0], 0), box.top + pad + i * line_h), line, font=font, fill=colour)
+    return Element(role, region, box, tuple(lines), font.size, round(ratio, 2), scrim)
+
+
+def _draw_logo(canvas: Image.Image, logo: Image.Image, region: Box) -> Element:
+    if region.width < 1 or region.height < 1:
+        return Element("logo", region, None, problem="no room for the logo")
+    scale = min(region.width / logo.width, region.height / logo.height)
+    size = (max(1, int(logo.width * scale)), max(1, int(logo.height * scale)))
+    resized = logo.convert("RGBA").resize(size, Image.Resampling.LANCZOS)
+    left, top = region.left, region.top + (region.height - size[1]) // 2
+    canvas.paste(resized, (left, top), resized)
+    return Element("logo", region, Box(left, top, left + size[0], top + size[1]))
+
+
+def apply_overlays(image: Image.Image, placement: Placement, *, headline: str = "", cta: str = "",
+                   logo: Image.Image | None = None, style: OverlayStyle = OverlayStyle()) -> tuple[Image.Image, Layout]:
+    """A copy of ``image`` (already at the placement's size) with the overlays drawn, and where
+    each one went. Every drawn box lies inside the safe area."""
+    if image.size != (placement.width, placement.height):
+        raise ValueError(f"image is {image.size[0]}x{image.size[1]} but placement {placement.id} is "
+                         f"{placement.width}x{placement.height}")
+    canvas = image.convert("RGB")
+    area = safe_area(placement, style.margin)
+    layout = Layout(area)
+    regions = _regions(area, logo is not None)
+    if logo is not None:
+        layout.elements.append(_draw_logo(canvas, logo, regions["logo"]))
+    if headline.strip():
+        layout.elements.append(_draw_text(canvas, "headline", " ".join(headline.split()), regions["headline"], style))
+    if cta.strip():
+        layout.elements.append(_draw_text(canvas, "cta", " ".join(cta.split()), regions["cta"], style, button=True))
+    return canvas, layout

@@ -1,0 +1,85 @@
+"""Overlays: inside the safe zone for every placement, wrap + shrink, contrast, never outside their boxes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from exports.overlay import MIN_CONTRAST, OverlayStyle, apply_overlays, fit_text
+from exports.placements import Placement, SafeZone, load_placements
+from tests.exports.conftest import synthetic_render
+
+PLACEMENTS = load_placements()
+HEADLINE = "Go further this spring with the lightest pack we have ever made"
+
+
+def _logo() -> Image.Image:
+    logo = Image.new("RGBA", (60, 30), (0, 0, 0, 0))
+    logo.paste((41, 51, 92, 255), (5, 5, 55, 25))
+    return logo
+
+
+@pytest.mark.parametrize("pid", sorted(PLACEMENTS))
+def test_boxes_stay_in_the_safe_zone_and_ink_stays_in_the_boxes(pid):
+    placement = PLACEMENTS[pid]
+    base = synthetic_render(96, 96).resize((placement.width, placement.height))
+    out, layout = apply_overlays(base, placement, headline=HEADLINE, cta="Shop now", logo=_logo())
+    zone = placement.safe_zone
+    assert layout.safe_area.left >= zone.left and layout.safe_area.top >= zone.top
+    assert layout.safe_area.right <= placement.width - zone.right
+    assert layout.safe_area.bottom <= placement.height - zone.bottom
+    drawn = [e for e in layout.elements if e.box is not None]
+    assert {e.role for e in drawn} == {"headline", "cta", "logo"}, [e.problem for e in layout.elements]
+    changed = np.any(np.asarray(out) != np.asarray(base), axis=-1)
+    inside = np.zeros_like(changed)
+    for element in drawn:
+        assert element.region.contains(element.box) and layout.safe_area.contains(element.box), element
+        inside[element.box.top:element.box.bottom, element.box.left:element.box.right] = True
+        if element.role != "logo":
+            assert element.contrast >= MIN_CONTRAST
+    assert changed.any() and not (changed & ~inside).any()
+    boxes = sorted((e.box for e in drawn), key=lambda b: (b.left, b.top))
+    for a, b in zip(boxes, boxes[1:]):  # no two elements overlap
+        assert a.right <= b.left or b.right <= a.left or a.bottom <= b.top or b.bottom <= a.top
+
+
+def test_text_wraps_and_shrinks_to_fit():
+    style = OverlayStyle()
+    font, lines, width, height = fit_text(HEADLINE, style, 300, 120)
+    assert len(lines) > 1 and width <= 300 and height <= 120
+    assert " ".join(lines) == HEADLINE
+    big = fit_text("Go", style, 300, 120)
+    assert big[0].size > font.size
+    assert fit_text("Incomprehensibilities", style, 20, 8) is None
+
+
+def test_text_that_cannot_fit_is_skipped_and_reported():
+    tiny = Placement("t", "T", "tiny", 40, 20, None, None, None, ("jpeg",), SafeZone(), "test")
+    out, layout = apply_overlays(Image.new("RGB", (40, 20), "grey"), tiny, headline="Unbelievably long words here")
+    (element,) = layout.elements
+    assert element.box is None and "does not fit" in element.problem
+    assert out.tobytes() == Image.new("RGB", (40, 20), "grey").tobytes()
+
+
+@pytest.mark.parametrize("background", [(250, 250, 250), (10, 10, 10), (128, 128, 128)])
+def test_text_colour_contrasts_with_the_background(background):
+    placement = PLACEMENTS["google.pmax.square"]
+    base = Image.new("RGB", (placement.width, placement.height), background)
+    _, layout = apply_overlays(base, placement, headline="Stay cool out there")
+    (element,) = layout.elements
+    assert element.contrast >= MIN_CONTRAST
+
+
+def test_busy_background_gets_a_scrim():
+    placement = PLACEMENTS["google.display.upload.300x250"]
+    stripes = np.zeros((250, 300, 3), np.uint8)
+    stripes[:, ::2] = 255
+    _, layout = apply_overlays(Image.fromarray(stripes), placement, headline="Built to last")
+    (element,) = layout.elements
+    assert element.scrim and element.contrast >= MIN_CONTRAST
+
+
+def test_wrong_size_is_rejected():
+    with pytest.raises(ValueError, match="image is 10x10 but placement meta.stories is 1080x1920"):
+        apply_overlays(Image.new("RGB", (10, 10)), PLACEMENTS["meta.stories"], headline="x")
