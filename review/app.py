@@ -58,6 +58,10 @@ class Forbidden(Exception):
     pass
 
 
+class Unauthorized(Exception):
+    pass
+
+
 class _Review:
     """Request handlers over one queue and store."""
 
@@ -71,6 +75,12 @@ class _Review:
                                       undefined=jinja2.StrictUndefined)
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def logged_in(self, request: Request) -> str:
+        name = self.reviewer(request)
+        if name is None:
+            raise Unauthorized("log in with your reviewer token first")
+        return name
 
     def reviewer(self, request: Request) -> str | None:
         name = request.session.get("reviewer")
@@ -190,8 +200,7 @@ class _Review:
         version = _version(fields.get("version"))
         reason = fields.get("reason") or None
         note = fields.get("note") or None
-        reviewer = self.reviewer(request)
-        assert reviewer is not None  # the middleware let only reviewers through
+        reviewer = self.logged_in(request)
         task = None
         if decision == "reroll":
             jobs = self.queue.reroll(item_id, reviewer, expected_version=version, reason=reason, note=note)
@@ -206,8 +215,7 @@ class _Review:
     async def bulk_approve(self, request: Request) -> Response:
         campaign = self.campaign_or_404(request.path_params["campaign"])
         fields = await self.post_fields(request)
-        reviewer = self.reviewer(request)
-        assert reviewer is not None
+        reviewer = self.logged_in(request)
         wanted = fields.get("items")  # {"id": version, ...} (JSON) or "id:version,..." (form)
         if isinstance(wanted, str):
             wanted = dict(part.split(":", 1) for part in wanted.split(",") if ":" in part)
@@ -316,7 +324,7 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
         Middleware(BaseHTTPMiddleware, dispatch=guard),
     ]
     app = Starlette(routes=routes, middleware=middleware,
-                    exception_handlers={Forbidden: handler(403), ItemNotFound: handler(404), Conflict: handler(409),
+                    exception_handlers={Unauthorized: handler(401), Forbidden: handler(403), ItemNotFound: handler(404), Conflict: handler(409),
                                         InvalidDecision: handler(400), 404: handler(404, "not found"),
                                         405: handler(405, "method not allowed")})
     app.state.queue = queue
