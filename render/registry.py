@@ -94,8 +94,15 @@ def make_scheduler(name: str, family: str, base_config: dict):
 
 
 def pipeline_for(model_id: str, revision: str | None, family: str, scheduler: str, settings: DeviceSettings):
-    """A pipeline view for one job group: the shared loaded weights plus its own scheduler."""
+    """A pipeline view for one job group: the shared loaded weights plus its own scheduler.
+
+    Built with the pipeline's own constructor (not ``from_pipe``, which casts to fp32)."""
+    import inspect
+
     pipe = load_pipeline(model_id, revision, settings)
-    view = type(pipe).from_pipe(pipe, scheduler=make_scheduler(scheduler, family, pipe.scheduler.config))
+    params = inspect.signature(type(pipe).__init__).parameters
+    config = {k: v for k, v in pipe.config.items() if k in params and k not in pipe.components}
+    components = {**pipe.components, "scheduler": make_scheduler(scheduler, family, pipe.scheduler.config)}
+    view = type(pipe)(**components, **config)
     view.set_progress_bar_config(disable=True)
     return view

@@ -39,6 +39,7 @@ class RenderReport:
     cached: list[str] = field(default_factory=list)
     failed: list[RenderFailure] = field(default_factory=list)
     gpu_seconds: float = 0.0  # device seconds spent in pipeline calls (CPU seconds on CPU)
+    job_seconds: dict[str, float] = field(default_factory=dict)  # job key -> its share of its batch's seconds
 
 
 def render_key(job_key: str) -> str:
@@ -130,6 +131,18 @@ def _free_device_memory(settings: DeviceSettings) -> None:
         torch.cuda.empty_cache()
 
 
+def _keep(store: Store, job: RenderJob, image, settings: DeviceSettings, seconds: float) -> RenderFailure | None:
+    """Check one float image and store it; the failure if it is NaN/black or cannot be stored."""
+    pixels, failure = check_pixels(job.key, image)
+    if failure is not None:
+        return failure
+    try:
+        _store_render(store, job, pixels, settings, seconds)
+    except Exception as exc:  # noqa: BLE001 - a store error fails this job only
+        return RenderFailure(job.key, "error", f"storing the render failed: {type(exc).__name__}: {exc}")
+    return None
+
+
 def _store_render(store: Store, job: RenderJob, pixels, settings: DeviceSettings, seconds: float) -> None:
     """Sidecar first, then the PNG: a PNG in the store always has its sidecar."""
     sidecar = {**job.to_dict(), "job_key": job.key, "device": settings.device, "dtype": settings.dtype,
@@ -140,6 +153,17 @@ def _store_render(store: Store, job: RenderJob, pixels, settings: DeviceSettings
     store.put(render_key(job.key), encode_png(pixels), content_type="image/png")
 
 
+def _over_budget(report: RenderReport, max_images: int | None, max_gpu_seconds: float | None) -> str:
+    """Why no new batch may start ('' when within budget)."""
+    if max_images is not None and len(report.rendered) >= max_images:
+        return (f"campaign budget reached: max_images={max_images} and {len(report.rendered)} images were "
+                f"rendered in this run; job not started (rerun or raise the budget to resume)")
+    if max_gpu_seconds is not None and report.gpu_seconds >= max_gpu_seconds:
+        return (f"campaign budget reached: max_gpu_seconds={max_gpu_seconds:g} and {report.gpu_seconds:.1f} s "
+                f"were spent in this run; job not started (rerun or raise the budget to resume)")
+    return ""
+
+
 def render_missing(
     jobs: Sequence[RenderJob],
     store: Store,
@@ -148,15 +172,23 @@ def render_missing(
     device: str | None = None,
     on_done: Callable[[str], None] | None = None,
     batch_invariant: bool | None = None,
+    max_images: int | None = None,
+    max_gpu_seconds: float | None = None,
 ) -> RenderReport:
     """Render every job whose ``renders/<key>.png`` is missing; report rendered/cached/failed keys.
 
     ``device``: cpu, cuda[:N] or mps (default: ``$BRANDBATCH_DEVICE``, else the best available).
     ``batch_invariant`` (default ``$BRANDBATCH_BATCH_INVARIANT``, else on): call the pipeline per
     image so pixels never depend on the batch; off batches the denoiser for throughput.
+    Budget: once ``max_images`` renders were made or ``max_gpu_seconds`` spent in this call, no
+    new batch starts; the jobs left fail with reason ``budget`` (a rerun resumes them).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 but is {batch_size}")
+    if max_images is not None and max_images < 0:
+        raise ValueError(f"max_images must be >= 0 but is {max_images}")
+    if max_gpu_seconds is not None and max_gpu_seconds < 0:
+        raise ValueError(f"max_gpu_seconds must be >= 0 but is {max_gpu_seconds}")
     done = on_done or (lambda _key: None)
     report = RenderReport()
     unique: dict[str, RenderJob] = {}
@@ -179,35 +211,39 @@ def render_missing(
     if not groups:
         return report
 
+    def fail(failed_jobs: Sequence[RenderJob], reason: str, message: str) -> None:
+        for job in failed_jobs:
+            report.failed.append(RenderFailure(job.key, reason, message))
+            finish(job.key)
+
     settings = device_settings(device, batch_invariant=batch_invariant)
     for group_jobs in groups.values():
+        if over := _over_budget(report, max_images, max_gpu_seconds):
+            fail(group_jobs, "budget", over)
+            continue
         first = group_jobs[0]
         try:
             pipe = pipeline_for(first.model_id, first.model_revision, first.model_family, first.scheduler, settings)
         except Exception as exc:  # noqa: BLE001 - a model that cannot load fails its jobs only
-            message = str(exc) if isinstance(exc, ModelError) else (
-                f"model {first.model_id!r} at revision {first.model_revision!r}: {type(exc).__name__}: {exc}")
-            for job in group_jobs:
-                report.failed.append(RenderFailure(job.key, "model_error", message))
-                finish(job.key)
+            fail(group_jobs, "model_error", str(exc) if isinstance(exc, ModelError) else (
+                f"model {first.model_id!r} at revision {first.model_revision!r}: {type(exc).__name__}: {exc}"))
             continue
-        for start in range(0, len(group_jobs), batch_size):
-            batch = group_jobs[start:start + batch_size]
+        queue = list(group_jobs)
+        while queue:
+            if over := _over_budget(report, max_images, max_gpu_seconds):
+                fail(queue, "budget", over)
+                break
+            room = batch_size if max_images is None else min(batch_size, max_images - len(report.rendered))
+            batch, queue = queue[:room], queue[room:]
             results, seconds = render_batch(pipe, batch, settings)
             report.gpu_seconds += seconds
+            share = seconds / len(batch)
             for job, result in zip(batch, results):
-                if isinstance(result, RenderFailure):
-                    report.failed.append(result)
+                failure = result if isinstance(result, RenderFailure) else _keep(store, job, result, settings, share)
+                if failure is None:
+                    report.rendered.append(job.key)
+                    report.job_seconds[job.key] = share
                 else:
-                    pixels, failure = check_pixels(job.key, result)
-                    if failure is not None:
-                        report.failed.append(failure)
-                    else:
-                        try:
-                            _store_render(store, job, pixels, settings, seconds / len(batch))
-                            report.rendered.append(job.key)
-                        except Exception as exc:  # noqa: BLE001 - a store error fails this job only
-                            report.failed.append(RenderFailure(job.key, "error", f"storing the render failed: "
-                                                               f"{type(exc).__name__}: {exc}"))
+                    report.failed.append(failure)
                 finish(job.key)
     return report
