@@ -1,1 +1,2 @@
-"""Designer review: approvals of QA'd renders (auto-approval of clean passes for now)."""
+"""Designer review: the queue store (``queue``), auto-approvals (``approvals``), what the flow
+and server do with the queue (``actions``), reviewer tokens (``auth``) and the web app (``app``)."""
