@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from store.base import Store, check_key
 from store.local import LocalStore
+from store.s3 import S3Store
 
 
 def open_store(out: str) -> Store:
-    """A store for ``--out``: a local directory path."""
+    """``s3://bucket/prefix`` -> S3Store (endpoint from $BRANDBATCH_S3_ENDPOINT or
+    $AWS_ENDPOINT_URL); anything else is a local directory."""
+    if out.startswith("s3://"):
+        return S3Store(out)
     return LocalStore(out)
 
 
-__all__ = ["LocalStore", "Store", "check_key", "open_store"]
+__all__ = ["LocalStore", "S3Store", "Store", "check_key", "open_store"]
