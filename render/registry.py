@@ -1,6 +1,7 @@
 """Model registry: a style's model id + revision -> a loaded diffusers pipeline.
 
-* ``brandbatch/tiny-<family>`` (revision ``builtin-1``): built locally (``render.tiny``).
+* ``brandbatch/tiny-<family>`` (sd, sdxl, sd3, flux; revision ``builtin-1``): built locally
+  (``render.tiny``).
 * A local folder holding a diffusers ``model_index.json``.
 * A Hugging Face repo id, loaded from the local HF cache only (``local_files_only=True``), at a
   pinned commit (40 hex digits): an unpinned revision (none, ``main``, a branch) is refused.
@@ -16,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from render.devices import DeviceSettings
-from render.tiny import TINY_REVISION, ensure_tiny, is_tiny, quiet_progress_bars
+from render.tiny import BUILDERS, TINY_PREFIX, TINY_REVISION, ensure_tiny, is_tiny, quiet_progress_bars
 
 _HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -52,7 +53,7 @@ def resolve_model(model_id: str, revision: str | None) -> tuple[Path | str, str 
         return path, None
     if model_id.startswith(("/", ".", "~")) or not _HF_ID.match(model_id):
         raise ModelError(f"model {model_id!r} is neither a folder on this machine, a Hugging Face repo id "
-                         f"(owner/name) nor a built-in tiny model (brandbatch/tiny-sd, brandbatch/tiny-sdxl)")
+                         f"(owner/name) nor a built-in tiny model ({', '.join(TINY_PREFIX + f for f in BUILDERS)})")
     if revision is None or not _COMMIT.match(revision):
         raise ModelError(f"model {model_id!r}: revision must be pinned to a 40-hex-digit commit hash "
                          f"but is {revision!r} (branches such as 'main' change under you)")

@@ -92,8 +92,9 @@ def call_pipeline(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings):
     with torch.inference_mode():
         if settings.batch_invariant and len(jobs) > 1:
             return np.concatenate([call_pipeline(pipe, [job], settings) for job in jobs])
-        return pipe(prompt=[j.prompt for j in jobs], negative_prompt=[j.negative_prompt for j in jobs],
-                    generator=generators(jobs, settings), **kwargs).images
+        if first.model_family != "flux":  # FLUX is guidance-distilled: no negative prompt
+            kwargs["negative_prompt"] = [j.negative_prompt for j in jobs]
+        return pipe(prompt=[j.prompt for j in jobs], generator=generators(jobs, settings), **kwargs).images
 
 
 def is_oom(exc: BaseException) -> bool:

@@ -106,7 +106,84 @@ def _build_sdxl():
     )
 
 
-BUILDERS = {"sd": _build_sd, "sdxl": _build_sdxl}
+def t5_tokenizer():
+    """A T5 (Unigram) tokenizer built offline: the real T5 sentencepiece vocabulary cannot be
+    downloaded here, so its pieces are the 2000 most frequent words of the CLIP BPE vocabulary
+    (as word starts and word parts) plus single characters; ``</s>`` ends every prompt as in T5."""
+    import re
+
+    from transformers import T5Tokenizer
+
+    from plan.tokens import vocab_and_merges
+
+    clip_vocab, _ = vocab_and_merges()
+    words = [t[:-4] for t in clip_vocab if t.endswith("</w>") and re.fullmatch(r"[a-z]{2,}", t[:-4])][:2000]
+    chars = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,;:!?'\"-()&/%$#@+*=")
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    pieces += [("\u2581" + w, -3.0 - i / len(words)) for i, w in enumerate(words)]
+    pieces += [(w, -5.0 - i / len(words)) for i, w in enumerate(words)]
+    pieces += [(c, -10.0) for c in chars] + [("\u2581" + c, -10.5) for c in chars]
+    return T5Tokenizer(vocab=pieces, extra_ids=0)
+
+
+def _t5_encoder(vocab_size: int, d_model: int):
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(T5Config(vocab_size=vocab_size, d_model=d_model, d_kv=8, d_ff=37, num_layers=2,
+                                   num_heads=4, relative_attention_num_buckets=8, decoder_start_token_id=0))
+
+
+def _flow_vae():
+    """The four-block tiny VAE without quant convs, with SD3/FLUX-style shift and scale."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=(8, 8, 16, 16), in_channels=3, out_channels=3, latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1, norm_num_groups=8, sample_size=128, use_quant_conv=False, use_post_quant_conv=False,
+        shift_factor=0.0609, scaling_factor=1.5035,
+    )
+
+
+def _build_sd3():
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextModelWithProjection
+
+    from plan.tokens import clip_tokenizer
+
+    t5_tok = t5_tokenizer()
+    transformer = SD3Transformer2DModel(
+        sample_size=16, patch_size=2, in_channels=4, num_layers=2, attention_head_dim=8, num_attention_heads=4,
+        caption_projection_dim=32, joint_attention_dim=64, pooled_projection_dim=64, out_channels=4,
+    )
+    return StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=_flow_vae(),
+        text_encoder=CLIPTextModelWithProjection(_clip_text_config(projection=True)), tokenizer=clip_tokenizer(),
+        text_encoder_2=CLIPTextModelWithProjection(_clip_text_config(projection=True)), tokenizer_2=clip_tokenizer(),
+        text_encoder_3=_t5_encoder(len(t5_tok), 64), tokenizer_3=t5_tok,
+    )
+
+
+def _build_flux():
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextModel
+
+    from plan.tokens import clip_tokenizer
+
+    t5_tok = t5_tokenizer()
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=(4, 4, 8),
+        guidance_embeds=True,
+    )
+    return FluxPipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(), vae=_flow_vae(),
+        text_encoder=CLIPTextModel(_clip_text_config()), tokenizer=clip_tokenizer(),
+        text_encoder_2=_t5_encoder(len(t5_tok), 32), tokenizer_2=t5_tok,
+    )
+
+
+BUILDERS = {"sd": _build_sd, "sdxl": _build_sdxl, "sd3": _build_sd3, "flux": _build_flux}
 
 
 def tiny_family(model_id: str) -> str:
@@ -124,7 +201,11 @@ def build_tiny(model_id: str):
     builder = BUILDERS[tiny_family(model_id)]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(BUILD_SEED)
-        return builder()
+        pipe = builder()
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            component.eval()  # as from_pretrained leaves them: no dropout (T5 has 0.1)
+    return pipe
 
 
 def ensure_tiny(model_id: str, revision: str | None) -> Path:

@@ -6,7 +6,8 @@ import pytest
 
 from plan.jobs import RenderJob, derive_seed
 
-FAMILY_MODELS = {"sd": "brandbatch/tiny-sd", "sdxl": "brandbatch/tiny-sdxl"}
+FAMILIES = ("sd", "sdxl", "sd3", "flux")
+FAMILY_MODELS = {family: f"brandbatch/tiny-{family}" for family in FAMILIES}
 
 
 def make_job(i: int, family: str = "sd", *, width: int = 64, height: int = 64, scheduler: str = "euler",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_job
+from conftest import FAMILIES, make_job
 
 from render.devices import device_settings
 from render.registry import ModelError, load_pipeline, make_scheduler, pipeline_for, resolve_model
@@ -10,14 +10,20 @@ from render.stage import call_pipeline
 from render.tiny import TINY_REVISION, build_tiny, ensure_tiny, model_cache_root
 
 
-@pytest.mark.parametrize("family", ["sd", "sdxl"])
+PIPELINES = {"sd": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline",
+             "sd3": "StableDiffusion3Pipeline", "flux": "FluxPipeline"}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_saved_tiny_model_gives_the_pixels_of_a_fresh_build(family):
     settings = device_settings("cpu", batch_invariant=True)
     job = make_job(1, family)
     folder = ensure_tiny(job.model_id, TINY_REVISION)
     assert folder == model_cache_root() / f"tiny-{family}" / TINY_REVISION
     assert (folder / "model_index.json").is_file()
-    loaded = call_pipeline(pipeline_for(job.model_id, job.model_revision, family, "euler", settings), [job], settings)
+    pipe = pipeline_for(job.model_id, job.model_revision, family, "euler", settings)
+    assert type(pipe).__name__ == PIPELINES[family]
+    loaded = call_pipeline(pipe, [job], settings)
     fresh_pipe = build_tiny(job.model_id)
     fresh_pipe.set_progress_bar_config(disable=True)
     fresh_pipe.scheduler = make_scheduler("euler", family, fresh_pipe.scheduler.config)
@@ -59,3 +65,15 @@ def test_bad_device_and_thread_settings_are_named(monkeypatch):
     monkeypatch.setenv("BRANDBATCH_TORCH_THREADS", "two")
     with pytest.raises(ValueError, match=r"BRANDBATCH_TORCH_THREADS must be a whole number >= 1 but is 'two'"):
         device_settings("cpu")
+
+
+def test_offline_t5_tokenizer_ends_prompts_like_t5_and_round_trips(tmp_path):
+    from transformers import T5Tokenizer
+
+    from render.tiny import t5_tokenizer
+
+    tok = t5_tokenizer()
+    ids = tok("A red hiking boot, 50% off").input_ids
+    assert ids[-1] == tok.eos_token_id and tok.unk_token_id not in ids
+    tok.save_pretrained(tmp_path)
+    assert T5Tokenizer.from_pretrained(tmp_path)("A red hiking boot, 50% off").input_ids == ids

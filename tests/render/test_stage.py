@@ -77,6 +77,16 @@ def test_same_pixels_in_a_fresh_process(tmp_path, mixed_jobs):
     assert pngs(LocalStore(tmp_path / "there"), mixed_jobs) == pngs(here, mixed_jobs)
 
 
+@pytest.mark.parametrize("family", ["sd3", "flux"])
+def test_flow_matching_families_are_batch_invariant_too(tmp_path, family):
+    jobs = [make_job(i, family, width=32, height=48, scheduler="flow_euler") for i in range(3)]
+    one, three = LocalStore(tmp_path / "one"), LocalStore(tmp_path / "three")
+    assert render_missing(jobs, one, batch_size=1).failed == []
+    assert render_missing(jobs[::-1], three, batch_size=3).failed == []
+    assert pngs(one, jobs) == pngs(three, jobs)
+    assert pixels(one.get(render_key(jobs[0].key))).std() > 10
+
+
 def test_second_run_renders_nothing(tmp_path, mixed_jobs):
     store = LocalStore(tmp_path)
     first = render_missing(mixed_jobs[:4], store)
@@ -112,11 +122,13 @@ def test_bad_model_fails_its_jobs_only(tmp_path):
 
 
 def test_scheduler_that_does_not_fit_the_family_fails_clearly(tmp_path):
-    job = make_job(1, scheduler="flow_euler")
-    report = render_missing([job, make_job(2)], LocalStore(tmp_path))
+    job, flux_job = make_job(1, scheduler="flow_euler"), make_job(3, "flux", scheduler="ddim")
+    report = render_missing([job, make_job(2), flux_job], LocalStore(tmp_path))
     assert len(report.rendered) == 1
-    assert report.failed == [RenderFailure(job.key, "model_error", report.failed[0].message)]
-    assert "'flow_euler'" in report.failed[0].message and "euler_a" in report.failed[0].message
+    failures = {f.job_key: f for f in report.failed}
+    assert failures[job.key] == RenderFailure(job.key, "model_error", failures[job.key].message)
+    assert "'flow_euler'" in failures[job.key].message and "euler_a" in failures[job.key].message
+    assert "'ddim'" in failures[flux_job.key].message and "flux" in failures[flux_job.key].message
 
 
 @pytest.mark.parametrize("scheduler", ["euler", "euler_a", "ddim", "dpmpp_2m", "pndm"])
