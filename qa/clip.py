@@ -177,12 +177,12 @@ def clip_checks(jobs: Sequence[RenderJob], store: Store, styles: Mapping[str, St
         except Exception as exc:
             outcome.errors.update({j.key: f"{type(exc).__name__}: {exc}"[:500] for j in members})
             continue
+        label_vectors: dict[tuple[str, ...], np.ndarray] = {}
         for start in range(0, len(members), BATCH_SIZE):
             batch = members[start:start + BATCH_SIZE]
             try:
                 embeddings = image_embeddings(batch, store, clip)
                 prompts = clip.embed_texts([j.prompt for j in batch])
-                label_vectors: dict[tuple[str, ...], np.ndarray] = {}
                 for job, prompt in zip(batch, prompts, strict=True):
                     style = styles[f"{job.style}@{job.style_version}"]
                     names = style.qa.unsafe_labels

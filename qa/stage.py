@@ -32,9 +32,9 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
-def _load(job: RenderJob, store: Store) -> tuple[RenderImage | None, Finding | None]:
+def _load(job_key: str, store: Store) -> tuple[RenderImage | None, Finding | None]:
     """The decoded render, or the finding that explains why there is none."""
-    key = render_key(job.key)
+    key = render_key(job_key)
     try:
         data = store.get(key)
     except Exception as exc:  # absent, or the store cannot give it: nobody has looked at it
@@ -67,18 +67,19 @@ class _JobQA:
 def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, Style],
            checks: Mapping[str, Check] = RENDER_CHECKS) -> list[QAResult]:
     """QA every job's render; writes ``qa/<job_key>.json`` for each and returns results in job order."""
+    keys = [job.key for job in jobs]  # a job key is a sha256 of the job's JSON: compute it once
     state: dict[str, _JobQA] = {}
     hashes: dict[str, int] = {}
     readable: list[RenderJob] = []
-    for job in jobs:
-        if job.key in state:
+    for job, key in zip(jobs, keys, strict=True):
+        if key in state:
             continue
-        qa = state[job.key] = _JobQA()
+        qa = state[key] = _JobQA()
         style = styles_by_ref.get(f"{job.style}@{job.style_version}")
         if style is None:
             qa.findings["style"] = Finding(review=("style_unknown",), details={"style": f"{job.style}@{job.style_version}"})
             continue
-        img, problem = _load(job, store)
+        img, problem = _load(key, store)
         if img is None:
             qa.findings["render"] = problem
             continue
@@ -89,7 +90,7 @@ def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, 
                 qa.findings[name] = finding
         digest = qa.run("near_duplicate", dhash, img.image)
         if digest is not None:
-            hashes[job.key] = digest
+            hashes[key] = digest
 
     clip = clip_checks(readable, store, styles_by_ref)
     for key, finding in clip.findings.items():
@@ -104,11 +105,11 @@ def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, 
             state[job.key].errors["near_duplicate"] = _error_text(exc)
 
     results = []
-    for job in jobs:
+    for job, key in zip(jobs, keys, strict=True):
         style = styles_by_ref.get(f"{job.style}@{job.style_version}")
-        result = state[job.key].decide(job.key, style.qa.review_sample_rate if style else 0.0)
+        result = state[key].decide(key, style.qa.review_sample_rate if style else 0.0)
         if "unsafe" in result.reasons:
-            log.warning("blocked %s (%s v%s %s): unsafe, closest label %r", job.key, job.row_key, job.variant,
+            log.warning("blocked %s (%s v%s %s): unsafe, closest label %r", key, job.row_key, job.variant,
                         job.aspect, result.details.get("unsafe_label"))
         store.put(qa_key(result.job_key), result.to_json(), content_type="application/json", overwrite=True)
         results.append(result)
