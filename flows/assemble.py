@@ -5,15 +5,17 @@ Kept out of the Prefect flow so it is unit-tested without a server.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from exports.placements import Placement, load_placements
-from plan.jobs import RenderJob
+from exports.stage import ExportItem
 from plan.planner import CampaignPlan, PlanSettings
-from qa import QAResult
+from review.queue import ApprovedVariant
+from store import Store
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,19 +58,38 @@ def plan_settings(styles: str | None = None, *, allow_draft: bool = False, model
     return settings, placements
 
 
-def renders_by_asset(plan: CampaignPlan, usable: set[str]) -> dict[tuple[str, int], dict[str, RenderJob]]:
-    """(asset_id, variant) -> {aspect: job}, only jobs whose render is usable."""
-    out: dict[tuple[str, int], dict[str, RenderJob]] = {}
-    for job in plan.jobs:
-        if job.key in usable:
-            out.setdefault((job.row_key, job.variant), {})[job.aspect] = job
-    return out
+def assets_key(campaign: str) -> str:
+    return f"{campaign}/assets.json"
 
 
-def variant_verdict(jobs: Sequence[RenderJob], results: Mapping[str, QAResult]) -> str:
-    """An asset variant is as good as its worst render: fail > review > pass."""
-    verdicts = {results[j.key].verdict if j.key in results else "review" for j in jobs}
-    for verdict in ("fail", "review"):
-        if verdict in verdicts:
-            return verdict
-    return "pass"
+def asset_snapshot(plan: CampaignPlan) -> bytes:
+    """What export needs of each planned row (placements, alt text, overlay text), so that
+    ``brandbatch export`` works later without the sheet. Stable bytes for stable input."""
+    assets = {row.asset_id: {"row": row.row, "placements": list(row.placements), "alt_text": row.alt_text,
+                             "headline": row.cells.get("headline", ""), "cta": row.cells.get("cta", "")}
+              for row in plan.rows}
+    return (json.dumps(assets, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def load_assets(store: Store, campaign: str) -> dict[str, dict]:
+    key = assets_key(campaign)
+    if not store.exists(key):
+        raise FileNotFoundError(f"no campaign {campaign!r} in {store.root}: run `brandbatch run` first "
+                                f"({key} is missing)")
+    return json.loads(store.get(key))
+
+
+def export_items(campaign: str, approved: Sequence[ApprovedVariant], assets: Mapping[str, dict]) -> list[ExportItem]:
+    """Export items for approved variants of assets still in the campaign's latest plan."""
+    items = []
+    for variant in sorted(approved, key=lambda v: (v.asset_id, v.variant)):
+        asset = assets.get(variant.asset_id)
+        if asset is None:
+            continue  # the row left the sheet since it was approved
+        items.append(ExportItem(
+            campaign=campaign, asset_id=variant.asset_id, row=asset["row"], variant=variant.variant,
+            placements=tuple(asset["placements"]), renders=dict(variant.jobs), qa_verdict=variant.qa_verdict,
+            approval_id=variant.approval_id, approved_by=variant.approved_by, alt_text=asset["alt_text"],
+            headline=asset["headline"], cta=asset["cta"],
+        ))
+    return items

@@ -1,7 +1,8 @@
-"""The ``campaign_batch`` flow: plan -> render -> QA -> approve -> export -> manifest + report.
+"""The ``campaign_batch`` flow: plan -> render -> QA -> review queue -> export -> manifest + report.
 
 Only wiring lives here; each task is a few lines around a plain function of a stage package.
-Resume is by content: renders are stored by job key, exports skip files already written.
+Resume is by content: renders are stored by job key, the queue is idempotent and exports
+skip files already written, so a rerun does only the missing work.
 """
 
 from __future__ import annotations
@@ -10,18 +11,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from exports.placements import Placement
-from exports.stage import ExportItem, export_assets, write_manifests
+from flows.assemble import asset_snapshot, assets_key, plan_settings, resolve_paths
+from flows.export import DEFAULT_FORMATS, export_task
 from flows.progress import progress_bar
-from flows.assemble import plan_settings, renders_by_asset, variant_verdict
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, plan_campaign
 from plan.sheet import read_sheet
-from qa import QAResult, render_report, run_qa
+from qa import QAResult, render_report, run_qa, summary_markdown
 from render.stage import RenderReport, render_missing
-from review.approvals import auto_approval
+from review.actions import queue_for_review, render_rerolls, styles_qa
+from review.queue import ReviewQueue, database_url
 from store import Store, open_store
 
 
@@ -36,14 +38,17 @@ class CampaignSummary:
     verdicts: dict[str, int]
     exported: int
     queued: int = 0
+    rerolled: int = 0
     problems: list[str] = field(default_factory=list)
     manifest: str = ""
     report: str = ""
 
 
 @task(cache_policy=NO_CACHE)
-def plan_task(sheet: str, settings: PlanSettings, limit: int | None) -> CampaignPlan:
-    return plan_campaign(read_sheet(sheet), settings, limit=limit)
+def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Store) -> CampaignPlan:
+    plan = plan_campaign(read_sheet(sheet), settings, limit=limit)
+    store.put(assets_key(plan.campaign), asset_snapshot(plan), content_type="application/json", overwrite=True)
+    return plan
 
 
 @task(cache_policy=NO_CACHE)
@@ -54,37 +59,23 @@ def render_task(jobs: Sequence[RenderJob], store: Store, batch_size: int, progre
 
 @task(cache_policy=NO_CACHE)
 def qa_task(jobs: Sequence[RenderJob], store: Store, plan: CampaignPlan) -> list[QAResult]:
-    styles = {row.style.ref: row.style for row in plan.rows}
-    return run_qa(jobs, store, styles)
+    return run_qa(jobs, store, {row.style.ref: row.style for row in plan.rows})
 
 
 @task(cache_policy=NO_CACHE)
-def export_task(campaign: str, items: Sequence[ExportItem], store: Store, placements: dict[str, Placement],
-                formats: Sequence[str]) -> list[dict]:
-    rows = export_assets(items, store, placements, formats=formats)
-    write_manifests(store, campaign, rows)
-    return rows
-
-
-def approved_items(plan: CampaignPlan, results: dict[str, QAResult], usable: set[str]) -> list[ExportItem]:
-    """Export items for every variant that is approved (automatically, for clean passes)."""
-    rows = {r.asset_id: r for r in plan.rows}
-    items = []
-    for (asset_id, variant), renders in sorted(renders_by_asset(plan, usable).items()):
-        row = rows[asset_id]
-        if set(renders) != set(row.aspects):
-            continue  # a render of this variant failed: nothing to export yet
-        verdict = variant_verdict(list(renders.values()), results)
-        approval = auto_approval(plan.campaign, asset_id, variant, [j.key for j in renders.values()], verdict)
-        if approval is None:
-            continue
-        items.append(ExportItem(
-            campaign=plan.campaign, asset_id=asset_id, row=row.row, variant=variant, placements=row.placements,
-            renders=renders, qa_verdict=verdict, approval_id=approval.approval_id,
-            approved_by=approval.approved_by, alt_text=row.alt_text,
-            headline=row.cells.get("headline", ""), cta=row.cells.get("cta", ""),
-        ))
-    return items
+def review_task(out: str, plan: CampaignPlan, results: list[QAResult], store: Store, styles_dir: str,
+                batch_size: int) -> tuple[int, int]:
+    """Queue the campaign; render and check rerolls designers asked for since the last run.
+    Returns (variants waiting for a designer, reroll jobs rendered)."""
+    queue_for_review(out, plan, {r.job_key: r for r in results})
+    queue = ReviewQueue.for_out(out)
+    try:
+        pending = queue.pending_rerolls(plan.campaign)
+        if pending:
+            render_rerolls(queue, store, pending, styles_qa(store, styles_dir), batch_size=batch_size)
+        return len(queue.items(plan.campaign, state="queued")), len(pending)
+    finally:
+        queue.close()
 
 
 @flow(name="campaign_batch", log_prints=True)
@@ -96,38 +87,45 @@ def campaign_batch(
     styles: str | None = None,
     allow_draft: bool = False,
     batch_size: int = 4,
-    formats: list[str] = ["webp", "avif", "upload"],  # noqa: B006 (Prefect parameter default)
+    formats: list[str] = list(DEFAULT_FORMATS),  # noqa: B006 (Prefect parameter default)
     progress: bool = False,
 ) -> CampaignSummary:
-    """Render, check and export one campaign sheet; reruns do only the missing work."""
+    """Render, check, queue and export one campaign sheet; reruns do only the missing work."""
     logger = get_run_logger()
+    database_url(out)  # an S3 run needs BRANDBATCH_REVIEW_DB: say so before rendering anything
     settings, placements = plan_settings(styles, allow_draft=allow_draft, model=model)
-    plan = plan_task(sheet, settings, limit)
+    store = open_store(out)
+    plan = plan_task(sheet, settings, limit, store)
     for problem in plan.problems:
         logger.warning(str(problem))
-    store = open_store(out)
+
     rendered = render_task(plan.jobs, store, batch_size, progress)
     failed = {f.job_key for f in rendered.failed}
-    usable = [j for j in plan.jobs if j.key not in failed]
-    results = qa_task(usable, store, plan)
-    by_key = {r.job_key: r for r in results}
-    items = approved_items(plan, by_key, {j.key for j in usable})
-    queued = sum(1 for renders in renders_by_asset(plan, {j.key for j in usable}).values()
-                 if variant_verdict(list(renders.values()), by_key) == "review")
+    for failure in rendered.failed:
+        logger.error("render %s failed (%s): %s", failure.job_key[:12], failure.reason, failure.message)
+    results = qa_task([j for j in plan.jobs if j.key not in failed], store, plan)
+    queued, rerolled = review_task(out, plan, results, store, str(resolve_paths(styles).styles), batch_size)
+
     campaign = plan.campaign
-    rows = export_task(campaign, items, store, placements, formats)
-    html = render_report(campaign, plan.jobs, results, store, rows,
-                         extra={"problems": [str(p) for p in plan.problems]})
+    rows = export_task(campaign, out, store, placements, formats)
+    create_markdown_artifact(summary_markdown(campaign, results), key=f"qa-{_artifact_key(campaign)}",
+                             description=f"QA summary of {campaign}")
+    html = render_report(campaign, plan.jobs, results, store, rows, extra={"problems": [str(p) for p in plan.problems]})
     store.put(f"{campaign}/report.html", html.encode("utf-8"), content_type="text/html; charset=utf-8",
               overwrite=True)
     verdicts: dict[str, int] = {}
-    for r in results:
-        verdicts[r.verdict] = verdicts.get(r.verdict, 0) + 1
+    for result in results:
+        verdicts[result.verdict] = verdicts.get(result.verdict, 0) + 1
     return CampaignSummary(
         campaign=campaign, out=store.root, jobs=len(plan.jobs), rendered=len(rendered.rendered),
         cached=len(rendered.cached),
         failed=[{"job_key": f.job_key, "reason": f.reason, "message": f.message} for f in rendered.failed],
-        verdicts=verdicts, exported=len(rows), queued=queued, problems=[str(p) for p in plan.problems],
+        verdicts=verdicts, exported=sum(1 for r in rows if r.get("status") == "exported"), queued=queued,
+        rerolled=rerolled, problems=[str(p) for p in plan.problems],
         manifest=store.location(f"{campaign}/manifest.json"), report=store.location(f"{campaign}/report.html"),
     )
 
+
+def _artifact_key(campaign: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
+    return "".join(c if c.isalnum() else "-" for c in campaign.lower()).strip("-") or "campaign"

@@ -15,7 +15,8 @@ import typer
 
 from plan.errors import InputError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0],
+                  pretty_exceptions_show_locals=False)
 styles_app = typer.Typer(no_args_is_help=True, help="The style library: list, show, diff.")
 app.add_typer(styles_app, name="styles")
 
@@ -27,6 +28,15 @@ OutOpt = Annotated[str, typer.Option("--out", help="Output folder or s3://bucket
 def _fail(problems: list, *, to_stdout: bool = False) -> None:
     for problem in problems:
         typer.echo(str(problem), err=not to_stdout)
+
+
+def _formats(text: str) -> list[str]:
+    chosen = [f.strip() for f in text.split(",") if f.strip()]
+    bad = sorted(set(chosen) - {"webp", "avif", "upload"})
+    if bad or not chosen:
+        raise typer.BadParameter(f"must be a comma list of webp, avif, upload but has {bad or text!r}",
+                                 param_hint="--formats")
+    return chosen
 
 
 @app.command()
@@ -67,12 +77,9 @@ def run(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
 ) -> None:
     """Plan, render, check, queue for review and export what is approved. Reruns resume."""
-    chosen = [f.strip() for f in formats.split(",") if f.strip()]
-    bad = sorted(set(chosen) - {"webp", "avif", "upload"})
-    if bad or not chosen:
-        raise typer.BadParameter(f"must be a comma list of webp, avif, upload but has {bad or formats!r}",
-                                 param_hint="--formats")
+    chosen = _formats(formats)
     from flows.campaign import campaign_batch
+    from review.queue import ReviewError
 
     try:
         summary = campaign_batch(sheet=str(sheet), out=out, model=model, limit=limit, styles=styles,
@@ -81,17 +88,65 @@ def run(
     except InputError as exc:
         _fail(exc.problems)
         raise typer.Exit(1) from None
+    except ReviewError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
     _fail(summary.problems)
     for failure in summary.failed:
         typer.echo(f"render failed: job {failure['job_key'][:12]} ({failure['reason']}): {failure['message']}",
                    err=True)
     verdicts = ", ".join(f"{n} {v}" for v, n in sorted(summary.verdicts.items())) or "none"
+    rerolls = f", {summary.rerolled} reroll renders" if summary.rerolled else ""
     typer.echo(f"campaign {summary.campaign}: {summary.jobs} jobs ({summary.rendered} rendered, "
-               f"{summary.cached} already there, {len(summary.failed)} failed); QA: {verdicts}; "
-               f"{summary.queued} queued for review; {summary.exported} export files")
+               f"{summary.cached} already there, {len(summary.failed)} failed{rerolls}); QA: {verdicts}; "
+               f"{summary.queued} waiting for review; {summary.exported} export files")
     typer.echo(f"manifest: {summary.manifest}")
     typer.echo(f"report:   {summary.report}")
     raise typer.Exit(1 if summary.problems or summary.failed else 0)
+
+
+@app.command()
+def review(
+    out: OutOpt = "out",
+    host: Annotated[str, typer.Option("--host", help="Interface to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8765,
+    styles: StylesOpt = None,
+) -> None:
+    """Serve the designers' review queue (approve / reject / reroll; "publish" exports)."""
+    from flows.assemble import resolve_paths
+    from flows.export import export_campaign
+    from review.app import serve
+    from review.queue import ReviewError
+
+    try:
+        serve(out, host, port, publish=lambda campaign: export_campaign(campaign, out=out),
+              styles_dir=resolve_paths(styles).styles)
+    except ReviewError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def export(
+    campaign: Annotated[str, typer.Argument(help="Campaign name (the sheet's file name without extension).")],
+    out: OutOpt = "out",
+    formats: Annotated[str, typer.Option("--formats", help="Comma list of webp, avif, upload.")] = "webp,avif,upload",
+) -> None:
+    """Export every approved, not yet exported asset of a campaign."""
+    chosen = _formats(formats)
+    from flows.export import export_campaign
+    from review.queue import ReviewError
+
+    try:
+        rows = export_campaign(campaign, out=out, formats=chosen)
+    except (FileNotFoundError, ReviewError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    failed = [r for r in rows if r.get("status") != "exported"]
+    for row in failed:
+        typer.echo(f"export failed: {row['path']}: {row['error']}", err=True)
+    typer.echo(f"campaign {campaign}: {len(rows) - len(failed)} export files, {len(failed)} failed")
+    raise typer.Exit(1 if failed else 0)
 
 
 @styles_app.command("list")

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.assemble import renders_by_asset, resolve_paths, variant_verdict
+from flows.assemble import asset_snapshot, assets_key, export_items, load_assets, resolve_paths
 from plan.planner import PlanSettings, plan_campaign
 from plan.sheet import read_sheet
-from qa import QAResult
 from review.approvals import auto_approval
 
 PLACEMENTS = {"meta.feed.square": (1080, 1080), "meta.stories": (1080, 1920)}
@@ -26,21 +25,28 @@ def plan(repo: Path, tmp_path: Path):
     return plan_campaign(read_sheet(sheet), settings)
 
 
-def test_renders_by_asset_groups_aspects_per_variant(plan):
-    groups = renders_by_asset(plan, {j.key for j in plan.jobs})
-    assert sorted(groups) == [("a1", 1), ("a1", 2)]
-    assert set(groups[("a1", 1)]) == {"1:1", "9:16"}
-    missing_one = {j.key for j in plan.jobs} - {plan.jobs[0].key}
-    assert set(renders_by_asset(plan, missing_one)[("a1", 1)]) == {"9:16"}
+def test_export_items_come_from_approvals_and_the_asset_snapshot(plan, tmp_path):
+    from review.queue import ApprovedVariant
+    from store import open_store
+
+    store = open_store(str(tmp_path / "out"))
+    store.put(assets_key(plan.campaign), asset_snapshot(plan))
+    assert asset_snapshot(plan) == asset_snapshot(plan)
+    assets = load_assets(store, plan.campaign)
+    v2 = {j.aspect: j for j in plan.jobs if j.variant == 2}
+    approved = [ApprovedVariant(plan.campaign, "a1", 2, 2, v2, "review", "appr-1", "dana"),
+                ApprovedVariant(plan.campaign, "gone", 3, 1, v2, "pass", "appr-2", "qa-auto")]
+    (item,) = export_items(plan.campaign, approved, assets)
+    assert (item.asset_id, item.variant, item.approved_by, item.qa_verdict) == ("a1", 2, "dana", "review")
+    assert item.placements == ("meta.feed.square", "meta.stories") and item.renders == v2
+    assert item.alt_text == plan.rows[0].prompt
 
 
-def test_variant_verdict_is_the_worst_and_missing_results_need_review(plan):
-    jobs = plan.jobs[:2]
-    result = lambda job, verdict: QAResult(job.key, verdict, (), {})  # noqa: E731
-    assert variant_verdict(jobs, {j.key: result(j, "pass") for j in jobs}) == "pass"
-    assert variant_verdict(jobs, {jobs[0].key: result(jobs[0], "pass"), jobs[1].key: result(jobs[1], "review")}) == "review"
-    assert variant_verdict(jobs, {jobs[0].key: result(jobs[0], "fail"), jobs[1].key: result(jobs[1], "review")}) == "fail"
-    assert variant_verdict(jobs, {jobs[0].key: result(jobs[0], "pass")}) == "review"  # fail closed
+def test_load_assets_names_the_missing_campaign(tmp_path):
+    from store import open_store
+
+    with pytest.raises(FileNotFoundError, match="brandbatch run"):
+        load_assets(open_store(str(tmp_path)), "nope")
 
 
 def test_auto_approval_only_for_passes_and_stable():

@@ -1,0 +1,42 @@
+"""The ``export_campaign`` flow: export every approved, not yet exported asset of a campaign.
+
+Approvals come from the review queue (designers, and ``qa-auto`` for clean passes); files
+already exported are skipped, so this is safe to run any time (``brandbatch export``, the
+review page's "publish approved" button, or a deployment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from exports.placements import Placement
+from exports.stage import export_assets, write_manifests
+from flows.assemble import export_items, load_assets, plan_settings
+from review.queue import ReviewQueue
+from store import Store, open_store
+
+DEFAULT_FORMATS = ("webp", "avif", "upload")
+
+
+@task(cache_policy=NO_CACHE)
+def export_task(campaign: str, out: str, store: Store, placements: dict[str, Placement],
+                formats: Sequence[str]) -> list[dict]:
+    queue = ReviewQueue.for_out(out)
+    try:
+        approved = queue.approved(campaign)
+    finally:
+        queue.close()
+    items = export_items(campaign, approved, load_assets(store, campaign))
+    rows = export_assets(items, store, placements, formats=formats)
+    write_manifests(store, campaign, rows)
+    return rows
+
+
+@flow(name="export_campaign")
+def export_campaign(campaign: str, out: str = "out", formats: list[str] = list(DEFAULT_FORMATS)) -> list[dict]:  # noqa: B006
+    """Export the approved assets of ``campaign``; returns the manifest rows written."""
+    _, placements = plan_settings()
+    return export_task(campaign, out, open_store(out), placements, formats)
