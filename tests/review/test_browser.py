@@ -1,9 +1,11 @@
 """End to end in headless Chromium (Debian's chromium + chromium-driver, driven by Selenium):
 log in, approve with the keyboard, reject with a reason, reroll; the reroll renders for real
-with the tiny offline model. Also writes the screenshots in docs/screenshots/."""
+with the tiny offline model. With BRANDBATCH_SCREENSHOTS=1 it also refreshes the screenshots
+in docs/screenshots/ (otherwise they go to the test's temporary folder)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -21,7 +23,7 @@ from store import LocalStore
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 REPO = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO / "docs" / "screenshots"
+DOC_SCREENSHOTS = REPO / "docs" / "screenshots"
 TOKEN = "dana-token-0123456789"
 
 pytestmark = [
@@ -86,7 +88,7 @@ def browser(tmp_path: Path):
     driver.quit()
 
 
-def test_review_in_a_browser(server: str, browser, queue: ReviewQueue, out: Path) -> None:
+def test_review_in_a_browser(server: str, browser, queue: ReviewQueue, out: Path, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
@@ -105,8 +107,9 @@ def test_review_in_a_browser(server: str, browser, queue: ReviewQueue, out: Path
         browser.switch_to.active_element.send_keys(*sequence)
 
     wait_for(lambda: "focused" in card(tent.id).get_attribute("class"), 10, "the first card to have focus")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SCREENSHOTS / "review-grid.png"))
+    screenshots = DOC_SCREENSHOTS if os.environ.get("BRANDBATCH_SCREENSHOTS") else tmp_path
+    screenshots.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(screenshots / "review-grid.png"))
 
     keys("a")  # approve tent-02; focus moves on to trail-pack-01
     wait_for(lambda: card(tent.id).get_attribute("data-state") == "approved", 10, "the approval")
@@ -121,7 +124,7 @@ def test_review_in_a_browser(server: str, browser, queue: ReviewQueue, out: Path
     wait_for(lambda: browser.current_url.endswith(f"/i/{bottle.id}"), 10, "the detail view")
     wait_for(lambda: all(img.get_attribute("naturalWidth") not in (None, "0")
                          for img in browser.find_elements(By.CSS_SELECTOR, ".renders img")), 10, "the renders")
-    browser.save_screenshot(str(SCREENSHOTS / "review-detail.png"))
+    browser.save_screenshot(str(screenshots / "review-detail.png"))
     keys("r")  # reroll bottle-03: rendered with the tiny model after the response
     wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".item").get_attribute("data-state") == "reroll_requested",
              10, "the reroll request")
