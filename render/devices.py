@@ -1,7 +1,8 @@
-"""Where and how renders run: device, dtype, CPU threads, exact batch invariance.
+"""Where and how renders run: device, dtype, CPU threads, batch invariance, memory/speed options.
 
 CPU renders use fp32 and a fixed thread count (``$BRANDBATCH_TORCH_THREADS``, default 1), so
 pixels are bit-identical across runs and processes. GPUs use bf16 (fp16 where bf16 is missing).
+Every option is a keyword of ``device_settings`` or an environment variable (docs/rendering.md).
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ class DeviceSettings:
     dtype: str  # "float32", "bfloat16", "float16"
     threads: int | None  # CPU only
     batch_invariant: bool  # one pipeline call per image: pixels never depend on batch composition
+    compile: bool = False  # torch.compile the denoiser (UNet/transformer)
+    vae_tiling: bool = False  # decode large images tile by tile (less memory, slightly different pixels)
+    vae_slicing: bool = False  # decode a batch one image at a time (less memory)
+    cpu_offload: bool = False  # keep idle components in CPU memory (small GPUs; GPU only)
 
     @property
     def kind(self) -> str:
@@ -66,18 +71,31 @@ def pick_device(device: str | None = None) -> str:
     return wanted
 
 
-def device_settings(device: str | None = None, *, batch_invariant: bool | None = None) -> DeviceSettings:
-    """Settings for this process; applies the CPU thread count (process-wide in torch)."""
+def device_settings(device: str | None = None, *, batch_invariant: bool | None = None,
+                    compile: bool | None = None, vae_tiling: bool | None = None, vae_slicing: bool | None = None,
+                    cpu_offload: bool | None = None) -> DeviceSettings:
+    """Settings for this process (keyword, else ``$BRANDBATCH_<NAME>``, else the default); applies
+    the CPU thread count, which is process-wide in torch."""
     import torch
 
     chosen = pick_device(device)
     kind = chosen.partition(":")[0]
-    invariant = _env_flag("BRANDBATCH_BATCH_INVARIANT", True) if batch_invariant is None else batch_invariant
+
+    def option(value: bool | None, name: str, default: bool) -> bool:
+        return _env_flag(f"BRANDBATCH_{name.upper()}", default) if value is None else value
+
+    options = dict(batch_invariant=option(batch_invariant, "batch_invariant", True),
+                   compile=option(compile, "compile", False), vae_tiling=option(vae_tiling, "vae_tiling", False),
+                   vae_slicing=option(vae_slicing, "vae_slicing", False),
+                   cpu_offload=option(cpu_offload, "cpu_offload", False))
+    if options["cpu_offload"] and kind == "cpu":
+        raise ValueError("cpu_offload (BRANDBATCH_CPU_OFFLOAD) moves idle model parts off a GPU; "
+                         "it needs a cuda or mps device but the device is cpu")
     if kind == "cpu":
         threads = cpu_threads()
         torch.set_num_threads(threads)
-        return DeviceSettings(chosen, "float32", threads, invariant)
+        return DeviceSettings(chosen, "float32", threads, **options)
     if kind == "cuda":
         dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-        return DeviceSettings(chosen, dtype, None, invariant)
-    return DeviceSettings(chosen, "float16", None, invariant)
+        return DeviceSettings(chosen, dtype, None, **options)
+    return DeviceSettings(chosen, "float16", None, **options)

@@ -75,10 +75,24 @@ def load_pipeline(model_id: str, revision: str | None, settings: DeviceSettings)
         where = f"folder {str(source)!r}" if isinstance(source, Path) else f"the Hugging Face cache {HF_HUB_CACHE!r}"
         raise ModelError(f"model {model_id!r} at revision {revision or TINY_REVISION!r} could not be loaded "
                          f"from {where}: {exc}") from None
-    if settings.kind != "cpu":
-        pipe.to(settings.device)
-    pipe.set_progress_bar_config(disable=True)
+    apply_settings(pipe, settings)
     return pipe
+
+
+def apply_settings(pipe, settings: DeviceSettings) -> None:
+    """Device placement and the opt-in memory/speed options, once, right after loading."""
+    if settings.cpu_offload:
+        pipe.enable_model_cpu_offload(device=settings.device)
+    elif settings.kind != "cpu":
+        pipe.to(settings.device)
+    if settings.vae_tiling:
+        pipe.vae.enable_tiling()
+    if settings.vae_slicing:
+        pipe.vae.enable_slicing()
+    if settings.compile:
+        denoiser = pipe.unet if hasattr(pipe, "unet") else pipe.transformer
+        denoiser.compile(fullgraph=False)
+    pipe.set_progress_bar_config(disable=True)
 
 
 def make_scheduler(name: str, family: str, base_config: dict):

@@ -13,7 +13,7 @@ import io
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from plan.jobs import RenderJob
 from render.devices import DeviceSettings, device_settings
@@ -146,9 +146,7 @@ def _keep(store: Store, job: RenderJob, image, settings: DeviceSettings, seconds
 
 def _store_render(store: Store, job: RenderJob, pixels, settings: DeviceSettings, seconds: float) -> None:
     """Sidecar first, then the PNG: a PNG in the store always has its sidecar."""
-    sidecar = {**job.to_dict(), "job_key": job.key, "device": settings.device, "dtype": settings.dtype,
-               "threads": settings.threads, "batch_invariant": settings.batch_invariant,
-               "seconds": round(seconds, 4)}
+    sidecar = {**job.to_dict(), **asdict(settings), "job_key": job.key, "seconds": round(seconds, 4)}
     store.put(sidecar_key(job.key), json.dumps(sidecar, sort_keys=True, indent=1).encode("utf-8"),
               content_type="application/json", overwrite=True)
     store.put(render_key(job.key), encode_png(pixels), content_type="image/png")
@@ -175,12 +173,15 @@ def render_missing(
     batch_invariant: bool | None = None,
     max_images: int | None = None,
     max_gpu_seconds: float | None = None,
+    settings: DeviceSettings | None = None,
 ) -> RenderReport:
     """Render every job whose ``renders/<key>.png`` is missing; report rendered/cached/failed keys.
 
     ``device``: cpu, cuda[:N] or mps (default: ``$BRANDBATCH_DEVICE``, else the best available).
     ``batch_invariant`` (default ``$BRANDBATCH_BATCH_INVARIANT``, else on): call the pipeline per
     image so pixels never depend on the batch; off batches the denoiser for throughput.
+    ``settings`` (from ``render.devices.device_settings``) replaces ``device``/``batch_invariant``
+    and carries the other options (compile, VAE tiling/slicing, CPU offload).
     Budget: once ``max_images`` renders were made or ``max_gpu_seconds`` spent in this call, no
     new batch starts; the jobs left fail with reason ``budget`` (a rerun resumes them).
     """
@@ -217,7 +218,9 @@ def render_missing(
             report.failed.append(RenderFailure(job.key, reason, message))
             finish(job.key)
 
-    settings = device_settings(device, batch_invariant=batch_invariant)
+    if settings is not None and (device is not None or batch_invariant is not None):
+        raise ValueError("give either settings or device/batch_invariant, not both")
+    settings = settings or device_settings(device, batch_invariant=batch_invariant)
     for group_jobs in groups.values():
         if over := _over_budget(report, max_images, max_gpu_seconds):
             fail(group_jobs, "budget", over)
