@@ -12,18 +12,28 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image, PngImagePlugin
 
 FORMATS = ("webp", "avif", "jpeg", "png")
 EXTENSIONS = {"webp": "webp", "avif": "avif", "jpeg": "jpg", "png": "png"}
 CONTENT_TYPES = {"webp": "image/webp", "avif": "image/avif", "jpeg": "image/jpeg", "png": "image/png"}
 
-# (lowest allowed quality, highest quality, prior d ln(bytes) / d quality near the top).
-QUALITY = {"jpeg": (40, 92, 0.08), "webp": (40, 90, 0.08), "avif": (30, 80, 0.065)}
+# (lowest allowed quality, highest quality, prior d ln(bytes) / d scale(quality) near the top).
+QUALITY = {"jpeg": (40, 92, 0.65), "webp": (40, 90, 0.1), "avif": (30, 80, 0.05)}
 PNG_COLOURS = (256, 64)  # lossless first, then these palette sizes when over the cap
 MAX_ENCODES = 6
-TOLERANCE = 2  # stop searching once the best fitting quality is this close to a failing one
-_AIM = 0.97  # predict for slightly under the cap so the prediction usually fits first time
+TOLERANCE = 2  # quality steps: a fit this close to the predicted best is taken as the best
+_AIM = 0.95  # predict for slightly under the cap so that a prediction usually fits
+_FLATTEN = 0.6  # size curves flatten at low quality: extrapolate with this share of the slope
+
+
+def quality_scale(fmt: str) -> Callable[[int], float]:
+    """The axis along which ln(bytes) is close to linear: libjpeg's quantiser scaling for JPEG
+    (ln of 5000/q below 50, 200-2q above), the quality itself for WebP and AVIF."""
+    if fmt == "jpeg":
+        return lambda q: -math.log(5000 / q if q < 50 else 200 - 2 * q)
+    return float
 
 
 class ByteCapError(ValueError):
@@ -59,39 +69,38 @@ def _clean(image: Image.Image) -> Image.Image:
     return clean
 
 
-def search_quality(encode_at: Callable[[int], bytes], lo: int, hi: int, max_bytes: int, slope: float) -> Encoded:
-    """Highest quality in [lo, hi] whose encode fits ``max_bytes`` (within ``TOLERANCE``).
+def search_quality(encode_at: Callable[[int], bytes], lo: int, hi: int, max_bytes: int, slope: float,
+                   scale: Callable[[int], float] = float) -> Encoded:
+    """The highest quality in [lo, hi] whose encode fits ``max_bytes``, to within about ``TOLERANCE``.
 
-    Tries ``hi`` first; if that is too big, predicts the quality for the cap from ln(bytes)
-    being close to linear in quality: with one point from ``slope``, afterwards from the
-    secant through the measured points nearest the cap. Stops when the prediction says
-    nothing above the best fitting quality fits, or it is within ``TOLERANCE`` of a failure.
+    Tries ``hi`` first. Then predicts the quality for the cap from ln(bytes) being close to
+    linear in ``scale(quality)``: from the prior ``slope`` after one encode, then from the
+    measured points (see ``_predict``). Stops at a fit once the next failing quality is at most
+    ``TOLERANCE + 1`` above it, or the model says at most ``TOLERANCE`` more steps would fit;
+    never more than ``MAX_ENCODES`` encodes. The result always fits; no fit raises.
     """
     sizes: dict[int, int] = {}
     fitting: dict[int, bytes] = {}
     quality = hi
-    while len(sizes) < MAX_ENCODES:
+    while True:
         data = encode_at(quality)
         sizes[quality] = len(data)
         if len(data) <= max_bytes:
             fitting[quality] = data
         over = [q for q, size in sizes.items() if size > max_bytes]
-        if not over:
+        if not over or len(sizes) >= MAX_ENCODES:
             break
         best_fit, lowest_over = max(fitting, default=None), min(over)
-        if best_fit is not None and lowest_over - best_fit <= TOLERANCE:
-            break
         if best_fit is None and lowest_over == lo:
-            break
-        nxt = _predict(sizes, lowest_over, best_fit, max_bytes, slope)
-        if best_fit is not None and nxt <= best_fit:
-            break  # the size curve through the nearest points says nothing higher fits
-        nxt = min(max(nxt, lo), lowest_over - 1)
-        if nxt in sizes:  # no new information: bisect instead
-            nxt = ((best_fit if best_fit is not None else lo) + lowest_over) // 2
-            if nxt in sizes:
-                break
-        quality = nxt
+            break  # nothing fits
+        predicted = _predict(sizes, best_fit, lowest_over, math.log(max_bytes * _AIM), slope, scale, lo, hi)
+        if best_fit is None:
+            quality = predicted
+            continue
+        at_cap = _predict(sizes, best_fit, lowest_over, math.log(max_bytes), slope, scale, lo, hi)
+        if at_cap - best_fit <= TOLERANCE or lowest_over - best_fit <= TOLERANCE + 1:
+            break  # the best fit is (predicted to be) within TOLERANCE of the highest that fits
+        quality = min(max(predicted, best_fit + TOLERANCE + 1), lowest_over - 1)
     if not fitting:
         raise ByteCapError(f"even quality {min(sizes)} gives {sizes[min(sizes)]} bytes, over the cap of "
                            f"{max_bytes} bytes")
@@ -99,16 +108,30 @@ def search_quality(encode_at: Callable[[int], bytes], lo: int, hi: int, max_byte
     return Encoded(fitting[best], best, len(sizes))
 
 
-def _predict(sizes: dict[int, int], over: int, fit: int | None, max_bytes: int, slope: float) -> int:
-    target = math.log(max_bytes * _AIM)
+def _predict(sizes: dict[int, int], fit: int | None, over: int, target: float, slope: float,
+             scale: Callable[[int], float], lo: int, hi: int) -> int:
+    """The highest quality that the size model puts at or under ``target`` (ln bytes).
+
+    Bracketed (a fit and an overshoot known): a curve through the (up to) three measured
+    points nearest the target, a parabola once there are three, since the curves bend.
+    Otherwise: a line down from the lowest overshoot, steeper than measured (``_FLATTEN``).
+    """
     if fit is not None:
-        other = fit
-    else:
-        higher = [q for q in sizes if q > over]
-        other = min(higher) if higher else None
-    if other is not None and sizes[other] != sizes[over]:
-        slope = max((math.log(sizes[other]) - math.log(sizes[over])) / (other - over), 1e-3)
-    return math.floor(over - (math.log(sizes[over]) - target) / slope)
+        nearest = sorted(sizes, key=lambda q: abs(math.log(sizes[q]) - target))[:3]
+        span = range(fit, over + 1)
+        model = np.polyval(np.polyfit([scale(q) for q in nearest], [math.log(sizes[q]) for q in nearest],
+                                      len(nearest) - 1), [scale(q) for q in span])
+        if len(nearest) < 3 or np.any(np.diff(model) < 0):  # not monotone here: use the bracket's secant
+            model = np.interp([scale(q) for q in span], [scale(fit), scale(over)],
+                              [math.log(sizes[fit]), math.log(sizes[over])])
+        return max((q for q, size in zip(span, model, strict=True) if size <= target), default=fit)
+    higher = [q for q in sizes if q > over]
+    if higher and sizes[min(higher)] != sizes[over]:
+        other = min(higher)
+        measured = (math.log(sizes[other]) - math.log(sizes[over])) / (scale(other) - scale(over))
+        slope = max(measured, 1e-6) * _FLATTEN
+    wanted = scale(over) - (math.log(sizes[over]) - target) / slope
+    return max((q for q in range(lo, over) if scale(q) <= wanted), default=lo)
 
 
 def encode(image: Image.Image, fmt: str, *, max_bytes: int | None, xmp: bytes) -> Encoded:
@@ -125,7 +148,7 @@ def encode(image: Image.Image, fmt: str, *, max_bytes: int | None, xmp: bytes) -
     lo, hi, slope = QUALITY[fmt]
     if max_bytes is None:
         return Encoded(_save(clean, fmt, xmp, hi), hi, 1)
-    return search_quality(lambda q: _save(clean, fmt, xmp, q), lo, hi, max_bytes, slope)
+    return search_quality(lambda q: _save(clean, fmt, xmp, q), lo, hi, max_bytes, slope, quality_scale(fmt))
 
 
 def _encode_png(image: Image.Image, max_bytes: int | None, xmp: bytes) -> Encoded:

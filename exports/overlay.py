@@ -158,11 +158,18 @@ def _ink_width(font: ImageFont.FreeTypeFont, line: str) -> int:
     return max(right, round(font.getlength(line))) - min(left, 0)
 
 
+def _linear(c: np.ndarray) -> np.ndarray:
+    c = c / 255.0
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+_LINEAR = _linear(np.arange(256, dtype=np.float64))
+_WEIGHTS = np.array([0.2126, 0.7152, 0.0722])
+
+
 def _luminance(rgb: np.ndarray) -> np.ndarray:
-    """WCAG relative luminance of sRGB values 0..255."""
-    c = rgb / 255.0
-    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    return linear @ np.array([0.2126, 0.7152, 0.0722])
+    """WCAG relative luminance of 8-bit sRGB pixels (..., 3)."""
+    return _LINEAR[rgb.astype(np.uint8)] @ _WEIGHTS
 
 
 def contrast_ratio(a: float, b: float) -> float:
@@ -172,11 +179,12 @@ def contrast_ratio(a: float, b: float) -> float:
 
 def _best_colour(background: np.ndarray, style: OverlayStyle) -> tuple[Colour, float]:
     """The colour (light or dark) whose worst-case contrast over the background pixels is higher."""
-    lum = _luminance(background.reshape(-1, 3).astype(np.float64))
+    step = max(1, int(np.sqrt(background.shape[0] * background.shape[1] / 40_000)))  # sample <= ~40k pixels
+    lum = _luminance(background[::step, ::step].reshape(-1, 3))
     lo, hi = float(np.percentile(lum, 5)), float(np.percentile(lum, 95))
     options = []
     for colour in (style.light, style.dark):
-        text_lum = float(_luminance(np.array(colour, dtype=np.float64)))
+        text_lum = float(_luminance(np.array(colour)))
         options.append((min(contrast_ratio(text_lum, lo), contrast_ratio(text_lum, hi)), colour))
     ratio, colour = max(options)
     return colour, ratio

@@ -1,0 +1,195 @@
+"""Export throughput: brandbatch's export stage on all cores next to a bare single-core Pillow loop.
+
+    .venv/bin/python bench/export_placements.py [--assets 4] [--repeat 2] [--workers N]
+
+Renders are synthesised deterministically (768x768, 576x1024 and 1024x536, the sizes an SD
+1.5-class model gives for 1:1, 9:16 and 1.91:1) and stored as PNG. Each asset goes to the
+12 placements below in WebP, AVIF and the placement's upload format (JPEG/PNG).
+
+* bare: one process, for each asset x placement: decode the nearest-aspect render, centre
+  crop + Lanczos resize (``ImageOps.fit``), encode each format once at the top quality
+  brandbatch uses (AVIF single-threaded), write the files. No saliency, overlays, byte-cap
+  search, XMP, manifest rows or atomic writes.
+* brandbatch: ``exports.stage.export_assets`` into a fresh local store with headline + CTA
+  overlays, with ``--workers`` processes (default: all cores) and with 1, pool start included.
+
+Placements/s = (assets x placements) / seconds, best of ``--repeat``. Then the byte-cap search
+is measured on the first asset's files: the mean number of encodes per file that needed a search
+under the real caps, and under caps set to 1/2 and 1/4 of each file's top-quality size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from exports.encode import FORMATS, QUALITY, encode  # noqa: E402
+from exports.fit import cover_fit, focal_point, nearest_render  # noqa: E402
+from exports.metadata import xmp_packet  # noqa: E402
+from exports.overlay import apply_overlays  # noqa: E402
+from exports.placements import load_placements  # noqa: E402
+from exports.stage import ExportItem, export_assets, render_key  # noqa: E402
+from plan.jobs import RenderJob  # noqa: E402
+from store.local import LocalStore  # noqa: E402
+
+PLACEMENTS = (
+    "meta.feed.square", "meta.stories", "meta.feed.landscape", "google.pmax.portrait",
+    "google.display.upload.300x250", "google.display.upload.728x90", "google.display.upload.160x600",
+    "google.display.upload.320x50", "iab.mobile_interstitial", "iab.billboard",
+    "linkedin.single_image.landscape", "pinterest.standard",
+)
+RENDER_SIZES = {"1:1": (768, 768), "9:16": (576, 1024), "1.91:1": (1024, 536)}
+RUN_FORMATS = ("webp", "avif", "upload")
+HEADLINE, CTA = "Go further this spring", "Shop now"
+
+
+def synth(seed: int, width: int, height: int) -> Image.Image:
+    """A photo-like scene: soft gradients, a few blurred shapes, fine grain."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32) / max(width, height)
+    img = rng.uniform(60, 180, 3) + y[..., None] * rng.uniform(-70, 70, 3) + x[..., None] * rng.uniform(-70, 70, 3)
+    for _ in range(6):
+        cx, cy, r = rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9), rng.uniform(0.03, 0.2)
+        mask = np.exp(-(((x - cx * width / max(width, height)) ** 2 + (y - cy * height / max(width, height)) ** 2)
+                        / (2 * r * r)))
+        img += mask[..., None] * rng.uniform(-120, 120, 3)
+    img += 8 * np.sin(x * rng.uniform(40, 90))[..., None] + rng.normal(0, 5, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def make_items(store: LocalStore, assets: int) -> list[ExportItem]:
+    items = []
+    for a in range(assets):
+        renders = {}
+        for aspect, (w, h) in RENDER_SIZES.items():
+            job = RenderJob(campaign="bench", row_key=f"asset-{a:02d}", row=2 + a, variant=1, aspect=aspect, width=w,
+                            height=h, prompt=f"product shot {a}", negative_prompt="", model_id="bench/none",
+                            model_revision=None, model_family="sd", scheduler="euler", steps=1, guidance=1.0,
+                            seed=a, style="bench", style_version=1)
+            buffer = io.BytesIO()
+            synth(a * 10 + len(renders), w, h).save(buffer, "PNG", compress_level=1)
+            store.put(render_key(job), buffer.getvalue())
+            renders[aspect] = job
+        items.append(ExportItem(campaign="bench", asset_id=f"asset-{a:02d}", row=2 + a, variant=1,
+                                placements=PLACEMENTS, renders=renders, qa_verdict="pass", approval_id=f"a{a}",
+                                approved_by="bench", alt_text="", headline=HEADLINE, cta=CTA))
+    return items
+
+
+def bare_loop(items: list[ExportItem], store: LocalStore, placements: dict, out: Path) -> None:
+    for item in items:
+        for pid in item.placements:
+            p = placements[pid]
+            job = min(item.renders.values(), key=lambda j: abs(np.log(j.width / j.height / (p.width / p.height))))
+            with Image.open(io.BytesIO(store.get(render_key(job)))) as render:
+                fitted = ImageOps.fit(render.convert("RGB"), (p.width, p.height), Image.Resampling.LANCZOS)
+            for fmt in ("webp", "avif", p.upload_formats[0]):
+                buffer = io.BytesIO()
+                if fmt == "webp":
+                    fitted.save(buffer, "WEBP", quality=QUALITY["webp"][1], method=4)
+                elif fmt == "avif":
+                    fitted.save(buffer, "AVIF", quality=QUALITY["avif"][1], speed=8, max_threads=1)
+                elif fmt == "jpeg":
+                    fitted.save(buffer, "JPEG", quality=QUALITY["jpeg"][1], optimize=True, progressive=True)
+                else:
+                    fitted.save(buffer, "PNG", compress_level=6)
+                (out / f"{item.asset_id}-{pid}.{fmt}").write_bytes(buffer.getvalue())
+
+
+def best_of(repeat: int, setup, run) -> float:
+    """Fastest of ``repeat`` timed ``run(setup())`` calls; ``setup`` is not timed."""
+    times = []
+    for _ in range(repeat):
+        prepared = setup()
+        start = time.perf_counter()
+        run(prepared)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def search_stats(item: ExportItem, store: LocalStore, placements: dict) -> dict[str, list[int]]:
+    """Encodes per file that needed a search: real caps, and caps of 1/2 and 1/4 of top size."""
+    stats: dict[str, list[int]] = {"real caps": [], "cap = 1/2 top size": [], "cap = 1/4 top size": []}
+    for pid in item.placements:
+        p = placements[pid]
+        job = nearest_render(item.renders, p)
+        with Image.open(io.BytesIO(store.get(render_key(job)))) as render:
+            fitted = cover_fit(render, p.width, p.height, focal_point(render))
+        image, _ = apply_overlays(fitted, p, headline=HEADLINE, cta=CTA)
+        xmp = xmp_packet(job.key, "bench@1")
+        for fmt in ("webp", "avif", "jpeg"):
+            top = len(encode(image, fmt, max_bytes=None, xmp=xmp).data)
+            if p.max_bytes is not None and top > p.max_bytes:
+                stats["real caps"].append(encode(image, fmt, max_bytes=p.max_bytes, xmp=xmp).encodes)
+            for label, share in (("cap = 1/2 top size", 2), ("cap = 1/4 top size", 4)):
+                try:
+                    stats[label].append(encode(image, fmt, max_bytes=top // share, xmp=xmp).encodes)
+                except ValueError:  # even the lowest quality is over: counts as a (failed) search
+                    stats[label].append(-1)
+    return stats
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--assets", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args(argv)
+    placements = load_placements()
+    assert all(fmt in FORMATS for p in PLACEMENTS for fmt in placements[p].upload_formats)
+    with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
+        root = Path(tmp)
+        renders = LocalStore(root / "renders")
+        items = make_items(renders, args.assets)
+        count = len(items) * len(PLACEMENTS)
+
+        def fresh_dir() -> Path:
+            return Path(tempfile.mkdtemp(dir=root))
+
+        def fresh_store() -> LocalStore:
+            store = LocalStore(fresh_dir())
+            for key in renders.list("renders"):
+                store.put(key, renders.get(key))
+            return store
+
+        def ours(workers: int):
+            def run(store: LocalStore) -> None:
+                rows = export_assets(items, store, placements, formats=RUN_FORMATS, workers=workers)
+                assert all(r["status"] == "exported" for r in rows), [r["error"] for r in rows if r["error"]]
+            return run
+
+        bare_s = best_of(args.repeat, fresh_dir, lambda out: bare_loop(items, renders, placements, out))
+        one_s = best_of(args.repeat, fresh_store, ours(1))
+        all_s = best_of(args.repeat, fresh_store, ours(args.workers))
+        stats = search_stats(items[0], renders, placements)
+
+    print(f"machine: {os.cpu_count()} CPU cores visible; {args.assets} assets x {len(PLACEMENTS)} placements = "
+          f"{count} placement exports, {len(RUN_FORMATS)} files each; best of {args.repeat}")
+    print()
+    print("| run | seconds | placements/s | vs bare |")
+    print("|---|---|---|---|")
+    for label, seconds in (("bare Pillow loop, 1 core", bare_s), ("brandbatch, 1 worker", one_s),
+                           (f"brandbatch, {args.workers} workers", all_s)):
+        print(f"| {label} | {seconds:.2f} | {count / seconds:.2f} | {bare_s / seconds:.2f}x |")
+    print()
+    print("| byte-cap search | files searched | mean encodes | max | unreachable |")
+    print("|---|---|---|---|---|")
+    for label, encodes in stats.items():
+        done = [e for e in encodes if e > 0]
+        mean = f"{sum(done) / len(done):.2f}" if done else "-"
+        print(f"| {label} | {len(encodes)} | {mean} | {max(done, default=0)} | {encodes.count(-1)} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
