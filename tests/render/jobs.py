@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from plan.jobs import RenderJob, derive_seed
 
 FAMILIES = ("sd", "sdxl", "sd3", "flux")
@@ -19,10 +17,3 @@ def make_job(i: int, family: str = "sd", *, width: int = 64, height: int = 64, s
         scheduler=scheduler, steps=steps, guidance=5.0, seed=derive_seed("test", f"row-{i}", 0, "acme@2"),
         style="acme", style_version=2,
     )
-
-
-@pytest.fixture
-def mixed_jobs() -> list[RenderJob]:
-    """SD and SDXL jobs in three groups (two sizes, two schedulers)."""
-    return ([make_job(i) for i in range(5)] + [make_job(i, width=48, height=80, scheduler="euler_a") for i in range(5, 7)]
-            + [make_job(i, "sdxl") for i in range(7, 10)])

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from tests.render.conftest import make_job
+from tests.render.jobs import make_job
 from diffusers import StableDiffusionPipeline
 
 from render.devices import device_settings

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.render.conftest import FAMILIES, make_job
+from tests.render.jobs import FAMILIES, make_job
 
 from render.devices import device_settings
 from render.registry import ModelError, load_pipeline, make_scheduler, pipeline_for, resolve_model

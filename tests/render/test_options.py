@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from tests.render.conftest import make_job
+from tests.render.jobs import make_job
 
 from render.devices import device_settings
 from render.registry import load_pipeline

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.render.conftest import make_job
+from tests.render.jobs import make_job
 
 from render.stage import RenderFailure, render_key, render_missing, sidecar_key
 from store.local import LocalStore
