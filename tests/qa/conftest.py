@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synth import png
+from tests.qa.synth import png
 
 from plan.jobs import RenderJob
 from store.local import LocalStore

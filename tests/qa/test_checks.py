@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
-from synth import make_job, make_style, noise, scene, solid
+from tests.qa.synth import make_job, make_style, noise, scene, solid
 
 from qa.checks import TECHNICAL_CHECKS, blank, contrast, dimensions, exposure, laplacian_variance, nan_artifact, sharpness
 from qa.image import RenderImage

@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from synth import make_job, make_style, noise, scene
+from tests.qa.synth import make_job, make_style, noise, scene
 
 from qa import run_qa
 from qa.clip import embedding_key, judge, load_clip

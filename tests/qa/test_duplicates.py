@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
-from synth import make_job, make_style, noise, scene
+from tests.qa.synth import make_job, make_style, noise, scene
 
 from qa import run_qa
 from qa.duplicates import dhash, hamming

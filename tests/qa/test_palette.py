@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
-from synth import make_job, make_style, noise, scene, solid
+from tests.qa.synth import make_job, make_style, noise, scene, solid
 
 from qa.image import RenderImage
 from qa.palette import hex_to_rgb, nearest_delta_e, palette

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from synth import make_job, make_style, noise, scene, solid
+from tests.qa.synth import make_job, make_style, noise, scene, solid
 
 from qa import render_report, run_qa, summary_markdown
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from synth import make_job, make_style, noise, scene, solid
+from tests.qa.synth import make_job, make_style, noise, scene, solid
 
 from qa import QAResult, run_qa
 from qa.stage import RENDER_CHECKS

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from review_factories import make_jobs, results_for
+from tests.review.review_factories import make_jobs, results_for
 
 from review.queue import ReviewQueue
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from review_factories import make_jobs, results_for
+from tests.review.review_factories import make_jobs, results_for
 
 from review.actions import reroll_and_render, styles_qa
 from review.queue import ReviewQueue

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from PIL import Image
-from review_factories import CAMPAIGN, make_jobs, results_for
+from tests.review.review_factories import CAMPAIGN, make_jobs, results_for
 from starlette.testclient import TestClient
 
 from review.app import create_app

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from review_factories import CAMPAIGN, make_jobs, results_for
+from tests.review.review_factories import CAMPAIGN, make_jobs, results_for
 
 from review.actions import rerenderer
 from review.app import create_app

@@ -4,7 +4,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from review_factories import CAMPAIGN, make_jobs, results_for
+from tests.review.review_factories import CAMPAIGN, make_jobs, results_for
 
 from plan.planner import CampaignPlan
 from review.actions import queue_for_review
