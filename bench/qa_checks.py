@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/qa_checks.py [--renders 200] [--size 512] [--repeat 3]
 
-Renders are synthesised deterministically (gradient scenes with grain and a few flat or
-black ones) and stored as PNG in a temporary local store. Two measurements, best of
+Renders are synthesised deterministically (gradient backgrounds with a soft-edged disc and
+grain, and every 50th one black) and stored as PNG in a temporary local store. Two measurements, best of
 ``--repeat``:
 
 * technical + palette + dHash: ``qa.run_qa`` with a style that names no CLIP model, against
@@ -46,6 +46,9 @@ def synth(i: int, size: int) -> np.ndarray:
     base = rng.uniform(40, 200, 3).astype(np.float32)
     tilt = rng.uniform(-60, 60, (2, 3)).astype(np.float32)
     img = base + y[..., None] * tilt[0] + x[..., None] * tilt[1]
+    cy, cx, radius = rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8), rng.uniform(0.1, 0.3)
+    disc = np.clip((radius - np.hypot(x - cx, y - cy)) * size / 3.0, 0, 1)[..., None]  # a soft-edged product
+    img = img * (1 - disc) + rng.uniform(0, 255, 3).astype(np.float32) * disc
     img += rng.normal(0, 6, img.shape).astype(np.float32)
     return np.clip(img, 0, 255).astype(np.uint8)
 
