@@ -151,8 +151,8 @@ def export_placement(item: ExportItem, placement: Placement, formats: Sequence[s
         except ByteCapError as exc:
             rows.append(_failed_row(base, fmt, key, f"{fmt} for {placement.id}: {exc}"))
             continue
-        store.put(key, encoded.data, content_type=CONTENT_TYPES[fmt])  # False: written meanwhile, same bytes
-        rows.append(_file_row(base, fmt, key, store.get(key)))
+        written = store.put(key, encoded.data, content_type=CONTENT_TYPES[fmt])
+        rows.append(_file_row(base, fmt, key, encoded.data if written else store.get(key)))  # else: written meanwhile
     return rows
 
 
