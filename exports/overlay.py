@@ -200,7 +200,7 @@ def _aligned_left(region: Box, width: int, align: str) -> int:
 
 def _draw_text(canvas: Image.Image, role: str, text: str, region: Box, style: OverlayStyle,
                button: bool = False) -> Element:
-    pad = max(2, round(0.18 * region.height)) if button else 0
+    pad = max(2, round(0.18 * region.height)) if button else max(1, round(0.03 * min(region.width, region.height)))
     fitted = fit_text(text, style, region.width - 2 * pad, region.height - 2 * pad)
     if fitted is None:
         return Element(role, region, None, problem=f"{role} {text!r} does not fit {region.width}x{region.height} px "
