@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
+from functools import cached_property
 
 SEED_BITS = 63
 
@@ -61,7 +62,7 @@ class RenderJob:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
-    @property
+    @cached_property
     def key(self) -> str:
         """sha256 of the canonical JSON of the job (the ``row`` number excluded: it is
         where the row sat in the sheet, which must not change what is rendered)."""
