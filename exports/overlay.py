@@ -80,7 +80,8 @@ class Layout:
 def safe_area(placement: Placement, margin: float) -> Box:
     zone = placement.safe_zone
     pad = round(margin * min(placement.width, placement.height))
-    return Box(zone.left + pad, zone.top + pad, placement.width - zone.right - pad, placement.height - zone.bottom - pad)
+    return Box(zone.left + pad, zone.top + pad,
+               placement.width - zone.right - pad, placement.height - zone.bottom - pad)
 
 
 def _regions(area: Box, has_logo: bool) -> dict[str, Box]:

@@ -51,7 +51,7 @@ def test_rows_carry_the_manifest_contract(store, placements):
     item = make_item(store, ("meta.stories",))
     (row,) = export_assets([item], store, placements, formats=("webp",), workers=1)
     job = item.renders["9:16"]  # nearest aspect to 1080x1920
-    assert row | {} == row and {
+    assert {
         "asset_id": "pack-01", "row": 2, "variant": 1, "placement": "meta.stories", "format": "webp",
         "width": 1080, "height": 1920, "seed": job.seed, "style": "acme", "style_version": 2,
         "model": "brandbatch/tiny-sd", "model_revision": "builtin-1", "job_key": job.key,

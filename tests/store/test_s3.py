@@ -87,7 +87,8 @@ def test_export_to_s3_in_parallel_then_rerun_uploads_only_the_manifests(s3_out):
 
     rerun = open_store(s3_out)
     puts: list[str] = []
-    rerun.client.meta.events.register("before-parameter-build.s3.PutObject", lambda params, **_: puts.append(params["Key"]))
+    rerun.client.meta.events.register("before-parameter-build.s3.PutObject",
+                                      lambda params, **_: puts.append(params["Key"]))
     second = export_assets(items, rerun, placements, formats=("webp", "upload"), workers=1)
     write_manifests(rerun, "spring", second)
     assert second == first and rerun.get("spring/manifest.json") == manifest
