@@ -82,18 +82,15 @@ def generators(jobs: Sequence[RenderJob], settings: DeviceSettings) -> list:
 
 
 def call_pipeline(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings):
-    """Float images (N, H, W, 3) in [0, 1] for jobs of one group, in job order."""
-    import numpy as np
+    """Float images (N, H, W, 3) in [0, 1] for jobs of one group, in job order: one pipeline call."""
     import torch
 
     first = jobs[0]
     kwargs = dict(height=first.height, width=first.width, num_inference_steps=first.steps,
                   guidance_scale=first.guidance, output_type="np")
+    if first.model_family != "flux":  # FLUX is guidance-distilled: no negative prompt
+        kwargs["negative_prompt"] = [j.negative_prompt for j in jobs]
     with torch.inference_mode():
-        if settings.batch_invariant and len(jobs) > 1:
-            return np.concatenate([call_pipeline(pipe, [job], settings) for job in jobs])
-        if first.model_family != "flux":  # FLUX is guidance-distilled: no negative prompt
-            kwargs["negative_prompt"] = [j.negative_prompt for j in jobs]
         return pipe(prompt=[j.prompt for j in jobs], generator=generators(jobs, settings), **kwargs).images
 
 
@@ -104,25 +101,31 @@ def is_oom(exc: BaseException) -> bool:
 
 
 def render_batch(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings) -> tuple[list, float]:
-    """([float image or RenderFailure per job], seconds). Out of device memory: retry at half
-    the batch size, down to single images; any other error fails the whole batch."""
+    """([float image or RenderFailure per job], seconds).
+
+    Batch-invariant mode: one pipeline call per image. Otherwise one call for the batch; out of
+    device memory, it is retried at half the size down to single images; on any other error
+    each job is retried alone, so one bad job fails only itself."""
+    if len(jobs) > 1 and settings.batch_invariant:
+        parts = [render_batch(pipe, [job], settings) for job in jobs]
+        return [r for results, _ in parts for r in results], sum(seconds for _, seconds in parts)
     start = time.perf_counter()
     try:
         images = list(call_pipeline(pipe, jobs, settings))
         return images, time.perf_counter() - start
     except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the run
         seconds = time.perf_counter() - start
-        if is_oom(exc):
+        oom = is_oom(exc)
+        if oom:
             _free_device_memory(settings)
-            if len(jobs) > 1:
-                half = (len(jobs) + 1) // 2
-                left, s1 = render_batch(pipe, jobs[:half], settings)
-                right, s2 = render_batch(pipe, jobs[half:], settings)
-                return left + right, seconds + s1 + s2
+        if len(jobs) > 1:
+            half = (len(jobs) + 1) // 2 if oom else 1
+            parts = [render_batch(pipe, jobs[i:i + half], settings) for i in range(0, len(jobs), half)]
+            return [r for results, _ in parts for r in results], seconds + sum(s for _, s in parts)
+        if oom:
             return [RenderFailure(jobs[0].key, "oom", f"out of device memory on {settings.device} even for a "
                                   f"single {jobs[0].width}x{jobs[0].height} image: {exc}")], seconds
-        message = f"{type(exc).__name__}: {exc}"
-        return [RenderFailure(j.key, "error", message) for j in jobs], seconds
+        return [RenderFailure(jobs[0].key, "error", f"{type(exc).__name__}: {exc}")], seconds
 
 
 def _free_device_memory(settings: DeviceSettings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -76,6 +77,27 @@ def test_out_of_memory_on_a_single_image_fails_that_job():
     results, _ = render_batch(small_memory_pipeline(max_batch=0), jobs, settings)
     assert [r.reason for r in results] == ["oom", "oom"]
     assert "even for a single 32x32 image" in results[0].message
+
+
+class PoisonPromptPipeline(StableDiffusionPipeline):
+    """A real tiny SD pipeline that cannot render a prompt containing 'poison'."""
+
+    def __call__(self, prompt, **kwargs):
+        if any("poison" in p for p in prompt):
+            raise ValueError("this pipeline cannot render 'poison'")
+        return super().__call__(prompt=prompt, **kwargs)
+
+
+@pytest.mark.parametrize("batch_invariant", [True, False])
+def test_a_bad_job_fails_alone_and_its_batch_mates_render(batch_invariant):
+    settings = device_settings("cpu", batch_invariant=batch_invariant)
+    pipe = PoisonPromptPipeline.from_pipe(build_tiny("brandbatch/tiny-sd"))
+    pipe.set_progress_bar_config(disable=True)
+    jobs = [make_job(i, width=32, height=32, steps=2) for i in range(3)]
+    jobs[1] = dataclasses.replace(jobs[1], prompt="a poison bottle")
+    results, _ = render_batch(pipe, jobs, settings)
+    assert [type(r).__name__ for r in results] == ["ndarray", "RenderFailure", "ndarray"]
+    assert results[1] == RenderFailure(jobs[1].key, "error", "ValueError: this pipeline cannot render 'poison'")
 
 
 def test_image_budget_stops_new_batches_and_resumes(tmp_path):
