@@ -224,7 +224,9 @@ def render_missing(
     if settings is not None and (device is not None or batch_invariant is not None):
         raise ValueError("give either settings or device/batch_invariant, not both")
     settings = settings or device_settings(device, batch_invariant=batch_invariant)
-    for group_jobs in groups.values():
+    models = list(dict.fromkeys((g[0].model_id, g[0].model_revision) for g in groups.values()))
+    # groups of one model run back to back, so each model is loaded once even when many alternate
+    for group_jobs in sorted(groups.values(), key=lambda g: models.index((g[0].model_id, g[0].model_revision))):
         if over := _over_budget(report, max_images, max_gpu_seconds):
             fail(group_jobs, "budget", over)
             continue

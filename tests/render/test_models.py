@@ -77,3 +77,15 @@ def test_offline_t5_tokenizer_ends_prompts_like_t5_and_round_trips(tmp_path):
     assert ids[-1] == tok.eos_token_id and tok.unk_token_id not in ids
     tok.save_pretrained(tmp_path)
     assert T5Tokenizer.from_pretrained(tmp_path)("A red hiking boot, 50% off").input_ids == ids
+
+
+def test_each_model_loads_once_even_when_groups_alternate(tmp_path):
+    from render.stage import render_missing
+    from store.local import LocalStore
+
+    jobs = [make_job(1, "sd", width=32, height=32, steps=1), make_job(2, "sdxl", width=32, height=32, steps=1),
+            make_job(3, "sd3", width=32, height=32, steps=1, scheduler="flow_euler"),
+            make_job(4, "sd", width=48, height=32, steps=1), make_job(5, "sdxl", width=48, height=32, steps=1)]
+    load_pipeline.cache_clear()
+    assert render_missing(jobs, LocalStore(tmp_path)).failed == []
+    assert load_pipeline.cache_info().misses == 3  # three models, two kept at a time, none loaded twice
