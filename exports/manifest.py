@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from store.base import Store
 
@@ -44,11 +44,18 @@ def manifest_csv(rows: Iterable[dict]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def write_manifests(store: Store, campaign: str, rows: Iterable[dict]) -> list[dict]:
+def write_manifests(store: Store, campaign: str, rows: Iterable[dict],
+                    approved: Collection[tuple[str, int]] | None = None) -> list[dict]:
     """Merge ``rows`` over the campaign's existing manifest (by path), write JSON + CSV; returns
-    the merged rows."""
+    the merged rows. With ``approved`` (the (asset_id, variant) pairs approved now), earlier
+    rows of anything else are withdrawn: their files are deleted and their rows dropped."""
     key = f"{campaign}/manifest.json"
     merged = {row["path"]: row for row in (json.loads(store.get(key)) if store.exists(key) else [])}
+    if approved is not None:
+        for path, row in list(merged.items()):
+            if (row["asset_id"], row["variant"]) not in approved:
+                store.delete(path)
+                del merged[path]
     merged.update((row["path"], row) for row in rows)
     ordered = [merged[path] for path in sorted(merged)]
     store.put(key, manifest_json(ordered), content_type="application/json", overwrite=True)

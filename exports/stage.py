@@ -118,6 +118,12 @@ def _prepare(item: ExportItem, placement: Placement, job: RenderJob, store: Stor
     return image, "; ".join(e.problem for e in layout.elements if e.problem)
 
 
+def _is_export_of(store: Store, key: str, job: RenderJob) -> bool:
+    """True if ``key`` holds an export of this job's render: its XMP names the job key. A file
+    from another render (a reroll, changed inputs) is stale and gets re-exported."""
+    return store.exists(key) and job.key.encode("ascii") in store.get(key)
+
+
 def export_placement(item: ExportItem, placement: Placement, formats: Sequence[str], store: Store,
                      max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: OverlayStyle | None = OverlayStyle(),
                      ) -> list[dict]:
@@ -130,7 +136,7 @@ def export_placement(item: ExportItem, placement: Placement, formats: Sequence[s
                 for fmt, key in keys.items()]
     base["upscale"] = round(upscale_factor((job.width, job.height), placement.width, placement.height), 3)
     base["upscale_flagged"] = base["upscale"] > max_upscale
-    missing = {fmt: key for fmt, key in keys.items() if not store.exists(key)}
+    missing = {fmt: key for fmt, key in keys.items() if not _is_export_of(store, key, job)}
     image, reason = None, ""
     if missing:
         try:
@@ -151,7 +157,8 @@ def export_placement(item: ExportItem, placement: Placement, formats: Sequence[s
         except ByteCapError as exc:
             rows.append(_failed_row(base, fmt, key, f"{fmt} for {placement.id}: {exc}"))
             continue
-        written = store.put(key, encoded.data, content_type=CONTENT_TYPES[fmt])
+        stale = store.exists(key)  # an export of another render: replace it
+        written = store.put(key, encoded.data, content_type=CONTENT_TYPES[fmt], overwrite=stale)
         rows.append(_file_row(base, fmt, key, encoded.data if written else store.get(key)))  # else: written meanwhile
     return rows
 

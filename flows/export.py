@@ -31,7 +31,7 @@ def export_task(campaign: str, out: str, store: Store, placements: dict[str, Pla
         queue.close()
     items = export_items(campaign, approved, load_assets(store, campaign))
     rows = export_assets(items, store, placements, formats=formats)
-    write_manifests(store, campaign, rows)
+    write_manifests(store, campaign, rows, approved={(v.asset_id, v.variant) for v in approved})
     return rows
 
 

@@ -30,6 +30,10 @@ class Store(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def delete(self, key: str) -> None:
+        """Remove ``key`` if present (withdrawn exports)."""
+        ...
+
     def list(self, prefix: str) -> list[str]: ...
 
     def location(self, key: str) -> str:

@@ -103,6 +103,9 @@ class S3Store:
             raise
         return True
 
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))  # absent keys are not an error
+
     def list(self, prefix: str) -> list[str]:
         """Keys under the folder ``prefix`` ("" for all), relative to the store root, sorted."""
         full = self.prefix + (check_key(prefix.strip("/")) + "/" if prefix.strip("/") else "")

@@ -1,0 +1,66 @@
+"""Designers decide, ``brandbatch export`` ships exactly what they approved."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from review.queue import ReviewQueue
+from tests.e2e.test_campaign_run import brandbatch
+
+pytestmark = pytest.mark.slow
+
+SHEET = """asset_id,style,product,scene,placements
+tent-01,acmereview@1,a green tent,a lakeside meadow,meta.feed.square
+boots-02,acmereview@1,hiking boots,a rocky river,meta.feed.square
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, repo: Path, prefect_home: Path) -> Path:
+    shutil.copytree(repo / "styles", tmp_path / "styles")
+    style = yaml.safe_load((repo / "styles" / "acme" / "v2.yaml").read_text(encoding="utf-8"))
+    # Every render lands in the palette's uncertainty band: a designer must look at it.
+    style |= {"name": "acmereview", "version": 1,
+              "qa": {**style["qa"], "palette_min_share": 0.5, "palette_uncertainty": 0.5, "review_sample_rate": 0}}
+    (tmp_path / "styles" / "acmereview").mkdir()
+    (tmp_path / "styles" / "acmereview" / "v1.yaml").write_text(yaml.safe_dump(style), encoding="utf-8")
+    (tmp_path / "camp.csv").write_text(SHEET, encoding="utf-8")
+    return tmp_path
+
+
+def manifest_assets(workdir: Path) -> set[str]:
+    path = workdir / "out" / "camp" / "manifest.json"
+    return {row["asset_id"] for row in json.loads(path.read_text(encoding="utf-8"))} if path.exists() else set()
+
+
+def test_only_designer_approved_assets_are_exported(workdir: Path):
+    run = brandbatch("run", "camp.csv", "--out", "out", "--formats", "webp", cwd=workdir)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 waiting for review; 0 export files" in run.stdout, run.stdout
+    assert manifest_assets(workdir) == set()
+
+    queue = ReviewQueue.for_out(workdir / "out")
+    items = {item.asset_id: item for item in queue.items("camp")}
+    assert {i.state for i in items.values()} == {"queued"}
+    queue.decide(items["tent-01"].id, "dana", "approve", expected_version=items["tent-01"].version)
+    queue.decide(items["boots-02"].id, "lee", "reject", "off_brand", expected_version=items["boots-02"].version)
+
+    export = brandbatch("export", "camp", "--out", "out", "--formats", "webp", cwd=workdir)
+    assert export.returncode == 0, export.stdout + export.stderr
+    rows = json.loads((workdir / "out" / "camp" / "manifest.json").read_text(encoding="utf-8"))
+    assert [(r["asset_id"], r["approved_by"], r["qa_verdict"]) for r in rows] == [("tent-01", "dana", "review")]
+    assert (workdir / "out" / rows[0]["path"]).is_file()
+
+    # A later rejection withdraws the asset from the manifest and removes its files.
+    tent = queue.item(items["tent-01"].id)
+    queue.decide(tent.id, "dana", "reject", "off_brand", expected_version=tent.version)
+    queue.close()
+    again = brandbatch("export", "camp", "--out", "out", cwd=workdir)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert manifest_assets(workdir) == set()
+    assert not (workdir / "out" / rows[0]["path"]).exists()
