@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from render.devices import DeviceSettings
-from render.tiny import BUILDERS, TINY_PREFIX, TINY_REVISION, ensure_tiny, is_tiny, quiet_progress_bars
+from render.tiny import BUILDERS, TINY_PREFIX, ensure_tiny, is_tiny, quiet_progress_bars
 
 _HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -71,10 +71,10 @@ def load_pipeline(model_id: str, revision: str | None, settings: DeviceSettings)
     try:
         pipe = DiffusionPipeline.from_pretrained(source, revision=pinned, local_files_only=True,
                                                  torch_dtype=settings.torch_dtype())
-    except (OSError, ValueError, EnvironmentError) as exc:
-        where = f"folder {str(source)!r}" if isinstance(source, Path) else f"the Hugging Face cache {HF_HUB_CACHE!r}"
-        raise ModelError(f"model {model_id!r} at revision {revision or TINY_REVISION!r} could not be loaded "
-                         f"from {where}: {exc}") from None
+    except (OSError, ValueError) as exc:
+        where = (f"folder {str(source)!r}" if isinstance(source, Path)
+                 else f"the Hugging Face cache {HF_HUB_CACHE!r} at revision {pinned!r}")
+        raise ModelError(f"model {model_id!r} could not be loaded from {where}: {exc}") from None
     apply_settings(pipe, settings)
     return pipe
 
