@@ -10,6 +10,7 @@ pixels behind it; below WCAG's 4.5:1 a translucent scrim is laid under the text 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,7 +107,9 @@ def _regions(area: Box, has_logo: bool) -> dict[str, Box]:
     }
 
 
+@functools.lru_cache(maxsize=512)
 def _font(style: OverlayStyle, size: int) -> ImageFont.FreeTypeFont:
+    """A loaded font at ``size`` px; cached per process (fonts are read-only once set up)."""
     font = ImageFont.truetype(str(style.font), size)
     try:
         font.set_variation_by_axes([style.weight])
