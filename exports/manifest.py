@@ -50,7 +50,12 @@ def write_manifests(store: Store, campaign: str, rows: Iterable[dict],
     the merged rows. With ``approved`` (the (asset_id, variant) pairs approved now), earlier
     rows of anything else are withdrawn: their files are deleted and their rows dropped."""
     key = f"{campaign}/manifest.json"
-    merged = {row["path"]: row for row in (json.loads(store.get(key)) if store.exists(key) else [])}
+    try:
+        existing = json.loads(store.get(key)) if store.exists(key) else []
+        merged = {row["path"]: row for row in existing}
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"{store.location(key)} is not a brandbatch manifest (a JSON list of rows with a "
+                         f"'path'): {exc}; move it away to start a new one") from None
     if approved is not None:
         for path, row in list(merged.items()):
             if (row["asset_id"], row["variant"]) not in approved:

@@ -49,6 +49,7 @@ class ExportItem:
     headline: str = ""
     cta: str = ""
     logo: str = ""  # path of a logo image (PNG with alpha) to composite; "" for none
+    focal: tuple[float, float] | None = None  # the style's focal hint (x, y as 0..1); None: saliency
 
 
 def render_key(job: RenderJob) -> str:
@@ -100,7 +101,8 @@ def _prepare(item: ExportItem, placement: Placement, job: RenderJob, store: Stor
     try:
         with Image.open(io.BytesIO(store.get(render_key(job)))) as render:
             render.load()
-            fitted = cover_fit(render, placement.width, placement.height, focal_point(render))
+            focal = item.focal if item.focal is not None else focal_point(render)
+            fitted = cover_fit(render, placement.width, placement.height, focal)
     except (FileNotFoundError, KeyError):
         raise ValueError(f"render {render_key(job)} is not in the store") from None
     except (UnidentifiedImageError, OSError) as exc:

@@ -6,6 +6,8 @@ import csv
 import io
 import json
 
+import pytest
+
 from exports.manifest import MANIFEST_FIELDS, neutralise, write_manifests
 
 
@@ -34,3 +36,10 @@ def test_rows_merge_by_path_and_sort(store):
     assert json.loads(store.get("c/manifest.json")) == merged
     lines = store.get("c/manifest.csv").decode().split("\r\n")[:-1]
     assert lines[0].split(",") == list(MANIFEST_FIELDS) and len(lines) == 4
+
+
+def test_a_broken_manifest_is_named_not_overwritten(store):
+    store.put("c/manifest.json", b"{not json")
+    with pytest.raises(ValueError, match=r"c/manifest.json is not a brandbatch manifest"):
+        write_manifests(store, "c", [_row("c/exports/p/a.webp")])
+    assert store.get("c/manifest.json") == b"{not json"

@@ -154,3 +154,17 @@ def test_overlays_are_drawn_unless_turned_off_and_a_bad_logo_fails_its_rows(tmp_
     (row,) = export_assets([item], store, placements, formats=("png",), workers=1)
     assert row["status"] == "failed" and "logo" in row["error"] and "missing.png" in row["error"]
     write_manifests(store, "spring", [row])
+
+
+def test_a_focal_hint_replaces_saliency(tmp_path, placements):
+    from dataclasses import replace
+
+    from store.local import LocalStore
+
+    shas = []
+    for focal in ((0.0, 0.5), (1.0, 0.5)):
+        store = LocalStore(tmp_path / str(focal[0]))
+        item = replace(make_item(store, ("google.display.upload.160x600",), headline="", cta=""), focal=focal)
+        (row,) = export_assets([item], store, placements, formats=("png",), workers=1)
+        shas.append(row["sha256"])
+    assert shas[0] != shas[1]  # left edge vs right edge of the 1:1 render
