@@ -38,6 +38,13 @@ def test_every_sized_placement_of_the_research_is_a_preset():
                 spec["width"], spec["height"], spec["max_bytes"], spec["source"])
 
 
+def test_amazon_dsp_sizes_are_presets_without_a_stated_cap():
+    amazon = {pid: p for pid, p in load_placements().items() if p.platform == "Amazon DSP"}
+    assert len(amazon) == 13 and all(p.max_bytes is None and "advertising.amazon.com" in p.source
+                                     for p in amazon.values())
+    assert (amazon["amazon.dsp.rec.300x250"].width, amazon["amazon.dsp.rec.300x250"].height) == (300, 250)
+
+
 def test_extra_file_overrides_keys_and_adds_presets(tmp_path):
     extra = tmp_path / "mine.yaml"
     extra.write_text(
