@@ -195,6 +195,7 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     if count <= 1:
         results = [_export_task(task) for task in tasks]
     else:
+        tasks.sort(key=lambda task: -task[1].width * task[1].height)  # largest first: no long task last
         with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn")) as pool:
             results = list(pool.map(_export_task, tasks))
     rows.extend(row for result in results for row in result)
