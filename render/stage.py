@@ -12,7 +12,9 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from plan.jobs import RenderJob
@@ -135,18 +137,6 @@ def _free_device_memory(settings: DeviceSettings) -> None:
         torch.cuda.empty_cache()
 
 
-def _keep(store: Store, job: RenderJob, image, settings: DeviceSettings, seconds: float) -> RenderFailure | None:
-    """Check one float image and store it; the failure if it is NaN/black or cannot be stored."""
-    pixels, failure = check_pixels(job.key, image)
-    if failure is not None:
-        return failure
-    try:
-        _store_render(store, job, pixels, settings, seconds)
-    except Exception as exc:  # noqa: BLE001 - a store error fails this job only
-        return RenderFailure(job.key, "error", f"storing the render failed: {type(exc).__name__}: {exc}")
-    return None
-
-
 def _store_render(store: Store, job: RenderJob, pixels, settings: DeviceSettings, seconds: float) -> None:
     """Sidecar first, then the PNG: a PNG in the store always has its sidecar."""
     sidecar = {**job.to_dict(), **asdict(settings), "job_key": job.key, "seconds": round(seconds, 4)}
@@ -155,15 +145,69 @@ def _store_render(store: Store, job: RenderJob, pixels, settings: DeviceSettings
     store.put(render_key(job.key), encode_png(pixels), content_type="image/png")
 
 
-def _over_budget(report: RenderReport, max_images: int | None, max_gpu_seconds: float | None) -> str:
-    """Why no new batch may start ('' when within budget)."""
-    if max_images is not None and len(report.rendered) >= max_images:
-        return (f"campaign budget reached: max_images={max_images} and {len(report.rendered)} images were "
-                f"rendered in this run; job not started (rerun or raise the budget to resume)")
-    if max_gpu_seconds is not None and report.gpu_seconds >= max_gpu_seconds:
-        return (f"campaign budget reached: max_gpu_seconds={max_gpu_seconds:g} and {report.gpu_seconds:.1f} s "
-                f"were spent in this run; job not started (rerun or raise the budget to resume)")
-    return ""
+class _Run:
+    """The bookkeeping of one ``render_missing`` call: report, ``on_done`` calls, budget, and the
+    store writes, which run in one background thread so PNG encoding and I/O overlap rendering."""
+
+    def __init__(self, jobs: Sequence[RenderJob], on_done: Callable[[str], None] | None,
+                 max_images: int | None, max_gpu_seconds: float | None) -> None:
+        self.report = RenderReport()
+        self.unique: dict[str, RenderJob] = {}
+        self.counts: dict[str, int] = {}
+        for job in jobs:
+            key = job.key
+            self.unique.setdefault(key, job)
+            self.counts[key] = self.counts.get(key, 0) + 1
+        self.on_done = on_done or (lambda _key: None)
+        self.max_images, self.max_gpu_seconds = max_images, max_gpu_seconds
+        self.pending: deque[tuple[str, float, Future]] = deque()
+
+    def _finish(self, key: str) -> None:
+        for _ in range(self.counts[key]):
+            self.on_done(key)
+
+    def cached(self, key: str) -> None:
+        self.report.cached.append(key)
+        self._finish(key)
+
+    def fail(self, failure: RenderFailure) -> None:
+        self.report.failed.append(failure)
+        self._finish(failure.job_key)
+
+    def fail_all(self, jobs: Sequence[RenderJob], reason: str, message: str) -> None:
+        for job in jobs:
+            self.fail(RenderFailure(job.key, reason, message))
+
+    def store_later(self, writer: ThreadPoolExecutor, store: Store, job: RenderJob, pixels,
+                    settings: DeviceSettings, seconds: float) -> None:
+        self.pending.append((job.key, seconds, writer.submit(_store_render, store, job, pixels, settings, seconds)))
+
+    def settle(self, *, wait: bool) -> None:
+        """Record the finished writes, in order (all of them when ``wait``)."""
+        while self.pending and (wait or self.pending[0][2].done()):
+            key, seconds, future = self.pending.popleft()
+            if (exc := future.exception()) is not None:
+                self.fail(RenderFailure(key, "error", f"storing the render failed: {type(exc).__name__}: {exc}"))
+            else:
+                self.report.rendered.append(key)
+                self.report.job_seconds[key] = seconds
+                self._finish(key)
+
+    @property
+    def images(self) -> int:
+        """Images rendered in this call, those still being written included."""
+        return len(self.report.rendered) + len(self.pending)
+
+    def over_budget(self) -> str:
+        """Why no new batch may start ('' when within budget)."""
+        if self.max_images is not None and self.images >= self.max_images:
+            return (f"campaign budget reached: max_images={self.max_images} and {self.images} images were "
+                    f"rendered in this run; job not started (rerun or raise the budget to resume)")
+        if self.max_gpu_seconds is not None and self.report.gpu_seconds >= self.max_gpu_seconds:
+            return (f"campaign budget reached: max_gpu_seconds={self.max_gpu_seconds:g} and "
+                    f"{self.report.gpu_seconds:.1f} s were spent in this run; job not started "
+                    f"(rerun or raise the budget to resume)")
+        return ""
 
 
 def render_missing(
@@ -187,6 +231,7 @@ def render_missing(
     and carries the other options (compile, VAE tiling/slicing, CPU offload).
     Budget: once ``max_images`` renders were made or ``max_gpu_seconds`` spent in this call, no
     new batch starts; the jobs left fail with reason ``budget`` (a rerun resumes them).
+    ``on_done(key)`` is called once per job given (duplicates included) when it is finished.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 but is {batch_size}")
@@ -194,65 +239,53 @@ def render_missing(
         raise ValueError(f"max_images must be >= 0 but is {max_images}")
     if max_gpu_seconds is not None and max_gpu_seconds < 0:
         raise ValueError(f"max_gpu_seconds must be >= 0 but is {max_gpu_seconds}")
-    done = on_done or (lambda _key: None)
-    report = RenderReport()
-    unique: dict[str, RenderJob] = {}
-    counts: dict[str, int] = {}
-    for job in jobs:
-        unique.setdefault(job.key, job)
-        counts[job.key] = counts.get(job.key, 0) + 1
-
-    def finish(key: str) -> None:
-        for _ in range(counts[key]):
-            done(key)
-
+    if settings is not None and (device is not None or batch_invariant is not None):
+        raise ValueError("give either settings or device/batch_invariant, not both")
+    run = _Run(jobs, on_done, max_images, max_gpu_seconds)
     groups: dict[tuple, list[RenderJob]] = {}
-    for key, job in unique.items():
+    for key, job in run.unique.items():
         if store.exists(render_key(key)):
-            report.cached.append(key)
-            finish(key)
+            run.cached(key)
         else:
             groups.setdefault(job.group, []).append(job)
     if not groups:
-        return report
+        return run.report
 
-    def fail(failed_jobs: Sequence[RenderJob], reason: str, message: str) -> None:
-        for job in failed_jobs:
-            report.failed.append(RenderFailure(job.key, reason, message))
-            finish(job.key)
-
-    if settings is not None and (device is not None or batch_invariant is not None):
-        raise ValueError("give either settings or device/batch_invariant, not both")
     settings = settings or device_settings(device, batch_invariant=batch_invariant)
     models = list(dict.fromkeys((g[0].model_id, g[0].model_revision) for g in groups.values()))
     # groups of one model run back to back, so each model is loaded once even when many alternate
-    for group_jobs in sorted(groups.values(), key=lambda g: models.index((g[0].model_id, g[0].model_revision))):
-        if over := _over_budget(report, max_images, max_gpu_seconds):
-            fail(group_jobs, "budget", over)
-            continue
-        first = group_jobs[0]
-        try:
-            pipe = pipeline_for(first.model_id, first.model_revision, first.model_family, first.scheduler, settings)
-        except Exception as exc:  # noqa: BLE001 - a model that cannot load fails its jobs only
-            fail(group_jobs, "model_error", str(exc) if isinstance(exc, ModelError) else (
-                f"model {first.model_id!r} at revision {first.model_revision!r}: {type(exc).__name__}: {exc}"))
-            continue
-        queue = list(group_jobs)
-        while queue:
-            if over := _over_budget(report, max_images, max_gpu_seconds):
-                fail(queue, "budget", over)
-                break
-            room = batch_size if max_images is None else min(batch_size, max_images - len(report.rendered))
-            batch, queue = queue[:room], queue[room:]
-            results, seconds = render_batch(pipe, batch, settings)
-            report.gpu_seconds += seconds
-            share = seconds / len(batch)
-            for job, result in zip(batch, results):
-                failure = result if isinstance(result, RenderFailure) else _keep(store, job, result, settings, share)
-                if failure is None:
-                    report.rendered.append(job.key)
-                    report.job_seconds[job.key] = share
-                else:
-                    report.failed.append(failure)
-                finish(job.key)
-    return report
+    ordered = sorted(groups.values(), key=lambda g: models.index((g[0].model_id, g[0].model_revision)))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render-store") as writer:
+        for group_jobs in ordered:
+            if over := run.over_budget():
+                run.fail_all(group_jobs, "budget", over)
+                continue
+            first = group_jobs[0]
+            try:
+                pipe = pipeline_for(first.model_id, first.model_revision, first.model_family, first.scheduler,
+                                    settings)
+            except Exception as exc:  # noqa: BLE001 - a model that cannot load fails its jobs only
+                run.fail_all(group_jobs, "model_error", str(exc) if isinstance(exc, ModelError) else (
+                    f"model {first.model_id!r} at revision {first.model_revision!r}: {type(exc).__name__}: {exc}"))
+                continue
+            queue = list(group_jobs)
+            while queue:
+                if over := run.over_budget():
+                    run.fail_all(queue, "budget", over)
+                    break
+                room = batch_size if max_images is None else min(batch_size, max_images - run.images)
+                batch, queue = queue[:room], queue[room:]
+                results, seconds = render_batch(pipe, batch, settings)
+                run.report.gpu_seconds += seconds
+                for job, result in zip(batch, results):
+                    if isinstance(result, RenderFailure):
+                        run.fail(result)
+                        continue
+                    pixels, failure = check_pixels(job.key, result)
+                    if failure is not None:
+                        run.fail(failure)
+                    else:
+                        run.store_later(writer, store, job, pixels, settings, seconds / len(batch))
+                run.settle(wait=False)
+        run.settle(wait=True)
+    return run.report

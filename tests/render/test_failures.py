@@ -126,3 +126,14 @@ def test_seconds_budget_stops_after_the_first_batch(tmp_path):
 def test_negative_budget_is_refused(tmp_path):
     with pytest.raises(ValueError, match="max_images must be >= 0 but is -1"):
         render_missing([make_job(1)], LocalStore(tmp_path), max_images=-1)
+
+
+def test_a_store_that_cannot_be_written_fails_the_jobs_clearly(tmp_path):
+    not_a_folder = tmp_path / "out"
+    not_a_folder.write_text("a file where the store's folder should be")
+    done: list[str] = []
+    jobs = [make_job(i, width=32, height=32, steps=1) for i in range(2)]
+    report = render_missing(jobs, LocalStore(not_a_folder), on_done=done.append)
+    assert report.rendered == [] and sorted(done) == sorted(j.key for j in jobs)
+    assert [f.reason for f in report.failed] == ["error", "error"]
+    assert report.failed[0].message.startswith("storing the render failed: ")
