@@ -51,13 +51,24 @@ def resolve_model(model_id: str, revision: str | None) -> tuple[Path | str, str 
         if not (path / "model_index.json").is_file():
             raise ModelError(f"model folder {str(path)!r} has no model_index.json (not a diffusers pipeline folder)")
         return path, None
-    if model_id.startswith(("/", ".", "~")) or not _HF_ID.match(model_id):
-        raise ModelError(f"model {model_id!r} is neither a folder on this machine, a Hugging Face repo id "
-                         f"(owner/name) nor a built-in tiny model ({', '.join(TINY_PREFIX + f for f in BUILDERS)})")
-    if revision is None or not _COMMIT.match(revision):
-        raise ModelError(f"model {model_id!r}: revision must be pinned to a 40-hex-digit commit hash "
-                         f"but is {revision!r} (branches such as 'main' change under you)")
+    if problem := pinning_problem(model_id, revision):
+        raise ModelError(problem)
     return model_id, revision
+
+
+def pinning_problem(model_id: str, revision: str | None) -> str:
+    """Why ``model_id``/``revision`` is not a pinned model ('' when it is): built-in tiny models
+    and folders are; a Hugging Face repo id needs a commit hash. Cheap (no model loading), so
+    validation can call it for every approved style."""
+    if is_tiny(model_id) or Path(model_id).expanduser().is_dir():
+        return ""
+    if model_id.startswith(("/", ".", "~")) or not _HF_ID.match(model_id):
+        return (f"model {model_id!r} is neither a folder on this machine, a Hugging Face repo id "
+                f"(owner/name) nor a built-in tiny model ({', '.join(TINY_PREFIX + f for f in BUILDERS)})")
+    if revision is None or not _COMMIT.match(revision):
+        return (f"model {model_id!r}: revision must be pinned to a 40-hex-digit commit hash "
+                f"but is {revision!r} (branches such as 'main' change under you)")
+    return ""
 
 
 @lru_cache(maxsize=2)

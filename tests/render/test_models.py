@@ -5,7 +5,7 @@ import pytest
 from tests.render.jobs import FAMILIES, make_job
 
 from render.devices import device_settings
-from render.registry import ModelError, load_pipeline, make_scheduler, pipeline_for, resolve_model
+from render.registry import ModelError, load_pipeline, make_scheduler, pinning_problem, pipeline_for, resolve_model
 from render.stage import call_pipeline
 from render.tiny import TINY_REVISION, build_tiny, ensure_tiny, model_cache_root
 
@@ -52,6 +52,9 @@ def test_hugging_face_ids_need_a_pinned_commit(revision):
     with pytest.raises(ModelError, match="40-hex-digit commit hash"):
         resolve_model("stabilityai/sdxl-turbo", revision)
     assert resolve_model("stabilityai/sdxl-turbo", "a" * 40) == ("stabilityai/sdxl-turbo", "a" * 40)
+    assert "commit hash" in pinning_problem("stabilityai/sdxl-turbo", revision)
+    assert pinning_problem("stabilityai/sdxl-turbo", "a" * 40) == ""
+    assert pinning_problem("brandbatch/tiny-sdxl", None) == ""
 
 
 def test_tiny_model_has_one_revision():
