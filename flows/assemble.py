@@ -14,6 +14,7 @@ from pathlib import Path
 from exports.placements import Placement, load_placements
 from exports.stage import ExportItem
 from plan.planner import CampaignPlan, PlanSettings
+from render.registry import pinning_problem
 from review.queue import ApprovedVariant
 from store import Store
 
@@ -53,7 +54,7 @@ def plan_settings(styles: str | None = None, *, allow_draft: bool = False, model
     settings = PlanSettings(
         styles_dir=paths.styles, templates_dir=paths.templates,
         placements={p.id: (p.width, p.height) for p in placements.values()},
-        allow_draft=allow_draft, model_override=model,
+        allow_draft=allow_draft, model_override=model, model_pin_problem=pinning_problem,
     )
     return settings, placements
 

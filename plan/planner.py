@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +55,8 @@ class PlanSettings:
     placements: Mapping[str, tuple[int, int]]  # placement id -> (width, height)
     allow_draft: bool = False
     model_override: str | None = None
+    # Why a style's model is not pinned ('' if it is); approved styles must pin (render/ knows how).
+    model_pin_problem: Callable[[str, str | None], str] | None = None
     today: dt.date = field(default_factory=dt.date.today)
 
 
@@ -90,6 +92,10 @@ def _style_for(cell: str, library: StyleLibrary, settings: PlanSettings, where: 
         style = library.get(name, version)
     except InputError as exc:
         raise _RowProblems([Problem(where, f"style {cell} is invalid: {p}", row, "style") for p in exc.problems]) from None
+    if style.status == "approved" and settings.model_pin_problem and not settings.model_override:
+        unpinned = settings.model_pin_problem(style.model.id, style.model.revision)
+        if unpinned:
+            raise fail(f"approved style {cell} ({library.path(name, version)}) names an unpinned model: {unpinned}")
     if style.status == "draft" and not settings.allow_draft:
         raise fail(f"style {cell} is a draft; production runs need an approved style (or --allow-draft)")
     if style.status == "deprecated" and style.deprecated_on and style.deprecated_on <= settings.today:

@@ -130,3 +130,24 @@ def test_limit_plans_first_good_rows(write_sheet, settings: PlanSettings) -> Non
     rows = "".join(f"a{i},acme@2,p,s,1,meta.feed.square\n" for i in range(5))
     plan = plan_campaign(read_sheet(write_sheet(HEADER + rows)), settings, limit=2)
     assert [r.asset_id for r in plan.rows] == ["a0", "a1"]
+
+
+def test_approved_styles_must_pin_their_model(settings, write_sheet, tmp_path, repo):
+    import dataclasses
+    import shutil
+
+    from render.registry import pinning_problem
+
+    styles = tmp_path / "styles"
+    shutil.copytree(repo / "styles", styles)
+    v2 = (styles / "acme" / "v2.yaml").read_text(encoding="utf-8")
+    (styles / "acme" / "v4.yaml").write_text(
+        v2.replace("version: 2", "version: 4").replace("id: brandbatch/tiny-sd", "id: acme/real-model")
+        .replace("revision: builtin-1", "revision: main"), encoding="utf-8")
+    strict = dataclasses.replace(settings, styles_dir=styles, model_pin_problem=pinning_problem)
+    sheet = write_sheet("asset_id,style,product,scene\na1,acme@4,tent,lake\na2,acme@2,tent,lake\n")
+    plan = plan_campaign(read_sheet(sheet), strict)
+    assert [r.asset_id for r in plan.rows] == ["a2"]
+    (problem,) = plan.problems
+    assert (problem.row, problem.column) == (2, "style")
+    assert "unpinned model" in problem.message and "'main'" in problem.message and "40-hex" in problem.message
