@@ -202,17 +202,25 @@ def _aligned_left(region: Box, width: int, align: str) -> int:
     return region.left
 
 
-def _draw_text(canvas: Image.Image, role: str, text: str, region: Box, style: OverlayStyle,
-               button: bool = False) -> Element:
+def _fit_in_region(role: str, text: str, region: Box, style: OverlayStyle
+                   ) -> tuple[tuple[ImageFont.FreeTypeFont, list[str], int, int] | None, int, str]:
+    """(fitted text or None, padding, problem) for ``text`` in ``region``; the CTA is a button."""
+    button = role == "cta"
     pad = max(2, round(0.18 * region.height)) if button else max(1, round(0.03 * min(region.width, region.height)))
     fitted = fit_text(text, style, region.width - 2 * pad, region.height - 2 * pad)
+    problem = "" if fitted else f"{role} {text!r} does not fit {region.width}x{region.height} px at {MIN_FONT_PX} px"
+    return fitted, pad, problem
+
+
+def _draw_text(canvas: Image.Image, role: str, text: str, region: Box, style: OverlayStyle) -> Element:
+    fitted, pad, problem = _fit_in_region(role, text, region, style)
     if fitted is None:
-        return Element(role, region, None, problem=f"{role} {text!r} does not fit {region.width}x{region.height} px "
-                                                   f"at {MIN_FONT_PX} px")
+        return Element(role, region, None, problem=problem)
+    button = role == "cta"
     font, lines, text_w, text_h = fitted
     box_w, box_h = text_w + 2 * pad, text_h + 2 * pad
     left = _aligned_left(region, box_w, "right" if button and style.align == "right" else style.align)
-    top = region.top + (region.height - box_h) // 2 if button or role == "cta" else region.top
+    top = region.top + (region.height - box_h) // 2 if button else region.top
     box = Box(left, top, left + box_w, top + box_h)
     draw = ImageDraw.Draw(canvas, "RGBA")
     scrim = False
@@ -232,9 +240,12 @@ def _draw_text(canvas: Image.Image, role: str, text: str, region: Box, style: Ov
     return Element(role, region, box, tuple(lines), font.size, round(ratio, 2), scrim)
 
 
+_NO_ROOM_FOR_LOGO = "no room for the logo"
+
+
 def _draw_logo(canvas: Image.Image, logo: Image.Image, region: Box) -> Element:
     if region.width < 1 or region.height < 1:
-        return Element("logo", region, None, problem="no room for the logo")
+        return Element("logo", region, None, problem=_NO_ROOM_FOR_LOGO)
     scale = min(region.width / logo.width, region.height / logo.height)
     size = (max(1, int(logo.width * scale)), max(1, int(logo.height * scale)))
     resized = logo.convert("RGBA").resize(size, Image.Resampling.LANCZOS)
@@ -256,8 +267,21 @@ def apply_overlays(image: Image.Image, placement: Placement, *, headline: str = 
     regions = _regions(area, logo is not None)
     if logo is not None:
         layout.elements.append(_draw_logo(canvas, logo, regions["logo"]))
-    if headline.strip():
-        layout.elements.append(_draw_text(canvas, "headline", " ".join(headline.split()), regions["headline"], style))
-    if cta.strip():
-        layout.elements.append(_draw_text(canvas, "cta", " ".join(cta.split()), regions["cta"], style, button=True))
+    for role, text in (("headline", headline), ("cta", cta)):
+        if text.strip():
+            layout.elements.append(_draw_text(canvas, role, " ".join(text.split()), regions[role], style))
     return canvas, layout
+
+
+def overlay_warnings(placement: Placement, *, headline: str = "", cta: str = "", logo: bool = False,
+                     style: OverlayStyle = OverlayStyle()) -> list[str]:
+    """The problems ``apply_overlays`` would report, without an image (they depend only on the
+    texts, the font and the placement), in the same order."""
+    regions = _regions(safe_area(placement, style.margin), logo)
+    problems = []
+    if logo and (regions["logo"].width < 1 or regions["logo"].height < 1):
+        problems.append(_NO_ROOM_FOR_LOGO)
+    for role, text in (("headline", headline), ("cta", cta)):
+        if text.strip():
+            problems.append(_fit_in_region(role, " ".join(text.split()), regions[role], style)[2])
+    return [p for p in problems if p]

@@ -23,7 +23,7 @@ from exports.encode import CONTENT_TYPES, EXTENSIONS, FORMATS, ByteCapError, enc
 from exports.fit import cover_fit, focal_point, nearest_render, upscale_factor
 from exports.manifest import MANIFEST_FIELDS, write_manifests
 from exports.metadata import xmp_packet
-from exports.overlay import OverlayStyle, apply_overlays
+from exports.overlay import OverlayStyle, apply_overlays, overlay_warnings
 from exports.placements import Placement
 from plan.jobs import RenderJob
 from store.base import Store
@@ -94,9 +94,13 @@ def _failed_row(base: dict, fmt: str, key: str, reason: str) -> dict:
     return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "status": "failed", "error": reason}
 
 
+def _has_overlays(item: ExportItem, overlays: OverlayStyle | None) -> bool:
+    return overlays is not None and bool(item.headline.strip() or item.cta.strip() or item.logo)
+
+
 def _prepare(item: ExportItem, placement: Placement, job: RenderJob, store: Store, overlays: OverlayStyle | None,
-             ) -> tuple[Image.Image, str]:
-    """The render fitted to the placement with its overlays, and overlay warnings.
+             ) -> Image.Image:
+    """The render fitted to the placement, with its overlays.
     Raises ``ValueError`` with the reason when an input is missing or unreadable."""
     try:
         with Image.open(io.BytesIO(store.get(render_key(job)))) as render:
@@ -107,8 +111,8 @@ def _prepare(item: ExportItem, placement: Placement, job: RenderJob, store: Stor
         raise ValueError(f"render {render_key(job)} is not in the store") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"render {render_key(job)} cannot be decoded: {exc}") from None
-    if overlays is None or not (item.headline.strip() or item.cta.strip() or item.logo):
-        return fitted, ""
+    if overlays is None or not _has_overlays(item, overlays):
+        return fitted
     logo = None
     if item.logo:
         try:
@@ -116,14 +120,14 @@ def _prepare(item: ExportItem, placement: Placement, job: RenderJob, store: Stor
                 logo = opened.convert("RGBA")
         except (OSError, UnidentifiedImageError) as exc:
             raise ValueError(f"logo {item.logo!r} of {item.asset_id} cannot be read: {exc}") from None
-    image, layout = apply_overlays(fitted, placement, headline=item.headline, cta=item.cta, logo=logo, style=overlays)
-    return image, "; ".join(e.problem for e in layout.elements if e.problem)
+    return apply_overlays(fitted, placement, headline=item.headline, cta=item.cta, logo=logo, style=overlays)[0]
 
 
-def _is_export_of(store: Store, key: str, job: RenderJob) -> bool:
-    """True if ``key`` holds an export of this job's render: its XMP names the job key. A file
-    from another render (a reroll, changed inputs) is stale and gets re-exported."""
-    return store.exists(key) and job.key.encode("ascii") in store.get(key)
+def _stored(store: Store, key: str) -> bytes | None:
+    try:
+        return store.get(key)
+    except FileNotFoundError:
+        return None
 
 
 def export_placement(item: ExportItem, placement: Placement, formats: Sequence[str], store: Store,
@@ -138,17 +142,23 @@ def export_placement(item: ExportItem, placement: Placement, formats: Sequence[s
                 for fmt, key in keys.items()]
     base["upscale"] = round(upscale_factor((job.width, job.height), placement.width, placement.height), 3)
     base["upscale_flagged"] = base["upscale"] > max_upscale
-    missing = {fmt: key for fmt, key in keys.items() if not _is_export_of(store, key, job)}
+    if overlays is not None and _has_overlays(item, overlays):
+        base["warnings"] = "; ".join(overlay_warnings(placement, headline=item.headline, cta=item.cta,
+                                                      logo=bool(item.logo), style=overlays))
+    # A stored file is current if its XMP names this job's key; one of another render (a reroll,
+    # changed inputs) is stale and gets replaced.
+    stored = {fmt: _stored(store, key) for fmt, key in keys.items()}
+    current = {fmt: data for fmt, data in stored.items() if data is not None and job.key.encode("ascii") in data}
     image, reason = None, ""
-    if missing:
+    if len(current) < len(keys):
         try:
-            image, base["warnings"] = _prepare(item, placement, job, store, overlays)
+            image = _prepare(item, placement, job, store, overlays)
         except ValueError as exc:
             reason = str(exc)
     rows = []
     for fmt, key in keys.items():
-        if fmt not in missing:
-            rows.append(_file_row(base, fmt, key, store.get(key)))
+        if fmt in current:
+            rows.append(_file_row(base, fmt, key, current[fmt]))
             continue
         if image is None:
             rows.append(_failed_row(base, fmt, key, reason))
@@ -159,8 +169,7 @@ def export_placement(item: ExportItem, placement: Placement, formats: Sequence[s
         except ByteCapError as exc:
             rows.append(_failed_row(base, fmt, key, f"{fmt} for {placement.id}: {exc}"))
             continue
-        stale = store.exists(key)  # an export of another render: replace it
-        written = store.put(key, encoded.data, content_type=CONTENT_TYPES[fmt], overwrite=stale)
+        written = store.put(key, encoded.data, content_type=CONTENT_TYPES[fmt], overwrite=stored[fmt] is not None)
         rows.append(_file_row(base, fmt, key, encoded.data if written else store.get(key)))  # else: written meanwhile
     return rows
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from exports.overlay import MIN_CONTRAST, OverlayStyle, apply_overlays, fit_text
+from exports.overlay import MIN_CONTRAST, OverlayStyle, apply_overlays, fit_text, overlay_warnings
 from exports.placements import Placement, SafeZone, load_placements
 from tests.exports.conftest import synthetic_render
 
@@ -83,3 +83,15 @@ def test_busy_background_gets_a_scrim():
 def test_wrong_size_is_rejected():
     with pytest.raises(ValueError, match="image is 10x10 but placement meta.stories is 1080x1920"):
         apply_overlays(Image.new("RGB", (10, 10)), PLACEMENTS["meta.stories"], headline="x")
+
+
+@pytest.mark.parametrize("pid", ["google.display.upload.320x50", "google.display.upload.300x250", "meta.stories",
+                                 "amazon.dsp.rec.980x55"])
+def test_warnings_without_an_image_match_the_drawn_layout(pid):
+    placement = PLACEMENTS[pid]
+    headline, cta = "Supercalifragilisticexpialidocious" * 3, "Shop"
+    _, layout = apply_overlays(Image.new("RGB", (placement.width, placement.height), "grey"), placement,
+                               headline=headline, cta=cta, logo=_logo())
+    drawn = [e.problem for e in layout.elements if e.problem]
+    assert overlay_warnings(placement, headline=headline, cta=cta, logo=True) == drawn
+    assert bool(drawn) == (pid != "meta.stories")  # too long for the small ones only

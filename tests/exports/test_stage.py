@@ -168,3 +168,10 @@ def test_a_focal_hint_replaces_saliency(tmp_path, placements):
         (row,) = export_assets([item], store, placements, formats=("png",), workers=1)
         shas.append(row["sha256"])
     assert shas[0] != shas[1]  # left edge vs right edge of the 1:1 render
+
+
+def test_overlay_warnings_are_the_same_on_a_rerun(store, placements):
+    item = make_item(store, ("google.display.upload.320x50",), headline="Incomprehensibilities" * 4)
+    first = export_assets([item], store, placements, formats=("webp",), workers=1)
+    assert "does not fit" in first[0]["warnings"] and first[0]["status"] == "exported"
+    assert export_assets([item], store, placements, formats=("webp",), workers=1) == first
