@@ -93,11 +93,11 @@ def search_quality(encode_at: Callable[[int], bytes], lo: int, hi: int, max_byte
         best_fit, lowest_over = max(fitting, default=None), min(over)
         if best_fit is None and lowest_over == lo:
             break  # nothing fits
-        predicted = _predict(sizes, best_fit, lowest_over, math.log(max_bytes * _AIM), slope, scale, lo, hi)
+        predicted = _predict(sizes, best_fit, lowest_over, math.log(max_bytes * _AIM), slope, scale, lo)
         if best_fit is None:
             quality = predicted
             continue
-        at_cap = _predict(sizes, best_fit, lowest_over, math.log(max_bytes), slope, scale, lo, hi)
+        at_cap = _predict(sizes, best_fit, lowest_over, math.log(max_bytes), slope, scale, lo)
         if at_cap - best_fit <= TOLERANCE or lowest_over - best_fit <= TOLERANCE + 1:
             break  # the best fit is (predicted to be) within TOLERANCE of the highest that fits
         quality = min(max(predicted, best_fit + TOLERANCE + 1), lowest_over - 1)
@@ -109,7 +109,7 @@ def search_quality(encode_at: Callable[[int], bytes], lo: int, hi: int, max_byte
 
 
 def _predict(sizes: dict[int, int], fit: int | None, over: int, target: float, slope: float,
-             scale: Callable[[int], float], lo: int, hi: int) -> int:
+             scale: Callable[[int], float], lo: int) -> int:
     """The highest quality that the size model puts at or under ``target`` (ln bytes).
 
     Bracketed (a fit and an overshoot known): a curve through the (up to) three measured
