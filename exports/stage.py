@@ -142,7 +142,7 @@ def export_placement(item: ExportItem, placement: Placement, formats: Sequence[s
                 for fmt, key in keys.items()]
     base["upscale"] = round(upscale_factor((job.width, job.height), placement.width, placement.height), 3)
     base["upscale_flagged"] = base["upscale"] > max_upscale
-    if overlays is not None and _has_overlays(item, overlays):
+    if _has_overlays(item, overlays):
         base["warnings"] = "; ".join(overlay_warnings(placement, headline=item.headline, cta=item.cta,
                                                       logo=bool(item.logo), style=overlays))
     # A stored file is current if its XMP names this job's key; one of another render (a reroll,
