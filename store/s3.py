@@ -34,8 +34,10 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 
 
 def cache_control(key: str) -> str:
-    """Renders and exports are immutable under their key; everything else may be rewritten."""
-    return IMMUTABLE if key.startswith("renders/") or "/exports/" in key else REWRITTEN
+    """Renders are content-addressed (by job key), so immutable; everything else may be
+    rewritten under its key (exports are replaced after a reroll or deleted when their
+    approval is withdrawn), so caches must revalidate it."""
+    return IMMUTABLE if key.startswith("renders/") else REWRITTEN
 
 
 class S3Store:

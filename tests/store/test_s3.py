@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from exports.placements import load_placements
 from exports.stage import export_assets, write_manifests
 from store import S3Store, open_store
-from store.s3 import IMMUTABLE, parse_s3_url
+from store.s3 import IMMUTABLE, REWRITTEN, parse_s3_url
 from tests.conftest_s3 import CuttingProxy
 from tests.exports.conftest import make_item
 
@@ -30,8 +30,10 @@ def test_put_get_exists_list_and_headers(s3_out):
     assert store.list("spring/exports") == ["spring/exports/meta.stories/a.webp"]
     assert store.list("") == ["spring/exports/meta.stories/a.webp", "spring/exports2/x.png", "spring/manifest.json"]
     export = _head(store, "spring/exports/meta.stories/a.webp")
-    assert export["CacheControl"] == IMMUTABLE and export["ContentType"] == "image/webp"
+    assert export["CacheControl"] == REWRITTEN and export["ContentType"] == "image/webp"
     assert _head(store, "spring/manifest.json")["CacheControl"] == "no-cache"
+    assert store.put("renders/0123abcd.png", b"png", content_type="image/png")
+    assert _head(store, "renders/0123abcd.png")["CacheControl"] == IMMUTABLE  # content-addressed
     assert _head(store, "spring/exports2/x.png")["ContentType"] == "image/png"  # guessed from the key
     assert store.location("spring/manifest.json") == f"{s3_out}/spring/manifest.json"
     with pytest.raises(FileNotFoundError, match="spring/missing.png"):
@@ -82,7 +84,7 @@ def test_export_to_s3_in_parallel_then_rerun_uploads_only_the_manifests(s3_out):
     first = export_assets(items, store, placements, formats=("webp", "upload"), workers=2)
     write_manifests(store, "spring", first)
     assert len(first) == 8 and all(r["status"] == "exported" for r in first)
-    assert all(_head(store, r["path"])["CacheControl"] == IMMUTABLE for r in first)
+    assert all(_head(store, r["path"])["CacheControl"] == REWRITTEN for r in first)
     manifest = store.get("spring/manifest.json")
 
     rerun = open_store(s3_out)
