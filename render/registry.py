@@ -81,7 +81,7 @@ def load_pipeline(model_id: str, revision: str | None, settings: DeviceSettings)
     source, pinned = resolve_model(model_id, revision)
     try:
         pipe = DiffusionPipeline.from_pretrained(source, revision=pinned, local_files_only=True,
-                                                 torch_dtype=settings.torch_dtype())
+                                                 dtype=settings.torch_dtype())
     except (OSError, ValueError) as exc:
         where = (f"folder {str(source)!r}" if isinstance(source, Path)
                  else f"the Hugging Face cache {HF_HUB_CACHE!r} at revision {pinned!r}")
