@@ -52,9 +52,11 @@ def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Stor
 
 
 @task(cache_policy=NO_CACHE)
-def render_task(jobs: Sequence[RenderJob], store: Store, batch_size: int, progress: bool) -> RenderReport:
+def render_task(jobs: Sequence[RenderJob], store: Store, batch_size: int, progress: bool,
+                max_images: int | None, max_gpu_seconds: float | None) -> RenderReport:
     with progress_bar("rendering", len(jobs), enabled=progress) as advance:
-        return render_missing(jobs, store, batch_size=batch_size, on_done=advance)
+        return render_missing(jobs, store, batch_size=batch_size, on_done=advance, max_images=max_images,
+                              max_gpu_seconds=max_gpu_seconds)
 
 
 @task(cache_policy=NO_CACHE)
@@ -89,8 +91,13 @@ def campaign_batch(
     batch_size: int = 4,
     formats: list[str] = list(DEFAULT_FORMATS),  # noqa: B006 (Prefect parameter default)
     progress: bool = False,
+    max_images: int | None = None,
+    max_gpu_seconds: float | None = None,
 ) -> CampaignSummary:
-    """Render, check, queue and export one campaign sheet; reruns do only the missing work."""
+    """Render, check, queue and export one campaign sheet; reruns do only the missing work.
+
+    Budget: after ``max_images`` new renders or ``max_gpu_seconds`` of render time no new
+    batch starts; the rest fail with reason ``budget`` and the next run resumes them."""
     logger = get_run_logger()
     database_url(out)  # an S3 run needs BRANDBATCH_REVIEW_DB: say so before rendering anything
     settings, placements = plan_settings(styles, allow_draft=allow_draft, model=model)
@@ -99,7 +106,7 @@ def campaign_batch(
     for problem in plan.problems:
         logger.warning(str(problem))
 
-    rendered = render_task(plan.jobs, store, batch_size, progress)
+    rendered = render_task(plan.jobs, store, batch_size, progress, max_images, max_gpu_seconds)
     failed = {f.job_key for f in rendered.failed}
     for failure in rendered.failed:
         logger.error("render %s failed (%s): %s", failure.job_key[:12], failure.reason, failure.message)

@@ -75,6 +75,10 @@ def run(
     formats: Annotated[str, typer.Option("--formats", help="Comma list of webp, avif, upload "
                                          "(the platform's JPEG/PNG).")] = "webp,avif,upload",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
+    max_images: Annotated[int | None, typer.Option("--max-images", min=0, help="Budget: render at most N new "
+                                                   "images this run (the rest wait for the next run).")] = None,
+    max_gpu_seconds: Annotated[float | None, typer.Option("--max-gpu-seconds", min=0, help="Budget: start no "
+                                                          "new batch after this much render time.")] = None,
 ) -> None:
     """Plan, render, check, queue for review and export what is approved. Reruns resume."""
     chosen = _formats(formats)
@@ -84,7 +88,8 @@ def run(
     try:
         summary = campaign_batch(sheet=str(sheet), out=out, model=model, limit=limit, styles=styles,
                                  allow_draft=allow_draft, batch_size=batch_size, formats=chosen,
-                                 progress=progress and sys.stderr.isatty())
+                                 progress=progress and sys.stderr.isatty(), max_images=max_images,
+                                 max_gpu_seconds=max_gpu_seconds)
     except InputError as exc:
         _fail(exc.problems)
         raise typer.Exit(1) from None

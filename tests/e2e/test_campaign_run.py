@@ -105,3 +105,14 @@ def test_good_rows_of_a_bad_sheet_still_run(workdir: Path):
     assert {row["asset_id"] for row in manifest} <= {"good-01", "good-02"}
     renders = list((workdir / "out" / "renders").glob("*.png"))
     assert len(renders) == 2  # one variant x one aspect for each good row
+
+
+def test_image_budget_stops_the_run_and_the_next_run_resumes(workdir: Path):
+    capped = brandbatch("run", "spring-launch.csv", "--out", "out", "--max-images", "3", "--formats", "webp",
+                        cwd=workdir)
+    assert capped.returncode == 1, capped.stdout + capped.stderr
+    assert "(3 rendered, 0 already there, 6 failed)" in capped.stdout, capped.stdout
+    assert "(budget)" in capped.stderr
+    resumed = brandbatch("run", "spring-launch.csv", "--out", "out", "--formats", "webp", cwd=workdir)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "(6 rendered, 3 already there, 0 failed)" in resumed.stdout, resumed.stdout
