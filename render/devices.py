@@ -66,8 +66,13 @@ def pick_device(device: str | None = None) -> str:
         if torch.backends.mps.is_available():
             return "mps"
         return "cpu"
-    if wanted.partition(":")[0] not in DEVICES:
+    kind = wanted.partition(":")[0]
+    if kind not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)} (cuda:N allowed) but is {wanted!r}")
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available[kind]:
+        raise ValueError(f"device {wanted!r} was asked for (device= or $BRANDBATCH_DEVICE) but this machine's "
+                         f"torch has no usable {kind} device; use cpu or leave it unset to pick the best one")
     return wanted
 
 

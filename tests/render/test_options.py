@@ -35,6 +35,13 @@ def test_options_come_from_the_environment(monkeypatch):
         device_settings("cpu")
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_asking_for_a_missing_gpu_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("BRANDBATCH_DEVICE", "cuda:1")
+    with pytest.raises(ValueError, match="device 'cuda:1' was asked for .* no usable cuda device"):
+        device_settings()
+
+
 def test_cpu_offload_needs_a_gpu():
     with pytest.raises(ValueError, match="needs a cuda or mps device but the device is cpu"):
         device_settings("cpu", cpu_offload=True)
