@@ -66,8 +66,8 @@ def validate(
 def run(
     sheet: Annotated[Path, typer.Argument(help="Campaign sheet (.csv or .xlsx).")],
     out: OutOpt = "out",
-    model: Annotated[str | None, typer.Option("--model", help="Render every job with this model id/path "
-                                              "instead of the style's.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Render every job with this model: "
+                                              "a folder, a built-in tiny id, or HF_ID@COMMIT.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Plan at most N valid rows.")] = None,
     styles: StylesOpt = None,
     allow_draft: Annotated[bool, typer.Option("--allow-draft", help="Accept draft styles.")] = False,

@@ -54,7 +54,7 @@ class PlanSettings:
     templates_dir: Path
     placements: Mapping[str, tuple[int, int]]  # placement id -> (width, height)
     allow_draft: bool = False
-    model_override: str | None = None
+    model_override: str | None = None  # "ID" or "ID@REVISION" (--model), replaces every style's model
     # Why a style's model is not pinned ('' if it is); approved styles must pin (render/ knows how).
     model_pin_problem: Callable[[str, str | None], str] | None = None
     today: dt.date = field(default_factory=dt.date.today)
@@ -180,7 +180,10 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
                  rerolls: Mapping[int, int] | None = None) -> list[RenderJob]:
     """One job per (variant, aspect); ``rerolls`` maps variant -> reroll count."""
     style = planned.style
-    model_id = settings.model_override or style.model.id
+    model_id, revision = style.model.id, style.model.revision
+    if settings.model_override:
+        model_id, _, pinned = settings.model_override.partition("@")
+        revision = pinned or None
     jobs = []
     for variant in range(1, planned.variants + 1):
         reroll = (rerolls or {}).get(variant, 0)
@@ -190,7 +193,7 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
             jobs.append(RenderJob(
                 campaign=campaign, row_key=planned.asset_id, row=planned.row, variant=variant, aspect=aspect,
                 width=width, height=height, prompt=planned.prompt, negative_prompt=style.negative_prompt,
-                model_id=model_id, model_revision=None if settings.model_override else style.model.revision,
+                model_id=model_id, model_revision=revision,
                 model_family=style.model.family, scheduler=style.scheduler, steps=style.steps,
                 guidance=style.guidance, seed=seed, style=style.name, style_version=style.version, reroll=reroll,
             ))

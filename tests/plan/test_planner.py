@@ -151,3 +151,13 @@ def test_approved_styles_must_pin_their_model(settings, write_sheet, tmp_path, r
     (problem,) = plan.problems
     assert (problem.row, problem.column) == (2, "style")
     assert "unpinned model" in problem.message and "'main'" in problem.message and "40-hex" in problem.message
+
+
+def test_model_override_may_carry_a_pinned_revision(settings, write_sheet):
+    import dataclasses
+
+    sheet = read_sheet(write_sheet("asset_id,style,product,scene\na1,acme@2,tent,lake\n"))
+    pinned = dataclasses.replace(settings, model_override="org/model@" + "a" * 40)
+    assert {(j.model_id, j.model_revision) for j in plan_campaign(sheet, pinned).jobs} == {("org/model", "a" * 40)}
+    folder = dataclasses.replace(settings, model_override="/models/mine")
+    assert {(j.model_id, j.model_revision) for j in plan_campaign(sheet, folder).jobs} == {("/models/mine", None)}
