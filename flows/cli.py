@@ -7,6 +7,7 @@ output) and to stderr for ``run``; every other error goes to stderr.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -28,6 +29,12 @@ OutOpt = Annotated[str, typer.Option("--out", help="Output folder or s3://bucket
 def _fail(problems: list, *, to_stdout: bool = False) -> None:
     for problem in problems:
         typer.echo(str(problem), err=not to_stdout)
+
+
+def _prefect_home() -> None:
+    """Prefect's local database cannot be created in a folder that is missing (e.g. a fresh
+    PREFECT_HOME=.cache/prefect): make it first."""
+    Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser().mkdir(parents=True, exist_ok=True)
 
 
 def _formats(text: str) -> list[str]:
@@ -82,6 +89,7 @@ def run(
 ) -> None:
     """Plan, render, check, queue for review and export what is approved. Reruns resume."""
     chosen = _formats(formats)
+    _prefect_home()
     from flows.campaign import campaign_batch
     from review.queue import ReviewError
 
@@ -118,6 +126,7 @@ def review(
     styles: StylesOpt = None,
 ) -> None:
     """Serve the designers' review queue (approve / reject / reroll; "publish" exports)."""
+    _prefect_home()
     from flows.assemble import resolve_paths
     from flows.export import export_campaign
     from review.app import serve
@@ -139,6 +148,7 @@ def export(
 ) -> None:
     """Export every approved, not yet exported asset of a campaign."""
     chosen = _formats(formats)
+    _prefect_home()
     from flows.export import export_campaign
     from review.queue import ReviewError
 

@@ -116,3 +116,11 @@ def test_image_budget_stops_the_run_and_the_next_run_resumes(workdir: Path):
     resumed = brandbatch("run", "spring-launch.csv", "--out", "out", "--formats", "webp", cwd=workdir)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "(6 rendered, 3 already there, 0 failed)" in resumed.stdout, resumed.stdout
+
+
+def test_a_missing_nested_prefect_home_is_created(workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    home = workdir / "fresh" / "nested" / "prefect"
+    monkeypatch.setenv("PREFECT_HOME", str(home))
+    result = brandbatch("run", "spring-launch.csv", "--out", "out", "--limit", "1", "--formats", "webp", cwd=workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert home.is_dir()
