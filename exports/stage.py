@@ -29,6 +29,7 @@ from plan.jobs import RenderJob
 from store.base import Store
 
 RUN_FORMATS = (*FORMATS, "upload")  # "upload": the placement's first accepted upload format
+DEFAULT_FORMATS = ("webp", "avif", "upload")
 DEFAULT_MAX_UPSCALE = 2.0
 
 
@@ -179,7 +180,7 @@ def _export_task(args: tuple) -> list[dict]:
 
 
 def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping[str, Placement], *,
-                  formats: Sequence[str] = ("webp", "avif", "upload"), workers: int | None = None,
+                  formats: Sequence[str] = DEFAULT_FORMATS, workers: int | None = None,
                   max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: OverlayStyle | None = OverlayStyle(),
                   ) -> list[dict]:
     """Export every item to each of its placements in each format; manifest rows sorted by path.
@@ -221,4 +222,4 @@ def _unknown_placement_row(item: ExportItem, pid: str) -> dict:
     }
 
 
-__all__ = ["DEFAULT_MAX_UPSCALE", "RUN_FORMATS", "ExportItem", "export_assets", "export_placement", "write_manifests"]
+__all__ = ["DEFAULT_FORMATS", "DEFAULT_MAX_UPSCALE", "RUN_FORMATS", "ExportItem", "export_assets", "export_placement", "write_manifests"]

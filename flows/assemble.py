@@ -1,4 +1,4 @@
-"""Plain glue between stages: where inputs live, and which render each export uses.
+"""Plain glue between stages: where inputs live, and what export needs of a plan and its approvals.
 
 Kept out of the Prefect flow so it is unit-tested without a server.
 """

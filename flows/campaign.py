@@ -15,7 +15,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.assemble import asset_snapshot, assets_key, plan_settings, resolve_paths
-from flows.export import DEFAULT_FORMATS, export_task
+from exports.stage import DEFAULT_FORMATS
+from flows.export import export_task
 from flows.progress import progress_bar
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, plan_campaign

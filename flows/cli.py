@@ -38,10 +38,13 @@ def _prefect_home() -> None:
 
 
 def _formats(text: str) -> list[str]:
+    """``--formats``, checked against what the export stage can write."""
+    from exports.stage import RUN_FORMATS
+
     chosen = [f.strip() for f in text.split(",") if f.strip()]
-    bad = sorted(set(chosen) - {"webp", "avif", "upload"})
+    bad = sorted(set(chosen) - set(RUN_FORMATS))
     if bad or not chosen:
-        raise typer.BadParameter(f"must be a comma list of webp, avif, upload but has {bad or text!r}",
+        raise typer.BadParameter(f"must be a comma list of {', '.join(RUN_FORMATS)} but has {bad or text!r}",
                                  param_hint="--formats")
     return chosen
 
@@ -79,8 +82,8 @@ def run(
     styles: StylesOpt = None,
     allow_draft: Annotated[bool, typer.Option("--allow-draft", help="Accept draft styles.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=64, help="Images per pipeline call.")] = 4,
-    formats: Annotated[str, typer.Option("--formats", help="Comma list of webp, avif, upload "
-                                         "(the platform's JPEG/PNG).")] = "webp,avif,upload",
+    formats: Annotated[str, typer.Option("--formats", help="Comma list of webp, avif, jpeg, png, "
+                                         "upload (the placement's accepted JPEG/PNG).")] = "webp,avif,upload",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
     max_images: Annotated[int | None, typer.Option("--max-images", min=0, help="Budget: render at most N new "
                                                    "images this run (the rest wait for the next run).")] = None,
@@ -144,7 +147,7 @@ def review(
 def export(
     campaign: Annotated[str, typer.Argument(help="Campaign name (the sheet's file name without extension).")],
     out: OutOpt = "out",
-    formats: Annotated[str, typer.Option("--formats", help="Comma list of webp, avif, upload.")] = "webp,avif,upload",
+    formats: Annotated[str, typer.Option("--formats", help="Comma list of webp, avif, jpeg, png, upload.")] = "webp,avif,upload",
 ) -> None:
     """Export every approved, not yet exported asset of a campaign."""
     chosen = _formats(formats)

@@ -13,12 +13,10 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from exports.placements import Placement
-from exports.stage import export_assets, write_manifests
+from exports.stage import DEFAULT_FORMATS, export_assets, write_manifests
 from flows.assemble import export_items, load_assets, plan_settings
 from review.queue import ReviewQueue
 from store import Store, open_store
-
-DEFAULT_FORMATS = ("webp", "avif", "upload")
 
 
 @task(cache_policy=NO_CACHE)
