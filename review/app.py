@@ -2,8 +2,8 @@
 
 GET pages never change state. Every POST needs the session's CSRF token (form field
 ``csrf`` or header ``X-CSRF-Token``) and an Origin (or Referer) of this site, else 403.
-Reviewers log in with their token (401 when wrong) and get a signed session cookie
-(HttpOnly, SameSite=Strict). Ids in URLs are validated hex; renders are served by job key
+Reviewers log in with their token (401 when wrong; 429 with Retry-After after too many
+failures from one address) and get a signed session cookie (HttpOnly, SameSite=Strict). Ids in URLs are validated hex; renders are served by job key
 only. Decisions answer JSON to the page's scripts (no reload) or redirect plain forms.
 """
 
@@ -29,7 +29,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from starlette.routing import Route
 
 from plan.jobs import RenderJob
-from review.auth import load_reviewers, reviewer_for, same_origin, token_fingerprint
+from review.auth import LoginThrottle, load_reviewers, reviewer_for, same_origin, token_fingerprint
 from review.queue import (DECISIONS, REASON_CODES, STATES, Conflict, InvalidDecision, Item, ItemNotFound,
                           ReviewQueue, check_item_id)
 from store import Store, open_store
@@ -66,9 +66,9 @@ class _Review:
     """Request handlers over one queue and store."""
 
     def __init__(self, queue: ReviewQueue, store: Store, reviewers: Mapping[str, str],
-                 publish: Publish | None, rerender: Rerender | None) -> None:
+                 publish: Publish | None, rerender: Rerender | None, throttle: LoginThrottle) -> None:
         self.queue, self.store, self.reviewers = queue, store, dict(reviewers)
-        self.publish, self.rerender = publish, rerender
+        self.publish, self.rerender, self.throttle = publish, rerender, throttle
         self.secret = queue.secret()
         self.assets = templates_dir()
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(self.assets), autoescape=True,
@@ -139,11 +139,20 @@ class _Review:
 
     async def login(self, request: Request) -> Response:
         fields = await self.post_fields(request)
+        target = _local(fields.get("next"))
+        client = request.client.host if request.client else "unknown"
+        wait = self.throttle.retry_after(client)
+        if wait:
+            response = self.page(request, "login.html", status=429, next=target,
+                                 error=f"Too many failed logins from your address: try again in {wait} s.")
+            response.headers["Retry-After"] = str(wait)
+            return response
         token = fields.get("token")
         name = reviewer_for(token, self.reviewers) if isinstance(token, str) and token else None
-        target = _local(fields.get("next"))
         if name is None:
+            self.throttle.failed(client)
             return self.page(request, "login.html", status=401, next=target, error="Unknown token.")
+        self.throttle.succeeded(client)
         request.session.clear()
         request.session.update(reviewer=name, fp=token_fingerprint(self.secret, self.reviewers[name]),
                                csrf=secrets.token_urlsafe(32))
@@ -279,7 +288,8 @@ def _error(request: Request, status: int, message: str) -> Response:
 
 def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: Store | None = None,
                publish: Publish | None = None, rerender: Rerender | None = None,
-               allowed_hosts: Sequence[str] = ("127.0.0.1", "localhost")) -> Starlette:
+               allowed_hosts: Sequence[str] = ("127.0.0.1", "localhost"),
+               login_throttle: LoginThrottle | None = None) -> Starlette:
     """The review app for the queue of ``out`` (see ``review.queue.database_url``).
 
     ``reviewers``: name -> token (default: :func:`review.auth.load_reviewers`).
@@ -287,10 +297,11 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
     ``rerender``: called (after the response) with a reroll's jobs to render, QA and re-queue
     them; None leaves them to the next ``pending_rerolls`` run.
     ``allowed_hosts``: Host headers served (guards against DNS rebinding).
+    ``login_throttle``: failed logins allowed per client address (default 5 a minute).
     """
     queue = ReviewQueue.for_out(out)
     review = _Review(queue, store or open_store(out), load_reviewers() if reviewers is None else reviewers,
-                     publish, rerender)
+                     publish, rerender, login_throttle or LoginThrottle())
     public = {"/healthz", "/login", "/assets/review.css", "/assets/review.js"}
 
     async def guard(request: Request, call_next: Callable) -> Response:

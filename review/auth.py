@@ -3,16 +3,21 @@
 Tokens come from ``$BRANDBATCH_REVIEWERS_FILE`` (YAML or JSON mapping name -> token) or
 ``$BRANDBATCH_REVIEWER_TOKENS`` ("name:token,name:token"). They are compared with
 ``hmac.compare_digest``; the session keeps the reviewer's name and an HMAC fingerprint of the
-token, so changing or removing a token ends that reviewer's sessions.
+token, so changing or removing a token ends that reviewer's sessions. :class:`LoginThrottle`
+limits failed logins per client address (brute force).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import re
-from collections.abc import Mapping
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -87,3 +92,58 @@ def same_origin(origin: str | None, referer: str | None, own: str) -> bool:
         parts = urlsplit(referer)
         claimed = f"{parts.scheme}://{parts.netloc}"
     return claimed is not None and hmac.compare_digest(claimed.lower(), own.lower())
+
+
+class LoginThrottle:
+    """At most ``limit`` failed logins per client address in any ``window`` seconds.
+
+    After that every login from the address (right token or not) is refused until the
+    oldest failure in the window is ``window`` seconds old: :meth:`retry_after` says how many
+    seconds are left. A good login clears the address's failures. Per process, in memory:
+    a restart forgets them. At most ``max_clients`` addresses are tracked (the least recently
+    failing is forgotten first), so a flood of addresses cannot exhaust memory.
+    """
+
+    def __init__(self, limit: int = 5, window: float = 60.0, *, max_clients: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError(f"login throttle needs limit >= 1 and window > 0 but got {limit}, {window}")
+        self.limit, self.window, self.max_clients, self.clock = limit, window, max_clients, clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def retry_after(self, client: str) -> int:
+        """Whole seconds until ``client`` may try again; 0 when it may now."""
+        with self._lock:
+            failures = self._recent(client)
+            if failures is None or len(failures) < self.limit:
+                return 0
+            return max(1, math.ceil(failures[0] + self.window - self.clock()))
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            failures = self._recent(client)
+            if failures is None:
+                failures = self._failures[client] = deque()
+            failures.append(self.clock())
+            self._failures.move_to_end(client)
+            while len(failures) > self.limit:
+                failures.popleft()
+            while len(self._failures) > self.max_clients:
+                self._failures.popitem(last=False)
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._failures.pop(client, None)
+
+    def _recent(self, client: str) -> deque[float] | None:
+        failures = self._failures.get(client)
+        if failures is None:
+            return None
+        horizon = self.clock() - self.window
+        while failures and failures[0] <= horizon:
+            failures.popleft()
+        if not failures:
+            del self._failures[client]
+            return None
+        return failures

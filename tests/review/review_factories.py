@@ -22,3 +22,13 @@ def make_jobs(asset_id: str, variant: int = 0, *, row: int = 2, prompt: str | No
 def results_for(jobs: list[RenderJob], verdict: str = "review", reasons: tuple[str, ...] = ("sampled",)) -> dict[str, QAResult]:
     return {j.key: QAResult(j.key, verdict, () if verdict == "pass" else reasons, {"clip_score": 0.25})
             for j in jobs}
+
+
+class FakeClock:
+    """A clock a test moves by hand (``clock.now += 10``)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from PIL import Image
-from tests.review.review_factories import CAMPAIGN, make_jobs, results_for
+from tests.review.review_factories import CAMPAIGN, FakeClock, make_jobs, results_for
 from starlette.testclient import TestClient
 
 from review.app import create_app
+from review.auth import LoginThrottle
 from review.queue import Item, ReviewQueue, decisions_table, items_table
 from store import LocalStore
 
@@ -87,6 +88,26 @@ def test_wrong_token_is_401(client: TestClient) -> None:
     response = client.post("/login", data={"token": "not-a-reviewer-token", "csrf": token}, headers=ORIGIN)
     assert response.status_code == 401 and "Unknown token" in response.text
     assert client.get("/").status_code == 303  # still not logged in
+
+
+def test_failed_logins_are_throttled_per_address(out: Path, items: list[Item]) -> None:
+    clock = FakeClock()
+    throttle = LoginThrottle(limit=5, window=60, clock=clock)
+    app = create_app(str(out), reviewers=REVIEWERS, allowed_hosts=["testserver"], login_throttle=throttle)
+    with TestClient(app, follow_redirects=False, client=("203.0.113.7", 5000)) as attacker, \
+            TestClient(app, follow_redirects=False, client=("198.51.100.2", 5000)) as designer:
+        csrf = csrf_of(attacker)
+        for n in range(5):
+            wrong = attacker.post("/login", data={"token": f"guess-{n:016d}", "csrf": csrf}, headers=ORIGIN)
+            assert wrong.status_code == 401
+        clock.now += 20
+        refused = attacker.post("/login", data={"token": REVIEWERS["dana"], "csrf": csrf}, headers=ORIGIN)
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "40"  # even the right token
+        assert "try again in 40 s" in refused.text and attacker.get("/").status_code == 303
+        assert login(designer) and designer.get("/").status_code == 200  # another address logs in
+        clock.now += 40
+        assert attacker.post("/login", data={"token": REVIEWERS["dana"], "csrf": csrf},
+                             headers=ORIGIN).status_code == 303
 
 
 def test_login_cookie_is_httponly_and_strict(client: TestClient) -> None:

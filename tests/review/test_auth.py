@@ -4,8 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.review.review_factories import FakeClock
 
-from review.auth import load_reviewers, reviewer_for, same_origin
+from review.auth import LoginThrottle, load_reviewers, reviewer_for, same_origin
 from review.queue import ReviewError
 
 DANA, LEE = "d" * 16, "l" * 20
@@ -49,3 +50,31 @@ def test_same_origin() -> None:
     assert not same_origin("null", None, own)
     assert not same_origin(None, None, own)
     assert not same_origin("http://evil.example", f"{own}/", own)  # Origin wins over Referer
+
+
+def test_login_throttle_counts_failures_per_address_in_a_window() -> None:
+    clock = FakeClock()
+    throttle = LoginThrottle(limit=3, window=60, clock=clock)
+    for _ in range(3):
+        assert throttle.retry_after("10.0.0.1") == 0
+        throttle.failed("10.0.0.1")
+        clock.now += 10
+    assert throttle.retry_after("10.0.0.1") == 30  # the first failure (t=1000) leaves the window at 1060
+    assert throttle.retry_after("10.0.0.2") == 0  # other addresses are not affected
+    clock.now += 29.5
+    assert throttle.retry_after("10.0.0.1") == 1
+    clock.now += 0.5
+    assert throttle.retry_after("10.0.0.1") == 0  # one failure left the window: one more try
+    throttle.failed("10.0.0.1")
+    assert throttle.retry_after("10.0.0.1") == 10
+    throttle.succeeded("10.0.0.1")
+    assert throttle.retry_after("10.0.0.1") == 0
+
+
+def test_login_throttle_forgets_the_oldest_addresses_first() -> None:
+    throttle = LoginThrottle(limit=1, window=60, max_clients=2, clock=FakeClock())
+    for client in ("a", "b", "c"):
+        throttle.failed(client)
+    assert [throttle.retry_after(c) for c in ("a", "b", "c")] == [0, 60, 60]
+    with pytest.raises(ValueError, match="limit >= 1 and window > 0"):
+        LoginThrottle(limit=0)
