@@ -1,7 +1,9 @@
 """Per-campaign QA summary (markdown, for a Prefect artifact) and the offline ``report.html``.
 
-Both are deterministic: no timestamps, sorted counts, thumbnails encoded the same way every
-run, so a rerun over the same renders gives byte-identical output.
+Both are deterministic: sorted counts, thumbnails encoded the same way every run, and only
+what callers pass in (the metric tables carry the recorded runs' timestamps), so a rerun over
+the same renders and records gives byte-identical output. The report opens from disk: inline
+CSS, thumbnails as ``data:`` URIs, exports linked relative to ``<campaign>/report.html``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -36,6 +39,17 @@ class ScoreStats:
     minimum: float
     median: float
     maximum: float
+
+
+@dataclass(frozen=True)
+class Table:
+    """A titled table for the report (e.g. the run metrics computed by flows/metrics.py);
+    ``empty`` is shown instead when there are no rows."""
+
+    title: str
+    columns: tuple[str, ...]
+    rows: Sequence[tuple[str, ...]]
+    empty: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,19 +130,35 @@ def _tiles(jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store)
 MANIFEST_COLUMNS = ("asset_id", "variant", "placement", "format", "width", "height", "bytes", "qa_verdict", "path")
 
 
+def relative_link(campaign: str, path: str) -> str:
+    """``path`` (relative to the store root) as a link that works from ``<campaign>/report.html``."""
+    inside = path[len(campaign) + 1:] if path.startswith(f"{campaign}/") else f"../{path}"
+    return quote(inside)
+
+
 def render_report(campaign: str, jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store,
-                  manifest_rows: Sequence[dict], extra: Mapping | None = None) -> str:
-    """The self-contained offline HTML run report with a contact sheet grouped by verdict."""
+                  manifest_rows: Sequence[dict], extra: Mapping | None = None, tables: Sequence[Table] = ()) -> str:
+    """The self-contained offline HTML run report: summary, ``tables`` (metrics), QA counts,
+    planning problems, a contact sheet grouped by verdict and links to the exported files."""
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
                       keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _num
     extra = dict(extra or {})
     rows = sorted(manifest_rows, key=lambda r: (str(r.get("placement", "")), str(r.get("path", ""))))
+    done = [r.get("status", "exported") == "exported" for r in rows]
     return env.get_template("report.html.j2").render(
         campaign=campaign,
+        jobs=len({job.key for job in jobs}),
+        exported=sum(done),
+        export_failed=len(rows) - sum(done),
+        manifest_links=[(name, relative_link(campaign, f"{campaign}/{name}")) for name in ("manifest.json",
+                                                                                          "manifest.csv")],
         summary=summarize(results),
+        tables=list(tables),
         problems=[str(p) for p in extra.get("problems", [])],
         groups=_tiles(jobs, results, store),
         manifest_columns=MANIFEST_COLUMNS,
-        manifest=[[row.get(c, "") for c in MANIFEST_COLUMNS] for row in rows],
+        manifest=[([row.get(c, "") for c in MANIFEST_COLUMNS],
+                   relative_link(campaign, str(row["path"])) if ok and row.get("path") else None)
+                  for row, ok in zip(rows, done, strict=True)],
     )
