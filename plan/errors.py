@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# Line breaks and other control characters are shown escaped, so one problem is always one line
+# (``validate`` prints one line per problem; a cell value cannot forge or hide a line).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 @dataclass(frozen=True)
@@ -20,7 +29,7 @@ class Problem:
             where.append(str(self.row))
         if self.column is not None:
             where.append(self.column)
-        return f"{':'.join(where)}: {self.message}"
+        return one_line(f"{':'.join(where)}: {self.message}")
 
 
 class InputError(ValueError):

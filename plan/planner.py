@@ -17,7 +17,10 @@ from plan.styles import Style, StyleLibrary, parse_style_ref
 from plan.tokens import MAX_TOKENS, count_tokens
 
 MAX_VARIANTS = 8
-_ASSET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# Asset ids name export files (exports/<placement>/<asset-id>[-v<N>].<ext>): ASCII only, no
+# path separators, no leading dot/dash/underscore, no Windows device names.
+_ASSET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_DEVICE_NAMES = re.compile(r"(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?", re.IGNORECASE)
 _LIST_SPLIT = re.compile(r"[,;|\s]+")
 
 
@@ -112,9 +115,12 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
     asset_id = cells.get("asset_id", "")
     if not asset_id:
         problems.append(Problem(where, "required value is empty", row, "asset_id"))
-    elif not _ASSET_ID.match(asset_id):
-        problems.append(Problem(where, f"must be 1-100 letters, digits, '.', '_' or '-' (not starting with . _ -) "
-                                       f"but is {asset_id!r}", row, "asset_id"))
+    elif not _ASSET_ID.fullmatch(asset_id):
+        problems.append(Problem(where, f"must be 1-100 ASCII letters, digits, '.', '_' or '-' (not starting with "
+                                       f". _ -) but is {asset_id!r}", row, "asset_id"))
+    elif _DEVICE_NAMES.fullmatch(asset_id):
+        problems.append(Problem(where, f"{asset_id!r} is a reserved device name on Windows; choose another id",
+                                row, "asset_id"))
     style = None
     try:
         style = _style_for(cells.get("style", ""), library, settings, where, row)
@@ -200,12 +206,26 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
     return jobs
 
 
+def _claim_file_names(planned: PlannedRow, taken: dict[str, tuple[int, str]], where: str) -> None:
+    """Export files are ``<asset_id>[-v<N>].<ext>``: refuse a row whose file names another row
+    already uses, also when they differ only in letter case (case-insensitive file systems)."""
+    stems = [planned.asset_id if v == 1 else f"{planned.asset_id}-v{v}" for v in range(1, planned.variants + 1)]
+    for stem in stems:
+        if stem.casefold() in taken:
+            row, other = taken[stem.casefold()]
+            raise _RowProblems([Problem(where, f"export file name {stem!r} is already used by row {row} ({other!r}); "
+                                               "asset ids must differ in more than letter case or a '-v<N>' "
+                                               "variant suffix", planned.row, "asset_id")])
+    taken.update((stem.casefold(), (planned.row, stem)) for stem in stems)
+
+
 def plan_campaign(sheet: Sheet, settings: PlanSettings, limit: int | None = None) -> CampaignPlan:
     """Validate every row; plan the good ones. Problems are collected, never raised."""
     library = StyleLibrary(settings.styles_dir)
     plan = CampaignPlan(campaign=sheet.campaign, sheet=sheet.path)
     where = str(sheet.path)
     first_seen: dict[str, int] = {}
+    file_names: dict[str, tuple[int, str]] = {}  # export file stem, casefolded -> (row, stem)
     for sheet_row in sheet.rows:
         asset_id = sheet_row.cells.get("asset_id", "")
         if asset_id and asset_id in first_seen:
@@ -214,8 +234,12 @@ def plan_campaign(sheet: Sheet, settings: PlanSettings, limit: int | None = None
             continue
         if asset_id:
             first_seen[asset_id] = sheet_row.row
+        if sheet_row.problems:
+            plan.problems.extend(sheet_row.problems)
+            continue
         try:
             planned = _plan_row(sheet_row.cells, sheet_row.row, library, settings, where)
+            _claim_file_names(planned, file_names, where)
         except _RowProblems as exc:
             plan.problems.extend(exc.problems)
             continue

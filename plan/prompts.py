@@ -16,19 +16,19 @@ from pathlib import Path
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-# Invisible characters that can hide a banned word ("gu\u200bn").
-_INVISIBLE = dict.fromkeys(
-    map(ord, "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d\u200e\u200f"
-             "\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u206a\u206b\u206c"
-             "\u206d\u206e\u206f\u3164\ufeff\uffa0"),
-    None,
-)
+# Invisible characters that can hide a banned word ("gu\u200bn"): every format character (Cf:
+# zero-width spaces and joiners, soft hyphen, bidi controls, tag characters), every combining
+# mark (Mn/Me: "g\u0335un", variation selectors; accents go too, so "gún" reads as "gun"), and
+# the blank letters below, which Unicode files as letters.
+_HIDDEN_CATEGORIES = ("Cf", "Mn", "Me")
+_BLANK_LETTERS = dict.fromkeys(map(ord, "\u115f\u1160\u3164\uffa0\u2800"), None)
 # Latin look-alikes from Cyrillic and Greek that NFKC leaves alone (Unicode confusables).
 _HOMOGLYPHS = str.maketrans(
     "аеорсухіјѕԁһӏԛԝвкмнтАВЕКМНОРСТХУІЈЅαβεικνορτυχοΑΒΕΖΗΙΚΜΝΟΡΤΥΧɡɑɩʟᴀᴄᴅᴇɢʜɪᴊᴋᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ",
     "aeopcyxijsdhlqwbkmhtabekmhopctxyijsabeiknoptuxoabezhikmnoptyxgailacdeghijkmnoprstuvwyz",
 )
-_LEET = str.maketrans("0134578@$!|", "oieastbasil")
+# Leetspeak, read both ways where a symbol stands for two letters ("k1ll", "1ife").
+_LEET = (str.maketrans("0134578@$!|", "oieastbasil"), str.maketrans("0134578@$!|", "oleastbasll"))
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
@@ -41,8 +41,10 @@ class PromptError(ValueError):
 
 
 def normalize_for_matching(text: str) -> str:
-    """NFKC, invisible characters removed, homoglyphs folded to Latin, casefolded."""
-    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
+    """NFKC (fullwidth and styled letters), invisible characters and combining marks removed,
+    Cyrillic/Greek/small-capital homoglyphs folded to Latin, casefolded."""
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in _HIDDEN_CATEGORIES).translate(_BLANK_LETTERS)
     return unicodedata.normalize("NFKC", text.translate(_HOMOGLYPHS)).casefold()
 
 
@@ -50,8 +52,9 @@ def _words(text: str) -> list[str]:
     """Words of normalized text; digits/symbols inside a word are read as leetspeak."""
     plain = normalize_for_matching(text)
     words = _WORD.findall(plain)
-    leet = [w.translate(_LEET) for w in re.findall(r"[^\s,.;:()\[\]\"']+", plain) if re.search(r"[a-z]", w)]
-    return words + [re.sub(r"[^a-z]", "", w) for w in leet]
+    tokens = [w for w in re.findall(r"[^\s,.;:()\[\]\"']+", plain) if re.search(r"[a-z]", w)]
+    leet = [re.sub(r"[^a-z]", "", w.translate(table)) for table in _LEET for w in tokens]
+    return words + leet
 
 
 def find_banned_terms(text: str, banned: Sequence[str]) -> list[str]:
