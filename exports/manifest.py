@@ -2,7 +2,8 @@
 
 One row per export file (key: ``path``, the file's store key). Rows of earlier runs are kept
 and replaced by path, rows are sorted by path, and nothing time-dependent is written, so a
-rerun that exports nothing new rewrites byte-identical manifests.
+rerun that exports nothing new rewrites byte-identical manifests. A manifest torn on disk (cut
+short, zero-filled) is rebuilt from the rows given; a file that is not a manifest is refused.
 """
 
 from __future__ import annotations
@@ -44,18 +45,26 @@ def manifest_csv(rows: Iterable[dict]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
+def _torn(data: bytes) -> bool:
+    """A manifest of ours cut short or zero-filled on disk (a crash, a bad copy): empty, all NUL,
+    or a JSON list that does not parse."""
+    return not data.strip(b"\0 \t\r\n") or data.lstrip().startswith(b"[")
+
+
 def write_manifests(store: Store, campaign: str, rows: Iterable[dict],
                     approved: Collection[tuple[str, int]] | None = None) -> list[dict]:
     """Merge ``rows`` over the campaign's existing manifest (by path), write JSON + CSV; returns
     the merged rows. With ``approved`` (the (asset_id, variant) pairs approved now), earlier
     rows of anything else are withdrawn: their files are deleted and their rows dropped."""
     key = f"{campaign}/manifest.json"
+    data = store.get(key) if store.exists(key) else b"[]"
     try:
-        existing = json.loads(store.get(key)) if store.exists(key) else []
-        merged = {row["path"]: row for row in existing}
+        merged = {row["path"]: row for row in json.loads(data)}
     except (ValueError, TypeError, KeyError) as exc:
-        raise ValueError(f"{store.location(key)} is not a brandbatch manifest (a JSON list of rows with a "
-                         f"'path'): {exc}; move it away to start a new one") from None
+        if not (isinstance(exc, ValueError) and _torn(data)):
+            raise ValueError(f"{store.location(key)} is not a brandbatch manifest (a JSON list of rows with a "
+                             f"'path'): {exc}; move it away to start a new one") from None
+        merged = {}  # rebuilt from ``rows``: the export stage gives them for every approved variant
     if approved is not None:
         for path, row in list(merged.items()):
             if (row["asset_id"], row["variant"]) not in approved:

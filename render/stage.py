@@ -4,14 +4,22 @@ Jobs are grouped by ``RenderJob.group`` (same model, size, scheduler, steps, gui
 run in batches; each image has its own ``torch.Generator`` seeded with ``job.seed``. By
 default (batch-invariant mode) the pipeline is called once per image inside a batch, because
 CPU/GPU kernels round differently for different batch shapes: pixels then never depend on
-batch size, order or neighbours. One bad job or batch never stops the rest.
+batch size, order or neighbours. One bad job or batch never stops the rest; a store that
+fails (unreachable after its retries, disk full) stops the run with ``StoreError``.
+
+A job counts as done only when its stored PNG is whole and its sidecar names it: a truncated,
+zero-filled or foreign file (a crash of another tool, a bad copy) is deleted and rendered
+again. Concurrent runs of the same jobs each render, but every PNG is written once: the store's
+create-if-absent put decides, and the loser counts the job as cached.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import struct
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,9 +28,11 @@ from dataclasses import asdict, dataclass, field
 from plan.jobs import RenderJob
 from render.devices import DeviceSettings, device_settings
 from render.registry import ModelError, pipeline_for
-from store.base import Store
+from store.base import Store, StoreError
 
 BLACK_MAX = 2  # an image whose brightest channel value is at most this (of 255) is black
+CHECK_THREADS = 8  # stored renders checked at once at the start of a run (I/O bound, S3 round trips)
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,7 @@ class RenderReport:
     failed: list[RenderFailure] = field(default_factory=list)
     gpu_seconds: float = 0.0  # device seconds spent in pipeline calls (CPU seconds on CPU)
     job_seconds: dict[str, float] = field(default_factory=dict)  # job key -> its share of its batch's seconds
+    damaged: dict[str, str] = field(default_factory=dict)  # job key -> why its stored render was not used
 
 
 def render_key(job_key: str) -> str:
@@ -50,6 +61,53 @@ def render_key(job_key: str) -> str:
 
 def sidecar_key(job_key: str) -> str:
     return f"renders/{job_key}.json"
+
+
+def png_problem(data: bytes, width: int, height: int) -> str:
+    """Why ``data`` is not a whole PNG of ``width`` x ``height`` ('' when it is). Checks the
+    signature, every chunk's length and CRC, the IHDR size and that IEND ends the file, without
+    decompressing: a truncated, zero-filled or bit-flipped file fails."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return "not a PNG (no PNG signature)"
+    view, pos, end = memoryview(data), len(_PNG_SIGNATURE), len(data)
+    while pos + 12 <= end:
+        length, kind = struct.unpack(">I4s", view[pos:pos + 8])
+        stop = pos + 12 + length
+        if stop > end:
+            return f"truncated: chunk {kind.decode('latin-1')!r} at byte {pos} needs {stop} bytes, the file has {end}"
+        if zlib.crc32(view[pos + 4:stop - 4]) != int.from_bytes(view[stop - 4:stop], "big"):
+            return f"corrupt: bad CRC in chunk {kind.decode('latin-1')!r} at byte {pos}"
+        if pos == len(_PNG_SIGNATURE):
+            if kind != b"IHDR" or length < 8:
+                return "corrupt: the first chunk is not IHDR"
+            size = struct.unpack(">II", view[pos + 8:pos + 16])
+            if size != (width, height):
+                return f"is {size[0]}x{size[1]} but the job is {width}x{height}"
+        if kind == b"IEND":
+            return "" if stop == end else f"corrupt: {end - stop} bytes after the IEND chunk"
+        pos = stop
+    return f"truncated: no IEND chunk in {end} bytes"
+
+
+def stored_render_problem(store: Store, job: RenderJob) -> str:
+    """'' when the job's render is in the store, whole, and its sidecar names the job; else why
+    not ("missing" when there is no PNG). Reads the PNG and the sidecar (no decoding)."""
+    key = job.key
+    try:
+        png = store.get(render_key(key))
+    except FileNotFoundError:
+        return "missing"
+    if problem := png_problem(png, job.width, job.height):
+        return f"{render_key(key)} {problem}"
+    try:
+        sidecar = json.loads(store.get(sidecar_key(key)))
+    except FileNotFoundError:
+        return f"{sidecar_key(key)} is missing"
+    except ValueError as exc:  # torn JSON, or not UTF-8
+        return f"{sidecar_key(key)} is not JSON: {exc}"
+    if not isinstance(sidecar, dict) or sidecar.get("job_key") != key:
+        return f"{sidecar_key(key)} does not name job {key}"
+    return ""
 
 
 def encode_png(pixels) -> bytes:
@@ -137,12 +195,13 @@ def _free_device_memory(settings: DeviceSettings) -> None:
         torch.cuda.empty_cache()
 
 
-def _store_render(store: Store, job: RenderJob, pixels, settings: DeviceSettings, seconds: float) -> None:
-    """Sidecar first, then the PNG: a PNG in the store always has its sidecar."""
+def _store_render(store: Store, job: RenderJob, pixels, settings: DeviceSettings, seconds: float) -> bool:
+    """Sidecar first, then the PNG: a PNG in the store always has its sidecar. False when
+    another run stored the PNG first (it is kept: the same job renders the same pixels)."""
     sidecar = {**job.to_dict(), **asdict(settings), "job_key": job.key, "seconds": round(seconds, 4)}
     store.put(sidecar_key(job.key), json.dumps(sidecar, sort_keys=True, indent=1).encode("utf-8"),
               content_type="application/json", overwrite=True)
-    store.put(render_key(job.key), encode_png(pixels), content_type="image/png")
+    return store.put(render_key(job.key), encode_png(pixels), content_type="image/png")
 
 
 class _Run:
@@ -161,6 +220,7 @@ class _Run:
         self.on_done = on_done or (lambda _key: None)
         self.max_images, self.max_gpu_seconds = max_images, max_gpu_seconds
         self.pending: deque[tuple[str, float, Future]] = deque()
+        self.store_error: StoreError | None = None  # the first failed store write; no new batch starts
 
     def _finish(self, key: str) -> None:
         for _ in range(self.counts[key]):
@@ -180,15 +240,29 @@ class _Run:
 
     def store_later(self, writer: ThreadPoolExecutor, store: Store, job: RenderJob, pixels,
                     settings: DeviceSettings, seconds: float) -> None:
-        self.pending.append((job.key, seconds, writer.submit(_store_render, store, job, pixels, settings, seconds)))
+        self.pending.append((job.key, seconds, writer.submit(self._write, store, job, pixels, settings, seconds)))
+
+    def _write(self, store: Store, job: RenderJob, pixels, settings: DeviceSettings, seconds: float) -> bool | None:
+        """In the writer thread: store one render; None (nothing tried) once the store has failed."""
+        if self.store_error is not None:
+            return None
+        try:
+            return _store_render(store, job, pixels, settings, seconds)
+        except StoreError as exc:
+            self.store_error = exc
+            raise
 
     def settle(self, *, wait: bool) -> None:
-        """Record the finished writes, in order (all of them when ``wait``)."""
+        """Record the finished writes, in order (all of them when ``wait``). A write lost to a
+        failed store is left for the caller (``store_error``); the job is not finished."""
         while self.pending and (wait or self.pending[0][2].done()):
             key, seconds, future = self.pending.popleft()
             if (exc := future.exception()) is not None:
-                self.fail(RenderFailure(key, "error", f"storing the render failed: {type(exc).__name__}: {exc}"))
-            else:
+                if not isinstance(exc, StoreError):
+                    self.fail(RenderFailure(key, "error", f"storing the render failed: {type(exc).__name__}: {exc}"))
+            elif future.result() is False:
+                self.cached(key)  # another run stored this job's PNG first
+            elif future.result():
                 self.report.rendered.append(key)
                 self.report.job_seconds[key] = seconds
                 self._finish(key)
@@ -232,6 +306,9 @@ def render_missing(
     Budget: once ``max_images`` renders were made or ``max_gpu_seconds`` spent in this call, no
     new batch starts; the jobs left fail with reason ``budget`` (a rerun resumes them).
     ``on_done(key)`` is called once per job given (duplicates included) when it is finished.
+    A stored render that is not whole (see ``stored_render_problem``) is deleted, rendered again
+    and listed in ``damaged``. Raises ``StoreError`` when the store fails: no new batch starts,
+    the renders already made are stored first, and a rerun resumes.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 but is {batch_size}")
@@ -243,11 +320,16 @@ def render_missing(
         raise ValueError("give either settings or device/batch_invariant, not both")
     run = _Run(jobs, on_done, max_images, max_gpu_seconds)
     groups: dict[tuple, list[RenderJob]] = {}
-    for key, job in run.unique.items():
-        if store.exists(render_key(key)):
+    with ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="render-check") as checks:
+        problems = list(checks.map(lambda job: stored_render_problem(store, job), run.unique.values()))
+    for (key, job), problem in zip(run.unique.items(), problems):
+        if not problem:
             run.cached(key)
-        else:
-            groups.setdefault(job.group, []).append(job)
+            continue
+        if problem != "missing":
+            run.report.damaged[key] = problem
+            store.delete(render_key(key))  # so the new render is written as new (once, with its sidecar)
+        groups.setdefault(job.group, []).append(job)
     if not groups:
         return run.report
 
@@ -257,6 +339,8 @@ def render_missing(
     ordered = sorted(groups.values(), key=lambda g: models.index((g[0].model_id, g[0].model_revision)))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render-store") as writer:
         for group_jobs in ordered:
+            if run.store_error is not None:
+                break
             if over := run.over_budget():
                 run.fail_all(group_jobs, "budget", over)
                 continue
@@ -269,7 +353,7 @@ def render_missing(
                     f"model {first.model_id!r} at revision {first.model_revision!r}: {type(exc).__name__}: {exc}"))
                 continue
             queue = list(group_jobs)
-            while queue:
+            while queue and run.store_error is None:
                 if over := run.over_budget():
                     run.fail_all(queue, "budget", over)
                     break
@@ -288,4 +372,8 @@ def render_missing(
                         run.store_later(writer, store, job, pixels, settings, seconds / len(batch))
                 run.settle(wait=False)
         run.settle(wait=True)
+    if run.store_error is not None:
+        done = len(run.report.rendered) + len(run.report.cached)
+        raise StoreError(f"{run.store_error}; rendering stopped with {done} of {len(run.unique)} renders in the "
+                         f"store (rerun to resume once the store works)") from run.store_error
     return run.report

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from store.base import Store, check_key
+from store.base import Store, StoreError, check_key
 from store.local import LocalStore
 from store.s3 import S3Store
 
@@ -15,4 +15,4 @@ def open_store(out: str) -> Store:
     return LocalStore(out)
 
 
-__all__ = ["LocalStore", "S3Store", "Store", "check_key", "open_store"]
+__all__ = ["LocalStore", "S3Store", "Store", "StoreError", "check_key", "open_store"]

@@ -16,6 +16,12 @@ def check_key(key: str) -> str:
     return key
 
 
+class StoreError(Exception):
+    """The store itself failed (unreachable after retries, disk full, no permission), as opposed
+    to a key that is not there. The message names the location and the cause; nothing
+    half-written is left, and a rerun resumes once the store works again."""
+
+
 class Store(Protocol):
     """Where runs keep renders, QA results and exports (local folder or S3)."""
 
@@ -23,7 +29,8 @@ class Store(Protocol):
 
     def put(self, key: str, data: bytes, *, content_type: str | None = None, overwrite: bool = False) -> bool:
         """Write ``data`` atomically; returns False (and writes nothing) if ``key`` exists
-        and ``overwrite`` is False."""
+        and ``overwrite`` is False, so of concurrent writers of one new key exactly one gets
+        True. Raises ``StoreError`` when the store cannot be written."""
         ...
 
     def get(self, key: str) -> bytes: ...

@@ -1,4 +1,6 @@
-"""Local directory store: temp file + fsync + os.replace, so readers never see half a file."""
+"""Local directory store: temp file + fsync, then ``os.replace`` (overwrite) or ``os.link``
+(create-if-absent), so readers never see half a file and a failed write (disk full) leaves
+nothing behind."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from store.base import check_key
+from store.base import StoreError, check_key
 
 
 class LocalStore:
@@ -21,6 +23,13 @@ class LocalStore:
         path = self._path(key)
         if not overwrite and path.exists():
             return False
+        try:
+            return self._write(path, data, overwrite)
+        except OSError as exc:  # disk full, read-only, no permission, a file where a folder should be
+            raise StoreError(f"cannot write {path}: {exc.strerror or exc} (nothing was left half-written)") from exc
+
+    @staticmethod
+    def _write(path: Path, data: bytes, overwrite: bool) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
@@ -30,21 +39,21 @@ class LocalStore:
                 os.fsync(handle.fileno())
             if overwrite:
                 os.replace(tmp, path)
-            else:
-                try:
-                    os.link(tmp, path)  # atomic create-if-absent
-                except FileExistsError:
-                    return False
-                finally:
-                    os.unlink(tmp)
-        except BaseException:
-            if os.path.exists(tmp):
+                return True
+            try:
+                os.link(tmp, path)  # atomic create-if-absent: of concurrent writers, one wins
+            except FileExistsError:
+                return False
+            return True
+        finally:
+            if os.path.exists(tmp):  # a failed write, or the name linked above
                 os.unlink(tmp)
-            raise
-        return True
 
     def get(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
+        try:
+            return self._path(key).read_bytes()
+        except NotADirectoryError:  # a file where a folder of the key should be: the key is not there
+            raise FileNotFoundError(self.location(key)) from None
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

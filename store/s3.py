@@ -4,7 +4,8 @@ Writes are whole-object PUTs, so readers never see half an object; ``overwrite=F
 ``put_object(IfNoneMatch='*')`` and a 412 answer means the object is already there. Renders
 and exports never change under their key, so they are served ``immutable``; manifests and
 reports are rewritten and get ``no-cache``. Retries with exponential backoff are botocore's
-``standard`` mode. The endpoint comes from ``$BRANDBATCH_S3_ENDPOINT``, else
+``standard`` mode; once they are spent (or on an error that is not retried, such as access
+denied) the call raises ``StoreError`` naming the object, endpoint and cause. The endpoint comes from ``$BRANDBATCH_S3_ENDPOINT``, else
 ``$AWS_ENDPOINT_URL``, else AWS; credentials and region from the usual AWS settings.
 """
 
@@ -14,7 +15,7 @@ import mimetypes
 import os
 from typing import Any
 
-from store.base import check_key
+from store.base import StoreError, check_key
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REWRITTEN = "no-cache"
@@ -69,8 +70,12 @@ class S3Store:
     def _key(self, key: str) -> str:
         return self.prefix + check_key(key)
 
+    def _failed(self, action: str, where: str, exc: Exception) -> StoreError:
+        return StoreError(f"S3 {action} {where} failed (endpoint {self.endpoint_url or 'AWS'}, "
+                          f"{self.max_attempts} attempts at most): {exc}")
+
     def put(self, key: str, data: bytes, *, content_type: str | None = None, overwrite: bool = False) -> bool:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         extra = {} if overwrite else {"IfNoneMatch": "*"}
         try:
@@ -81,38 +86,54 @@ class S3Store:
         except ClientError as exc:
             if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412:
                 return False  # already there: keys are content-addressed, so it is the same object
-            raise
+            raise self._failed("put of", self.location(key), exc) from exc
+        except BotoCoreError as exc:
+            raise self._failed("put of", self.location(key), exc) from exc
         return True
 
     def get(self, key: str) -> bytes:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
                 raise FileNotFoundError(self.location(key)) from None
-            raise
+            raise self._failed("get of", self.location(key), exc) from exc
+        except BotoCoreError as exc:
+            raise self._failed("get of", self.location(key), exc) from exc
 
     def exists(self, key: str) -> bool:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
                 return False
-            raise
+            raise self._failed("head of", self.location(key), exc) from exc
+        except BotoCoreError as exc:
+            raise self._failed("head of", self.location(key), exc) from exc
         return True
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))  # absent keys are not an error
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))  # absent keys are not an error
+        except (BotoCoreError, ClientError) as exc:
+            raise self._failed("delete of", self.location(key), exc) from exc
 
     def list(self, prefix: str) -> list[str]:
         """Keys under the folder ``prefix`` ("" for all), relative to the store root, sorted."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         full = self.prefix + (check_key(prefix.strip("/")) + "/" if prefix.strip("/") else "")
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full)
-        return sorted(obj["Key"][len(self.prefix):] for page in pages for obj in page.get("Contents", []))
+        try:
+            return sorted(obj["Key"][len(self.prefix):] for page in pages for obj in page.get("Contents", []))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._failed("list of", f"s3://{self.bucket}/{full}", exc) from exc
 
     def location(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"

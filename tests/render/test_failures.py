@@ -13,6 +13,7 @@ from diffusers import StableDiffusionPipeline
 from render.devices import device_settings
 from render.stage import RenderFailure, render_batch, render_key, render_missing, sidecar_key
 from render.tiny import build_tiny
+from store.base import StoreError
 from store.local import LocalStore
 
 
@@ -128,12 +129,12 @@ def test_negative_budget_is_refused(tmp_path):
         render_missing([make_job(1)], LocalStore(tmp_path), max_images=-1)
 
 
-def test_a_store_that_cannot_be_written_fails_the_jobs_clearly(tmp_path):
+def test_a_store_that_cannot_be_written_stops_the_run_clearly(tmp_path):
     not_a_folder = tmp_path / "out"
     not_a_folder.write_text("a file where the store's folder should be")
     done: list[str] = []
-    jobs = [make_job(i, width=32, height=32, steps=1) for i in range(2)]
-    report = render_missing(jobs, LocalStore(not_a_folder), on_done=done.append)
-    assert report.rendered == [] and sorted(done) == sorted(j.key for j in jobs)
-    assert [f.reason for f in report.failed] == ["error", "error"]
-    assert report.failed[0].message.startswith("storing the render failed: ")
+    jobs = [make_job(i, width=32, height=32, steps=1) for i in range(3)]
+    with pytest.raises(StoreError, match=r"cannot write .*out/renders/.*\.json: Not a directory .*rendering stopped "
+                                         r"with 0 of 3 renders in the store \(rerun to resume"):
+        render_missing(jobs, LocalStore(not_a_folder), batch_size=1, on_done=done.append)
+    assert done == []
