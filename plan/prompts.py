@@ -28,7 +28,7 @@ _HOMOGLYPHS = str.maketrans(
     "aeopcyxijsdhlqwbkmhtabekmhopctxyijsabeiknoptuxoabezhikmnoptyxgailacdeghijkmnoprstuvwyz",
 )
 # Leetspeak, read both ways where a symbol stands for two letters ("k1ll", "1ife").
-_LEET = (str.maketrans("0134578@$!|", "oieastbasil"), str.maketrans("0134578@$!|", "oleastbasll"))
+_LEET = (str.maketrans("0134578@$!|", "oieastbasil"), str.maketrans("0134578@$!|", "oleastbasii"))
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
