@@ -1,0 +1,87 @@
+"""Split render jobs into shards for many workers, and merge the shards' reports back.
+
+A shard is a list of jobs of one render group (same model, size, scheduler, steps, guidance:
+one resolution bucket of one model), at most ``max_jobs`` long, so a worker loads one
+pipeline per shard and pixels never depend on the split (each image has its own generator).
+Splitting is deterministic: the same jobs give the same shards in the same order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from plan.jobs import RenderJob, sha256_text
+from render.stage import RenderFailure, RenderReport
+
+
+@dataclass(frozen=True)
+class Shard:
+    """``id``: the first 16 hex digits of the sha256 of the shard's job keys (stable across runs
+    with the same jobs)."""
+
+    id: str
+    jobs: tuple[RenderJob, ...]
+
+
+def split_shards(jobs: Sequence[RenderJob], max_jobs: int) -> list[Shard]:
+    """Jobs -> shards of one render group each, at most ``max_jobs`` long, balanced within a
+    group (a group of 10 with ``max_jobs=8`` gives 5 + 5, not 8 + 2). Duplicate jobs (same key)
+    are rendered once. Groups keep the order in which they first appear; jobs keep their order."""
+    if max_jobs < 1:
+        raise ValueError(f"max_jobs (jobs per shard) must be >= 1 but is {max_jobs}")
+    groups: dict[tuple, dict[str, RenderJob]] = {}
+    for job in jobs:
+        groups.setdefault(job.group, {}).setdefault(job.key, job)
+    shards = []
+    for members in groups.values():
+        unique = list(members.values())
+        count = math.ceil(len(unique) / max_jobs)
+        size, extra = divmod(len(unique), count)
+        start = 0
+        for index in range(count):
+            end = start + size + (1 if index < extra else 0)
+            part = tuple(unique[start:end])
+            shards.append(Shard(sha256_text("\n".join(j.key for j in part))[:16], part))
+            start = end
+    return shards
+
+
+def split_budget(total: float | None, shards: Sequence[Shard], *, whole: bool) -> list[float | None]:
+    """Share a run budget among shards in proportion to their job counts, never exceeding
+    ``total`` in sum (``whole``: integer shares, remainders to the first shards)."""
+    if total is None:
+        return [None] * len(shards)
+    count = sum(len(s.jobs) for s in shards)
+    if not whole:
+        return [total * len(s.jobs) / count for s in shards]
+    shares = [int(total) * len(s.jobs) // count for s in shards]
+    for index in range(int(total) - sum(shares)):
+        shares[index % len(shares)] += 1
+    return shares
+
+
+def merge_reports(reports: Sequence[RenderReport]) -> RenderReport:
+    """One report for many shards: lists concatenated in shard order, seconds summed."""
+    merged = RenderReport()
+    for report in reports:
+        merged.rendered.extend(report.rendered)
+        merged.cached.extend(report.cached)
+        merged.failed.extend(report.failed)
+        merged.gpu_seconds += report.gpu_seconds
+        merged.job_seconds.update(report.job_seconds)
+    return merged
+
+
+def report_to_dict(report: RenderReport) -> dict:
+    """JSON-ready form of a report (a shard writes it to the store for the campaign to read)."""
+    return {"rendered": list(report.rendered), "cached": list(report.cached),
+            "failed": [{"job_key": f.job_key, "reason": f.reason, "message": f.message} for f in report.failed],
+            "gpu_seconds": report.gpu_seconds, "job_seconds": dict(report.job_seconds)}
+
+
+def report_from_dict(data: dict) -> RenderReport:
+    return RenderReport(rendered=list(data["rendered"]), cached=list(data["cached"]),
+                        failed=[RenderFailure(**f) for f in data["failed"]], gpu_seconds=float(data["gpu_seconds"]),
+                        job_seconds={k: float(v) for k, v in data["job_seconds"].items()})
