@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -74,13 +75,16 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 class RunRecord:
     """What one run did. ``jobs``: jobs its render pass was given (the plan, or the dead
     letters under ``--retry-failed``); ``image_seconds``: render seconds of each new image
-    (its share of its batch); ``wall_seconds``: flow start to the end of export."""
+    (its share of its batch); ``render_seconds``: wall-clock seconds of the render stage (what
+    images/hour is over); ``wall_seconds``: flow start to the end of export (a deployment run
+    that waits for designers includes the wait)."""
 
     campaign: str
     run_id: str
     mode: str  # "run" or "retry-failed"
     started: str  # ISO 8601 UTC
     wall_seconds: float
+    render_seconds: float
     jobs: int
     rendered: int
     cached: int
@@ -95,7 +99,7 @@ class RunRecord:
 
     @property
     def images_per_hour(self) -> float | None:
-        return self.rendered / self.wall_seconds * 3600 if self.wall_seconds > 0 else None
+        return self.rendered / self.render_seconds * 3600 if self.render_seconds > 0 else None
 
     @property
     def p50(self) -> float | None:
@@ -123,13 +127,14 @@ class RunRecord:
 
 
 def run_record(*, campaign: str, run_id: str, mode: str, started: dt.datetime, finished: dt.datetime,
-               jobs: int, report: RenderReport, blocks: PlanBlocks, results: Sequence[QAResult],
+               render_seconds: float, jobs: int, report: RenderReport, blocks: PlanBlocks, results: Sequence[QAResult],
                export_rows: Sequence[Mapping] = ()) -> RunRecord:
     failed = Counter(f.reason for f in report.failed)
     return RunRecord(
         campaign=campaign, run_id=run_id, mode=mode,
         started=started.astimezone(dt.timezone.utc).isoformat(timespec="seconds"),
-        wall_seconds=round(max((finished - started).total_seconds(), 0.0), 3), jobs=jobs,
+        wall_seconds=round(max((finished - started).total_seconds(), 0.0), 3),
+        render_seconds=round(max(render_seconds, 0.0), 3), jobs=jobs,
         rendered=len(report.rendered), cached=len(report.cached), failed=dict(sorted(failed.items())),
         gpu_seconds=round(report.gpu_seconds, 3),
         image_seconds=[round(report.job_seconds[k], 4) for k in report.rendered if k in report.job_seconds],
@@ -173,7 +178,7 @@ class CampaignMetrics:
     campaign: str
     runs: int
     images: int
-    wall_seconds: float
+    render_seconds: float
     gpu_seconds: float
     image_seconds: list[float]
     blocks: PlanBlocks
@@ -182,7 +187,7 @@ class CampaignMetrics:
 
     @property
     def images_per_hour(self) -> float | None:
-        return self.images / self.wall_seconds * 3600 if self.wall_seconds > 0 else None
+        return self.images / self.render_seconds * 3600 if self.render_seconds > 0 else None
 
     @property
     def p50(self) -> float | None:
@@ -197,7 +202,7 @@ def campaign_metrics(campaign: str, runs: Sequence[RunRecord], blocks: PlanBlock
                      letters: Sequence[DeadLetter]) -> CampaignMetrics:
     return CampaignMetrics(
         campaign=campaign, runs=len(runs), images=sum(r.rendered for r in runs),
-        wall_seconds=sum(r.wall_seconds for r in runs), gpu_seconds=sum(r.gpu_seconds for r in runs),
+        render_seconds=sum(r.render_seconds for r in runs), gpu_seconds=sum(r.gpu_seconds for r in runs),
         image_seconds=[s for r in runs for s in r.image_seconds], blocks=blocks, verdicts=verdict_counts(results),
         dead_letters=dict(sorted(Counter(x.reason for x in letters).items())),
     )
@@ -228,7 +233,7 @@ def metric_rows(run: RunRecord | None, camp: CampaignMetrics) -> list[dict[str, 
         rows.append(("images rendered", "", f"{camp.images} over {camp.runs} recorded run(s)"))
     r = run
     rows += [
-        ("images / hour (wall clock)", _n(r.images_per_hour) if r else "", _n(camp.images_per_hour)),
+        ("images / hour (render stage, wall clock)", _n(r.images_per_hour) if r else "", _n(camp.images_per_hour)),
         ("GPU-seconds", _n(r.gpu_seconds, 4) if r else "", _n(camp.gpu_seconds, 4)),
         ("seconds per image p50", _n(r.p50) if r else "", _n(camp.p50)),
         ("seconds per image p95", _n(r.p95) if r else "", _n(camp.p95)),
@@ -250,7 +255,7 @@ def run_rows(runs: Sequence[RunRecord]) -> list[dict[str, str]]:
     """The recorded runs, one row each (newest first)."""
     return [{"started (UTC)": r.started.replace("+00:00", "Z"), "mode": r.mode, "jobs": str(r.jobs),
              "rendered": str(r.rendered), "cached": str(r.cached), "failed": _counts(r.failed),
-             "wall s": _n(r.wall_seconds, 4), "GPU s": _n(r.gpu_seconds, 4), "images/h": _n(r.images_per_hour),
+             "wall s": _n(r.wall_seconds, 4), "render s": _n(r.render_seconds, 4), "GPU s": _n(r.gpu_seconds, 4), "images/h": _n(r.images_per_hour),
              "p50 s": _n(r.p50), "p95 s": _n(r.p95), "blocked rows": str(r.rows_blocked),
              "QA": _counts(r.verdicts)} for r in reversed(runs)]
 
@@ -320,9 +325,10 @@ def publish_artifacts(run: RunRecord, camp: CampaignMetrics, runs: Sequence[RunR
 
 
 class RunProgress:
-    """A Prefect progress artifact (``progress-<campaign>``) for one run: stages move it, and
-    ``render_done`` (an ``on_done`` callback) moves it through the render stage, one API call
-    per whole percent at most."""
+    """A Prefect progress artifact (``progress-<campaign>``) for one run, made just before the
+    render stage: ``render_done`` (an ``on_done`` callback) moves it through rendering, one API
+    call per whole percent at most; ``render_finished`` notes the render stage's wall-clock
+    seconds; ``stage`` moves it after that."""
 
     RENDER = (5.0, 85.0)  # the share of the bar the render stage fills
 
@@ -332,6 +338,8 @@ class RunProgress:
         self.total = render_jobs
         self.done = 0
         self.shown = 0.0
+        self.render_started = time.monotonic()
+        self.render_seconds = 0.0
         self.id = create_progress_artifact(0.0, key=artifact_key("progress", campaign),
                                            description=f"campaign_batch {campaign}: planned")
 
@@ -340,6 +348,10 @@ class RunProgress:
 
         self.shown = percent
         update_progress_artifact(self.id, percent, description=description)
+
+    def render_finished(self) -> None:
+        self.render_seconds = time.monotonic() - self.render_started
+        self.stage(self.RENDER[1], "QA")
 
     def render_done(self, _key: str = "") -> None:
         self.done += 1
@@ -351,7 +363,7 @@ class RunProgress:
 
 def record_run(store: Store, plan: CampaignPlan, jobs: Sequence[RenderJob], report: RenderReport,
                results: Sequence[QAResult], export_rows: Sequence[Mapping], letters: Sequence[DeadLetter], *,
-               started: dt.datetime, run_id: str, retry_failed: bool, whole_plan: bool
+               started: dt.datetime, render_seconds: float, run_id: str, retry_failed: bool, whole_plan: bool
                ) -> tuple[list[DeadLetter], list[Table]]:
     """The end of a run: update the dead letters, record the run (if it did render work),
     publish the artifacts. ``jobs``: what the render pass was given; ``whole_plan``: the plan
@@ -363,7 +375,8 @@ def record_run(store: Store, plan: CampaignPlan, jobs: Sequence[RenderJob], repo
     save_dead_letters(store, campaign, letters)
     blocks = plan_blocks(plan)
     record = run_record(campaign=campaign, run_id=run_id, mode="retry-failed" if retry_failed else "run",
-                        started=started, finished=dt.datetime.now(dt.timezone.utc), jobs=len(jobs), report=report,
+                        started=started, finished=dt.datetime.now(dt.timezone.utc), render_seconds=render_seconds,
+                        jobs=len(jobs), report=report,
                         blocks=blocks, results=results, export_rows=export_rows)
     if worth_recording(record):
         save_run(store, record)

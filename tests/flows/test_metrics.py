@@ -48,7 +48,7 @@ def record(seconds: dict[str, float], failed: tuple = (), wall: float = 36.0, st
     report = RenderReport(rendered=list(seconds), job_seconds=dict(seconds), gpu_seconds=sum(seconds.values()),
                           failed=[RenderFailure(k, reason, "x") for k, reason in failed])
     return metrics.run_record(campaign="spring", run_id="1234abcd-0000", mode="run", started=started,
-                              finished=started + dt.timedelta(seconds=wall), jobs=len(seconds) + len(failed),
+                              finished=started + dt.timedelta(seconds=wall + 100), render_seconds=wall, jobs=len(seconds) + len(failed),
                               report=report, blocks=metrics.PlanBlocks(2, 3, 2), results=kw.get("results", []),
                               export_rows=kw.get("rows", []))
 
@@ -65,7 +65,8 @@ def test_run_record_throughput_percentiles_errors_and_verdicts():
     rec = record(seconds, failed=(("f1", "budget"), ("f2", "oom"), ("f3", "budget")),
                  results=[result(A, "pass"), result(B, "pass"), result(C, "fail")],
                  rows=[{"status": "exported"}, {"status": "failed"}])
-    assert rec.images_per_hour == pytest.approx(20 / 36 * 3600)
+    assert rec.images_per_hour == pytest.approx(20 / 36 * 3600)  # over the render stage, not the whole run
+    assert (rec.render_seconds, rec.wall_seconds) == (36.0, 136.0)
     assert rec.gpu_seconds == pytest.approx(210.0)
     assert rec.p50 == pytest.approx(10.5) and rec.p95 == pytest.approx(19.05)
     assert rec.failed == {"budget": 2, "oom": 1} and rec.jobs == 23
@@ -101,7 +102,7 @@ def test_markdown_and_report_tables_show_run_campaign_and_dead_letters(tmp_path:
                                   now=START)
     camp = metrics.campaign_metrics("spring", [rec], rec.blocks, [result(A, "pass")], letters)
     md = metrics.metrics_markdown(rec, camp, letters)
-    assert "| images / hour (wall clock) | 200 | 200 |" in md
+    assert "| images / hour (render stage, wall clock) | 200 | 200 |" in md
     assert "| seconds per image p50 | 3 | 3 |" in md
     assert "| rows blocked by planning | 3 of 5 (60.0 %) | 3 of 5 (60.0 %) |" in md
     assert "| QA verdicts | fail 1, pass 1 | pass 1 |" in md
