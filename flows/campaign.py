@@ -7,16 +7,20 @@ skip files already written, so a rerun does only the missing work.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from flows.assemble import asset_snapshot, assets_key, plan_settings, resolve_paths
 from exports.stage import DEFAULT_FORMATS
+from flows.deadletters import load_dead_letters, rendered_jobs, retry_jobs
 from flows.export import export_task
+from flows import metrics
 from flows.progress import progress_bar
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, plan_campaign
@@ -43,6 +47,7 @@ class CampaignSummary:
     problems: list[str] = field(default_factory=list)
     manifest: str = ""
     report: str = ""
+    dead_letters: int = 0
 
 
 @task(cache_policy=NO_CACHE)
@@ -54,9 +59,15 @@ def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Stor
 
 @task(cache_policy=NO_CACHE)
 def render_task(jobs: Sequence[RenderJob], store: Store, batch_size: int, progress: bool,
-                max_images: int | None, max_gpu_seconds: float | None) -> RenderReport:
+                max_images: int | None, max_gpu_seconds: float | None,
+                on_done: Callable[[str], None] | None = None) -> RenderReport:
     with progress_bar("rendering", len(jobs), enabled=progress) as advance:
-        return render_missing(jobs, store, batch_size=batch_size, on_done=advance, max_images=max_images,
+        def done(key: str) -> None:
+            advance(key)
+            if on_done is not None:
+                on_done(key)
+
+        return render_missing(jobs, store, batch_size=batch_size, on_done=done, max_images=max_images,
                               max_gpu_seconds=max_gpu_seconds)
 
 
@@ -67,13 +78,14 @@ def qa_task(jobs: Sequence[RenderJob], store: Store, plan: CampaignPlan) -> list
 
 @task(cache_policy=NO_CACHE)
 def review_task(out: str, plan: CampaignPlan, results: list[QAResult], store: Store, styles_dir: str,
-                batch_size: int) -> tuple[int, int]:
-    """Queue the campaign; render and check rerolls designers asked for since the last run.
+                batch_size: int, rerolls: bool = True) -> tuple[int, int]:
+    """Queue the campaign; render and check rerolls designers asked for since the last run
+    (unless ``rerolls`` is off: ``--retry-failed`` renders dead letters only).
     Returns (variants waiting for a designer, reroll jobs rendered)."""
     queue_for_review(out, plan, {r.job_key: r for r in results})
     queue = ReviewQueue.for_out(out)
     try:
-        pending = queue.pending_rerolls(plan.campaign)
+        pending = queue.pending_rerolls(plan.campaign) if rerolls else []
         if pending:
             render_rerolls(queue, store, pending, styles_qa(store, styles_dir), batch_size=batch_size)
         return len(queue.items(plan.campaign, state="queued")), len(pending)
@@ -94,11 +106,14 @@ def campaign_batch(
     progress: bool = False,
     max_images: int | None = None,
     max_gpu_seconds: float | None = None,
+    retry_failed: bool = False,
 ) -> CampaignSummary:
     """Render, check, queue and export one campaign sheet; reruns do only the missing work.
 
     Budget: after ``max_images`` new renders or ``max_gpu_seconds`` of render time no new
-    batch starts; the rest fail with reason ``budget`` and the next run resumes them."""
+    batch starts; the rest fail with reason ``budget`` and the next run resumes them.
+    ``retry_failed``: render only the campaign's dead letters (jobs that failed before)."""
+    started = dt.datetime.now(dt.timezone.utc)
     logger = get_run_logger()
     database_url(out)  # an S3 run needs BRANDBATCH_REVIEW_DB: say so before rendering anything
     settings, placements = plan_settings(styles, allow_draft=allow_draft, model=model)
@@ -106,21 +121,30 @@ def campaign_batch(
     plan = plan_task(sheet, settings, limit, store)
     for problem in plan.problems:
         logger.warning(str(problem))
+    letters = load_dead_letters(store, plan.campaign)
+    jobs = retry_jobs(plan.jobs, letters) if retry_failed else plan.jobs
+    tracker = metrics.RunProgress(plan.campaign, len(jobs))
 
-    rendered = render_task(plan.jobs, store, batch_size, progress, max_images, max_gpu_seconds)
-    failed = {f.job_key for f in rendered.failed}
+    rendered = render_task(jobs, store, batch_size, progress, max_images, max_gpu_seconds, tracker.render_done)
     for failure in rendered.failed:
         logger.error("render %s failed (%s): %s", failure.job_key[:12], failure.reason, failure.message)
-    results = qa_task([j for j in plan.jobs if j.key not in failed], store, plan)
-    queued, rerolled = review_task(out, plan, results, store, str(resolve_paths(styles).styles), batch_size)
+    tracker.render_finished()
+    results = qa_task(rendered_jobs(plan.jobs, rendered, store), store, plan)
+    queued, rerolled = review_task(out, plan, results, store, str(resolve_paths(styles).styles), batch_size,
+                                   rerolls=not retry_failed)
 
     campaign = plan.campaign
     rows = export_task(campaign, out, store, placements, formats)
-    create_markdown_artifact(summary_markdown(campaign, results), key=f"qa-{_artifact_key(campaign)}",
+    create_markdown_artifact(summary_markdown(campaign, results), key=metrics.artifact_key("qa", campaign),
                              description=f"QA summary of {campaign}")
-    html = render_report(campaign, plan.jobs, results, store, rows, extra={"problems": [str(p) for p in plan.problems]})
+    letters, tables = metrics.record_run(store, plan, jobs, rendered, results, rows, letters, started=started,
+                                         render_seconds=tracker.render_seconds, run_id=str(flow_run.get_id() or "local"),
+                                         retry_failed=retry_failed, whole_plan=limit is None)
+    html = render_report(campaign, plan.jobs, results, store, rows, extra={"problems": [str(p) for p in plan.problems]},
+                         tables=tables)
     store.put(f"{campaign}/report.html", html.encode("utf-8"), content_type="text/html; charset=utf-8",
               overwrite=True)
+    tracker.stage(100, f"done: {len(rendered.rendered)} rendered, {len(rendered.failed)} failed")
     verdicts: dict[str, int] = {}
     for result in results:
         verdicts[result.verdict] = verdicts.get(result.verdict, 0) + 1
@@ -131,9 +155,5 @@ def campaign_batch(
         verdicts=verdicts, exported=sum(1 for r in rows if r.get("status") == "exported"), queued=queued,
         rerolled=rerolled, problems=[str(p) for p in plan.problems],
         manifest=store.location(f"{campaign}/manifest.json"), report=store.location(f"{campaign}/report.html"),
+        dead_letters=len(letters),
     )
-
-
-def _artifact_key(campaign: str) -> str:
-    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
-    return "".join(c if c.isalnum() else "-" for c in campaign.lower()).strip("-") or "campaign"

@@ -89,6 +89,8 @@ def run(
                                                    "images this run (the rest wait for the next run).")] = None,
     max_gpu_seconds: Annotated[float | None, typer.Option("--max-gpu-seconds", min=0, help="Budget: start no "
                                                           "new batch after this much render time.")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Render only the campaign's dead letters "
+                                               "(jobs that failed in earlier runs); exit 1 if any still fail.")] = False,
 ) -> None:
     """Plan, render, check, queue for review and export what is approved. Reruns resume."""
     chosen = _formats(formats)
@@ -100,7 +102,7 @@ def run(
         summary = campaign_batch(sheet=str(sheet), out=out, model=model, limit=limit, styles=styles,
                                  allow_draft=allow_draft, batch_size=batch_size, formats=chosen,
                                  progress=progress and sys.stderr.isatty(), max_images=max_images,
-                                 max_gpu_seconds=max_gpu_seconds)
+                                 max_gpu_seconds=max_gpu_seconds, retry_failed=retry_failed)
     except InputError as exc:
         _fail(exc.problems)
         raise typer.Exit(1) from None
@@ -116,6 +118,9 @@ def run(
     typer.echo(f"campaign {summary.campaign}: {summary.jobs} jobs ({summary.rendered} rendered, "
                f"{summary.cached} already there, {len(summary.failed)} failed{rerolls}); QA: {verdicts}; "
                f"{summary.queued} waiting for review; {summary.exported} export files")
+    if summary.dead_letters:
+        typer.echo(f"dead letters: {summary.dead_letters} jobs failed and have not rendered since "
+                   f"({summary.campaign}/dead-letters.json); retry them alone with --retry-failed")
     typer.echo(f"manifest: {summary.manifest}")
     typer.echo(f"report:   {summary.report}")
     raise typer.Exit(1 if summary.problems or summary.failed else 0)
