@@ -337,11 +337,11 @@ class RunProgress:
 
         self.total = render_jobs
         self.done = 0
-        self.shown = 0.0
         self.render_started = time.monotonic()
         self.render_seconds = 0.0
-        self.id = create_progress_artifact(0.0, key=artifact_key("progress", campaign),
-                                           description=f"campaign_batch {campaign}: planned")
+        self.shown = self.RENDER[0]
+        self.id = create_progress_artifact(self.shown, key=artifact_key("progress", campaign),
+                                           description=f"campaign_batch {campaign}: planned, {render_jobs} to render")
 
     def stage(self, percent: float, description: str) -> None:
         from prefect.artifacts import update_progress_artifact
@@ -354,7 +354,7 @@ class RunProgress:
         self.stage(self.RENDER[1], "QA")
 
     def render_done(self, _key: str = "") -> None:
-        self.done += 1
+        self.done = min(self.done + 1, self.total)  # a retried render task reports its jobs again
         low, high = self.RENDER
         percent = low + (high - low) * self.done / max(self.total, 1)
         if int(percent) > int(self.shown) or self.done == self.total:
