@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from exports.encode import FORMATS, QUALITY, encode  # noqa: E402
 from exports.fit import cover_fit, focal_point, nearest_render  # noqa: E402
 from exports.metadata import xmp_packet  # noqa: E402
-from exports.overlay import OverlayStyle, apply_overlays  # noqa: E402
+from exports.overlay import apply_overlays  # noqa: E402
 from exports.placements import load_placements  # noqa: E402
 from exports.stage import ExportItem, export_assets, render_key  # noqa: E402
 from plan.jobs import RenderJob  # noqa: E402
@@ -166,7 +166,7 @@ def main(argv: list[str]) -> int:
                 store.put(key, renders.get(key))
             return store
 
-        def ours(workers: int, overlays: OverlayStyle | None = OverlayStyle()):
+        def ours(workers: int, overlays: bool = True):
             def run(store: LocalStore) -> None:
                 rows = export_assets(items, store, placements, formats=RUN_FORMATS, workers=workers, overlays=overlays)
                 assert all(r["status"] == "exported" for r in rows), [r["error"] for r in rows if r["error"]]
@@ -176,7 +176,7 @@ def main(argv: list[str]) -> int:
             "bare Pillow loop, 1 core": (fresh_dir, lambda out: bare_loop(items, renders, placements, out)),
             "brandbatch, 1 worker": (fresh_store, ours(1)),
             f"brandbatch, {args.workers} workers": (fresh_store, ours(args.workers)),
-            f"brandbatch, {args.workers} workers, no overlays": (fresh_store, ours(args.workers, None)),
+            f"brandbatch, {args.workers} workers, no overlays": (fresh_store, ours(args.workers, False)),
         }
         seconds = interleaved_best(args.repeat, runs)
         stats = search_stats(items[0], renders, placements)

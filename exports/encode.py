@@ -63,7 +63,10 @@ def _save(image: Image.Image, fmt: str, xmp: bytes, quality: int | None = None) 
 
 
 def _clean(image: Image.Image) -> Image.Image:
-    """An RGB copy with no metadata, so no encoder can pick up EXIF/ICC from ``info``."""
+    """An RGB image with no metadata, so no encoder can pick up EXIF/ICC from ``info``: the
+    image itself if it is one, else a copy."""
+    if image.mode == "RGB" and not image.info:
+        return image
     clean = image.convert("RGB") if image.mode != "RGB" else image.copy()
     clean.info = {}
     return clean

@@ -84,5 +84,5 @@ def upscale_factor(size: tuple[int, int], width: int, height: int) -> float:
 
 def cover_fit(image: Image.Image, width: int, height: int, focal: tuple[float, float] = (0.5, 0.5)) -> Image.Image:
     """Exactly ``width`` x ``height``: crop to the aspect around ``focal``, Lanczos resample."""
-    rgb = image.convert("RGB")
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
     return rgb.resize((width, height), Image.Resampling.LANCZOS, box=crop_box(rgb.size, width, height, focal))

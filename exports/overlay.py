@@ -11,7 +11,8 @@ pixels behind it; below WCAG's 4.5:1 a translucent scrim is laid under the text 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -27,15 +28,33 @@ Colour = tuple[int, int, int]
 
 @dataclass(frozen=True)
 class OverlayStyle:
-    """How overlays look; a style can set these (defaults: bundled Geist, white/near-black)."""
+    """How overlays look; a style's ``overlay:`` keys set these (defaults: bundled Geist,
+    white/near-black text, an orange CTA button)."""
 
     font: Path = DEFAULT_FONT
     weight: int = 700  # for variable fonts
-    light: Colour = (255, 255, 255)
-    dark: Colour = (20, 20, 28)
-    accent: Colour = (228, 87, 46)  # CTA button
+    light_colour: Colour = (255, 255, 255)
+    dark_colour: Colour = (20, 20, 28)
+    cta_colour: Colour = (228, 87, 46)  # CTA button
     align: str = "left"  # left, center, right
     margin: float = 0.04  # of the shorter side, inside the safe area
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, object]) -> OverlayStyle:
+        """From a style's ``overlay:`` keys as stored in assets.json (colours '#RRGGBB', font an
+        absolute path); keys left out keep the defaults."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"unknown overlay keys {unknown}; allowed: {', '.join(sorted(known))}")
+        values: dict[str, object] = {}
+        for key, value in settings.items():
+            if key.endswith("_colour"):
+                value = tuple(int(str(value)[i:i + 2], 16) for i in (1, 3, 5))
+            elif key == "font":
+                value = Path(str(value))
+            values[key] = value
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -107,7 +126,7 @@ def _regions(area: Box, has_logo: bool) -> dict[str, Box]:
     }
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=64)
 def _font(style: OverlayStyle, size: int) -> ImageFont.FreeTypeFont:
     """A loaded font at ``size`` px; cached per process (fonts are read-only once set up)."""
     font = ImageFont.truetype(str(style.font), size)
@@ -131,10 +150,13 @@ def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str] | No
     return lines
 
 
+@functools.lru_cache(maxsize=1024)
 def fit_text(text: str, style: OverlayStyle, width: int, height: int,
-             max_px: int | None = None) -> tuple[ImageFont.FreeTypeFont, list[str], int, int] | None:
+             max_px: int | None = None) -> tuple[ImageFont.FreeTypeFont, tuple[str, ...], int, int] | None:
     """The largest font size (binary search) at which ``text`` wraps into width x height:
-    (font, lines, text width, text height), or None if it does not fit at ``MIN_FONT_PX``."""
+    (font, lines, text width, text height), or None if it does not fit at ``MIN_FONT_PX``.
+    Cached per process: a campaign's texts recur across placements, and the warnings of a
+    placement repeat its drawing's fits."""
     best = None
     lo, hi = MIN_FONT_PX, max(MIN_FONT_PX, min(max_px or height, height))
     while lo <= hi:
@@ -146,7 +168,7 @@ def fit_text(text: str, style: OverlayStyle, width: int, height: int,
             text_w = max(_ink_width(font, line) for line in lines)
             text_h = line_h * len(lines)
             if text_h <= height and text_w <= width:
-                best, lo = (font, lines, text_w, text_h), size + 1
+                best, lo = (font, tuple(lines), text_w, text_h), size + 1
                 continue
         hi = size - 1
     return best
@@ -185,9 +207,9 @@ def _best_colour(background: np.ndarray, style: OverlayStyle) -> tuple[Colour, f
     """The colour (light or dark) whose worst-case contrast over the background pixels is higher."""
     step = max(1, int(np.sqrt(background.shape[0] * background.shape[1] / 40_000)))  # sample <= ~40k pixels
     lum = _luminance(background[::step, ::step].reshape(-1, 3))
-    lo, hi = float(np.percentile(lum, 5)), float(np.percentile(lum, 95))
+    lo, hi = (float(v) for v in np.percentile(lum, (5, 95)))
     options = []
-    for colour in (style.light, style.dark):
+    for colour in (style.light_colour, style.dark_colour):
         text_lum = float(_luminance(np.array(colour)))
         options.append((min(contrast_ratio(text_lum, lo), contrast_ratio(text_lum, hi)), colour))
     ratio, colour = max(options)
@@ -203,7 +225,7 @@ def _aligned_left(region: Box, width: int, align: str) -> int:
 
 
 def _fit_in_region(role: str, text: str, region: Box, style: OverlayStyle
-                   ) -> tuple[tuple[ImageFont.FreeTypeFont, list[str], int, int] | None, int, str]:
+                   ) -> tuple[tuple[ImageFont.FreeTypeFont, tuple[str, ...], int, int] | None, int, str]:
     """(fitted text or None, padding, problem) for ``text`` in ``region``; the CTA is a button."""
     button = role == "cta"
     pad = max(2, round(0.18 * region.height)) if button else max(1, round(0.03 * min(region.width, region.height)))
@@ -225,19 +247,19 @@ def _draw_text(canvas: Image.Image, role: str, text: str, region: Box, style: Ov
     draw = ImageDraw.Draw(canvas, "RGBA")
     scrim = False
     if button:
-        draw.rounded_rectangle((box.left, box.top, box.right - 1, box.bottom - 1), radius=pad, fill=style.accent)
+        draw.rounded_rectangle((box.left, box.top, box.right - 1, box.bottom - 1), radius=pad, fill=style.cta_colour)
     background = np.asarray(canvas.crop((box.left, box.top, box.right, box.bottom)))
     colour, ratio = _best_colour(background, style)
     if ratio < MIN_CONTRAST:
         scrim = True
-        shade = style.dark if colour == style.light else style.light
+        shade = style.dark_colour if colour == style.light_colour else style.light_colour
         draw.rectangle((box.left, box.top, box.right - 1, box.bottom - 1), fill=(*shade, 190))
         colour, ratio = _best_colour(np.asarray(canvas.crop((box.left, box.top, box.right, box.bottom))), style)
     line_h = _line_height(font)
     for i, line in enumerate(lines):
         x = _aligned_left(Box(box.left + pad, 0, box.right - pad, 0), _ink_width(font, line), style.align)
         draw.text((x - min(font.getbbox(line)[0], 0), box.top + pad + i * line_h), line, font=font, fill=colour)
-    return Element(role, region, box, tuple(lines), font.size, round(ratio, 2), scrim)
+    return Element(role, region, box, lines, font.size, round(ratio, 2), scrim)
 
 
 _NO_ROOM_FOR_LOGO = "no room for the logo"

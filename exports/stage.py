@@ -4,13 +4,15 @@ Files go to ``<campaign>/exports/<placement-id>/<asset_id>[-v<variant>].<ext>``.
 already in the store is not encoded again (resume); its manifest row is rebuilt from the stored
 bytes, so a rerun gives the same manifest. A file that cannot be made (render missing, byte cap
 unreachable) gets a row with ``status: failed`` and the reason, and the rest carry on.
-Work is spread over a process pool, one task per (item, placement); results equal serial ones.
+Work is spread over a process pool in tasks of (item, render, placements cut from that render),
+so each render is decoded once per task; results equal serial ones.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import math
 import multiprocessing
 import os
 from collections.abc import Mapping, Sequence
@@ -23,6 +25,7 @@ from exports.encode import CONTENT_TYPES, EXTENSIONS, FORMATS, ByteCapError, enc
 from exports.fit import cover_fit, focal_point, nearest_render, upscale_factor
 from exports.manifest import MANIFEST_FIELDS, write_manifests
 from exports.metadata import xmp_packet
+from exports.logo import LogoError, load_logo
 from exports.overlay import OverlayStyle, apply_overlays, overlay_warnings
 from exports.placements import Placement
 from plan.jobs import RenderJob
@@ -49,8 +52,9 @@ class ExportItem:
     alt_text: str
     headline: str = ""
     cta: str = ""
-    logo: str = ""  # path of a logo image (PNG with alpha) to composite; "" for none
+    logo: str = ""  # path of a logo image (PNG/JPEG/WebP, alpha kept) to composite; "" for none
     focal: tuple[float, float] | None = None  # the style's focal hint (x, y as 0..1); None: saliency
+    overlay: OverlayStyle = OverlayStyle()  # the style's look for headline, CTA and logo
 
 
 def render_key(job: RenderJob) -> str:
@@ -84,10 +88,12 @@ def _base_row(item: ExportItem, placement: Placement, job: RenderJob | None) -> 
     }
 
 
-def _file_row(base: dict, fmt: str, key: str, data: bytes) -> dict:
-    with Image.open(io.BytesIO(data)) as image:
-        width, height = image.size
-    return {**base, "format": fmt, "path": key, "width": width, "height": height, "bytes": len(data),
+def _file_row(base: dict, fmt: str, key: str, data: bytes, size: tuple[int, int] | None = None) -> dict:
+    """The row of a file in the store; ``size``: its pixel size if known, else read from ``data``."""
+    if size is None:
+        with Image.open(io.BytesIO(data)) as image:
+            size = image.size
+    return {**base, "format": fmt, "path": key, "width": size[0], "height": size[1], "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest(), "status": "exported", "error": ""}
 
 
@@ -95,33 +101,49 @@ def _failed_row(base: dict, fmt: str, key: str, reason: str) -> dict:
     return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "status": "failed", "error": reason}
 
 
-def _has_overlays(item: ExportItem, overlays: OverlayStyle | None) -> bool:
-    return overlays is not None and bool(item.headline.strip() or item.cta.strip() or item.logo)
+def _has_overlays(item: ExportItem, overlays: bool) -> bool:
+    return overlays and bool(item.headline.strip() or item.cta.strip() or item.logo)
 
 
-def _prepare(item: ExportItem, placement: Placement, job: RenderJob, store: Store, overlays: OverlayStyle | None,
-             ) -> Image.Image:
-    """The render fitted to the placement, with its overlays.
-    Raises ``ValueError`` with the reason when an input is missing or unreadable."""
+@dataclass(frozen=True)
+class _Source:
+    """What every placement cut from one render needs: the decoded render, its focal point, the logo."""
+
+    render: Image.Image
+    focal: tuple[float, float]
+    logo: Image.Image | None
+
+
+def _load_source(item: ExportItem, job: RenderJob, store: Store, overlays: bool) -> _Source:
+    """Raises ``ValueError`` with the reason when an input is missing or unreadable."""
     try:
-        with Image.open(io.BytesIO(store.get(render_key(job)))) as render:
-            render.load()
-            focal = item.focal if item.focal is not None else focal_point(render)
-            fitted = cover_fit(render, placement.width, placement.height, focal)
+        with Image.open(io.BytesIO(store.get(render_key(job)))) as opened:
+            render = opened.convert("RGB")
     except (FileNotFoundError, KeyError):
         raise ValueError(f"render {render_key(job)} is not in the store") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"render {render_key(job)} cannot be decoded: {exc}") from None
-    if overlays is None or not _has_overlays(item, overlays):
-        return fitted
+    render.info = {}  # nothing of the render's metadata reaches an export
+    focal = item.focal if item.focal is not None else focal_point(render)
     logo = None
-    if item.logo:
+    if item.logo and _has_overlays(item, overlays):
         try:
-            with Image.open(item.logo) as opened:
-                logo = opened.convert("RGBA")
-        except (OSError, UnidentifiedImageError) as exc:
-            raise ValueError(f"logo {item.logo!r} of {item.asset_id} cannot be read: {exc}") from None
-    return apply_overlays(fitted, placement, headline=item.headline, cta=item.cta, logo=logo, style=overlays)[0]
+            logo = load_logo(item.logo)
+        except LogoError as exc:
+            raise ValueError(f"{exc} (asset {item.asset_id})") from None
+    return _Source(render, focal, logo)
+
+
+def _draw(item: ExportItem, placement: Placement, source: _Source, overlays: bool) -> Image.Image:
+    """The render fitted to the placement, with its overlays."""
+    fitted = cover_fit(source.render, placement.width, placement.height, source.focal)
+    if not _has_overlays(item, overlays):
+        return fitted
+    try:
+        return apply_overlays(fitted, placement, headline=item.headline, cta=item.cta, logo=source.logo,
+                              style=item.overlay)[0]
+    except OSError as exc:  # the style's font file cannot be read
+        raise ValueError(f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}") from None
 
 
 def _stored(store: Store, key: str) -> bytes | None:
@@ -131,83 +153,120 @@ def _stored(store: Store, key: str) -> bytes | None:
         return None
 
 
-def export_placement(item: ExportItem, placement: Placement, formats: Sequence[str], store: Store,
-                     max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: OverlayStyle | None = OverlayStyle(),
-                     ) -> list[dict]:
-    """Every requested format of one item in one placement; never raises for bad input."""
-    job = nearest_render(item.renders, placement) if item.renders else None
-    base = _base_row(item, placement, job)
-    keys = {fmt: export_key(item, placement.id, fmt) for fmt in _formats_for(formats, placement)}
-    if job is None:
-        return [_failed_row(base, fmt, key, f"no render to export for {item.asset_id} v{item.variant}")
-                for fmt, key in keys.items()]
-    base["upscale"] = round(upscale_factor((job.width, job.height), placement.width, placement.height), 3)
-    base["upscale_flagged"] = base["upscale"] > max_upscale
-    if _has_overlays(item, overlays):
-        base["warnings"] = "; ".join(overlay_warnings(placement, headline=item.headline, cta=item.cta,
-                                                      logo=bool(item.logo), style=overlays))
-    # A stored file is current if its XMP names this job's key; one of another render (a reroll,
-    # changed inputs) is stale and gets replaced.
-    stored = {fmt: _stored(store, key) for fmt, key in keys.items()}
-    current = {fmt: data for fmt, data in stored.items() if data is not None and job.key.encode("ascii") in data}
-    image, reason = None, ""
-    if len(current) < len(keys):
-        try:
-            image = _prepare(item, placement, job, store, overlays)
-        except ValueError as exc:
-            reason = str(exc)
+def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[Placement], formats: Sequence[str],
+                  store: Store, max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: bool = True) -> list[dict]:
+    """Every requested format of ``item`` in each of ``placements``, all cut from the render
+    ``job`` (None: the item has no render), which is decoded once; never raises for bad input."""
+    source: _Source | None = None
     rows = []
-    for fmt, key in keys.items():
-        if fmt in current:
-            rows.append(_file_row(base, fmt, key, current[fmt]))
+    for placement in placements:
+        base = _base_row(item, placement, job)
+        keys = {fmt: export_key(item, placement.id, fmt) for fmt in _formats_for(formats, placement)}
+        if job is None:
+            rows += [_failed_row(base, fmt, key, f"no render to export for {item.asset_id} v{item.variant}")
+                     for fmt, key in keys.items()]
             continue
-        if image is None:
-            rows.append(_failed_row(base, fmt, key, reason))
-            continue
+        base["upscale"] = round(upscale_factor((job.width, job.height), placement.width, placement.height), 3)
+        base["upscale_flagged"] = base["upscale"] > max_upscale
+        image, reason = None, ""
         try:
-            encoded = encode(image, fmt, max_bytes=placement.max_bytes,
-                             xmp=xmp_packet(job.key, f"{job.style}@{job.style_version}"))
-        except ByteCapError as exc:
-            rows.append(_failed_row(base, fmt, key, f"{fmt} for {placement.id}: {exc}"))
-            continue
-        written = store.put(key, encoded.data, content_type=CONTENT_TYPES[fmt], overwrite=stored[fmt] is not None)
-        rows.append(_file_row(base, fmt, key, encoded.data if written else store.get(key)))  # else: written meanwhile
+            if _has_overlays(item, overlays):
+                base["warnings"] = "; ".join(overlay_warnings(placement, headline=item.headline, cta=item.cta,
+                                                              logo=bool(item.logo), style=item.overlay))
+        except OSError as exc:
+            reason = f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}"
+        # A stored file is current if its XMP names this job's key; one of another render (a
+        # reroll, changed inputs) is stale and gets replaced.
+        stored = {fmt: _stored(store, key) for fmt, key in keys.items()}
+        current = {fmt: data for fmt, data in stored.items() if data is not None and job.key.encode("ascii") in data}
+        if len(current) < len(keys) and not reason:
+            try:
+                source = source or _load_source(item, job, store, overlays)
+                image = _draw(item, placement, source, overlays)
+            except ValueError as exc:
+                reason = str(exc)
+        xmp = xmp_packet(job.key, f"{job.style}@{job.style_version}")
+        for fmt, key in keys.items():
+            if fmt in current:
+                rows.append(_file_row(base, fmt, key, current[fmt]))
+                continue
+            if image is None:
+                rows.append(_failed_row(base, fmt, key, reason))
+                continue
+            try:
+                encoded = encode(image, fmt, max_bytes=placement.max_bytes, xmp=xmp)
+            except ByteCapError as exc:
+                rows.append(_failed_row(base, fmt, key, f"{fmt} for {placement.id}: {exc}"))
+                continue
+            written = store.put(key, encoded.data, content_type=CONTENT_TYPES[fmt], overwrite=stored[fmt] is not None)
+            if written:
+                rows.append(_file_row(base, fmt, key, encoded.data, image.size))
+            else:  # written meanwhile by another run
+                rows.append(_file_row(base, fmt, key, store.get(key)))
     return rows
 
 
 def _export_task(args: tuple) -> list[dict]:
-    return export_placement(*args)
+    return export_render(*args)
+
+
+def _tasks(items: Sequence[ExportItem], placements: Mapping[str, Placement], workers: int
+           ) -> tuple[list[tuple[ExportItem, RenderJob | None, list[Placement]]], list[dict]]:
+    """(item, render, placements cut from it) tasks, and the rows of unknown placements.
+
+    Placements that share a render go in one task so that it is decoded once; with workers,
+    a share is capped so that there are about four tasks per worker to balance the load."""
+    rows: list[dict] = []
+    groups: dict[tuple[int, str], list[Placement]] = {}
+    jobs: dict[tuple[int, str], RenderJob | None] = {}
+    for index, item in enumerate(items):
+        for pid in item.placements:
+            if pid not in placements:
+                rows.append(_unknown_placement_row(item, pid))
+                continue
+            job = nearest_render(item.renders, placements[pid]) if item.renders else None
+            group = (index, job.key if job else "")
+            groups.setdefault(group, []).append(placements[pid])
+            jobs[group] = job
+    total = sum(len(group) for group in groups.values())
+    size = max(1, math.ceil(total / (4 * workers))) if workers > 1 else total or 1
+    tasks = [(items[index], jobs[(index, key)], chunk)
+             for (index, key), group in groups.items()
+             for chunk in (group[i:i + size] for i in range(0, len(group), size))]
+    return tasks, rows
 
 
 def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping[str, Placement], *,
                   formats: Sequence[str] = DEFAULT_FORMATS, workers: int | None = None,
-                  max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: OverlayStyle | None = OverlayStyle(),
-                  ) -> list[dict]:
+                  max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: bool = True) -> list[dict]:
     """Export every item to each of its placements in each format; manifest rows sorted by path.
 
     ``formats``: any of webp, avif, jpeg, png, upload. ``workers``: processes (None: all
     cores; 1: in this process). Renders enlarged more than ``max_upscale`` times are exported
-    and flagged (``upscale_flagged``) in their rows. ``overlays``: how headline, CTA and logo
-    are drawn (None: export the bare render); text that cannot fit is listed in ``warnings``.
+    and flagged (``upscale_flagged``) in their rows. ``overlays``: draw each item's headline,
+    CTA and logo in its ``overlay`` style (False: export the bare render); text that cannot fit
+    is listed in ``warnings``.
     """
     bad = [f for f in formats if f not in RUN_FORMATS]
     if bad or not formats:
         raise ValueError(f"formats must be some of {', '.join(RUN_FORMATS)} but are {list(formats)!r}")
-    rows: list[dict] = []
-    tasks = []
-    for item in items:
-        for pid in item.placements:
-            if pid in placements:
-                tasks.append((item, placements[pid], tuple(formats), store, max_upscale, overlays))
-            else:
-                rows.append(_unknown_placement_row(item, pid))
-    count = min(workers or os.cpu_count() or 1, len(tasks))
-    if count <= 1:
-        results = [_export_task(task) for task in tasks]
+    count = workers or os.cpu_count() or 1
+    tasks, rows = _tasks(items, placements, count)
+    args = [(item, job, group, tuple(formats), store, max_upscale, overlays) for item, job, group in tasks]
+    if min(count, len(args)) <= 1:
+        results = [_export_task(task) for task in args]
     else:
-        tasks.sort(key=lambda task: -task[1].width * task[1].height)  # largest first: no long task last
-        with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(_export_task, tasks))
+        args.sort(key=lambda task: -sum(p.width * p.height for p in task[2]))  # largest first: no long task last
+        with ProcessPoolExecutor(min(count, len(args)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_export_task, task) for task in args]
+            # This process works too rather than only wait (while the workers start, and at the
+            # end): it takes the smallest tasks, from the end of the queue, that no worker has begun.
+            here = {}
+            for index in reversed(range(len(futures))):
+                if not futures[index].cancel():
+                    break
+                here[index] = _export_task(args[index])
+            results = [here[i] if i in here else future.result() for i, future in enumerate(futures)]
     rows.extend(row for result in results for row in result)
     return sorted(rows, key=lambda row: row["path"])
 
@@ -222,4 +281,4 @@ def _unknown_placement_row(item: ExportItem, pid: str) -> dict:
     }
 
 
-__all__ = ["DEFAULT_FORMATS", "DEFAULT_MAX_UPSCALE", "RUN_FORMATS", "ExportItem", "export_assets", "export_placement", "write_manifests"]
+__all__ = ["DEFAULT_FORMATS", "DEFAULT_MAX_UPSCALE", "RUN_FORMATS", "ExportItem", "export_assets", "export_render", "write_manifests"]

@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 from exports.metadata import TRAINED_ALGORITHMIC_MEDIA
-from exports.overlay import OverlayStyle
 from exports.placements import load_placements
 from exports.stage import export_assets, write_manifests
 from tests.exports.conftest import make_item
@@ -142,7 +141,7 @@ def test_overlays_are_drawn_unless_turned_off_and_a_bad_logo_fails_its_rows(tmp_
     from store.local import LocalStore
 
     shas = {}
-    for name, overlays in (("with", OverlayStyle()), ("without", None)):
+    for name, overlays in (("with", True), ("without", False)):
         store = LocalStore(tmp_path / name)
         item = make_item(store, ("google.display.upload.300x250",), headline="=Go further", cta="Shop now")
         (row,) = export_assets([item], store, placements, formats=("png",), workers=1, overlays=overlays)

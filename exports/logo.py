@@ -1,0 +1,42 @@
+"""Logos are files from outside (a style's folder, a sheet's ``logo`` column): open them as
+hostile input. Only PNG, JPEG and WebP are parsed (no other Pillow plugin sees the bytes), the
+pixel count is capped before anything is decoded, Pillow's decompression-bomb warning counts as
+an error, and truncated or corrupt files fail instead of being drawn half-decoded.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from PIL import Image, UnidentifiedImageError
+
+LOGO_FORMATS = ("PNG", "JPEG", "WEBP")
+MAX_LOGO_PIXELS = 4096 * 4096  # a logo is drawn at most a few hundred pixels wide
+
+
+class LogoError(ValueError):
+    """A logo that cannot be used; the message names the file and why."""
+
+
+def load_logo(path: str) -> Image.Image:
+    """The logo at ``path``, fully decoded, as RGBA. Raises ``LogoError`` naming the file."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path, formats=LOGO_FORMATS) as image:
+                pixels = image.width * image.height
+                if pixels > MAX_LOGO_PIXELS:
+                    raise LogoError(f"logo {path} is {image.width}x{image.height} = {pixels} pixels; "
+                                    f"at most {MAX_LOGO_PIXELS} are allowed")
+                image.load()
+                return image.convert("RGBA")
+    except LogoError:
+        raise
+    except FileNotFoundError:
+        raise LogoError(f"logo {path} does not exist") from None
+    except UnidentifiedImageError:
+        raise LogoError(f"logo {path} is not a {', '.join(LOGO_FORMATS)} image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise LogoError(f"logo {path} is refused as a decompression bomb: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated, corrupt, unreadable
+        raise LogoError(f"logo {path} cannot be decoded: {exc}") from None
