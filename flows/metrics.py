@@ -28,6 +28,7 @@ from qa.verdicts import VERDICTS, QAResult
 from render.stage import RenderReport
 from store.base import Store
 
+RUNS_SHOWN = 30  # newest recorded runs listed in report.html and the runs artifact (totals use all)
 BANNED_MARK = "banned term"  # how plan/planner.py words banned-term problems (tests/flows/test_metrics.py checks)
 
 
@@ -252,12 +253,12 @@ def metric_rows(run: RunRecord | None, camp: CampaignMetrics) -> list[dict[str, 
 
 
 def run_rows(runs: Sequence[RunRecord]) -> list[dict[str, str]]:
-    """The recorded runs, one row each (newest first)."""
+    """The newest ``RUNS_SHOWN`` recorded runs, one row each, newest first."""
     return [{"started (UTC)": r.started.replace("+00:00", "Z"), "mode": r.mode, "jobs": str(r.jobs),
              "rendered": str(r.rendered), "cached": str(r.cached), "failed": _counts(r.failed),
              "wall s": _n(r.wall_seconds, 4), "render s": _n(r.render_seconds, 4), "GPU s": _n(r.gpu_seconds, 4), "images/h": _n(r.images_per_hour),
              "p50 s": _n(r.p50), "p95 s": _n(r.p95), "blocked rows": str(r.rows_blocked),
-             "QA": _counts(r.verdicts)} for r in reversed(runs)]
+             "QA": _counts(r.verdicts)} for r in reversed(runs[-RUNS_SHOWN:])]
 
 
 def dead_letter_rows(letters: Sequence[DeadLetter]) -> list[dict[str, str]]:
@@ -275,7 +276,8 @@ def report_tables(camp: CampaignMetrics, runs: Sequence[RunRecord], letters: Seq
     """The report's metric sections; only recorded state, so the report is stable across no-op reruns."""
     return [
         _table("Campaign metrics", metric_rows(None, camp), ""),
-        _table("Runs", run_rows(runs), "No run has rendered anything yet."),
+        _table(f"Runs (newest {RUNS_SHOWN} of {len(runs)})" if len(runs) > RUNS_SHOWN else "Runs", run_rows(runs),
+               "No run has rendered anything yet."),
         _table("Dead letters", dead_letter_rows(letters),
                "None: every planned job that was tried has rendered."),
     ]

@@ -122,6 +122,15 @@ def test_markdown_and_report_tables_show_run_campaign_and_dead_letters(tmp_path:
     assert "2026-11-23T01:00:00Z" in html and "out | of memory" in html and C.key[:12] in html
 
 
+def test_report_and_artifact_list_the_newest_runs_but_totals_use_all():
+    runs = [record({"k": 1.0}, started=START + dt.timedelta(hours=i)) for i in range(metrics.RUNS_SHOWN + 2)]
+    camp = metrics.campaign_metrics("spring", runs, runs[0].blocks, [], [])
+    rows = metrics.run_rows(runs)
+    assert len(rows) == metrics.RUNS_SHOWN and rows[0]["started (UTC)"] == runs[-1].started.replace("+00:00", "Z")
+    assert camp.images == metrics.RUNS_SHOWN + 2
+    assert metrics.report_tables(camp, runs, [])[1].title == f"Runs (newest 30 of {metrics.RUNS_SHOWN + 2})"
+
+
 def test_empty_history_and_no_dead_letters_say_so(tmp_path: Path):
     camp = metrics.campaign_metrics("spring", [], metrics.PlanBlocks(1, 0, 0), [], [])
     html = render_report("spring", [], [], LocalStore(tmp_path), [], tables=metrics.report_tables(camp, [], []))
