@@ -13,7 +13,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export PREFECT_HOME ?= $(CURDIR)/.cache/prefect
 export HF_HUB_OFFLINE := 1
 
-.PHONY: venv browser run test bench clean
+.PHONY: venv browser postgres run test bench clean
 
 venv: $(VENV)/.installed
 
@@ -31,10 +31,19 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; } || \
 	  echo "warning: could not install chromium + chromium-driver; the browser test will be skipped" >&2
 
+# PostgreSQL server binaries for the review queue's PostgreSQL tests (Debian's postgresql; the
+# tests start their own server). Without them those tests are skipped with their reason.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; } || \
+	  echo "warning: could not install postgresql; the PostgreSQL review-queue tests will be skipped" >&2
+
 run: venv
 	$(VENV)/bin/brandbatch run $(SHEET) --out $(OUT)
 
-test: venv browser
+test: venv browser postgres
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv

@@ -133,15 +133,16 @@ def review(
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8765,
     styles: StylesOpt = None,
 ) -> None:
-    """Serve the designers' review queue (approve / reject / reroll; "publish" exports)."""
+    """Serve the designers' review queue (approve / reject / reroll; "publish" resumes the run
+    waiting for the review, else exports)."""
     _prefect_home()
     from flows.assemble import resolve_paths
-    from flows.export import export_campaign
+    from flows.review_wait import publisher
     from review.app import serve
     from review.queue import ReviewError
 
     try:
-        serve(out, host, port, publish=lambda campaign: export_campaign(campaign, out=out),
+        serve(out, host, port, publish=publisher(out),
               styles_dir=resolve_paths(styles).styles)
     except ReviewError as exc:
         typer.echo(str(exc), err=True)

@@ -30,11 +30,11 @@ from starlette.routing import Route
 
 from plan.jobs import RenderJob
 from review.auth import LoginThrottle, load_reviewers, reviewer_for, same_origin, token_fingerprint
-from review.queue import (DECISIONS, REASON_CODES, STATES, Conflict, InvalidDecision, Item, ItemNotFound,
-                          ReviewQueue, check_item_id)
+from review.queue import (DECISIONS, MAX_NOTE_CHARS, REASON_CODES, STATES, Conflict, InvalidDecision, Item,
+                          ItemNotFound, ReviewQueue, check_item_id)
 from store import Store, open_store
 
-Publish = Callable[[str], object]  # campaign -> starts its export
+Publish = Callable[[str, str, str], object]  # (campaign, reviewer, note) -> resume its waiting run, or export
 Rerender = Callable[[Sequence[RenderJob]], object]  # reroll jobs -> render, QA, re-queue
 JOB_KEY = re.compile(r"^[0-9a-f]{64}$")
 CAMPAIGN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -245,11 +245,14 @@ class _Review:
 
     async def publish_approved(self, request: Request) -> Response:
         campaign = self.campaign_or_404(request.path_params["campaign"])
-        await self.post_fields(request)
+        fields = await self.post_fields(request)
         if self.publish is None:
             raise ItemNotFound("publishing is not enabled on this server")
+        note = fields.get("note") or ""
+        if not isinstance(note, str) or len(note) > MAX_NOTE_CHARS:
+            raise InvalidDecision(f"note must be text of at most {MAX_NOTE_CHARS} characters")
         approved = len(self.queue.approved(campaign))
-        task = BackgroundTask(self.publish, campaign)
+        task = BackgroundTask(self.publish, campaign, self.logged_in(request), note)
         if _wants_json(request):
             return JSONResponse({"campaign": campaign, "approved": approved, "started": True}, status_code=202,
                                 background=task)
@@ -293,7 +296,8 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
     """The review app for the queue of ``out`` (see ``review.queue.database_url``).
 
     ``reviewers``: name -> token (default: :func:`review.auth.load_reviewers`).
-    ``publish``: called with a campaign to export its approved items; None hides the button.
+    ``publish``: called (after the response) with (campaign, reviewer, note) to resume the run
+    waiting for that campaign's review, or else export its approved items; None hides the button.
     ``rerender``: called (after the response) with a reroll's jobs to render, QA and re-queue
     them; None leaves them to the next ``pending_rerolls`` run.
     ``allowed_hosts``: Host headers served (guards against DNS rebinding).

@@ -8,7 +8,8 @@ row in ``review_decisions`` (who, when in UTC, what, reason code, note, approval
 updated or deleted. Each item carries a ``version`` counter: a decision names the version it
 was made on, and loses with :class:`Conflict` if someone else decided first.
 
-SQLite file ``<out>/review.sqlite3`` by default; any SQLAlchemy URL via ``BRANDBATCH_REVIEW_DB``.
+SQLite file ``<out>/review.sqlite3`` by default; any SQLAlchemy URL via ``BRANDBATCH_REVIEW_DB``
+(tested on SQLite and PostgreSQL with ``postgresql+psycopg://``).
 """
 
 from __future__ import annotations
@@ -227,9 +228,9 @@ class ReviewQueue:
     """Items and decisions in one database. Safe to share between threads and processes."""
 
     def __init__(self, url: str) -> None:
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}  # a server database may drop idle connections
         if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+            kwargs = {"connect_args": {"timeout": 30, "check_same_thread": False}}
         self.url = url
         self.engine = sa.create_engine(url, **kwargs)
         if url.startswith("sqlite"):

@@ -6,6 +6,7 @@ from plan.jobs import RenderJob, derive_seed
 from qa.verdicts import QAResult
 
 CAMPAIGN = "spring-launch"
+BACKENDS = ["sqlite", "postgresql"]  # review queue databases the queue tests run on
 SIZES = {"1:1": (128, 128), "9:16": (72, 128)}
 
 

@@ -259,14 +259,17 @@ def test_bulk_approve(client: TestClient, items: list[Item], queue: ReviewQueue)
 
 
 def test_publish_calls_the_injected_export(out: Path, items: list[Item]) -> None:
-    published: list[str] = []
-    with app_for(out, publish=published.append) as client:
-        csrf = login(client)
+    published: list[tuple[str, str, str]] = []
+    with app_for(out, publish=lambda *args: published.append(args)) as client:
+        csrf = login(client, "lee")
         assert "Publish approved" in client.get(f"/c/{CAMPAIGN}").text
-        response = client.post(f"/c/{CAMPAIGN}/publish", headers={**ORIGIN, "x-csrf-token": csrf,
-                                                                    "accept": "application/json"})
-    assert response.status_code == 202 and response.json()["approved"] == 1
-    assert published == [CAMPAIGN]
+        headers = {**ORIGIN, "x-csrf-token": csrf, "accept": "application/json"}
+        response = client.post(f"/c/{CAMPAIGN}/publish", headers=headers)
+        noted = client.post(f"/c/{CAMPAIGN}/publish", json={"note": "tent shots are final"}, headers=headers)
+        too_long = client.post(f"/c/{CAMPAIGN}/publish", json={"note": "x" * 2001}, headers=headers)
+    assert response.status_code == 202 and response.json()["approved"] == 1 and noted.status_code == 202
+    assert too_long.status_code == 400 and "at most 2000 characters" in too_long.json()["error"]
+    assert published == [(CAMPAIGN, "lee", ""), (CAMPAIGN, "lee", "tent shots are final")]
 
 
 def test_publish_is_off_without_an_export(client: TestClient) -> None:

@@ -4,12 +4,18 @@ import threading
 from pathlib import Path
 
 import pytest
-from tests.review.review_factories import CAMPAIGN, make_jobs, results_for
+from tests.review.review_factories import BACKENDS, CAMPAIGN, make_jobs, results_for
 
 from plan.planner import CampaignPlan
 from review.actions import queue_for_review
 from review.approvals import auto_approval
 from review.queue import Conflict, InvalidDecision, ItemNotFound, ReviewError, ReviewQueue, database_url, rerolled_job
+
+
+@pytest.fixture(params=BACKENDS)
+def review_db(request: pytest.FixtureRequest) -> str:
+    """Every queue test here runs on SQLite and on PostgreSQL."""
+    return request.param
 
 
 def test_enqueue_is_idempotent_and_keeps_decisions(queue: ReviewQueue, enqueue) -> None:
@@ -69,6 +75,21 @@ def test_concurrent_decisions_one_wins(queue: ReviewQueue, enqueue) -> None:
     assert sorted(outcomes) == ["conflict"] * 5 + ["won"]
     assert len(queue.decisions(item.id)) == 1
     assert queue.item(item.id).version == 2
+
+
+def test_decisions_are_append_only(queue: ReviewQueue, enqueue) -> None:
+    item = enqueue("tent-02")
+    queue.decide(item.id, "dana", "approve", expected_version=1)
+    first = queue.decisions(item.id)
+    queue.decide(item.id, "lee", "reject", "off_brand", "logo cut off", expected_version=2)
+    jobs = queue.reroll(item.id, "dana", expected_version=3, reason="composition")
+    queue.enqueue(jobs, results_for(jobs))
+    history = queue.decisions(item.id)
+    assert history[:1] == first  # earlier rows are never rewritten
+    assert [(d.reviewer, d.decision, d.item_version) for d in history] == [
+        ("dana", "approve", 2), ("lee", "reject", 3), ("dana", "reroll", 4), ("brandbatch", "requeue", 5)]
+    assert history[0].approval_id and history[1].approval_id is None
+    assert [d.id for d in history] == sorted(d.id for d in history)
 
 
 def test_reroll_returns_new_jobs_and_new_renders_requeue(queue: ReviewQueue, enqueue) -> None:
