@@ -22,6 +22,7 @@ from flows.deadletters import load_dead_letters, rendered_jobs, retry_jobs
 from flows.export import export_task
 from flows import metrics
 from flows.progress import progress_bar
+from flows import review_wait
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, plan_campaign
 from plan.sheet import read_sheet
@@ -107,12 +108,15 @@ def campaign_batch(
     max_images: int | None = None,
     max_gpu_seconds: float | None = None,
     retry_failed: bool = False,
+    wait_for_review: review_wait.ReviewWait | None = None,
 ) -> CampaignSummary:
     """Render, check, queue and export one campaign sheet; reruns do only the missing work.
 
     Budget: after ``max_images`` new renders or ``max_gpu_seconds`` of render time no new
     batch starts; the rest fail with reason ``budget`` and the next run resumes them.
-    ``retry_failed``: render only the campaign's dead letters (jobs that failed before)."""
+    ``retry_failed``: render only the campaign's dead letters (jobs that failed before).
+    ``wait_for_review`` (deployment runs, e.g. PT12H): after queuing, suspend until a designer
+    publishes or the time runs out (``flows.review_wait`` has the timeout policy)."""
     started = dt.datetime.now(dt.timezone.utc)
     logger = get_run_logger()
     database_url(out)  # an S3 run needs BRANDBATCH_REVIEW_DB: say so before rendering anything
@@ -132,6 +136,7 @@ def campaign_batch(
     results = qa_task(rendered_jobs(plan.jobs, rendered, store), store, plan)
     queued, rerolled = review_task(out, plan, results, store, str(resolve_paths(styles).styles), batch_size,
                                    rerolls=not retry_failed)
+    review_wait.wait_for_designers(plan.campaign, wait_for_review, queued)  # deployments: suspend until published
 
     campaign = plan.campaign
     rows = export_task(campaign, out, store, placements, formats)
