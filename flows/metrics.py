@@ -244,8 +244,7 @@ def metric_rows(run: RunRecord | None, camp: CampaignMetrics) -> list[dict[str, 
         ("rows blocked by banned terms", f"{r.rows_banned} ({_pct(r.blocks.banned_rate)})" if r else "",
          f"{camp.blocks.banned} ({_pct(camp.blocks.banned_rate)})"),
         ("QA verdicts", _counts(r.verdicts) if r else "", _counts(camp.verdicts)),
-        ("render error codes (this run / open dead letters)", _counts(r.failed) if r else "",
-         _counts(camp.dead_letters)),
+        ("render error codes", _counts(r.failed) if r else "", f"open dead letters: {_counts(camp.dead_letters)}"),
     ]
     if run is None:
         return [{"metric": m, "campaign": c} for m, _, c in rows]

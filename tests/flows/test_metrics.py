@@ -106,7 +106,7 @@ def test_markdown_and_report_tables_show_run_campaign_and_dead_letters(tmp_path:
     assert "| seconds per image p50 | 3 | 3 |" in md
     assert "| rows blocked by planning | 3 of 5 (60.0 %) | 3 of 5 (60.0 %) |" in md
     assert "| QA verdicts | fail 1, pass 1 | pass 1 |" in md
-    assert "| render error codes (this run / open dead letters) | oom 1 | oom 1 |" in md
+    assert "| render error codes | oom 1 | open dead letters: oom 1 |" in md
     assert "out \\| of memory" in md and "--retry-failed" in md
 
     tables = metrics.report_tables(camp, [rec], letters)
