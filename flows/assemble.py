@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from exports.overlay import OverlayStyle
 from exports.placements import Placement, load_placements
 from exports.stage import ExportItem
 from plan.planner import CampaignPlan, PlanSettings
@@ -63,12 +64,29 @@ def assets_key(campaign: str) -> str:
     return f"{campaign}/assets.json"
 
 
-def asset_snapshot(plan: CampaignPlan) -> bytes:
-    """What export needs of each planned row (placements, alt text, overlay text), so that
-    ``brandbatch export`` works later without the sheet. Stable bytes for stable input."""
-    assets = {row.asset_id: {"row": row.row, "placements": list(row.placements), "alt_text": row.alt_text,
-                             "headline": row.cells.get("headline", ""), "cta": row.cells.get("cta", "")}
-              for row in plan.rows}
+def asset_snapshot(plan: CampaignPlan, styles_dir: Path) -> bytes:
+    """What export needs of each planned row (placements, alt text, overlay text, the style's
+    overlay look, focal hint and logo), so that ``brandbatch export`` works later without the
+    sheet. Files are recorded as absolute paths: a sheet's ``logo`` column is relative to the
+    sheet's folder and wins over the style's ``logo``; a style's files are relative to its folder.
+    Stable bytes for stable input."""
+    assets = {}
+    for row in plan.rows:
+        style, folder = row.style, Path(styles_dir) / row.style.name
+        overlay = style.overlay.model_dump(exclude_none=True)
+        if "font" in overlay:
+            overlay["font"] = str((folder / overlay["font"]).resolve())
+        logo = None
+        if row.cells.get("logo"):
+            logo = plan.sheet.parent / row.cells["logo"]
+        elif style.logo:
+            logo = folder / style.logo
+        assets[row.asset_id] = {
+            "row": row.row, "placements": list(row.placements), "alt_text": row.alt_text,
+            "headline": row.cells.get("headline", ""), "cta": row.cells.get("cta", ""),
+            "overlay": overlay, "focal": list(style.focal) if style.focal else None,
+            "logo": str(logo.resolve()) if logo else "",
+        }
     return (json.dumps(assets, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
 
@@ -91,6 +109,8 @@ def export_items(campaign: str, approved: Sequence[ApprovedVariant], assets: Map
             campaign=campaign, asset_id=variant.asset_id, row=asset["row"], variant=variant.variant,
             placements=tuple(asset["placements"]), renders=dict(variant.jobs), qa_verdict=variant.qa_verdict,
             approval_id=variant.approval_id, approved_by=variant.approved_by, alt_text=asset["alt_text"],
-            headline=asset["headline"], cta=asset["cta"],
+            headline=asset["headline"], cta=asset["cta"], logo=asset.get("logo", ""),
+            focal=tuple(asset["focal"]) if asset.get("focal") else None,
+            overlay=OverlayStyle.from_settings(asset.get("overlay", {})),
         ))
     return items

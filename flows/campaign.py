@@ -54,7 +54,7 @@ class CampaignSummary:
 @task(cache_policy=NO_CACHE)
 def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Store) -> CampaignPlan:
     plan = plan_campaign(read_sheet(sheet), settings, limit=limit)
-    store.put(assets_key(plan.campaign), asset_snapshot(plan), content_type="application/json", overwrite=True)
+    store.put(assets_key(plan.campaign), asset_snapshot(plan, settings.styles_dir), content_type="application/json", overwrite=True)
     return plan
 
 

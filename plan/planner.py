@@ -13,7 +13,7 @@ from plan.jobs import RenderJob, derive_seed
 from plan.prompts import PromptError, find_banned_terms, render_prompt
 from plan.resolution import bucket, nearest_aspect
 from plan.sheet import MAX_CELL_CHARS, RESERVED_COLUMNS, Sheet
-from plan.styles import Style, StyleLibrary, parse_style_ref
+from plan.styles import LOGO_SUFFIXES, Style, StyleLibrary, file_in_folder, parse_style_ref
 from plan.tokens import MAX_TOKENS, count_tokens
 
 MAX_VARIANTS = 8
@@ -148,6 +148,10 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
     if unknown:
         problems.append(Problem(where, f"unknown placement {', '.join(map(repr, unknown))}; see "
                                        "`exports/platforms.yaml` for the ids", row, "placements"))
+    logo = cells.get("logo", "")
+    logo_problem = logo and file_in_folder(logo, LOGO_SUFFIXES, Path(where).parent)
+    if logo_problem:
+        problems.append(Problem(where, f"{logo_problem} (the sheet's folder) but is {logo!r}", row, "logo"))
     if style is None or problems:
         raise _RowProblems(problems)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from plan.errors import InputError, Problem
 
@@ -67,6 +67,55 @@ class QAThresholds(_Frozen):
     clip_weights: str | None = None  # local open_clip checkpoint file; None: random weights (smoke tests only)
 
 
+LOGO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def file_in_folder(value: str, suffixes: tuple[str, ...], folder: Path | None) -> str:
+    """Why ``value`` is not a file path (ending in one of ``suffixes``) relative to and inside
+    ``folder``; '' if it is. ``folder`` None: only the form is checked."""
+    relative = Path(value)
+    if relative.is_absolute() or ".." in relative.parts or relative.suffix.lower() not in suffixes:
+        return f"must be a {'/'.join(suffixes)} file path relative to the folder"
+    if folder is not None:
+        path = (Path(folder) / relative).resolve()
+        if not path.is_relative_to(Path(folder).resolve()) or not path.is_file():
+            return f"no such file in {folder}"
+    return ""
+
+
+def _file_in_style_folder(value: str | None, suffixes: tuple[str, ...], info: ValidationInfo) -> str | None:
+    """The loader passes the style's folder as validation context, so existence is checked on load."""
+    problem = value and file_in_folder(value, suffixes, (info.context or {}).get("folder"))
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+class Overlay(_Frozen):
+    """How headline, CTA and logo are drawn on exports; an unset key keeps the exports default
+    (docs/exports.md, "Overlays")."""
+
+    font: str | None = None  # .ttf/.otf in the style's folder; None: the bundled Geist
+    weight: Annotated[int, Field(ge=1, le=1000)] | None = None  # variable fonts' wght axis
+    light_colour: str | None = None  # text is light_colour or dark_colour, whichever contrasts more
+    dark_colour: str | None = None
+    cta_colour: str | None = None  # the call-to-action button
+    align: Literal["left", "center", "right"] | None = None
+    margin: Annotated[float, Field(ge=0.0, le=0.25)] | None = None  # of the shorter side, inside the safe zone
+
+    @field_validator("light_colour", "dark_colour", "cta_colour")
+    @classmethod
+    def _colour(cls, v: str | None) -> str | None:
+        if v is not None and not _HEX.match(v):
+            raise ValueError("must be a '#RRGGBB' hex colour")
+        return v.upper() if v else v
+
+    @field_validator("font")
+    @classmethod
+    def _font(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return _file_in_style_folder(v, (".ttf", ".otf"), info)
+
+
 class Style(_Frozen):
     """A validated style template (one ``v<N>.yaml``)."""
 
@@ -90,6 +139,15 @@ class Style(_Frozen):
     palette: tuple[str, ...] = ()
     qa: QAThresholds = QAThresholds()
     placements: tuple[str, ...] = Field(min_length=1)
+    overlay: Overlay = Overlay()
+    focal: tuple[Unit, Unit] | None = None  # crop centre (x, y as 0..1) for exports; None: saliency
+    logo: str | None = None  # .png/.jpg/.webp in the style's folder, composited on exports
+
+    @field_validator("logo")
+    @classmethod
+    def _logo(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return _file_in_style_folder(v, LOGO_SUFFIXES, info)
+
 
     @property
     def ref(self) -> str:
@@ -144,7 +202,7 @@ def load_style_file(path: Path) -> Style:
     if not isinstance(data, dict):
         raise InputError([Problem(where, f"top level must be a mapping but is {type(data).__name__}")])
     try:
-        style = Style.model_validate(data)
+        style = Style.model_validate(data, context={"folder": path.parent})
     except ValidationError as exc:
         raise InputError([Problem(where, _describe(e)) for e in exc.errors()]) from None
     problems = []

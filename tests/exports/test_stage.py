@@ -174,3 +174,29 @@ def test_overlay_warnings_are_the_same_on_a_rerun(store, placements):
     first = export_assets([item], store, placements, formats=("webp",), workers=1)
     assert "does not fit" in first[0]["warnings"] and first[0]["status"] == "exported"
     assert export_assets([item], store, placements, formats=("webp",), workers=1) == first
+
+
+def test_each_item_is_drawn_in_its_own_overlay_style_and_a_broken_font_fails_only_its_item(tmp_path, placements):
+    import numpy as np
+    from dataclasses import replace
+
+    from exports.overlay import OverlayStyle
+    from store.local import LocalStore
+
+    store = LocalStore(tmp_path / "out")
+    pid = "google.display.upload.300x250"
+    broken_font = tmp_path / "broken.ttf"
+    broken_font.write_bytes(b"not a font")
+    items = [replace(make_item(store, (pid,), asset="blue-01"), overlay=OverlayStyle(cta_colour=(0, 0, 255))),
+             make_item(store, (pid,), asset="plain-01"),
+             replace(make_item(store, (pid,), asset="font-01"), overlay=OverlayStyle(font=broken_font))]
+    rows = {r["asset_id"]: r for r in export_assets(items, store, placements, formats=("png",), workers=1)}
+
+    def blue_pixels(asset_id: str) -> int:
+        with Image.open(io.BytesIO(store.get(rows[asset_id]["path"]))) as image:
+            return int((np.asarray(image.convert("RGB")) == (0, 0, 255)).all(axis=-1).sum())
+
+    assert blue_pixels("blue-01") > 500 and blue_pixels("plain-01") == 0  # the CTA button
+    failed = rows["font-01"]
+    assert failed["status"] == "failed" and not store.exists(failed["path"])
+    assert f"overlay font {broken_font} of font-01 cannot be used" in failed["error"]

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
+from exports.overlay import DEFAULT_FONT, OverlayStyle
 from flows.assemble import asset_snapshot, assets_key, export_items, load_assets, resolve_paths
+from plan.errors import InputError
 from plan.planner import PlanSettings, plan_campaign
 from plan.sheet import read_sheet
+from plan.styles import load_style_file
 from review.approvals import auto_approval
 
 PLACEMENTS = {"meta.feed.square": (1080, 1080), "meta.stories": (1080, 1920)}
@@ -25,13 +31,13 @@ def plan(repo: Path, tmp_path: Path):
     return plan_campaign(read_sheet(sheet), settings)
 
 
-def test_export_items_come_from_approvals_and_the_asset_snapshot(plan, tmp_path):
+def test_export_items_come_from_approvals_and_the_asset_snapshot(plan, tmp_path, repo):
     from review.queue import ApprovedVariant
     from store import open_store
 
     store = open_store(str(tmp_path / "out"))
-    store.put(assets_key(plan.campaign), asset_snapshot(plan))
-    assert asset_snapshot(plan) == asset_snapshot(plan)
+    store.put(assets_key(plan.campaign), asset_snapshot(plan, repo / "styles"))
+    assert asset_snapshot(plan, repo / "styles") == asset_snapshot(plan, repo / "styles")
     assets = load_assets(store, plan.campaign)
     v2 = {j.aspect: j for j in plan.jobs if j.variant == 2}
     approved = [ApprovedVariant(plan.campaign, "a1", 2, 2, v2, "review", "appr-1", "dana"),
@@ -40,6 +46,66 @@ def test_export_items_come_from_approvals_and_the_asset_snapshot(plan, tmp_path)
     assert (item.asset_id, item.variant, item.approved_by, item.qa_verdict) == ("a1", 2, "dana", "review")
     assert item.placements == ("meta.feed.square", "meta.stories") and item.renders == v2
     assert item.alt_text == plan.rows[0].prompt
+    assert (item.overlay, item.focal, item.logo) == (OverlayStyle(), None, "")  # acme@2 sets none
+
+
+def test_the_styles_overlay_focal_hint_and_logo_reach_the_export_items(repo, tmp_path):
+    from review.queue import ApprovedVariant
+
+    folder = tmp_path / "styles" / "acme"
+    folder.mkdir(parents=True)
+    shutil.copy(repo / "styles" / "acme" / "logo.png", folder / "logo.png")
+    shutil.copy(DEFAULT_FONT, folder / "brand.ttf")
+    style = yaml.safe_load((repo / "styles" / "acme" / "v3.yaml").read_text(encoding="utf-8"))
+    style |= {"overlay": {"font": "brand.ttf", "weight": 400, "cta_colour": "#29335c", "align": "right"},
+              "focal": [0.25, 0.75], "logo": "logo.png"}
+    (folder / "v3.yaml").write_text(yaml.safe_dump(style), encoding="utf-8")
+    sheets = tmp_path / "sheets"
+    (sheets / "art").mkdir(parents=True)
+    shutil.copy(repo / "styles" / "acme" / "logo.png", sheets / "art" / "partner.png")
+    sheet = sheets / "camp.csv"
+    sheet.write_text("asset_id,style,product,scene,placements,logo\n"
+                     "a1,acme@3,tent,lake,meta.feed.square,\n"
+                     "a2,acme@3,tent,lake,meta.feed.square,art/partner.png\n"
+                     "a3,acme@3,tent,lake,meta.feed.square,../camp.csv\n"
+                     "a4,acme@3,tent,lake,meta.feed.square,art/missing.png\n", encoding="utf-8")
+    settings = PlanSettings(styles_dir=tmp_path / "styles", templates_dir=repo / "templates" / "prompts",
+                            placements=PLACEMENTS, allow_draft=True, today=dt.date(2026, 11, 23))
+    plan = plan_campaign(read_sheet(sheet), settings)
+    assert [(p.row, p.column) for p in plan.problems] == [(4, "logo"), (5, "logo")]
+    assert "must be a .png/.jpg/.jpeg/.webp file path" in plan.problems[0].message
+    assert f"no such file in {sheets}" in plan.problems[1].message
+
+    assets = json.loads(asset_snapshot(plan, tmp_path / "styles"))
+    approved = [ApprovedVariant(plan.campaign, row.asset_id, row.row, 1,
+                                {j.aspect: j for j in plan.jobs if j.row_key == row.asset_id}, "pass", "x", "qa-auto")
+                for row in plan.rows]
+    first, second = export_items(plan.campaign, approved, assets)
+    assert first.overlay == second.overlay == OverlayStyle(font=(folder / "brand.ttf").resolve(), weight=400,
+                                                           cta_colour=(0x29, 0x33, 0x5C), align="right")
+    assert first.focal == second.focal == (0.25, 0.75)
+    assert first.logo == str((folder / "logo.png").resolve())
+    assert second.logo == str((sheets / "art" / "partner.png").resolve())  # the sheet's column wins
+
+
+def test_a_style_with_bad_export_keys_is_refused_naming_each_key(repo, tmp_path):
+    folder = tmp_path / "acme"
+    folder.mkdir()
+    style = yaml.safe_load((repo / "styles" / "acme" / "v3.yaml").read_text(encoding="utf-8"))
+    style |= {"overlay": {"font": "fonts/none.ttf", "cta_colour": "navy", "align": "middle", "size": 3},
+              "focal": [0.5, 1.5], "logo": "/etc/logo.png"}
+    (folder / "v3.yaml").write_text(yaml.safe_dump(style), encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        load_style_file(folder / "v3.yaml")
+    messages = sorted(p.message for p in caught.value.problems)
+    assert messages == sorted([
+        f"overlay.font: no such file in {folder} but is 'fonts/none.ttf'",
+        "overlay.cta_colour: must be a '#RRGGBB' hex colour but is 'navy'",
+        "overlay.align: Input should be 'left', 'center' or 'right' but is 'middle'",
+        "overlay.size: unknown key (allowed keys: see README 'Styles')",
+        "focal.1: Input should be less than or equal to 1 but is 1.5",
+        "logo: must be a .png/.jpg/.jpeg/.webp file path relative to the folder but is '/etc/logo.png'",
+    ])
 
 
 def test_load_assets_names_the_missing_campaign(tmp_path):
