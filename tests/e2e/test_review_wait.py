@@ -28,7 +28,7 @@ from prefect import flow
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from pydantic import TypeAdapter, ValidationError
 
-from flows.review_wait import ReviewWait, wait_for_designers
+from flows.review_wait import ReviewWait, wait_for_designers, waiting_runs
 from review.queue import ReviewQueue
 
 SHEETS = {
@@ -116,6 +116,8 @@ def stack(workdir: Path, tmp_path: Path, repo: Path) -> Iterator[dict]:
     try:
         server, server_log = procs.start("server", [str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1",
                                                     "--port", str(api_port)], env, workdir)
+        review, review_log = procs.start("review", [str(bin_dir / "brandbatch"), "review", "--out", "out",
+                                                    "--port", str(review_port)], env, workdir)
         wait_until("the Prefect server", lambda: _get(f"{api}/health"), 90, server, server_log)
         worker, worker_log = procs.start("worker", [str(bin_dir / "prefect"), "worker", "start", "--pool", "gpu",
                                                     "--type", "process"], env, workdir)
@@ -123,8 +125,6 @@ def stack(workdir: Path, tmp_path: Path, repo: Path) -> Iterator[dict]:
         deploy = subprocess.run([str(bin_dir / "prefect"), "--no-prompt", "deploy", "--name", "spring-launch-nightly"],
                                 cwd=repo, env=env, capture_output=True, text=True, timeout=120)
         assert deploy.returncode == 0, deploy.stdout + deploy.stderr
-        review, review_log = procs.start("review", [str(bin_dir / "brandbatch"), "review", "--out", "out",
-                                                    "--port", str(review_port)], env, workdir)
         wait_until("the review app", lambda: _get(f"http://127.0.0.1:{review_port}/healthz"), 60, review, review_log)
         yield {"api": api, "review": f"http://127.0.0.1:{review_port}", "worker": worker, "log": worker_log}
     finally:
@@ -210,7 +210,7 @@ def local_campaign_step() -> object:
 def test_runs_wait_for_designers_then_publish_resumes_or_exports(workdir: Path, stack: dict) -> None:
     api, logs = stack["api"], stack["log"]
     waiting = start_run(api, workdir, "camp-a", "PT10M")
-    timing_out = start_run(api, workdir, "camp-b", "PT20S")
+    timing_out = start_run(api, workdir, "camp-b", "PT30S")
     seen: set[str] = set()  # flow-run processes seen while the runs render
 
     def suspended() -> bool:
@@ -220,9 +220,12 @@ def test_runs_wait_for_designers_then_publish_resumes_or_exports(workdir: Path, 
     wait_until("camp-a's run to suspend", suspended, 240, stack["worker"], logs)
     wait_until("camp-b's run to suspend", lambda: run_state(api, timing_out)["name"] in ("Suspended", "Failed"), 240,
                stack["worker"], logs)
-    wait_until("camp-b's suspend in its log", lambda: "suspending for at most 0:00:20" in run_logs(api, timing_out), 30)
+    wait_until("camp-b's suspend in its log", lambda: "suspending for at most 0:00:30" in run_logs(api, timing_out), 30)
     # Suspended: the flow-run processes have exited, nothing holds the worker.
     assert seen, "no flow-run process of the worker was seen"
+    with temporary_settings({PREFECT_API_URL: api}):  # each run is found by its campaign's key
+        assert [str(r.id) for r in waiting_runs("camp-a")] == [waiting]
+        assert [str(r.id) for r in waiting_runs("camp-b")] in ([timing_out], [])  # [] if its 30 s ran out
     wait_until("the flow-run processes to exit", lambda: not flow_run_processes(stack["worker"]), 30)
     assert manifest(workdir, "camp-a") == [] and manifest(workdir, "camp-b") == []
 
