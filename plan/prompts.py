@@ -41,9 +41,10 @@ class PromptError(ValueError):
 
 
 def normalize_for_matching(text: str) -> str:
-    """NFKC (fullwidth and styled letters), invisible characters and combining marks removed,
-    Cyrillic/Greek/small-capital homoglyphs folded to Latin, casefolded."""
-    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))
+    """Compatibility-normalised (fullwidth and styled letters become plain ones), invisible
+    characters and combining marks removed, Cyrillic/Greek/small-capital homoglyphs folded to
+    Latin, NFKC, casefolded."""
+    text = unicodedata.normalize("NFKD", text)  # compatibility forms to plain letters, marks split off
     text = "".join(ch for ch in text if unicodedata.category(ch) not in _HIDDEN_CATEGORIES).translate(_BLANK_LETTERS)
     return unicodedata.normalize("NFKC", text.translate(_HOMOGLYPHS)).casefold()
 

@@ -131,8 +131,8 @@ def _check_xlsx_archive(path: Path, where: str) -> None:
                                              "without a password")])
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise InputError([Problem(where, f"is not an XLSX workbook (not a zip archive: {exc})")]) from None
+    except Exception as exc:  # noqa: BLE001 - BadZipFile, NotImplementedError, ValueError, ... on damaged files
+        raise InputError([Problem(where, f"is not an XLSX workbook (not a readable zip archive: {exc})")]) from None
     with archive:
         infos = archive.infolist()
         unpacked = sum(info.file_size for info in infos)  # zipfile never inflates past these sizes

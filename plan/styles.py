@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import reprlib
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from plan.errors import InputError, Problem
+from plan.yaml_safe import load_yaml
 
 ASPECT_RATIOS = ("1:1", "4:5", "9:16", "16:9", "1.91:1", "2:3", "3:2")
 MODEL_FAMILIES = ("sd", "sdxl", "sd3", "flux")
@@ -148,7 +149,6 @@ class Style(_Frozen):
     def _logo(cls, v: str | None, info: ValidationInfo) -> str | None:
         return _file_in_style_folder(v, LOGO_SUFFIXES, info)
 
-
     @property
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
@@ -177,14 +177,21 @@ class Style(_Frozen):
         return self
 
 
+_SHORT = reprlib.Repr()  # bounded repr for error messages
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist = 2, 80, 80, 4
+
+
 def _describe(err: dict) -> str:
-    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    # Keys and values come from the file: shown bounded (a huge or deeply shared value must not
+    # blow up the message) and quoted unless they are plain names.
+    loc = ".".join(str(p) if re.fullmatch(r"[A-Za-z0-9_]{1,64}", str(p)) else _SHORT.repr(p)
+                   for p in err["loc"]) or "(top level)"
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] in ("missing",):
         return f"{loc}: required key is missing"
     if err["type"] == "extra_forbidden":
         return f"{loc}: unknown key (allowed keys: see README 'Styles')"
-    return f"{loc}: {msg} but is {err.get('input')!r}"
+    return f"{loc}: {msg} but is {_SHORT.repr(err.get('input'))}"
 
 
 def load_style_file(path: Path) -> Style:
@@ -196,9 +203,10 @@ def load_style_file(path: Path) -> Style:
     if path.stat().st_size > MAX_STYLE_BYTES:
         raise InputError([Problem(where, f"file is larger than the {MAX_STYLE_BYTES} byte cap for styles")])
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InputError([Problem(where, f"not valid YAML: {exc}")]) from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError([Problem(where, f"is not UTF-8 text (byte {exc.start}): {exc.reason}")]) from None
+    data = load_yaml(text, where)  # safe tags only; alias bombs and deep nesting refused
     if not isinstance(data, dict):
         raise InputError([Problem(where, f"top level must be a mapping but is {type(data).__name__}")])
     try:

@@ -65,7 +65,11 @@ def load_yaml(text: str, where: str) -> object:
     """Parse one YAML document with the safe loader, refusing graphs over the caps.
 
     Raises ``InputError`` naming ``where`` (and the line for syntax errors)."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # raised while the loader checks the text
+        raise InputError([Problem(where, f"not valid YAML: {exc.reason} (U+{exc.character:04X} at "
+                                         f"character {exc.position})")]) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -78,5 +82,7 @@ def load_yaml(text: str, where: str) -> object:
         raise InputError([Problem(where, f"not valid YAML: {exc}")]) from None
     except RecursionError:
         raise InputError([Problem(where, f"nests more than {MAX_YAML_DEPTH} levels deep")]) from None
+    except (ValueError, OverflowError) as exc:  # a value the constructor cannot build, e.g. date 0000-00-00
+        raise InputError([Problem(where, f"not valid YAML: {exc}")]) from None
     finally:
         loader.dispose()

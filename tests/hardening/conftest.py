@@ -11,13 +11,14 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from plan.planner import PlanSettings
+from plan.tokens import count_tokens
 
 # Fixed example counts and deadlines, derandomized (same examples on every run, no example
 # database): CI stays stable and bounded. BRANDBATCH_FUZZ_EXAMPLES=5000 runs a longer fuzz locally.
 _EXAMPLES = int(os.environ.get("BRANDBATCH_FUZZ_EXAMPLES", "0"))
 
 
-def bounded(examples: int, deadline_ms: int = 2000) -> settings:
+def bounded(examples: int, deadline_ms: int = 5000) -> settings:
     return settings(max_examples=_EXAMPLES or examples, deadline=deadline_ms, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
@@ -31,6 +32,7 @@ PLACEMENTS = {
 
 @pytest.fixture
 def settings_(repo: Path) -> PlanSettings:
+    count_tokens("warm up")  # the first call builds the CLIP tokenizer (seconds): not inside a deadline
     return PlanSettings(styles_dir=repo / "styles", templates_dir=repo / "templates" / "prompts",
                         placements=PLACEMENTS, today=dt.date(2026, 11, 23))
 

@@ -60,7 +60,9 @@ def test_template_side_escapes_are_stopped_by_the_sandbox(templates, name):
     assert "pwned" not in str(err.value) and "TOP-SECRET" not in str(err.value)
 
 
-BANNED = ["gun", "kill", "nude", "celebrity", "free gift"]
+# Terms with digits or outside Latin script are not rescued by the leetspeak reading (which drops
+# every non-letter inside a word), so they show that each normalisation step is needed.
+BANNED = ["gun", "kill", "nude", "celebrity", "free gift", "ak47", "\u8d4c\u573a"]  # 赌场 (casino)
 HIDDEN = {
     "zero-width space": "a g\u200bun",
     "zero-width joiner": "a gu\u200dn",
@@ -82,6 +84,12 @@ HIDDEN = {
     "leet mixed with homoglyph": "n\u03c5d3",
     "two words, zero-width between": "free\u200b gift",
     "casefold": "FrEe GiFt",
+    "zero-width in a term with digits": "an ak\u200d47",
+    "soft hyphen in a term with digits": "ak\u00ad47 rifle",
+    "zero-width in a CJK term": "\u8d4c\u200b\u573a",
+    "hangul filler in a CJK term": "\u8d4c\u3164\u573a",
+    "combining mark in a CJK term": "\u8d4c\u0301\u573a",
+    "fullwidth digits": "\uff41\uff4b\uff14\uff17",
 }
 
 

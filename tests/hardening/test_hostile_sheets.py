@@ -245,12 +245,22 @@ def test_xlsx_formula_and_error_cells_refuse_their_row_only(tmp_path, settings_)
 
 @pytest.mark.parametrize(("data", "expected"), [
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512, "legacy .xls or password-protected"),
-    (b"asset_id,style\n", "not a zip archive"),
-    (b"PK\x03\x04garbage", "not a zip archive"),
+    (b"asset_id,style\n", "not a readable zip archive"),
+    (b"PK\x03\x04garbage", "not a readable zip archive"),
 ])
 def test_things_that_are_not_workbooks(write_bytes, data, expected):
     with pytest.raises(InputError, match=expected):
         read_sheet(write_bytes(data, "fake.xlsx"))
+
+
+def test_a_zip_that_zipfile_cannot_open_is_refused_cleanly(tmp_path):
+    path = _xlsx(tmp_path / "v64.xlsx", [["asset_id", "style"]])
+    data = bytearray(path.read_bytes())
+    central = data.index(b"PK\x01\x02")
+    data[central + 6] = 64  # "version needed to extract" 6.4: zipfile raises NotImplementedError
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="not a readable zip archive: zip file version 6.4"):
+        read_sheet(path)
 
 
 def test_caps_are_the_documented_ones(repo):
@@ -259,3 +269,11 @@ def test_caps_are_the_documented_ones(repo):
         assert f"{cap // (1024 * 1024)} MiB" in text
     for cap in (sheet_module.MAX_ROWS, sheet_module.MAX_COLUMNS, sheet_module.MAX_CELL_CHARS):
         assert f"{cap:,}" in text
+
+
+def test_problems_stay_one_line_even_for_a_file_name_with_line_breaks(tmp_path, settings_):
+    path = tmp_path / "evil\nname\x1b[2J.csv"
+    path.write_bytes(HEADER + b"bad-2,zeta@1,a tent,a meadow\n")
+    (line,) = [str(p) for p in _plan(path, settings_).problems]
+    assert line.startswith(f"{tmp_path}/evil\\nname\\x1b[2J.csv:2:style: unknown style 'zeta'")
+    assert "\n" not in line and "\x1b" not in line
