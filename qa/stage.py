@@ -6,12 +6,22 @@ near-duplicates among variants. Fail closed: a check that raises sends the rende
 (``check_error:<check>``); a render that is missing or cannot be decoded never passes; a job
 whose style is unknown goes to review. Results come back in job order, byte-identical for
 the same renders.
+
+Resume: the per-render findings (and the difference hash) are kept in ``qa/checks/<job_key>.json``
+with a fingerprint of the style and of the check code, so a rerun decodes and checks only renders
+it has not seen; campaign-wide steps (CLIP with its embedding cache, near-duplicates, verdicts)
+always run. Findings of a check that raised are never kept.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import logging
 from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
 
 from plan.jobs import RenderJob
 from plan.styles import Style
@@ -30,6 +40,54 @@ RENDER_CHECKS: Mapping[str, Check] = {**TECHNICAL_CHECKS, "palette": palette}
 
 def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def checks_key(job_key: str) -> str:
+    return f"qa/checks/{job_key}.json"
+
+
+@cache
+def _code_digest(modules: tuple[str, ...]) -> str:
+    """sha256 of the source of the modules whose code decides per-render findings."""
+    import sys
+
+    digest = hashlib.sha256()
+    for name in modules:
+        digest.update(Path(inspect.getsourcefile(sys.modules[name])).read_bytes())
+    return digest.hexdigest()
+
+
+def findings_fingerprint(style: Style, checks: Mapping[str, Check]) -> str:
+    """Changes whenever the style (thresholds, palette) or any check's code changes."""
+    modules = tuple(sorted({c.__module__ for c in checks.values()} | {__name__, "qa.image", "qa.duplicates"}))
+    names = ",".join(f"{n}={c.__module__}.{c.__qualname__}" for n, c in sorted(checks.items()))
+    text = f"{_code_digest(modules)}|{names}|{style.model_dump_json()}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _finding_dict(finding: Finding) -> dict:
+    return {"fail": list(finding.fail), "review": list(finding.review), "scores": dict(finding.scores),
+            "details": dict(finding.details)}
+
+
+def _kept_findings(store: Store, job_key: str, fingerprint: str) -> tuple[dict[str, Finding], int | None] | None:
+    """Findings kept by an earlier run for the same render, style and check code; None if absent or stale."""
+    try:
+        data = json.loads(store.get(checks_key(job_key)))
+        if data["fingerprint"] != fingerprint or not store.exists(render_key(job_key)):
+            return None
+        findings = {name: Finding(fail=tuple(f["fail"]), review=tuple(f["review"]), scores=f["scores"],
+                                  details=f["details"]) for name, f in data["findings"]}
+        return findings, data["dhash"]
+    except Exception:  # absent, torn or from an older layout: check the render again
+        return None
+
+
+def _keep_findings(store: Store, job_key: str, fingerprint: str, qa: _JobQA, digest: int | None) -> None:
+    record = {"fingerprint": fingerprint, "dhash": digest,
+              "findings": [[name, _finding_dict(f)] for name, f in qa.findings.items()]}  # in check order
+    store.put(checks_key(job_key), json.dumps(record, sort_keys=True).encode(), content_type="application/json",
+              overwrite=True)
 
 
 def _load(job_key: str, store: Store) -> tuple[RenderImage | None, Finding | None]:
@@ -70,6 +128,7 @@ def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, 
     keys = [job.key for job in jobs]  # a job key is a sha256 of the job's JSON: compute it once
     state: dict[str, _JobQA] = {}
     hashes: dict[str, int] = {}
+    fingerprints: dict[str, str] = {}  # style ref -> findings fingerprint
     readable: list[RenderJob] = []
     for job, key in zip(jobs, keys, strict=True):
         if key in state:
@@ -79,16 +138,25 @@ def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, 
         if style is None:
             qa.findings["style"] = Finding(review=("style_unknown",), details={"style": f"{job.style}@{job.style_version}"})
             continue
-        img, problem = _load(key, store)
-        if img is None:
-            qa.findings["render"] = problem
-            continue
+        if style.ref not in fingerprints:
+            fingerprints[style.ref] = findings_fingerprint(style, checks)
+        fingerprint = fingerprints[style.ref]
+        kept = _kept_findings(store, key, fingerprint)
+        if kept is not None:
+            qa.findings, digest = kept
+        else:
+            img, problem = _load(key, store)
+            if img is None:
+                qa.findings["render"] = problem
+                continue
+            for name, check in checks.items():
+                finding = qa.run(name, check, img, job, style)
+                if finding is not None:
+                    qa.findings[name] = finding
+            digest = qa.run("near_duplicate", dhash, img.image)
+            if not qa.errors:
+                _keep_findings(store, key, fingerprint, qa, digest)
         readable.append(job)
-        for name, check in checks.items():
-            finding = qa.run(name, check, img, job, style)
-            if finding is not None:
-                qa.findings[name] = finding
-        digest = qa.run("near_duplicate", dhash, img.image)
         if digest is not None:
             hashes[key] = digest
 

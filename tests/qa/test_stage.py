@@ -8,7 +8,7 @@ import pytest
 from tests.qa.synth import make_job, make_style, noise, scene, solid
 
 from qa import QAResult, run_qa
-from qa.stage import RENDER_CHECKS
+from qa.stage import RENDER_CHECKS, checks_key
 from qa.verdicts import in_spot_check
 
 STYLES = {"acme@2": make_style()}
@@ -74,3 +74,45 @@ def test_style_sample_rate_sends_the_same_passing_renders_to_review(store, put_r
     sampled = [r.job_key for r in results if r.reasons == ("sampled",)]
     assert sampled and sampled == [j.key for j in jobs if in_spot_check(j.key, rate)]
     assert all(r.verdict == ("review" if r.job_key in sampled else "pass") for r in results)
+
+
+def _counting(calls: list[str]):
+    """RENDER_CHECKS with a palette check that records each job it checked (a module-level
+    function's code, so the fingerprint is stable)."""
+    def palette(img, job, style):
+        calls.append(job.row_key)
+        return RENDER_CHECKS["palette"](img, job, style)
+    return {**RENDER_CHECKS, "palette": palette}
+
+
+def test_a_rerun_reuses_kept_findings_and_gives_the_same_results(store, put_render):
+    jobs = [put_render(make_job(f"a{i}"), noise(i)) for i in range(3)] + [put_render(make_job("black"), solid((0, 0, 0)))]
+    calls: list[str] = []
+    first = [r.to_json() for r in run_qa(jobs, store, STYLES, _counting(calls))]
+    assert len(calls) == 4 and all(store.exists(checks_key(j.key)) for j in jobs)
+    second = [r.to_json() for r in run_qa(jobs, store, STYLES, _counting(calls))]
+    assert second == first and len(calls) == 4  # nothing decoded or checked again
+
+
+def test_kept_findings_are_not_used_for_another_style_a_torn_file_or_a_missing_render(store, put_render):
+    jobs = [put_render(make_job(f"a{i}"), noise(i)) for i in range(3)]
+    calls: list[str] = []
+    run_qa(jobs, store, STYLES, _counting(calls))
+    run_qa(jobs, store, {"acme@2": make_style(min_sharpness=1.0)}, _counting(calls))
+    assert len(calls) == 6  # other thresholds: every render checked again
+    store.put(checks_key(jobs[0].key), b'{"fingerprint": "tor', overwrite=True)
+    store.delete(f"renders/{jobs[1].key}.png")
+    results = run_qa(jobs, store, {"acme@2": make_style(min_sharpness=1.0)}, _counting(calls))
+    assert len(calls) == 7  # only the torn one
+    assert results[1].reasons == ("render_missing",)
+
+
+def test_findings_of_a_check_that_raised_are_not_kept(store, put_render):
+    def broken(img, job, style):
+        raise RuntimeError("palette file unreadable")
+
+    job = put_render(make_job(), scene())
+    run_qa([job], store, STYLES, {**RENDER_CHECKS, "palette": broken})
+    assert not store.exists(checks_key(job.key))
+    [result] = run_qa([job], store, STYLES)
+    assert result.verdict == "pass"
