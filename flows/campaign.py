@@ -23,6 +23,7 @@ from flows.export import export_task
 from flows import metrics
 from flows.progress import progress_bar
 from flows import review_wait
+from flows.shard import RENDER_RETRIES, render_sharded, shard_deployment
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, plan_campaign
 from plan.sheet import read_sheet
@@ -58,7 +59,7 @@ def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Stor
     return plan
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, **RENDER_RETRIES)
 def render_task(jobs: Sequence[RenderJob], store: Store, batch_size: int, progress: bool,
                 max_images: int | None, max_gpu_seconds: float | None,
                 on_done: Callable[[str], None] | None = None) -> RenderReport:
@@ -68,6 +69,9 @@ def render_task(jobs: Sequence[RenderJob], store: Store, batch_size: int, progre
             if on_done is not None:
                 on_done(key)
 
+        if deployment := shard_deployment():  # sharded on Prefect workers (flows/shard.py)
+            return render_sharded(jobs, store, deployment, batch_size=batch_size, on_done=done,
+                                  max_images=max_images, max_gpu_seconds=max_gpu_seconds)
         return render_missing(jobs, store, batch_size=batch_size, on_done=done, max_images=max_images,
                               max_gpu_seconds=max_gpu_seconds)
 
