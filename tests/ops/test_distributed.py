@@ -14,10 +14,12 @@ import socket
 import subprocess
 import sys
 import time
+import shutil
 import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +33,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def write_styles(root: Path, repo: Path) -> Path:
+    """acme@2 at 64 px and 3 steps: the same code paths, a fraction of the CPU time."""
+    styles = root / "styles"
+    (styles / "acme").mkdir(parents=True)
+    shutil.copy(repo / "styles" / "banned-terms.txt", styles / "banned-terms.txt")
+    style = yaml.safe_load((repo / "styles" / "acme" / "v2.yaml").read_text(encoding="utf-8"))
+    style["model"]["resolution"], style["steps"] = 64, 3
+    (styles / "acme" / "v2.yaml").write_text(yaml.safe_dump(style), encoding="utf-8")
+    return styles
 
 
 def write_sheet(path: Path, tag: str) -> Path:
@@ -49,14 +62,17 @@ class Cluster:
         self.api = f"http://127.0.0.1:{self.port}/api"
         self.env = {**os.environ, "PREFECT_HOME": str(root / "prefect-home"), "PREFECT_API_URL": self.api,
                     "BRANDBATCH_HOME": str(repo), "BRANDBATCH_SHARD_SIZE": "10",
+                    "BRANDBATCH_STYLES": str(write_styles(root, repo)),
                     "BRANDBATCH_SHARD_STALE_SECONDS": str(STALE_SECONDS), "BRANDBATCH_GPU_LEASE_SECONDS": "60",
                     "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1",
-                    "PREFECT_LOGGING_LEVEL": "INFO", "COLUMNS": "200"}
+                    "PREFECT_LOGGING_LEVEL": "INFO", "COLUMNS": "200",
+                    # the server frees the slots of dead holders every 2 s (default 15)
+                    "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "2"}
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str, *args: str, **env: str) -> subprocess.Popen:
+    def start(self, name: str, *args: str, cwd: Path | None = None, **env: str) -> subprocess.Popen:
         log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(list(args), cwd=self.repo, env={**self.env, **env}, stdout=log,
+        proc = subprocess.Popen(list(args), cwd=cwd or self.repo, env={**self.env, **env}, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[name] = proc
         return proc
@@ -91,6 +107,10 @@ class Cluster:
     def worker(self, name: str) -> subprocess.Popen:
         return self.start(name, str(BIN / "prefect"), "worker", "start", "--pool", "gpu", "--name", name,
                           "--limit", "1", BRANDBATCH_NODE=name)
+
+    def mark(self, what: str) -> None:
+        with open(self.root / "timeline.log", "a") as timeline:
+            timeline.write(f"{time.strftime('%H:%M:%S')} {what}\n")
 
     def log(self, name: str) -> str:
         path = self.root / f"{name}.log"
@@ -133,6 +153,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
         cluster.prefect("--no-prompt", "deploy", "--all")
         cluster.worker("w1")
         cluster.worker("w2")
+        cluster.mark("cluster up")
         yield cluster
     finally:
         for pid in _flow_run_pids(cluster):  # flow-run processes have sessions of their own
@@ -154,9 +175,37 @@ def _flow_run_pids(cluster: Cluster) -> list[int]:
     return pids
 
 
+def run_args(sheet: Path, out: Path) -> list[str]:
+    return [str(BIN / "brandbatch"), "run", str(sheet), "--out", str(out), "--formats", "webp"]
+
+
 def brandbatch(cluster: Cluster, sheet: Path, out: Path, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "brandbatch"), "run", str(sheet), "--out", str(out), "--formats", "webp"],
-                          cwd=sheet.parent, env={**cluster.env, **env}, capture_output=True, text=True, timeout=420)
+    return subprocess.run(run_args(sheet, out), cwd=sheet.parent, env={**cluster.env, **env}, capture_output=True,
+                          text=True, timeout=420)
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def job_keys(run: dict) -> list[str]:
+    from plan.jobs import RenderJob
+
+    return [RenderJob.from_dict(job).key for job in run["parameters"]["jobs"]]
+
+
+def rendered_keys(out: Path) -> set[str]:
+    return {p.stem for p in (out / "renders").glob("*.png")}
+
+
+def parent_pid(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 def manifest_digests(out: Path, campaign: str) -> list[tuple[str, str]]:
@@ -192,3 +241,63 @@ def test_sharded_campaign_on_two_workers_equals_in_process(cluster: Cluster, tmp
         assert (tmp_path / "sharded" / "renders" / name).read_bytes() == \
             (tmp_path / "in-process" / "renders" / name).read_bytes(), name
     assert all(r["state_type"] == "COMPLETED" for r in cluster.flow_runs("render_shard"))
+
+
+def test_worker_killed_mid_shard_costs_no_render_twice_and_frees_its_gpu_slot(cluster: Cluster, tmp_path: Path):
+    sheet = write_sheet(tmp_path / "chaos.csv", "chaos")
+    out = tmp_path / "chaos-out"
+    campaign = cluster.start("chaos-run", *run_args(sheet, out), cwd=tmp_path,
+                             BRANDBATCH_SHARD_DEPLOYMENT="render_shard/render-shard")
+
+    def shard_in_progress():
+        for run in cluster.flow_runs("render_shard"):
+            if run["state_type"] == "RUNNING" and run["parameters"]["out"] == str(out) and run["infrastructure_pid"]:
+                keys = job_keys(run)
+                if 0 < len(rendered_keys(out) & set(keys)) < len(keys):
+                    return run, keys
+        return None
+
+    cluster.mark("chaos started")
+    victim, victim_keys = wait_for(shard_in_progress, 300, "a shard half rendered", interval=0.1)
+    shard_pid = int(victim["infrastructure_pid"].rsplit(":", 1)[-1])  # "PID" or "HOST:PID"
+    worker = next(name for name, proc in cluster.procs.items() if proc.pid == parent_pid(shard_pid))
+    _kill_group(shard_pid)  # the flow-run process has a session of its own
+    cluster.kill(worker)  # the worker: SIGKILL, as when the machine dies
+    killed_at = time.monotonic()
+    before = rendered_keys(out) & set(victim_keys)
+    assert 0 < len(before) < len(victim_keys)
+    cluster.worker("w3")
+
+    cluster.mark("killed")
+    assert campaign.wait(timeout=400) == 0, cluster.log("chaos-run")
+    cluster.mark("campaign done")
+    cluster.procs.pop("chaos-run")
+    summary = f"40 jobs ({40 - len(before)} rendered, {len(before)} already there, 0 failed)"
+    assert summary in cluster.log("chaos-run"), cluster.log("chaos-run")
+
+    # every job rendered exactly once: by the killed shard before it died, or by one finished shard
+    finished = [key for record in shard_records(out) for key in record["report"]["rendered"]]
+    assert sorted(finished + sorted(before)) == sorted(rendered_keys(out))
+    assert len(rendered_keys(out)) == 40
+    state = cluster.get(f"/flow_runs/{victim['id']}")["state_type"]
+    assert state == "CRASHED", f"the killed shard run is {state}"
+    wait_for(lambda: cluster.gpu_active_slots() == 0, 150 - (time.monotonic() - killed_at), "the gpu slot",
+             interval=1)
+    cluster.mark("slot free")
+
+
+def test_sigterm_ends_a_running_flow_run_as_crashed(cluster: Cluster, tmp_path: Path):
+    sheet = write_sheet(tmp_path / "term.csv", "term")
+    out = tmp_path / "term-out"
+    proc = cluster.start("term-run", *run_args(sheet, out), cwd=tmp_path)
+    wait_for(lambda: rendered_keys(out), 180, "the first render")
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    cluster.procs.pop("term-run")
+    assert len(rendered_keys(out)) < 40, "SIGTERM arrived mid-render"
+
+    def campaign_state():
+        runs = [r for r in cluster.flow_runs("campaign_batch") if r["parameters"]["out"] == str(out)]
+        return runs and runs[0]["state_type"] != "RUNNING" and runs[0]["state_type"]
+
+    assert wait_for(campaign_state, 30, "the run to leave Running") == "CRASHED"
