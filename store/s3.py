@@ -62,7 +62,7 @@ class S3Store:
             import boto3
             from botocore.config import Config
 
-            config = Config(retries={"mode": "standard", "max_attempts": self.max_attempts},
+            config = Config(retries={"mode": "standard", "total_max_attempts": self.max_attempts},
                             connect_timeout=10, read_timeout=60)
             self._client = boto3.client("s3", endpoint_url=self.endpoint_url, config=config)
         return self._client
