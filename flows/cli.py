@@ -97,6 +97,7 @@ def run(
     _prefect_home()
     from flows.campaign import campaign_batch
     from review.queue import ReviewError
+    from store import StoreError
 
     try:
         summary = campaign_batch(sheet=str(sheet), out=out, model=model, limit=limit, styles=styles,
@@ -106,7 +107,7 @@ def run(
     except InputError as exc:
         _fail(exc.problems)
         raise typer.Exit(1) from None
-    except ReviewError as exc:
+    except (ReviewError, StoreError) as exc:  # StoreError: disk full, S3 unreachable; a rerun resumes
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     _fail(summary.problems)
@@ -160,10 +161,11 @@ def export(
     _prefect_home()
     from flows.export import export_campaign
     from review.queue import ReviewError
+    from store import StoreError
 
     try:
         rows = export_campaign(campaign, out=out, formats=chosen)
-    except (FileNotFoundError, ReviewError) as exc:
+    except (FileNotFoundError, ReviewError, StoreError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     failed = [r for r in rows if r.get("status") != "exported"]
