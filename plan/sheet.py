@@ -87,14 +87,13 @@ def _decode_csv(data: bytes, where: str) -> str:
 
 def _csv_records(path: Path, where: str) -> Iterator[list[object]]:
     reader = csv.reader(io.StringIO(_decode_csv(path.read_bytes(), where), newline=""), strict=True)
-    limit = csv.field_size_limit()
-    csv.field_size_limit(MAX_SHEET_BYTES)  # a long cell is a per-row problem, not a reader crash
+    # A long cell is the planner's per-row problem, not a reader error for the whole file. The
+    # limit is process-wide: only ever raised, never restored (no race between readers).
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_SHEET_BYTES))
     try:
         yield from reader
     except csv.Error as exc:
         raise InputError([Problem(where, f"is not valid CSV near line {reader.line_num}: {exc}")]) from None
-    finally:
-        csv.field_size_limit(limit)
 
 
 def _check_xml_prolog(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> None:

@@ -127,8 +127,11 @@ def test_column_cap(write_bytes):
 
 
 def test_cell_character_cap_refuses_the_row(write_bytes, settings_):
-    plan = _plan(write_bytes(HEADER + GOOD + b"long-3,acme@2," + b"a" * 1001 + b",x\n" + LAST), settings_)
-    assert _where(plan) == [(3, "product")] and "at most 1000" in str(plan.problems[0])
+    plan = _plan(write_bytes(HEADER + GOOD + b"long-3,acme@2," + b"a" * 1001 + b",x\n"
+                             + b"huge-4,acme@2,x," + b"b" * 300_000 + b"\n" + LAST), settings_)
+    assert _where(plan) == [(3, "product"), (4, "scene")]
+    assert "1001 characters; at most 1000" in str(plan.problems[0]) and "300000 characters" in str(plan.problems[1])
+    assert [r.asset_id for r in plan.rows] == ["ok-1", "ok-9"]
 
 
 def test_hostile_column_names_are_named_by_position_on_one_line(write_bytes):
