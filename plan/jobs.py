@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from functools import cached_property
 
 SEED_BITS = 63
@@ -55,7 +55,7 @@ class RenderJob:
     reroll: int = 0
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # plain values only: no deep copy
 
     @classmethod
     def from_dict(cls, data: dict) -> RenderJob:

@@ -44,6 +44,8 @@ def normalize_for_matching(text: str) -> str:
     """Compatibility-normalised (fullwidth and styled letters become plain ones), invisible
     characters and combining marks removed, Cyrillic/Greek/small-capital homoglyphs folded to
     Latin, NFKC, casefolded."""
+    if text.isascii():  # every step but casefolding changes non-ASCII characters only
+        return text.casefold()
     text = unicodedata.normalize("NFKD", text)  # compatibility forms to plain letters, marks split off
     text = "".join(ch for ch in text if unicodedata.category(ch) not in _HIDDEN_CATEGORIES).translate(_BLANK_LETTERS)
     return unicodedata.normalize("NFKC", text.translate(_HOMOGLYPHS)).casefold()
@@ -62,12 +64,14 @@ def find_banned_terms(text: str, banned: Sequence[str]) -> list[str]:
     """The banned terms that ``text`` contains as whole words (or word sequences)."""
     words = _words(text)
     joined = " " + " ".join(words) + " "
-    hits = []
-    for term in banned:
-        term_words = _WORD.findall(normalize_for_matching(term))
-        if term_words and f" {' '.join(term_words)} " in joined:
-            hits.append(term)
-    return hits
+    return [term for term in banned if (words := _term_words(term)) and words in joined]
+
+
+@lru_cache(maxsize=4096)
+def _term_words(term: str) -> str:
+    """A banned term's words as they appear in ``find_banned_terms``'s joined text ('' if none)."""
+    words = _WORD.findall(normalize_for_matching(term))
+    return f" {' '.join(words)} " if words else ""
 
 
 @lru_cache(maxsize=8)
