@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import csv
 import random
 from pathlib import Path
 
-import pandas as pd
+import openpyxl
 import pytest
 
 from plan.errors import InputError
@@ -120,7 +121,10 @@ def test_xlsx_and_csv_plan_identically(tmp_path: Path, write_sheet, settings: Pl
     text = HEADER + "x1,acme@2,a tent,a meadow,2,meta.feed.square\nx2,acme@2,a bag,a beach,,meta.stories\n"
     csv_path = write_sheet(text, "launch.csv")
     xlsx_path = tmp_path / "launch.xlsx"
-    pd.read_csv(csv_path, dtype=str, keep_default_na=False).to_excel(xlsx_path, index=False)
+    book = openpyxl.Workbook()
+    for record in csv.reader(csv_path.read_text(encoding="utf-8").splitlines()):
+        book.active.append(record)
+    book.save(xlsx_path)
     a = plan_campaign(read_sheet(csv_path), settings)
     b = plan_campaign(read_sheet(xlsx_path), settings)
     assert [j.key for j in a.jobs] == [j.key for j in b.jobs] and not b.problems
