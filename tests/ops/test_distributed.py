@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 ROWS = 10  # x 4 aspect ratios of acme@2 = 40 jobs in 4 resolution buckets
 PLACEMENTS = "meta.feed.square;meta.feed.portrait;meta.stories;meta.feed.landscape"  # 1:1 4:5 9:16 1.91:1
+CHAOS_JOBS = 12  # one bucket, 2 shards of 6
 STALE_SECONDS = 60  # no shard heartbeat (every 30 s) for this long: Crashed
 
 
@@ -46,9 +47,9 @@ def write_styles(root: Path, repo: Path) -> Path:
     return styles
 
 
-def write_sheet(path: Path, tag: str) -> Path:
+def write_sheet(path: Path, tag: str, rows: int = ROWS, placements: str = PLACEMENTS) -> Path:
     lines = ["asset_id,style,product,scene,variants,placements"]
-    lines += [f"{tag}-{i:02d},acme@2,{tag} backpack number {i},a mountain trail,1,{PLACEMENTS}" for i in range(ROWS)]
+    lines += [f"{tag}-{i:02d},acme@2,{tag} backpack number {i},a mountain trail,1,{placements}" for i in range(rows)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -219,9 +220,13 @@ def shard_records(out: Path) -> list[dict]:
 
 def test_sharded_campaign_on_two_workers_equals_in_process(cluster: Cluster, tmp_path: Path):
     sheet = write_sheet(tmp_path / "scale.csv", "scale")
+    # both at once: the in-process run uses the CPU while the shards wait for workers and start up
+    in_process = cluster.start("in-process", *run_args(sheet, tmp_path / "in-process"), cwd=tmp_path)
     sharded = brandbatch(cluster, sheet, tmp_path / "sharded", BRANDBATCH_SHARD_DEPLOYMENT="render_shard/render-shard")
     assert sharded.returncode == 0, sharded.stdout + sharded.stderr + cluster.log("w1") + cluster.log("w2")
     assert "40 jobs (40 rendered, 0 already there, 0 failed)" in sharded.stdout, sharded.stdout
+    assert in_process.wait(timeout=300) == 0, cluster.log("in-process")
+    cluster.procs.pop("in-process")
 
     records = shard_records(tmp_path / "sharded")
     assert len(records) >= 4
@@ -229,8 +234,6 @@ def test_sharded_campaign_on_two_workers_equals_in_process(cluster: Cluster, tmp
     rendered = [key for r in records for key in r["report"]["rendered"]]
     assert len(rendered) == len(set(rendered)) == 40
 
-    in_process = brandbatch(cluster, sheet, tmp_path / "in-process")
-    assert in_process.returncode == 0, in_process.stdout + in_process.stderr
     assert not (tmp_path / "in-process" / "shards").exists()
     digests = manifest_digests(tmp_path / "sharded", "scale")
     assert digests, "the sharded run exported files"
@@ -244,10 +247,10 @@ def test_sharded_campaign_on_two_workers_equals_in_process(cluster: Cluster, tmp
 
 
 def test_worker_killed_mid_shard_costs_no_render_twice_and_frees_its_gpu_slot(cluster: Cluster, tmp_path: Path):
-    sheet = write_sheet(tmp_path / "chaos.csv", "chaos")
+    sheet = write_sheet(tmp_path / "chaos.csv", "chaos", rows=CHAOS_JOBS, placements="meta.feed.square")
     out = tmp_path / "chaos-out"
     campaign = cluster.start("chaos-run", *run_args(sheet, out), cwd=tmp_path,
-                             BRANDBATCH_SHARD_DEPLOYMENT="render_shard/render-shard")
+                             BRANDBATCH_SHARD_DEPLOYMENT="render_shard/render-shard", BRANDBATCH_SHARD_SIZE="6")
 
     def shard_in_progress():
         for run in cluster.flow_runs("render_shard"):
@@ -272,13 +275,13 @@ def test_worker_killed_mid_shard_costs_no_render_twice_and_frees_its_gpu_slot(cl
     assert campaign.wait(timeout=400) == 0, cluster.log("chaos-run")
     cluster.mark("campaign done")
     cluster.procs.pop("chaos-run")
-    summary = f"40 jobs ({40 - len(before)} rendered, {len(before)} already there, 0 failed)"
+    summary = f"{CHAOS_JOBS} jobs ({CHAOS_JOBS - len(before)} rendered, {len(before)} already there, 0 failed)"
     assert summary in cluster.log("chaos-run"), cluster.log("chaos-run")
 
     # every job rendered exactly once: by the killed shard before it died, or by one finished shard
     finished = [key for record in shard_records(out) for key in record["report"]["rendered"]]
     assert sorted(finished + sorted(before)) == sorted(rendered_keys(out))
-    assert len(rendered_keys(out)) == 40
+    assert len(rendered_keys(out)) == CHAOS_JOBS
     state = cluster.get(f"/flow_runs/{victim['id']}")["state_type"]
     assert state == "CRASHED", f"the killed shard run is {state}"
     wait_for(lambda: cluster.gpu_active_slots() == 0, 150 - (time.monotonic() - killed_at), "the gpu slot",
