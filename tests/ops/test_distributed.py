@@ -304,3 +304,19 @@ def test_sigterm_ends_a_running_flow_run_as_crashed(cluster: Cluster, tmp_path: 
         return runs and runs[0]["state_type"] != "RUNNING" and runs[0]["state_type"]
 
     assert wait_for(campaign_state, 30, "the run to leave Running") == "CRASHED"
+
+
+def test_a_failing_shard_gives_its_gpu_slot_back_at_once(cluster: Cluster, tmp_path: Path):
+    from tests.render.jobs import make_job
+
+    deployment = cluster.get("/deployments/name/render_shard/render-shard")
+    run = cluster.post(f"/deployments/{deployment['id']}/create_flow_run", {"parameters": {
+        "out": str(tmp_path / "out"), "jobs": [make_job(1).to_dict()], "batch_size": 0}})  # fails inside the slot
+
+    def final_state():
+        state = cluster.get(f"/flow_runs/{run['id']}")["state_type"]
+        return state in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"} and state
+
+    assert wait_for(final_state, 120, "the shard run to end", interval=0.5) == "FAILED"
+    assert cluster.gpu_active_slots() == 0  # released on the way out, not by a lease running out (60 s)
+    assert "batch_size must be >= 1 but is 0" in cluster.log("w1") + cluster.log("w2") + cluster.log("w3")
