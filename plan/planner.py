@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from plan.errors import InputError, Problem
@@ -64,10 +65,17 @@ class PlanSettings:
 
 
 def load_banned_terms(path: Path) -> tuple[str, ...]:
-    """One term per line; '#' starts a comment."""
-    if not path.is_file():
+    """One term per line; '#' starts a comment. Read again only when the file changes."""
+    try:
+        stat = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
         return ()
-    lines = (line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return _read_banned_terms(str(path), stat.st_mtime_ns, stat.st_size) if path.is_file() else ()
+
+
+@lru_cache(maxsize=256)
+def _read_banned_terms(path: str, _mtime_ns: int, _size: int) -> tuple[str, ...]:
+    lines = (line.split("#", 1)[0].strip() for line in Path(path).read_text(encoding="utf-8").splitlines())
     return tuple(line for line in lines if line)
 
 

@@ -30,6 +30,7 @@ _HOMOGLYPHS = str.maketrans(
 # Leetspeak, read both ways where a symbol stands for two letters ("k1ll", "1ife").
 _LEET = (str.maketrans("0134578@$!|", "oieastbasil"), str.maketrans("0134578@$!|", "oleastbasii"))
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_TOKEN, _HAS_LETTER, _NOT_LETTER = re.compile(r"[^\s,.;:()\[\]\"']+"), re.compile(r"[a-z]"), re.compile(r"[^a-z]")
 
 
 class PromptError(ValueError):
@@ -55,16 +56,22 @@ def _words(text: str) -> list[str]:
     """Words of normalized text; digits/symbols inside a word are read as leetspeak."""
     plain = normalize_for_matching(text)
     words = _WORD.findall(plain)
-    tokens = [w for w in re.findall(r"[^\s,.;:()\[\]\"']+", plain) if re.search(r"[a-z]", w)]
-    leet = [re.sub(r"[^a-z]", "", w.translate(table)) for table in _LEET for w in tokens]
+    tokens = [w for w in _TOKEN.findall(plain) if _HAS_LETTER.search(w)]
+    leet = [w if w.isalpha() and w.isascii() else _NOT_LETTER.sub("", w.translate(table))  # a-z only: as is
+            for table in _LEET for w in tokens]
     return words + leet
 
 
 def find_banned_terms(text: str, banned: Sequence[str]) -> list[str]:
     """The banned terms that ``text`` contains as whole words (or word sequences)."""
-    words = _words(text)
-    joined = " " + " ".join(words) + " "
+    joined = _joined_words(text)
     return [term for term in banned if (words := _term_words(term)) and words in joined]
+
+
+@lru_cache(maxsize=65_536)
+def _joined_words(text: str) -> str:
+    """``text``'s words and leetspeak readings as " w1 w2 ... " (values repeat down a sheet)."""
+    return " " + " ".join(_words(text)) + " "
 
 
 @lru_cache(maxsize=4096)
@@ -77,7 +84,7 @@ def _term_words(term: str) -> str:
 @lru_cache(maxsize=8)
 def _environment(template_dir: str) -> ImmutableSandboxedEnvironment:
     return ImmutableSandboxedEnvironment(
-        loader=FileSystemLoader(template_dir),
+        loader=FileSystemLoader(str(Path(template_dir).resolve())),
         undefined=StrictUndefined,
         autoescape=False,
         trim_blocks=True,
@@ -88,7 +95,7 @@ def _environment(template_dir: str) -> ImmutableSandboxedEnvironment:
 
 def render_prompt(template_dir: Path, template_name: str, variables: Mapping[str, object]) -> str:
     """Render ``template_name`` with ``variables`` as plain data; whitespace is collapsed."""
-    env = _environment(str(Path(template_dir).resolve()))
+    env = _environment(str(template_dir))
     try:
         template = env.get_template(template_name)
         text = template.render(**variables)

@@ -229,15 +229,17 @@ class StyleLibrary:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._cache: dict[tuple[str, int], Style] = {}
+        self._versions: dict[str, list[int]] = {}  # listed once per library, like the styles
 
     def path(self, name: str, version: int) -> Path:
         return self.root / name / f"v{version}.yaml"
 
     def versions(self, name: str) -> list[int]:
-        folder = self.root / name
-        if not _NAME.match(name) or not folder.is_dir():
-            return []
-        return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _VERSION_FILE.match(p.name)))
+        if name not in self._versions:
+            folder = self.root / name
+            self._versions[name] = [] if not _NAME.match(name) or not folder.is_dir() else sorted(
+                int(m.group(1)) for p in folder.iterdir() if (m := _VERSION_FILE.match(p.name)))
+        return self._versions[name]
 
     def names(self) -> list[str]:
         if not self.root.is_dir():
