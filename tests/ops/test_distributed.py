@@ -36,13 +36,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def write_styles(root: Path, repo: Path) -> Path:
+def write_styles(root: Path, repo: Path, steps: int = 3) -> Path:
     """acme@2 at 64 px and 3 steps: the same code paths, a fraction of the CPU time."""
-    styles = root / "styles"
+    styles = root / f"styles-{steps}"
     (styles / "acme").mkdir(parents=True)
     shutil.copy(repo / "styles" / "banned-terms.txt", styles / "banned-terms.txt")
     style = yaml.safe_load((repo / "styles" / "acme" / "v2.yaml").read_text(encoding="utf-8"))
-    style["model"]["resolution"], style["steps"] = 64, 3
+    style["model"]["resolution"], style["steps"] = 64, steps
     (styles / "acme" / "v2.yaml").write_text(yaml.safe_dump(style), encoding="utf-8")
     return styles
 
@@ -176,8 +176,8 @@ def _flow_run_pids(cluster: Cluster) -> list[int]:
     return pids
 
 
-def run_args(sheet: Path, out: Path) -> list[str]:
-    return [str(BIN / "brandbatch"), "run", str(sheet), "--out", str(out), "--formats", "webp"]
+def run_args(sheet: Path, out: Path, *more: str) -> list[str]:
+    return [str(BIN / "brandbatch"), "run", str(sheet), "--out", str(out), "--formats", "webp", *more]
 
 
 def brandbatch(cluster: Cluster, sheet: Path, out: Path, **env: str) -> subprocess.CompletedProcess:
@@ -249,8 +249,10 @@ def test_sharded_campaign_on_two_workers_equals_in_process(cluster: Cluster, tmp
 def test_worker_killed_mid_shard_costs_no_render_twice_and_frees_its_gpu_slot(cluster: Cluster, tmp_path: Path):
     sheet = write_sheet(tmp_path / "chaos.csv", "chaos", rows=CHAOS_JOBS, placements="meta.feed.square")
     out = tmp_path / "chaos-out"
-    campaign = cluster.start("chaos-run", *run_args(sheet, out), cwd=tmp_path,
-                             BRANDBATCH_SHARD_DEPLOYMENT="render_shard/render-shard", BRANDBATCH_SHARD_SIZE="6")
+    # one PNG at a time, ~0.5 s each (40 steps): a wide window to catch a shard half done
+    campaign = cluster.start("chaos-run", *run_args(sheet, out, "--batch-size", "1"), cwd=tmp_path,
+                             BRANDBATCH_SHARD_DEPLOYMENT="render_shard/render-shard", BRANDBATCH_SHARD_SIZE="6",
+                             BRANDBATCH_STYLES=str(write_styles(tmp_path, cluster.repo, steps=40)))
 
     def shard_in_progress():
         for run in cluster.flow_runs("render_shard"):
