@@ -30,6 +30,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from prefect import flow, get_run_logger, task
@@ -40,7 +41,7 @@ from prefect.tasks import exponential_backoff
 
 from plan.jobs import RenderJob
 from render.shards import Shard, merge_reports, report_from_dict, report_to_dict, split_budget, split_shards
-from render.stage import RenderFailure, RenderReport, render_key, render_missing
+from render.stage import CHECK_THREADS, RenderFailure, RenderReport, render_missing, stored_render_problem
 from store import Store, open_store
 
 DEPLOYMENT_ENV = "BRANDBATCH_SHARD_DEPLOYMENT"
@@ -187,11 +188,13 @@ def render_sharded(jobs: Sequence[RenderJob], store: Store, deployment: str, *, 
     logger = get_run_logger()
     done = on_done or (lambda _key: None)
     unique = {job.key: job for job in jobs}
-    cached = [key for key in unique if store.exists(render_key(key))]
+    # the same test render_missing makes; a damaged render goes to a shard, which replaces it
+    with ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="shard-check") as checks:
+        problems = dict(zip(unique, checks.map(lambda job: stored_render_problem(store, job), unique.values())))
+    cached = [key for key, problem in problems.items() if not problem]
     for key in cached:
         done(key)
-    known = set(cached)
-    shards = split_shards([job for key, job in unique.items() if key not in known],
+    shards = split_shards([unique[key] for key, problem in problems.items() if problem],
                           int(_env_number(SHARD_SIZE_ENV, 16, 1)))
     if not shards:
         return RenderReport(cached=cached)

@@ -63,7 +63,7 @@ def split_budget(total: float | None, shards: Sequence[Shard], *, whole: bool) -
 
 
 def merge_reports(reports: Sequence[RenderReport]) -> RenderReport:
-    """One report for many shards: lists concatenated in shard order, seconds summed."""
+    """One report for many shards: lists concatenated in shard order, seconds summed, dicts joined."""
     merged = RenderReport()
     for report in reports:
         merged.rendered.extend(report.rendered)
@@ -71,6 +71,7 @@ def merge_reports(reports: Sequence[RenderReport]) -> RenderReport:
         merged.failed.extend(report.failed)
         merged.gpu_seconds += report.gpu_seconds
         merged.job_seconds.update(report.job_seconds)
+        merged.damaged.update(report.damaged)
     return merged
 
 
@@ -78,10 +79,12 @@ def report_to_dict(report: RenderReport) -> dict:
     """JSON-ready form of a report (a shard writes it to the store for the campaign to read)."""
     return {"rendered": list(report.rendered), "cached": list(report.cached),
             "failed": [{"job_key": f.job_key, "reason": f.reason, "message": f.message} for f in report.failed],
-            "gpu_seconds": report.gpu_seconds, "job_seconds": dict(report.job_seconds)}
+            "gpu_seconds": report.gpu_seconds, "job_seconds": dict(report.job_seconds),
+            "damaged": dict(report.damaged)}
 
 
 def report_from_dict(data: dict) -> RenderReport:
     return RenderReport(rendered=list(data["rendered"]), cached=list(data["cached"]),
                         failed=[RenderFailure(**f) for f in data["failed"]], gpu_seconds=float(data["gpu_seconds"]),
-                        job_seconds={k: float(v) for k, v in data["job_seconds"].items()})
+                        job_seconds={k: float(v) for k, v in data["job_seconds"].items()},
+                        damaged=dict(data.get("damaged", {})))

@@ -3,7 +3,7 @@ between in-process and sharded rendering (flows.shard.shard_deployment)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -52,12 +52,14 @@ def test_budget_shares_never_exceed_the_total():
 
 def test_report_survives_json_and_merges():
     one = RenderReport(rendered=["a"], cached=["b"], failed=[RenderFailure("c", "oom", "too big")], gpu_seconds=1.5,
-                       job_seconds={"a": 1.5})
+                       job_seconds={"a": 1.5}, damaged={"a": "renders/a.png truncated"})
     two = RenderReport(rendered=["d"], gpu_seconds=0.5, job_seconds={"d": 0.5})
     assert report_from_dict(report_to_dict(one)) == one
+    assert set(report_to_dict(one)) == {f.name for f in fields(RenderReport)}, "a shard must carry every field"
     merged = merge_reports([one, two])
     assert merged.rendered == ["a", "d"] and merged.cached == ["b"] and merged.failed == one.failed
     assert merged.gpu_seconds == 2.0 and merged.job_seconds == {"a": 1.5, "d": 0.5}
+    assert merged.damaged == {"a": "renders/a.png truncated"}
 
 
 def test_rendering_shard_by_shard_gives_the_same_pngs_as_one_call(tmp_path: Path):
