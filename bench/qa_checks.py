@@ -160,12 +160,15 @@ def main(argv: list[str]) -> int:
         ]
         verdicts = [r.verdict for r in run_qa(jobs, store, plain)]
     n = args.renders
-    print(f"QA on {n} renders of {args.size}x{args.size} px, best of {args.repeat}, torch threads {torch.get_num_threads()}")
-    print(f"verdicts: {verdicts.count('pass')} pass, {verdicts.count('review')} review, {verdicts.count('fail')} fail")
-    print("| measurement | brandbatch img/s | bare loop img/s | ratio (time) |")
-    print("|---|---:|---:|---:|")
-    for name, ours, bare in rows:
-        print(f"| {name} | {n / ours:.1f} | {n / bare:.1f} | {ours / bare:.2f} |")
+    from bench.common import Row, report
+
+    report("QA", [Row(f"{name} ({n / ours:.1f} img/s, bare {n / bare:.1f})", ours, "s", bare) for name, ours, bare in rows],
+           setup=f"`bench/qa_checks.py --renders {n} --size {args.size} --repeat {args.repeat}`: {n} synthetic renders "
+                 f"of {args.size}x{args.size} px in a local store, best of {args.repeat}, torch threads "
+                 f"{torch.get_num_threads()}; verdicts {verdicts.count('pass')} pass, {verdicts.count('review')} review, "
+                 f"{verdicts.count('fail')} fail.",
+           baseline="a bare loop of the same library calls (PIL decode, numpy statistics, skimage CIEDE2000, scipy "
+                    "k-means, dHash; open_clip preprocessing and encoders) without verdicts, JSON writes or caches.")
     return 0
 
 

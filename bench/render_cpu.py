@@ -159,9 +159,18 @@ def main() -> None:
         flow = best(args.repeat, lambda i: whole_flow(sheet, work / f"flow{i}"))
         rows.append(("campaign_batch flow (plan+render+QA+review+export) vs bare per-image loop", flow, bare1))
 
-    print(f"\n| measurement | brandbatch s | bare s | images/s (brandbatch) | ratio |\n|---|---|---|---|---|")
-    for name, ours, bare in rows:
-        print(f"| {name} | {ours:.2f} | {bare:.2f} | {len(jobs) / ours:.1f} | {ours / bare:.3f} |")
+    from bench.common import Row, at_most, report
+
+    report("Rendering on CPU (tiny model)", [
+        Row(name, ours, "s", bare,
+            **({"goal": "ratio <= 1.10", "met": at_most(ours / bare, 1.10)} if name.startswith("campaign_batch") else {}))
+        for name, ours, bare in rows],
+        setup=f"`bench/render_cpu.py --rows {args.rows} --repeat {args.repeat}`: {len(jobs)} jobs ({args.rows} rows x 2 "
+              f"variants x 2 aspects of acme@2: tiny-sd, 128 px buckets, {jobs[0].steps} euler steps, CFG "
+              f"{jobs[0].guidance}), CPU fp32, {threads} torch thread(s), best of {args.repeat}.",
+        baseline="`DiffusionPipeline.from_pretrained` of the tiny model and the same pipeline calls (per image, or in "
+                 "batches of 4) with the same per-image generators, output to uint8 arrays, nothing stored.",
+        notes=[f"{name}: {len(jobs) / ours:.1f} img/s" for name, ours, _ in rows])
 
 
 if __name__ == "__main__":
