@@ -39,12 +39,12 @@ def cuda_available() -> bool:
 def default_options(gpu: bool) -> dict[str, list[str]]:
     """Options per script (a script not named here runs with its own defaults)."""
     return {
-        "render_cpu.py": ["--rows", "25", "--repeat", "1"],  # 100 jobs, plus the whole flow
+        "render_cpu.py": ["--rows", "20", "--repeat", "1"],  # 80 jobs, plus the whole flow
         "render_gpu.py": [] if gpu else ["--tiny"],
-        "qa_checks.py": ["--renders", "200", "--repeat", "2"],
-        "export_placements.py": ["--assets", "4", "--repeat", "2"],
+        "qa_checks.py": ["--renders", "100", "--repeat", "2"],
+        "export_placements.py": ["--assets", "2", "--repeat", "2"],
         "plan_100k.py": ["--rows", "100000"],
-        "resume.py": ["--rows", "250"],  # 1,000 jobs
+        "resume.py": ["--rows", "250", "--batched"],  # 1,000 jobs
     }
 
 
