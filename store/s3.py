@@ -4,9 +4,10 @@ Writes are whole-object PUTs, so readers never see half an object; ``overwrite=F
 ``put_object(IfNoneMatch='*')`` and a 412 answer means the object is already there. Renders
 and exports never change under their key, so they are served ``immutable``; manifests and
 reports are rewritten and get ``no-cache``. Retries with exponential backoff are botocore's
-``standard`` mode; once they are spent (or on an error that is not retried, such as access
-denied) the call raises ``StoreError`` naming the object, endpoint and cause. The endpoint comes from ``$BRANDBATCH_S3_ENDPOINT``, else
-``$AWS_ENDPOINT_URL``, else AWS; credentials and region from the usual AWS settings.
+``standard`` mode (``max_attempts`` attempts in all); once they are spent, or on an error that
+is not retried (access denied), the call raises ``StoreError`` naming the object, endpoint and
+cause. The endpoint comes from ``$BRANDBATCH_S3_ENDPOINT``, else ``$AWS_ENDPOINT_URL``, else
+AWS; credentials and region from the usual AWS settings.
 """
 
 from __future__ import annotations
