@@ -111,8 +111,10 @@ def main(argv: list[str]) -> int:
     for script in scripts:
         print(f"\n=== {script.name} ===", flush=True)
         start = time.perf_counter()
+        prefect_home = results.parent / f"prefect-{script.stem}"  # a fresh Prefect database per script
+        prefect_home.mkdir()
         code = subprocess.call([sys.executable, str(script), *options.get(script.name, [])], cwd=REPO,
-                               env={**os.environ, "BENCH_RESULTS": str(results)})
+                               env={**os.environ, "BENCH_RESULTS": str(results), "PREFECT_HOME": str(prefect_home)})
         seconds = time.perf_counter() - start
         print(f"--- {script.name}: exit {code} in {seconds:.1f} s", flush=True)
         runs.append((script.name, " ".join(options.get(script.name, [])), code, seconds))
