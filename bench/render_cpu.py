@@ -162,11 +162,11 @@ def main() -> None:
     from bench.common import Row, at_most, report
 
     report("Rendering on CPU (tiny model)", [
-        Row(name, ours, "s", bare,
-            **({"goal": "ratio <= 1.10", "met": at_most(ours / bare, 1.10)} if name.startswith("campaign_batch") else {}))
+        Row(name, ours, "s", bare, **({"goal": "ratio <= 1.10", "met": at_most(ours / bare, 1.10)}
+                                      if name.startswith("campaign_batch") else {}))
         for name, ours, bare in rows],
-        setup=f"`bench/render_cpu.py --rows {args.rows} --repeat {args.repeat}`: {len(jobs)} jobs ({args.rows} rows x 2 "
-              f"variants x 2 aspects of acme@2: tiny-sd, 128 px buckets, {jobs[0].steps} euler steps, CFG "
+        setup=f"`bench/render_cpu.py --rows {args.rows} --repeat {args.repeat}`: {len(jobs)} jobs ({args.rows} rows "
+              f"x 2 variants x 2 aspects of acme@2: tiny-sd, 128 px buckets, {jobs[0].steps} euler steps, CFG "
               f"{jobs[0].guidance}), CPU fp32, {threads} torch thread(s), best of {args.repeat}.",
         baseline="`DiffusionPipeline.from_pretrained` of the tiny model and the same pipeline calls (per image, or in "
                  "batches of 4) with the same per-image generators, output to uint8 arrays, nothing stored.",

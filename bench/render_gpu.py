@@ -179,18 +179,23 @@ def main() -> None:
     best = f"batch {batch}, compile {'on' if compiled else 'off'}"
     rows = [Row(f"bare pipeline, batch {b}, compile {'on' if c else 'off'} (images/s)", len(jobs) / s, "/s")
             for (b, c), s in results.items()]
+    goal = {} if args.tiny else {"goal": "ratio >= 0.97", "met": at_least(bare_seconds / ours, 0.97)
+                                                                and not report.failed}
     rows.append(Row(f"render_missing at the best setting ({best}), images/s", len(jobs) / ours, "/s",
-                    len(jobs) / bare_seconds, ratio=bare_seconds / ours, goal="ratio >= 0.97",
-                    met=at_least(bare_seconds / ours, 0.97) and not report.failed))
-    if not args.tiny:
+                    len(jobs) / bare_seconds, ratio=bare_seconds / ours, **goal))
+    if not args.tiny:  # the GPU goals; a CPU smoke run says nothing about them
         rows.append(Row("render_missing images/s (goal on one H100)", len(jobs) / ours, "/s", goal=">= 1.2",
                         met=at_least(len(jobs) / ours, 1.2)))
-    report_section(f"Rendering on {'CPU, tiny SDXL (smoke run: says nothing about GPU speed)' if args.tiny else 'GPU'}", rows,
+    title = "CPU, tiny SDXL (smoke run: says nothing about GPU speed)" if args.tiny else "GPU"
+    report_section(f"Rendering on {title}", rows,
            setup=f"`bench/render_gpu.py{' --tiny' if args.tiny else ''}`: {settings.device} "
                  f"({torch.cuda.get_device_name() if settings.kind == 'cuda' else 'CPU'}), {settings.dtype}, "
                  f"{'tiny' if args.tiny else 'full-size'} SDXL architecture with random weights, {size}x{size}, "
                  f"{steps} euler steps, CFG 5, {len(jobs)} images per measurement.",
-           baseline="bare `pipe(...)` calls in batches after one warm-up call (ratio = bare time / render_missing time).")
+           baseline="bare `pipe(...)` calls in batches after one warm-up call (ratio = bare time / render_missing "
+                    "time).",
+           notes=["GPU goals not measured: no CUDA GPU here (render_missing >= 0.97x bare throughput and >= 1.2 "
+                  "images/s on one H100 need `bench/render_gpu.py` on a GPU)."] if args.tiny else [])
 
 
 if __name__ == "__main__":

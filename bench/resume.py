@@ -62,7 +62,8 @@ def main(argv: list[str]) -> int:
     rows = [Row(f"second run of a finished {first.jobs:,}-job campaign (first run as baseline)", second_s, "s",
                 first_s, goal=f"ratio <= {GOAL_RATIO:g}", met=at_most(second_s / first_s, GOAL_RATIO))]
     report("Resume", rows,
-           setup=f"`bench/resume.py --rows {args.rows} --formats {args.formats}{' --batched' if args.batched else ''}`: "
+           setup=f"`bench/resume.py --rows {args.rows} --formats {args.formats}"
+                 f"{' --batched' if args.batched else ''}`: "
                  f"the `campaign_batch` flow on {args.rows} rows x 2 variants x 2 aspects = {first.jobs:,} jobs "
                  f"(tiny-sd, 12 steps, CPU, {'batches of 4' if args.batched else 'batch-invariant'}), "
                  f"QA {verdicts}, {first.exported:,} export files, {first.queued} variants left for review; "
