@@ -210,6 +210,18 @@ def _export_task(args: tuple) -> list[dict]:
     return export_render(*args)
 
 
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """Workers forked from a fork server that has imported this module (and the main module)
+    once, so that a worker starts in milliseconds without importing anything; the server is
+    single-threaded, so forking is safe however many threads the caller runs (Prefect does).
+    Spawn where there is no fork server (Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["__main__", __name__])
+    return context
+
+
 def _tasks(items: Sequence[ExportItem], placements: Mapping[str, Placement], workers: int
            ) -> tuple[list[tuple[ExportItem, RenderJob | None, list[Placement]]], list[dict]]:
     """(item, render, placements cut from it) tasks, and the rows of unknown placements.
@@ -257,7 +269,7 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
         results = [_export_task(task) for task in args]
     else:
         args.sort(key=lambda task: -sum(p.width * p.height for p in task[2]))  # largest first: no long task last
-        with ProcessPoolExecutor(min(count, len(args)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(min(count, len(args)), mp_context=_pool_context()) as pool:
             futures = [pool.submit(_export_task, task) for task in args]
             # This process works too rather than only wait (while the workers start, and at the
             # end): it takes the smallest tasks, from the end of the queue, that no worker has begun.
