@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -37,9 +38,16 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.batched:
         os.environ["BRANDBATCH_BATCH_INVARIANT"] = "0"
-    formats = args.formats.split(",")
 
     work = Path(tempfile.mkdtemp(prefix="bench-resume-"))
+    try:
+        return run(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # 1,000 renders and their exports
+
+
+def run(args: argparse.Namespace, work: Path) -> int:
+    formats = args.formats.split(",")
     os.environ.setdefault("PREFECT_HOME", str(work / "prefect"))
     from flows.campaign import campaign_batch
 

@@ -17,6 +17,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -122,6 +123,7 @@ def main(argv: list[str]) -> int:
             failed.append(script.name)
     total = time.perf_counter() - total
     sections = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
+    shutil.rmtree(results.parent, ignore_errors=True)
     header = (f"Latest `make bench` ({'`--only ' + args.only + '`, ' if args.only else ''}all figures below): "
               f"{started:%Y-%m-%d %H:%M} UTC, {total / 60:.1f} min in all. Machine: {machine(gpu)}. Load "
               f"average (1/5/15 min) {load_before[0]:.1f}/{load_before[1]:.1f}/{load_before[2]:.1f} at the start "
