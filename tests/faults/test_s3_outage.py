@@ -16,14 +16,14 @@ def test_server_stopped_mid_run_retries_then_fails_clearly_and_a_rerun_completes
     url = f"s3://{stoppable_s3.new_bucket()}/run"
     store = S3Store(url, endpoint_url=stoppable_s3.endpoint, max_attempts=MAX_ATTEMPTS)
     jobs = [make_job(i, width=32, height=32, steps=1) for i in range(12)]
-    failed_puts: list[str] = []
+    attempts: list[tuple[str, bool]] = []  # (object URL, failed?) of every PutObject attempt, in order
 
-    def note_failed_attempt(request_dict: dict, caught_exception=None, response=None, **_) -> None:
+    def note_attempt(request_dict: dict, caught_exception=None, response=None, **_) -> None:
         """Called after every HTTP attempt of a PutObject, retries included."""
-        if caught_exception is not None or (response is not None and response[0].status_code >= 500):
-            failed_puts.append(request_dict["url"])
+        failed = caught_exception is not None or (response is not None and response[0].status_code >= 500)
+        attempts.append((request_dict["url"], failed))
 
-    store.client.meta.events.register("needs-retry.s3.PutObject", note_failed_attempt)
+    store.client.meta.events.register("needs-retry.s3.PutObject", note_attempt)
     finished: list[str] = []
 
     def stop_after_four(key: str) -> None:
@@ -37,8 +37,11 @@ def test_server_stopped_mid_run_retries_then_fails_clearly_and_a_rerun_completes
     # the cause is the last attempt's: refused, or a 500 / dropped connection while the server shut down
     assert message.startswith(f"S3 put of {url}/renders/") and f"(endpoint {stoppable_s3.endpoint}, " in message
     assert f"{MAX_ATTEMPTS} attempts at most" in message and "(rerun to resume once the store works)" in message
-    # retried: the write that failed was tried MAX_ATTEMPTS times; then stopped: no other write was tried
-    assert len(failed_puts) == MAX_ATTEMPTS and len(set(failed_puts)) == 1, failed_puts
+    # retried: the write that failed was tried MAX_ATTEMPTS times in a row; then stopped: nothing was tried after it
+    last = attempts[-MAX_ATTEMPTS:]
+    assert len({url for url, _ in last}) == 1 and all(failed for _, failed in last), attempts
+    assert attempts.count(last[0]) == MAX_ATTEMPTS, attempts
+    assert len({url for url, failed in attempts if failed} - {last[0][0]}) <= 1, attempts  # at most one cut mid-stop
 
     stoppable_s3.start()
     stored = [job for job in jobs if store.exists(render_key(job.key))]
