@@ -119,9 +119,10 @@ def stack(workdir: Path, tmp_path: Path, repo: Path) -> Iterator[dict]:
         review, review_log = procs.start("review", [str(bin_dir / "brandbatch"), "review", "--out", "out",
                                                     "--port", str(review_port)], env, workdir)
         wait_until("the Prefect server", lambda: _get(f"{api}/health"), 90, server, server_log)
-        worker, worker_log = procs.start("worker", [str(bin_dir / "prefect"), "worker", "start", "--pool", "gpu",
+        # prefect.yaml runs campaigns on the cpu pool (they only orchestrate render shards).
+        worker, worker_log = procs.start("worker", [str(bin_dir / "prefect"), "worker", "start", "--pool", "cpu",
                                                     "--type", "process"], env, workdir)
-        wait_until("the gpu work pool", lambda: _get(f"{api}/work_pools/gpu"), 60, worker, worker_log)
+        wait_until("the cpu work pool", lambda: _get(f"{api}/work_pools/cpu"), 60, worker, worker_log)
         deploy = subprocess.run([str(bin_dir / "prefect"), "--no-prompt", "deploy", "--name", "spring-launch-nightly"],
                                 cwd=repo, env=env, capture_output=True, text=True, timeout=120)
         assert deploy.returncode == 0, deploy.stdout + deploy.stderr
@@ -143,8 +144,10 @@ def start_run(api: str, workdir: Path, campaign: str, wait: str) -> str:
     deployment = httpx.get(f"{api}/deployments/name/campaign_batch/spring-launch-nightly", timeout=10).json()
     parameters = {"sheet": str(workdir / f"{campaign}.csv"), "out": str(workdir / "out"),
                   "styles": str(workdir / "styles"), "formats": ["webp"], "wait_for_review": wait}
+    # Render in the campaign's own process: this test is about the review wait, not shards.
+    job_variables = {"env": {"BRANDBATCH_SHARD_DEPLOYMENT": ""}}
     response = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run",
-                          json={"parameters": parameters}, timeout=10)
+                          json={"parameters": parameters, "job_variables": job_variables}, timeout=10)
     response.raise_for_status()
     return response.json()["id"]
 
