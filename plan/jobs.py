@@ -55,20 +55,17 @@ class RenderJob:
     reroll: int = 0
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}  # plain values only: no deep copy
+        return {name: getattr(self, name) for name in _FIELDS}  # plain values only: no deep copy
 
     @classmethod
     def from_dict(cls, data: dict) -> RenderJob:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**{k: v for k, v in data.items() if k in _FIELDS})
 
     @cached_property
     def key(self) -> str:
         """sha256 of the canonical JSON of the job (the ``row`` number excluded: it is
         where the row sat in the sheet, which must not change what is rendered)."""
-        data = self.to_dict()
-        data.pop("row")
-        return sha256_text(canonical_json(data))
+        return sha256_text(canonical_json({name: getattr(self, name) for name in _KEY_FIELDS}))
 
     @property
     def prompt_sha256(self) -> str:
@@ -79,3 +76,7 @@ class RenderJob:
         """Jobs with the same group can share one pipeline call (batch)."""
         return (self.model_id, self.model_revision, self.model_family, self.width, self.height,
                 self.scheduler, self.steps, self.guidance)
+
+
+_FIELDS = tuple(f.name for f in fields(RenderJob))
+_KEY_FIELDS = tuple(name for name in _FIELDS if name != "row")

@@ -114,8 +114,14 @@ def _style_for(cell: str, library: StyleLibrary, settings: PlanSettings, where: 
     return style
 
 
+def _banned_terms(library: StyleLibrary, style: Style) -> tuple[str, ...]:
+    """Every brand's (styles/banned-terms.txt), this brand's, and this style version's banned terms."""
+    return load_banned_terms(library.root / "banned-terms.txt") \
+        + load_banned_terms(library.root / style.name / "banned-terms.txt") + style.banned_terms
+
+
 def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, settings: PlanSettings,
-              where: str) -> PlannedRow:
+              where: str, banned_by_style: dict[str, tuple[str, ...]]) -> PlannedRow:
     problems: list[Problem] = []
     for column, value in cells.items():
         if len(value) > MAX_CELL_CHARS:
@@ -165,9 +171,9 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
 
     # Empty cells are left undefined, so a template that uses one fails (StrictUndefined).
     variables = {k: v for k, v in cells.items() if k not in RESERVED_COLUMNS and v}
-    # Banned terms: every brand's (styles/banned-terms.txt), this brand's, this style version's.
-    banned = load_banned_terms(library.root / "banned-terms.txt") \
-        + load_banned_terms(library.root / style.name / "banned-terms.txt") + style.banned_terms
+    if style.ref not in banned_by_style:  # once per style and run
+        banned_by_style[style.ref] = _banned_terms(library, style)
+    banned = banned_by_style[style.ref]
     for column, value in variables.items():
         hits = find_banned_terms(value, banned)
         if hits:
@@ -238,6 +244,7 @@ def plan_campaign(sheet: Sheet, settings: PlanSettings, limit: int | None = None
     where = str(sheet.path)
     first_seen: dict[str, int] = {}
     file_names: dict[str, tuple[int, str]] = {}  # export file stem, casefolded -> (row, stem)
+    banned_by_style: dict[str, tuple[str, ...]] = {}  # style ref -> its banned terms
     for sheet_row in sheet.rows:
         asset_id = sheet_row.cells.get("asset_id", "")
         if asset_id and asset_id in first_seen:
@@ -250,7 +257,7 @@ def plan_campaign(sheet: Sheet, settings: PlanSettings, limit: int | None = None
             plan.problems.extend(sheet_row.problems)
             continue
         try:
-            planned = _plan_row(sheet_row.cells, sheet_row.row, library, settings, where)
+            planned = _plan_row(sheet_row.cells, sheet_row.row, library, settings, where, banned_by_style)
             _claim_file_names(planned, file_names, where)
         except _RowProblems as exc:
             plan.problems.extend(exc.problems)
