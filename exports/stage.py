@@ -210,6 +210,14 @@ def _export_task(args: tuple) -> list[dict]:
     return export_render(*args)
 
 
+def _take_callers_environment(environ: dict[str, str], cwd: str) -> None:
+    """Pool initializer: a fork-server worker inherits the server's environment and folder, which
+    are those of the first pool's caller; take this caller's (e.g. S3 credentials set since)."""
+    os.environ.clear()
+    os.environ.update(environ)
+    os.chdir(cwd)
+
+
 def _pool_context() -> multiprocessing.context.BaseContext:
     """Workers forked from a fork server that has imported this module (and the main module)
     once, so that a worker starts in milliseconds without importing anything; the server is
@@ -269,7 +277,9 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
         results = [_export_task(task) for task in args]
     else:
         args.sort(key=lambda task: -sum(p.width * p.height for p in task[2]))  # largest first: no long task last
-        with ProcessPoolExecutor(min(count, len(args)), mp_context=_pool_context()) as pool:
+        with ProcessPoolExecutor(min(count, len(args)), mp_context=_pool_context(),
+                                 initializer=_take_callers_environment,
+                                 initargs=(dict(os.environ), os.getcwd())) as pool:
             futures = [pool.submit(_export_task, task) for task in args]
             # This process works too rather than only wait (while the workers start, and at the
             # end): it takes the smallest tasks, from the end of the queue, that no worker has begun.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from PIL import Image
 from exports.metadata import TRAINED_ALGORITHMIC_MEDIA
 from exports.placements import load_placements
 from exports.stage import export_assets, write_manifests
+from store.local import LocalStore
 from tests.exports.conftest import make_item
 
 PLACEMENTS = ("google.display.upload.300x250", "google.display.upload.728x90", "meta.stories")
@@ -93,14 +95,32 @@ def test_same_render_gives_same_bytes_in_a_fresh_store(tmp_path, placements):
 
 
 def test_parallel_equals_serial(tmp_path, placements):
-    from store.local import LocalStore
-
     results = []
     for workers in (1, 2):
         store = LocalStore(tmp_path / f"w{workers}")
         items = [make_item(store, PLACEMENTS[:2], asset=a) for a in ("pack-01", "tent-02")]
         results.append(export_assets(items, store, placements, formats=("webp", "upload"), workers=workers))
     assert results[0] == results[1]
+
+
+class _EnvStore(LocalStore):
+    """A store that, like boto3 looking for credentials, needs its caller's environment."""
+
+    def put(self, key, data, **kwargs):
+        if os.environ.get("BRANDBATCH_TEST_TOKEN") != "set-after-the-first-pool":
+            raise RuntimeError("this worker does not have its caller's environment")
+        return super().put(key, data, **kwargs)
+
+
+def test_workers_take_the_callers_environment_set_after_an_earlier_pool(tmp_path, placements, monkeypatch):
+    store = LocalStore(tmp_path / "first")
+    items = [make_item(store, PLACEMENTS[:2], asset=a) for a in ("pack-01", "tent-02")]
+    export_assets(items, store, placements, formats=("webp",), workers=2)  # the fork server exists now
+    monkeypatch.setenv("BRANDBATCH_TEST_TOKEN", "set-after-the-first-pool")
+    store = _EnvStore(tmp_path / "second")
+    items = [make_item(store, PLACEMENTS[:2], asset=a) for a in ("pack-01", "tent-02")]
+    rows = export_assets(items, store, placements, formats=("webp",), workers=2)
+    assert rows and all(row["status"] == "exported" for row in rows), rows
 
 
 def test_missing_render_and_unknown_placement_fail_only_their_rows(store, placements):
