@@ -72,8 +72,22 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if len(values) else None
 
 
+class _ImageTimes:
+    """p50/p95 seconds per image, for records with an ``image_seconds`` list."""
+
+    image_seconds: list[float]
+
+    @property
+    def p50(self) -> float | None:
+        return percentile(self.image_seconds, 50)
+
+    @property
+    def p95(self) -> float | None:
+        return percentile(self.image_seconds, 95)
+
+
 @dataclass(frozen=True)
-class RunRecord:
+class RunRecord(_ImageTimes):
     """What one run did. ``jobs``: jobs its render pass was given (the plan, or the dead
     letters under ``--retry-failed``); ``image_seconds``: render seconds of each new image
     (its share of its batch); ``render_seconds``: wall-clock seconds of the render stage (what
@@ -101,14 +115,6 @@ class RunRecord:
     @property
     def images_per_hour(self) -> float | None:
         return self.rendered / self.render_seconds * 3600 if self.render_seconds > 0 else None
-
-    @property
-    def p50(self) -> float | None:
-        return percentile(self.image_seconds, 50)
-
-    @property
-    def p95(self) -> float | None:
-        return percentile(self.image_seconds, 95)
 
     @property
     def blocks(self) -> PlanBlocks:
@@ -172,7 +178,7 @@ def load_runs(store: Store, campaign: str) -> list[RunRecord]:
 
 
 @dataclass(frozen=True)
-class CampaignMetrics:
+class CampaignMetrics(_ImageTimes):
     """Over every recorded run (throughput, GPU time, time per image) and the campaign as it
     stands now (planning blocks, QA verdicts, open dead letters by reason)."""
 
@@ -189,14 +195,6 @@ class CampaignMetrics:
     @property
     def images_per_hour(self) -> float | None:
         return self.images / self.render_seconds * 3600 if self.render_seconds > 0 else None
-
-    @property
-    def p50(self) -> float | None:
-        return percentile(self.image_seconds, 50)
-
-    @property
-    def p95(self) -> float | None:
-        return percentile(self.image_seconds, 95)
 
 
 def campaign_metrics(campaign: str, runs: Sequence[RunRecord], blocks: PlanBlocks, results: Sequence[QAResult],

@@ -68,6 +68,21 @@ class SeaweedS3:
         return name
 
 
+def wait_until_serving(server: SeaweedS3, process: subprocess.Popen, log: Path) -> None:
+    """Return once ``server`` answers S3; skip the test (naming the log) if it exits or stays silent."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if process.poll() is not None:
+            pytest.skip(f"SeaweedFS exited with {process.returncode} on start; see {log}")
+        try:
+            server.client().list_buckets()
+            return
+        except Exception:  # not up yet
+            if time.monotonic() > deadline:
+                pytest.skip(f"SeaweedFS did not answer S3 within {START_TIMEOUT_S} s; see {log}")
+            time.sleep(0.25)
+
+
 @pytest.fixture(scope="session")
 def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
     binary = weed_binary()
@@ -83,17 +98,7 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
                                env={**os.environ, **CREDENTIALS})
     server = SeaweedS3(f"http://127.0.0.1:{ports['s3']}")
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.skip(f"SeaweedFS exited with {process.returncode} on start; see {data / 'weed.log'}")
-            try:
-                server.client().list_buckets()
-                break
-            except Exception:  # not up yet
-                if time.monotonic() > deadline:
-                    pytest.skip(f"SeaweedFS did not answer S3 within {START_TIMEOUT_S} s; see {data / 'weed.log'}")
-                time.sleep(0.25)
+        wait_until_serving(server, process, data / "weed.log")
         yield server
     finally:
         process.terminate()

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest_s3 import CREDENTIALS, START_TIMEOUT_S, SeaweedS3, _free_port, s3_out, seaweedfs, weed_binary
+from tests.conftest_s3 import (CREDENTIALS, SeaweedS3, _free_port, s3_out, seaweedfs, wait_until_serving,
+                               weed_binary)
 
 __all__ = ["s3_out", "seaweedfs"]  # fixtures
 
@@ -33,17 +33,7 @@ class StoppableSeaweed(SeaweedS3):
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.data,
                                         env={**os.environ, **CREDENTIALS})
         log.close()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if self.process.poll() is not None:
-                pytest.skip(f"SeaweedFS exited with {self.process.returncode}; see {self.data / 'weed.log'}")
-            try:
-                self.client().list_buckets()
-                return
-            except Exception:  # not up yet
-                if time.monotonic() > deadline:
-                    pytest.skip(f"SeaweedFS did not answer within {START_TIMEOUT_S} s; see {self.data / 'weed.log'}")
-                time.sleep(0.2)
+        wait_until_serving(self, self.process, self.data / "weed.log")
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and wait until it is gone."""
