@@ -293,6 +293,28 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     return sorted(rows, key=lambda row: row["path"])
 
 
+def export_failure_lines(rows: Sequence[dict], placements: Mapping[str, Placement],
+                         formats: Sequence[str]) -> list[str]:
+    """One line per export that failed (which file, why), and, when ``upload`` was asked for, per
+    placement of an asset variant left without an exported file in a format the platform accepts
+    for upload (JPEG/PNG): that placement cannot go live."""
+    lines = [f"export failed: {row['path']}: {row['error']}" for row in rows if row.get("status") != "exported"]
+    if "upload" in formats:
+        uploadable: dict[tuple[str, int, str], bool] = {}
+        for row in rows:
+            placement = placements.get(row["placement"])
+            if placement is None:
+                continue
+            key = (row["asset_id"], row["variant"], row["placement"])
+            ok = row.get("status") == "exported" and row.get("format") in placement.upload_formats
+            uploadable[key] = uploadable.get(key, False) or ok
+        for (asset_id, variant, pid), ok in sorted(uploadable.items()):
+            if not ok:
+                lines.append(f"no uploadable file: {asset_id} v{variant} has no {'/'.join(placements[pid].upload_formats)} "
+                             f"export for placement {pid} (the platform accepts only these for upload)")
+    return lines
+
+
 def _unknown_placement_row(item: ExportItem, pid: str) -> dict:
     return {name: "" for name in MANIFEST_FIELDS} | {
         "asset_id": item.asset_id, "row": item.row, "variant": item.variant, "placement": pid,
@@ -303,4 +325,5 @@ def _unknown_placement_row(item: ExportItem, pid: str) -> dict:
     }
 
 
-__all__ = ["DEFAULT_FORMATS", "DEFAULT_MAX_UPSCALE", "RUN_FORMATS", "ExportItem", "export_assets", "export_render", "write_manifests"]
+__all__ = ["DEFAULT_FORMATS", "DEFAULT_MAX_UPSCALE", "RUN_FORMATS", "ExportItem", "export_assets", "export_failure_lines",
+           "export_render", "write_manifests"]

@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows.assemble import asset_snapshot, assets_key, plan_settings, resolve_paths
-from exports.stage import DEFAULT_FORMATS
+from exports.stage import DEFAULT_FORMATS, export_failure_lines
 from flows.deadletters import load_dead_letters, rendered_jobs, retry_jobs
 from flows.export import export_task
 from flows import metrics
@@ -28,6 +28,7 @@ from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, plan_campaign
 from plan.sheet import read_sheet
 from qa import QAResult, render_report, run_qa, summary_markdown
+from qa.verdicts import qa_error_lines
 from render.stage import RenderReport, render_missing
 from review.actions import queue_for_review, render_rerolls, styles_qa
 from review.queue import ReviewQueue, database_url
@@ -50,6 +51,8 @@ class CampaignSummary:
     manifest: str = ""
     report: str = ""
     dead_letters: int = 0
+    qa_errors: list[str] = field(default_factory=list)  # one line each
+    export_failures: list[str] = field(default_factory=list)  # one line each
 
 
 @task(cache_policy=NO_CACHE)
@@ -164,5 +167,6 @@ def campaign_batch(
         verdicts=verdicts, exported=sum(1 for r in rows if r.get("status") == "exported"), queued=queued,
         rerolled=rerolled, problems=[str(p) for p in plan.problems],
         manifest=store.location(f"{campaign}/manifest.json"), report=store.location(f"{campaign}/report.html"),
-        dead_letters=len(letters),
+        dead_letters=len(letters), qa_errors=qa_error_lines(results),
+        export_failures=export_failure_lines(rows, placements, formats),
     )

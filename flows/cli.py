@@ -114,17 +114,20 @@ def run(
     for failure in summary.failed:
         typer.echo(f"render failed: job {failure['job_key'][:12]} ({failure['reason']}): {failure['message']}",
                    err=True)
+    for line in summary.qa_errors + summary.export_failures:
+        typer.echo(line, err=True)
     verdicts = ", ".join(f"{n} {v}" for v, n in sorted(summary.verdicts.items())) or "none"
     rerolls = f", {summary.rerolled} reroll renders" if summary.rerolled else ""
-    typer.echo(f"campaign {summary.campaign}: {summary.jobs} jobs ({summary.rendered} rendered, "
-               f"{summary.cached} already there, {len(summary.failed)} failed{rerolls}); QA: {verdicts}; "
-               f"{summary.queued} waiting for review; {summary.exported} export files")
+    typer.echo(f"campaign {summary.campaign}: {summary.jobs} render jobs ({summary.rendered} rendered, "
+               f"{summary.cached} already there, {len(summary.failed)} failed{rerolls}); QA of renders: {verdicts}; "
+               f"{summary.queued} variants waiting for review; {summary.exported} export files "
+               f"({len(summary.export_failures)} export failures)")
     if summary.dead_letters:
         typer.echo(f"dead letters: {summary.dead_letters} jobs failed and have not rendered since "
                    f"({summary.campaign}/dead-letters.json); retry them alone with --retry-failed")
     typer.echo(f"manifest: {summary.manifest}")
     typer.echo(f"report:   {summary.report}")
-    raise typer.Exit(1 if summary.problems or summary.failed else 0)
+    raise typer.Exit(1 if summary.problems or summary.failed or summary.qa_errors or summary.export_failures else 0)
 
 
 @app.command()
@@ -133,6 +136,9 @@ def review(
     host: Annotated[str, typer.Option("--host", help="Interface to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8765,
     styles: StylesOpt = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild the review queue from its decision log "
+                                          "(after it was lost or damaged), write back what the log lacks, "
+                                          "then exit.")] = False,
 ) -> None:
     """Serve the designers' review queue (approve / reject / reroll; "publish" resumes the run
     waiting for the review, else exports)."""
@@ -141,7 +147,19 @@ def review(
     from flows.review_wait import publisher
     from review.app import serve
     from review.queue import ReviewError
+    from store import StoreError
 
+    if rebuild:
+        from review.rebuild import rebuild_queue
+
+        try:
+            report = rebuild_queue(out)
+        except (ReviewError, StoreError) as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+        for line in report.lines():
+            typer.echo(line)
+        return
     try:
         serve(out, host, port, publish=publisher(out),
               styles_dir=resolve_paths(styles).styles)
@@ -168,11 +186,16 @@ def export(
     except (FileNotFoundError, ReviewError, StoreError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
-    failed = [r for r in rows if r.get("status") != "exported"]
-    for row in failed:
-        typer.echo(f"export failed: {row['path']}: {row['error']}", err=True)
-    typer.echo(f"campaign {campaign}: {len(rows) - len(failed)} export files, {len(failed)} failed")
-    raise typer.Exit(1 if failed else 0)
+    from exports.placements import load_placements
+    from exports.stage import export_failure_lines
+    from flows.assemble import resolve_paths
+
+    failures = export_failure_lines(rows, load_placements(resolve_paths().placements_file), chosen)
+    for line in failures:
+        typer.echo(line, err=True)
+    exported = sum(1 for r in rows if r.get("status") == "exported")
+    typer.echo(f"campaign {campaign}: {exported} export files written or current, {len(failures)} export failures")
+    raise typer.Exit(1 if failures else 0)
 
 
 @styles_app.command("list")

@@ -24,6 +24,7 @@ def export_task(campaign: str, out: str, store: Store, placements: dict[str, Pla
                 formats: Sequence[str]) -> list[dict]:
     queue = ReviewQueue.for_out(out)
     try:
+        queue.verify(campaign)  # lost decisions stop the export (ReviewStateLost)
         approved = queue.approved(campaign)
     finally:
         queue.close()

@@ -117,3 +117,19 @@ def decide(job_key: str, findings: Mapping[str, Finding], errors: Iterable[str] 
     if in_spot_check(job_key, sample_rate):
         return QAResult(job_key, "review", ("sampled",), scores, details)
     return QAResult(job_key, "pass", (), scores, details)
+
+
+def qa_error_lines(results: Iterable[QAResult]) -> list[str]:
+    """One line per QA error (a check that raised, a render missing or undecodable): what, which
+    file, why. Such renders go to review, but the run that met them must not report success."""
+    lines = []
+    for result in results:
+        where = f"renders/{result.job_key}.png"
+        for reason in result.reasons:
+            if reason.startswith("check_error:"):
+                check = reason.removeprefix("check_error:")
+                why = result.details.get(f"error:{check}", "no message")
+                lines.append(f"QA error: check {check} failed on {where}: {why}")
+            elif reason in ("render_missing", "render_undecodable"):
+                lines.append(f"QA error: {reason.replace('_', ' ')}: {result.details.get('render', where)}")
+    return lines
