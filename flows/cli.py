@@ -96,10 +96,12 @@ def run(
     chosen = _formats(formats)
     _prefect_home()
     from flows.campaign import campaign_batch
-    from review.queue import ReviewError
+    from plan.sheet import campaign_name
+    from review.queue import ReviewError, check_queue
     from store import StoreError
 
     try:
+        check_queue(out, campaign_name(sheet))  # lost review state stops the run before any work
         summary = campaign_batch(sheet=str(sheet), out=out, model=model, limit=limit, styles=styles,
                                  allow_draft=allow_draft, batch_size=batch_size, formats=chosen,
                                  progress=progress and sys.stderr.isatty(), max_images=max_images,
@@ -178,10 +180,11 @@ def export(
     chosen = _formats(formats)
     _prefect_home()
     from flows.export import export_campaign
-    from review.queue import ReviewError
+    from review.queue import ReviewError, check_queue
     from store import StoreError
 
     try:
+        check_queue(out, campaign)  # lost review state stops the export before any work
         rows = export_campaign(campaign, out=out, formats=chosen)
     except (FileNotFoundError, ReviewError, StoreError) as exc:
         typer.echo(str(exc), err=True)

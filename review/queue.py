@@ -564,6 +564,16 @@ class ReviewQueue:
             conn.execute(sessions_table.delete().where(sessions_table.c.id == sha256_text(session)))
 
 
+def check_queue(out: str | os.PathLike[str], campaign: str | None = None) -> None:
+    """Open the queue of ``out`` and compare it with its decision log (of ``campaign``, or all):
+    :class:`ReviewStoreDamaged` / :class:`ReviewStateLost` before a command does any work."""
+    queue = ReviewQueue.for_out(out)
+    try:
+        queue.verify(campaign)
+    finally:
+        queue.close()
+
+
 def _jobs(text: str) -> dict[str, RenderJob]:
     return {a: RenderJob.from_dict(d) for a, d in json.loads(text).items()}
 
