@@ -15,7 +15,7 @@ import io
 import math
 import multiprocessing
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -29,6 +29,7 @@ from exports.logo import LogoError, load_logo
 from exports.overlay import OverlayStyle, apply_overlays, overlay_warnings
 from exports.placements import Placement, sized_for, unknown_placement
 from plan.jobs import RenderJob
+from plan.planner import shipped_text_problems
 from store.base import Store
 
 RUN_FORMATS = (*FORMATS, "upload")  # "upload": the placement's first accepted upload format
@@ -317,14 +318,40 @@ def export_failure_lines(rows: Sequence[dict], placements: Mapping[str, Placemen
 
 
 def _unknown_placement_row(item: ExportItem, pid: str, known: Iterable[str]) -> dict:
+    return _item_failed_row(item, pid, unknown_placement(pid, known))
+
+
+def _item_failed_row(item: ExportItem, pid: str, reason: str) -> dict:
+    """The row of a placement of ``item`` that nothing was exported for (no format, no file)."""
     return {name: "" for name in MANIFEST_FIELDS} | {
         "asset_id": item.asset_id, "row": item.row, "variant": item.variant, "placement": pid,
-        "path": _stem(item, pid), "bytes": 0, "status": "failed",
-        "error": unknown_placement(pid, known),
+        "path": _stem(item, pid), "bytes": 0, "status": "failed", "error": reason,
         "qa_verdict": item.qa_verdict, "approval_id": item.approval_id, "approved_by": item.approved_by,
         "alt_text": item.alt_text,
     }
 
 
+def refuse_banned_text(items: Sequence[ExportItem], banned_for: Callable[[RenderJob], Sequence[str]]
+                       ) -> tuple[list[ExportItem], list[dict]]:
+    """Check every text of each item that ships (file name, manifest, overlay, platform: asset id,
+    headline, CTA, alt text) against the banned terms of its render's style as they are now
+    (``banned_for``: job -> terms): returns the items that pass, and a failed row per placement
+    of each item that does not (nothing of it is exported)."""
+    passed, rows = [], []
+    for item in items:
+        job = next(iter(item.renders.values()), None)
+        texts = {"asset_id": item.asset_id, "headline": item.headline, "cta": item.cta, "alt_text": item.alt_text}
+        try:
+            problems = shipped_text_problems(texts, banned_for(job)) if job is not None else []
+        except ValueError as exc:  # the style cannot be read now: its terms cannot be checked, fail closed
+            problems = [f"banned terms cannot be checked: {exc}"]
+        if not problems:
+            passed.append(item)
+            continue
+        reason = f"{'; '.join(problems)} (style {job.style}@{job.style_version}): nothing of it is exported"
+        rows += [_item_failed_row(item, pid, reason) for pid in item.placements]
+    return passed, rows
+
+
 __all__ = ["DEFAULT_FORMATS", "DEFAULT_MAX_UPSCALE", "RUN_FORMATS", "ExportItem", "export_assets", "export_failure_lines",
-           "export_render", "write_manifests"]
+           "export_render", "refuse_banned_text", "write_manifests"]

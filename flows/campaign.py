@@ -146,7 +146,7 @@ def campaign_batch(
     review_wait.wait_for_designers(plan.campaign, wait_for_review, queued)  # deployments: suspend until published
 
     campaign = plan.campaign
-    rows = export_task(campaign, out, store, placements, formats)
+    rows = export_task(campaign, out, store, placements, formats, settings.styles_dir)
     create_markdown_artifact(summary_markdown(campaign, results), key=metrics.artifact_key("qa", campaign),
                              description=f"QA summary of {campaign}")
     letters, tables = metrics.record_run(store, plan, jobs, rendered, results, rows, letters, started=started,

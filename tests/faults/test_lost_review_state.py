@@ -22,6 +22,7 @@ from review.rebuild import rebuild_queue
 from store import open_store
 
 REVIEWERS = {"dana": "dana-token-0123456789"}
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _plan() -> CampaignPlan:
@@ -139,7 +140,7 @@ def _run_queue(out: Path) -> None:
 
 
 def _export(out: Path) -> None:
-    export_task.fn(CAMPAIGN, str(out), open_store(str(out)), {}, ["webp"])
+    export_task.fn(CAMPAIGN, str(out), open_store(str(out)), {}, ["webp"], REPO / "styles")
 
 
 def _review_app(out: Path) -> None:
