@@ -2,9 +2,11 @@
 
 Layout: the safe area (canvas minus the placement's safe-zone insets, minus a margin) is split
 into regions; wide banners (aspect >= 3) put logo | headline | CTA side by side, other shapes put
-the headline on top and logo + CTA button at the bottom. Text wraps at word boundaries and
-shrinks until it fits its region; what cannot fit even at ``MIN_FONT_PX`` is not drawn and is
-reported. Text colour is whichever of the style's light/dark colours contrasts more with the
+the headline on top and logo + CTA button at the bottom; right-to-left text mirrors the layout
+and the alignment. Text is set in the font of its script's fallback chain (``exports.typeset``:
+raqm shaping, per-locale language), wraps at word boundaries (between characters in CJK, at
+U+200B or grapheme clusters in Thai) and shrinks until it fits its region; what cannot fit even
+at ``MIN_FONT_PX``, or has a glyph no font of its chain has, is not drawn and is reported. Text colour is whichever of the style's light/dark colours contrasts more with the
 pixels behind it; below WCAG's 4.5:1 a translucent scrim is laid under the text first.
 """
 
@@ -14,11 +16,17 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from exports.placements import Placement
+from exports.typeset import Face, choose_face, load_chains, load_font, main_script, wrap
+from plan.errors import Problem
+
+if TYPE_CHECKING:
+    from plan.planner import CampaignPlan
 
 DEFAULT_FONT = Path(__file__).with_name("fonts") / "Geist-VariableFont_wght.ttf"
 MIN_FONT_PX = 9
@@ -126,46 +134,25 @@ def _regions(area: Box, has_logo: bool) -> dict[str, Box]:
     }
 
 
-@functools.lru_cache(maxsize=64)
-def _font(style: OverlayStyle, size: int) -> ImageFont.FreeTypeFont:
-    """A loaded font at ``size`` px; cached per process (fonts are read-only once set up)."""
-    font = ImageFont.truetype(str(style.font), size)
-    try:
-        font.set_variation_by_axes([style.weight])
-    except OSError:  # not a variable font
-        pass
-    return font
-
-
-def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str] | None:
-    """Greedy word wrap; None if one word alone is wider than ``width``."""
-    lines: list[str] = []
-    for word in text.split():
-        if font.getlength(word) > width:
-            return None
-        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
-            lines[-1] = f"{lines[-1]} {word}"
-        else:
-            lines.append(word)
-    return lines
-
-
 @functools.lru_cache(maxsize=1024)
-def fit_text(text: str, style: OverlayStyle, width: int, height: int,
-             max_px: int | None = None) -> tuple[ImageFont.FreeTypeFont, tuple[str, ...], int, int] | None:
+def fit_text(text: str, style: OverlayStyle, width: int, height: int, max_px: int | None = None,
+             locale: str = "") -> tuple[ImageFont.FreeTypeFont, tuple[str, ...], int, int] | None:
     """The largest font size (binary search) at which ``text`` wraps into width x height:
-    (font, lines, text width, text height), or None if it does not fit at ``MIN_FONT_PX``.
-    Cached per process: a campaign's texts recur across placements, and the warnings of a
-    placement repeat its drawing's fits."""
+    (font, lines, text width, text height), or None if it does not fit at ``MIN_FONT_PX`` or
+    no font of its chain has all its glyphs. Cached per process: a campaign's texts recur
+    across placements, and the warnings of a placement repeat its drawing's fits."""
+    face = choose_face(text, style.font, style.weight, locale)[0]
+    if face is None:
+        return None
     best = None
     lo, hi = MIN_FONT_PX, max(MIN_FONT_PX, min(max_px or height, height))
     while lo <= hi:
         size = (lo + hi) // 2
-        font = _font(style, size)
-        lines = _wrap(text, font, width)
+        font = load_font(face, style.weight, size)
+        lines = wrap(text, face, font, width)
         if lines:
             line_h = _line_height(font)
-            text_w = max(_ink_width(font, line) for line in lines)
+            text_w = max(_ink_width(font, line, face) for line in lines)
             text_h = line_h * len(lines)
             if text_h <= height and text_w <= width:
                 best, lo = (font, tuple(lines), text_w, text_h), size + 1
@@ -179,9 +166,13 @@ def _line_height(font: ImageFont.FreeTypeFont) -> int:
     return ascent + descent
 
 
-def _ink_width(font: ImageFont.FreeTypeFont, line: str) -> int:
-    left, _, right, _ = font.getbbox(line)
-    return max(right, round(font.getlength(line))) - min(left, 0)
+def _shaping(face: Face) -> dict:
+    return {"direction": face.direction, "language": face.language or None}
+
+
+def _ink_width(font: ImageFont.FreeTypeFont, line: str, face: Face) -> int:
+    left, _, right, _ = font.getbbox(line, **_shaping(face))
+    return max(right, round(font.getlength(line, **_shaping(face)))) - min(left, 0)
 
 
 def _linear(c: np.ndarray) -> np.ndarray:
@@ -224,24 +215,33 @@ def _aligned_left(region: Box, width: int, align: str) -> int:
     return region.left
 
 
-def _fit_in_region(role: str, text: str, region: Box, style: OverlayStyle
+def _fit_in_region(role: str, text: str, region: Box, style: OverlayStyle, locale: str = ""
                    ) -> tuple[tuple[ImageFont.FreeTypeFont, tuple[str, ...], int, int] | None, int, str]:
     """(fitted text or None, padding, problem) for ``text`` in ``region``; the CTA is a button."""
     button = role == "cta"
     pad = max(2, round(0.18 * region.height)) if button else max(1, round(0.03 * min(region.width, region.height)))
-    fitted = fit_text(text, style, region.width - 2 * pad, region.height - 2 * pad)
+    face, no_font = choose_face(text, style.font, style.weight, locale)
+    if face is None:
+        return None, pad, f"{role} {text!r}: {no_font}"
+    fitted = fit_text(text, style, region.width - 2 * pad, region.height - 2 * pad, locale=locale)
     problem = "" if fitted else f"{role} {text!r} does not fit {region.width}x{region.height} px at {MIN_FONT_PX} px"
     return fitted, pad, problem
 
 
-def _draw_text(canvas: Image.Image, role: str, text: str, region: Box, style: OverlayStyle) -> Element:
-    fitted, pad, problem = _fit_in_region(role, text, region, style)
+_MIRRORED = {"left": "right", "right": "left", "center": "center"}
+
+
+def _draw_text(canvas: Image.Image, role: str, text: str, region: Box, style: OverlayStyle,
+               locale: str = "") -> Element:
+    fitted, pad, problem = _fit_in_region(role, text, region, style, locale)
     if fitted is None:
         return Element(role, region, None, problem=problem)
+    face = choose_face(text, style.font, style.weight, locale)[0]
+    align = _MIRRORED[style.align] if face.rtl else style.align
     button = role == "cta"
     font, lines, text_w, text_h = fitted
     box_w, box_h = text_w + 2 * pad, text_h + 2 * pad
-    left = _aligned_left(region, box_w, "right" if button and style.align == "right" else style.align)
+    left = _aligned_left(region, box_w, align)
     top = region.top + (region.height - box_h) // 2 if button else region.top
     box = Box(left, top, left + box_w, top + box_h)
     draw = ImageDraw.Draw(canvas, "RGBA")
@@ -257,8 +257,9 @@ def _draw_text(canvas: Image.Image, role: str, text: str, region: Box, style: Ov
         colour, ratio = _best_colour(np.asarray(canvas.crop((box.left, box.top, box.right, box.bottom))), style)
     line_h = _line_height(font)
     for i, line in enumerate(lines):
-        x = _aligned_left(Box(box.left + pad, 0, box.right - pad, 0), _ink_width(font, line), style.align)
-        draw.text((x - min(font.getbbox(line)[0], 0), box.top + pad + i * line_h), line, font=font, fill=colour)
+        x = _aligned_left(Box(box.left + pad, 0, box.right - pad, 0), _ink_width(font, line, face), align)
+        draw.text((x - min(font.getbbox(line, **_shaping(face))[0], 0), box.top + pad + i * line_h), line,
+                  font=font, fill=colour, **_shaping(face))
     return Element(role, region, box, lines, font.size, round(ratio, 2), scrim)
 
 
@@ -276,27 +277,38 @@ def _draw_logo(canvas: Image.Image, logo: Image.Image, region: Box) -> Element:
     return Element("logo", region, Box(left, top, left + size[0], top + size[1]))
 
 
+def _layout_regions(area: Box, has_logo: bool, headline: str, cta: str) -> dict[str, Box]:
+    """``_regions``, mirrored left-right when the texts are written right to left."""
+    regions = _regions(area, has_logo)
+    if main_script(f"{headline} {cta}") not in load_chains().rtl:
+        return regions
+    edge = area.left + area.right
+    return {role: Box(edge - box.right, box.top, edge - box.left, box.bottom) for role, box in regions.items()}
+
+
 def apply_overlays(image: Image.Image, placement: Placement, *, headline: str = "", cta: str = "",
-                   logo: Image.Image | None = None, style: OverlayStyle = OverlayStyle()) -> tuple[Image.Image, Layout]:
+                   logo: Image.Image | None = None, style: OverlayStyle = OverlayStyle(),
+                   locale: str = "") -> tuple[Image.Image, Layout]:
     """A copy of ``image`` (already at the placement's size) with the overlays drawn, and where
-    each one went. Every drawn box lies inside the safe area."""
+    each one went. Every drawn box lies inside the safe area. ``locale`` (BCP 47) picks the
+    shaping language and, for CJK, the regional glyph forms."""
     if image.size != (placement.width, placement.height):
         raise ValueError(f"image is {image.size[0]}x{image.size[1]} but placement {placement.id} is "
                          f"{placement.width}x{placement.height}")
     canvas = image.convert("RGB")
     area = safe_area(placement, style.margin)
     layout = Layout(area)
-    regions = _regions(area, logo is not None)
+    regions = _layout_regions(area, logo is not None, headline, cta)
     if logo is not None:
         layout.elements.append(_draw_logo(canvas, logo, regions["logo"]))
     for role, text in (("headline", headline), ("cta", cta)):
         if text.strip():
-            layout.elements.append(_draw_text(canvas, role, " ".join(text.split()), regions[role], style))
+            layout.elements.append(_draw_text(canvas, role, " ".join(text.split()), regions[role], style, locale))
     return canvas, layout
 
 
 def overlay_warnings(placement: Placement, *, headline: str = "", cta: str = "", logo: bool = False,
-                     style: OverlayStyle = OverlayStyle()) -> list[str]:
+                     style: OverlayStyle = OverlayStyle(), locale: str = "") -> list[str]:
     """The problems ``apply_overlays`` would report, without an image (they depend only on the
     texts, the font and the placement), in the same order."""
     regions = _regions(safe_area(placement, style.margin), logo)
@@ -305,5 +317,24 @@ def overlay_warnings(placement: Placement, *, headline: str = "", cta: str = "",
         problems.append(_NO_ROOM_FOR_LOGO)
     for role, text in (("headline", headline), ("cta", cta)):
         if text.strip():
-            problems.append(_fit_in_region(role, " ".join(text.split()), regions[role], style)[2])
+            problems.append(_fit_in_region(role, " ".join(text.split()), regions[role], style, locale)[2])
     return [p for p in problems if p]
+
+
+def sheet_text_problems(plan: CampaignPlan, styles_dir: Path) -> list[Problem]:
+    """A ``SHEET:ROW:COLUMN`` problem for each headline or CTA with a character that no font of
+    its script's chain has (it would be a tofu box): ``brandbatch validate`` and ``run`` list them."""
+    problems = []
+    for row in plan.rows:
+        overlay = row.style.overlay
+        font = Path(styles_dir) / row.style.name / overlay.font if overlay.font else DEFAULT_FONT
+        weight = overlay.weight or OverlayStyle.weight
+        for role in ("headline", "cta"):
+            text = " ".join(row.cells.get(role, "").split())
+            try:
+                face, why = choose_face(text, font, weight, row.cells.get("locale", "")) if text else (True, "")
+            except OSError as exc:  # the style's font file is broken
+                face, why = None, str(exc)
+            if face is None:
+                problems.append(Problem(str(plan.sheet), why, row.row, role))
+    return problems

@@ -58,6 +58,7 @@ class ExportItem:
     logo: str = ""  # path of a logo image (PNG/JPEG/WebP, alpha kept) to composite; "" for none
     focal: tuple[float, float] | None = None  # the style's focal hint (x, y as 0..1); None: saliency
     overlay: OverlayStyle = OverlayStyle()  # the style's look for headline, CTA and logo
+    locale: str = ""  # BCP 47 language of the headline and CTA ("" unknown)
 
 
 def render_key(job: RenderJob) -> str:
@@ -87,7 +88,8 @@ def _base_row(item: ExportItem, placement: Placement, job: RenderJob | None) -> 
         "model_revision": job.model_revision if job else None, "job_key": job.key if job else "",
         "prompt_sha256": job.prompt_sha256 if job else "", "qa_verdict": item.qa_verdict,
         "approval_id": item.approval_id, "approved_by": item.approved_by, "alt_text": item.alt_text,
-        "headline": item.headline, "cta": item.cta, "upscale": None, "upscale_flagged": False, "warnings": "",
+        "headline": item.headline, "cta": item.cta, "locale": item.locale, "upscale": None, "upscale_flagged": False,
+        "warnings": "",
     }
 
 
@@ -155,7 +157,7 @@ def _draw(item: ExportItem, placement: Placement, source: _Source, overlays: boo
         return fitted
     try:
         return apply_overlays(fitted, placement, headline=item.headline, cta=item.cta, logo=source.logo,
-                              style=item.overlay)[0]
+                              style=item.overlay, locale=item.locale)[0]
     except OSError as exc:  # the style's font file cannot be read
         raise ValueError(f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}") from None
 
@@ -190,7 +192,8 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
         try:
             if _has_overlays(item, overlays):
                 base["warnings"] = "; ".join(overlay_warnings(placement, headline=item.headline, cta=item.cta,
-                                                              logo=bool(item.logo), style=item.overlay))
+                                                              logo=bool(item.logo), style=item.overlay,
+                                                              locale=item.locale))
         except OSError as exc:
             reason = f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}"
         # A stored file is current if its XMP names this job's key and its C2PA manifest is valid;

@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows.assemble import asset_snapshot, assets_key, plan_settings, resolve_paths
+from exports.overlay import sheet_text_problems
 from exports.provenance import credential_note
 from exports.stage import DEFAULT_FORMATS
 from flows.deadletters import load_dead_letters, rendered_jobs, retry_jobs
@@ -57,6 +58,7 @@ class CampaignSummary:
 @task(cache_policy=NO_CACHE)
 def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Store) -> CampaignPlan:
     plan = plan_campaign(read_sheet(sheet), settings, limit=limit)
+    plan.problems.extend(sheet_text_problems(plan, settings.styles_dir))  # glyphs no font has
     store.put(assets_key(plan.campaign), asset_snapshot(plan, settings.styles_dir), content_type="application/json", overwrite=True)
     return plan
 

@@ -58,6 +58,7 @@ def validate(
     allow_draft: Annotated[bool, typer.Option("--allow-draft", help="Accept draft styles.")] = False,
 ) -> None:
     """Validate a sheet and the styles it references; render nothing."""
+    from exports.overlay import sheet_text_problems
     from flows.assemble import plan_settings
     from plan.planner import plan_campaign
     from plan.sheet import read_sheet
@@ -65,6 +66,7 @@ def validate(
     try:
         settings, _ = plan_settings(styles, allow_draft=allow_draft)
         plan = plan_campaign(read_sheet(sheet), settings)
+        plan.problems.extend(sheet_text_problems(plan, settings.styles_dir))  # glyphs no font has
     except InputError as exc:
         _fail(exc.problems, to_stdout=True)
         raise typer.Exit(1) from None
