@@ -6,7 +6,10 @@ the headline on top and logo + CTA button at the bottom; right-to-left text mirr
 and the alignment. Text is set in the font of its script's fallback chain (``exports.typeset``:
 raqm shaping, per-locale language), wraps at word boundaries (between characters in CJK, at
 U+200B or grapheme clusters in Thai) and shrinks until it fits its region; what cannot fit even
-at ``MIN_FONT_PX``, or has a glyph no font of its chain has, is not drawn and is reported. Text colour is whichever of the style's light/dark colours contrasts more with the
+at the placement's minimum legible size (``min_text_px``), or has a glyph no font of its chain
+has, is not drawn and is reported; so is a logo that would be drawn below ``min_logo_px``.
+Logos get a region of their own aspect ratio. The export stage holds an item with any such
+problem for review instead of shipping it with shrunk or dropped text. Text colour is whichever of the style's light/dark colours contrasts more with the
 pixels behind it; below WCAG's 4.5:1 a translucent scrim is laid under the text first.
 """
 
@@ -29,21 +32,24 @@ if TYPE_CHECKING:
     from plan.planner import CampaignPlan
 
 DEFAULT_FONT = Path(__file__).with_name("fonts") / "Geist-VariableFont_wght.ttf"
-MIN_FONT_PX = 9
+MIN_FONT_PX = 9  # never smaller, on any placement
+TEXT_SHARE = 0.02  # default minimum text size: this share of the placement's shorter side
+MIN_LOGO_PX = 16
+LOGO_SHARE = 0.04  # default minimum logo height: this share of the shorter side
 MIN_CONTRAST = 4.5  # WCAG 2.x AA for normal text
 Colour = tuple[int, int, int]
 
 
 @dataclass(frozen=True)
 class OverlayStyle:
-    """How overlays look; a style's ``overlay:`` keys set these (defaults: bundled Geist,
-    white/near-black text, an orange CTA button)."""
+    """How overlays look; a style's ``overlay:`` keys set these. The defaults are neutral (no
+    brand's colours): bundled Geist, white/near-black text, a charcoal CTA button."""
 
     font: Path = DEFAULT_FONT
     weight: int = 700  # for variable fonts
     light_colour: Colour = (255, 255, 255)
     dark_colour: Colour = (20, 20, 28)
-    cta_colour: Colour = (228, 87, 46)  # CTA button
+    cta_colour: Colour = (38, 38, 44)  # CTA button (charcoal)
     align: str = "left"  # left, center, right
     margin: float = 0.04  # of the shorter side, inside the safe area
 
@@ -112,10 +118,22 @@ def safe_area(placement: Placement, margin: float) -> Box:
                placement.width - zone.right - pad, placement.height - zone.bottom - pad)
 
 
-def _regions(area: Box, has_logo: bool) -> dict[str, Box]:
+def min_text_px(placement: Placement) -> int:
+    """The smallest text drawn on ``placement``: its ``min_text_px``, else 2 % of its shorter side."""
+    return placement.min_text_px or max(MIN_FONT_PX, round(TEXT_SHARE * min(placement.width, placement.height)))
+
+
+def min_logo_px(placement: Placement) -> int:
+    """The smallest logo height drawn on ``placement``: its ``min_logo_px``, else 4 % of its shorter side."""
+    return placement.min_logo_px or max(MIN_LOGO_PX, round(LOGO_SHARE * min(placement.width, placement.height)))
+
+
+def _regions(area: Box, logo_aspect: float | None) -> dict[str, Box]:
+    """Regions of the safe area; the logo's is as wide as its aspect ratio needs (capped)."""
+    has_logo = logo_aspect is not None
     gap = max(2, round(0.04 * min(area.width, area.height)))
     if area.width >= 3 * area.height:  # banner: [logo] headline cta
-        logo_w = area.height if has_logo else 0
+        logo_w = round(min(area.height * logo_aspect, 0.3 * area.width)) if has_logo else 0
         cta_w = round(0.28 * area.width)
         head_left = area.left + logo_w + (gap if has_logo else 0)
         return {
@@ -126,7 +144,7 @@ def _regions(area: Box, has_logo: bool) -> dict[str, Box]:
     head_h = round(0.32 * area.height)
     band_h = round(0.14 * area.height)
     band_top = area.bottom - band_h
-    logo_w = band_h if has_logo else 0
+    logo_w = round(min(band_h * logo_aspect, 0.45 * area.width)) if has_logo else 0
     return {
         "headline": Box(area.left, area.top, area.right, area.top + head_h),
         "logo": Box(area.left, band_top, area.left + logo_w, area.bottom),
@@ -136,16 +154,16 @@ def _regions(area: Box, has_logo: bool) -> dict[str, Box]:
 
 @functools.lru_cache(maxsize=1024)
 def fit_text(text: str, style: OverlayStyle, width: int, height: int, max_px: int | None = None,
-             locale: str = "") -> tuple[ImageFont.FreeTypeFont, tuple[str, ...], int, int] | None:
+             locale: str = "", min_px: int = MIN_FONT_PX) -> tuple[ImageFont.FreeTypeFont, tuple[str, ...], int, int] | None:
     """The largest font size (binary search) at which ``text`` wraps into width x height:
-    (font, lines, text width, text height), or None if it does not fit at ``MIN_FONT_PX`` or
+    (font, lines, text width, text height), or None if it does not fit at ``min_px`` or
     no font of its chain has all its glyphs. Cached per process: a campaign's texts recur
     across placements, and the warnings of a placement repeat its drawing's fits."""
     face = choose_face(text, style.font, style.weight, locale)[0]
     if face is None:
         return None
     best = None
-    lo, hi = MIN_FONT_PX, max(MIN_FONT_PX, min(max_px or height, height))
+    lo, hi = min_px, max(min_px, min(max_px or height, height))
     while lo <= hi:
         size = (lo + hi) // 2
         font = load_font(face, style.weight, size)
@@ -215,7 +233,8 @@ def _aligned_left(region: Box, width: int, align: str) -> int:
     return region.left
 
 
-def _fit_in_region(role: str, text: str, region: Box, style: OverlayStyle, locale: str = ""
+def _fit_in_region(role: str, text: str, region: Box, style: OverlayStyle, locale: str = "",
+                   min_px: int = MIN_FONT_PX
                    ) -> tuple[tuple[ImageFont.FreeTypeFont, tuple[str, ...], int, int] | None, int, str]:
     """(fitted text or None, padding, problem) for ``text`` in ``region``; the CTA is a button."""
     button = role == "cta"
@@ -223,8 +242,9 @@ def _fit_in_region(role: str, text: str, region: Box, style: OverlayStyle, local
     face, no_font = choose_face(text, style.font, style.weight, locale)
     if face is None:
         return None, pad, f"{role} {text!r}: {no_font}"
-    fitted = fit_text(text, style, region.width - 2 * pad, region.height - 2 * pad, locale=locale)
-    problem = "" if fitted else f"{role} {text!r} does not fit {region.width}x{region.height} px at {MIN_FONT_PX} px"
+    fitted = fit_text(text, style, region.width - 2 * pad, region.height - 2 * pad, locale=locale, min_px=min_px)
+    problem = "" if fitted else (f"{role} {text!r} does not fit {region.width}x{region.height} px at {min_px} px "
+                                 "(the placement's minimum legible size)")
     return fitted, pad, problem
 
 
@@ -232,8 +252,8 @@ _MIRRORED = {"left": "right", "right": "left", "center": "center"}
 
 
 def _draw_text(canvas: Image.Image, role: str, text: str, region: Box, style: OverlayStyle,
-               locale: str = "") -> Element:
-    fitted, pad, problem = _fit_in_region(role, text, region, style, locale)
+               locale: str = "", min_px: int = MIN_FONT_PX) -> Element:
+    fitted, pad, problem = _fit_in_region(role, text, region, style, locale, min_px)
     if fitted is None:
         return Element(role, region, None, problem=problem)
     face = choose_face(text, style.font, style.weight, locale)[0]
@@ -263,23 +283,33 @@ def _draw_text(canvas: Image.Image, role: str, text: str, region: Box, style: Ov
     return Element(role, region, box, lines, font.size, round(ratio, 2), scrim)
 
 
-_NO_ROOM_FOR_LOGO = "no room for the logo"
+def _logo_size(logo_size: tuple[int, int], region: Box) -> tuple[int, int]:
+    scale = min(region.width / logo_size[0], region.height / logo_size[1])
+    return max(1, int(logo_size[0] * scale)), max(1, int(logo_size[1] * scale))
 
 
-def _draw_logo(canvas: Image.Image, logo: Image.Image, region: Box) -> Element:
+def _logo_problem(logo_size: tuple[int, int], region: Box, minimum: int) -> str:
     if region.width < 1 or region.height < 1:
-        return Element("logo", region, None, problem=_NO_ROOM_FOR_LOGO)
-    scale = min(region.width / logo.width, region.height / logo.height)
-    size = (max(1, int(logo.width * scale)), max(1, int(logo.height * scale)))
+        return "logo: no room for it"
+    height = _logo_size(logo_size, region)[1]
+    return "" if height >= minimum else (f"logo would be {height} px tall, below the placement's minimum legible "
+                                         f"{minimum} px")
+
+
+def _draw_logo(canvas: Image.Image, logo: Image.Image, region: Box, minimum: int) -> Element:
+    problem = _logo_problem(logo.size, region, minimum)
+    if problem:
+        return Element("logo", region, None, problem=problem)
+    size = _logo_size(logo.size, region)
     resized = logo.convert("RGBA").resize(size, Image.Resampling.LANCZOS)
     left, top = region.left, region.top + (region.height - size[1]) // 2
     canvas.paste(resized, (left, top), resized)
     return Element("logo", region, Box(left, top, left + size[0], top + size[1]))
 
 
-def _layout_regions(area: Box, has_logo: bool, headline: str, cta: str) -> dict[str, Box]:
+def _layout_regions(area: Box, logo_size: tuple[int, int] | None, headline: str, cta: str) -> dict[str, Box]:
     """``_regions``, mirrored left-right when the texts are written right to left."""
-    regions = _regions(area, has_logo)
+    regions = _regions(area, logo_size[0] / logo_size[1] if logo_size else None)
     if main_script(f"{headline} {cta}") not in load_chains().rtl:
         return regions
     edge = area.left + area.right
@@ -291,33 +321,38 @@ def apply_overlays(image: Image.Image, placement: Placement, *, headline: str = 
                    locale: str = "") -> tuple[Image.Image, Layout]:
     """A copy of ``image`` (already at the placement's size) with the overlays drawn, and where
     each one went. Every drawn box lies inside the safe area. ``locale`` (BCP 47) picks the
-    shaping language and, for CJK, the regional glyph forms."""
+    shaping language and, for CJK, the regional glyph forms. An element with a ``problem``
+    (too small to be legible, no font) is not drawn."""
     if image.size != (placement.width, placement.height):
         raise ValueError(f"image is {image.size[0]}x{image.size[1]} but placement {placement.id} is "
                          f"{placement.width}x{placement.height}")
     canvas = image.convert("RGB")
     area = safe_area(placement, style.margin)
     layout = Layout(area)
-    regions = _layout_regions(area, logo is not None, headline, cta)
+    regions = _layout_regions(area, logo.size if logo is not None else None, headline, cta)
     if logo is not None:
-        layout.elements.append(_draw_logo(canvas, logo, regions["logo"]))
+        layout.elements.append(_draw_logo(canvas, logo, regions["logo"], min_logo_px(placement)))
     for role, text in (("headline", headline), ("cta", cta)):
         if text.strip():
-            layout.elements.append(_draw_text(canvas, role, " ".join(text.split()), regions[role], style, locale))
+            layout.elements.append(_draw_text(canvas, role, " ".join(text.split()), regions[role], style, locale,
+                                              min_text_px(placement)))
     return canvas, layout
 
 
-def overlay_warnings(placement: Placement, *, headline: str = "", cta: str = "", logo: bool = False,
-                     style: OverlayStyle = OverlayStyle(), locale: str = "") -> list[str]:
+def overlay_problems(placement: Placement, *, headline: str = "", cta: str = "",
+                     logo_size: tuple[int, int] | None = None, style: OverlayStyle = OverlayStyle(),
+                     locale: str = "") -> list[str]:
     """The problems ``apply_overlays`` would report, without an image (they depend only on the
-    texts, the font and the placement), in the same order."""
-    regions = _regions(safe_area(placement, style.margin), logo)
+    texts, the font, the logo's size and the placement), in the same order. Any of them holds
+    the file for review."""
+    regions = _layout_regions(safe_area(placement, style.margin), logo_size, headline, cta)
     problems = []
-    if logo and (regions["logo"].width < 1 or regions["logo"].height < 1):
-        problems.append(_NO_ROOM_FOR_LOGO)
+    if logo_size is not None:
+        problems.append(_logo_problem(logo_size, regions["logo"], min_logo_px(placement)))
     for role, text in (("headline", headline), ("cta", cta)):
         if text.strip():
-            problems.append(_fit_in_region(role, " ".join(text.split()), regions[role], style, locale)[2])
+            problems.append(_fit_in_region(role, " ".join(text.split()), regions[role], style, locale,
+                                           min_text_px(placement))[2])
     return [p for p in problems if p]
 
 

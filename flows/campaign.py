@@ -53,6 +53,7 @@ class CampaignSummary:
     report: str = ""
     dead_letters: int = 0
     credential: str = ""  # which C2PA credential signed the exports (exports.provenance.credential_note)
+    held: int = 0  # export files held for review: overlays would be illegible (status "review")
 
 
 @task(cache_policy=NO_CACHE)
@@ -170,4 +171,5 @@ def campaign_batch(
         rerolled=rerolled, problems=[str(p) for p in plan.problems],
         manifest=store.location(f"{campaign}/manifest.json"), report=store.location(f"{campaign}/report.html"),
         dead_letters=len(letters), credential=credential_note(rows),
+        held=sum(1 for r in rows if r.get("status") == "review"),
     )

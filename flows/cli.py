@@ -127,6 +127,9 @@ def run(
     if summary.dead_letters:
         typer.echo(f"dead letters: {summary.dead_letters} jobs failed and have not rendered since "
                    f"({summary.campaign}/dead-letters.json); retry them alone with --retry-failed")
+    if summary.held:
+        typer.echo(f"held for review: {summary.held} export files whose text or logo would be illegible or whose CTA "
+                   "does not fit (status 'review' with the reason in the manifest)")
     if summary.credential:
         typer.echo(summary.credential)
     typer.echo(f"manifest: {summary.manifest}")
@@ -177,10 +180,15 @@ def export(
     except (FileNotFoundError, ReviewError, StoreError, CredentialError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
-    failed = [r for r in rows if r.get("status") != "exported"]
+    failed = [r for r in rows if r.get("status") not in ("exported", "review")]
+    for row in rows:
+        if row.get("status") == "review":
+            typer.echo(f"held for review: {row['path']}: {row['error']}", err=True)
     for row in failed:
         typer.echo(f"export failed: {row['path']}: {row['error']}", err=True)
-    typer.echo(f"campaign {campaign}: {len(rows) - len(failed)} export files, {len(failed)} failed")
+    held = sum(1 for r in rows if r.get("status") == "review")
+    typer.echo(f"campaign {campaign}: {len(rows) - len(failed) - held} export files, {held} held for review, "
+               f"{len(failed)} failed")
     if credential_note(rows):
         typer.echo(credential_note(rows))
     raise typer.Exit(1 if failed else 0)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from exports.fit import cover_fit
-from exports.overlay import OverlayStyle, apply_overlays, overlay_warnings
+from exports.overlay import OverlayStyle, apply_overlays, overlay_problems
 from exports.placements import load_placements
 from exports.typeset import ZWSP, _cmap, choose_face, load_chains, main_script, units
 from tests.exports.conftest import synthetic_render
@@ -108,7 +108,7 @@ def test_a_glyph_in_no_font_of_the_chain_is_reported_never_drawn(tmp_path):
     assert element.box is None and "glyph '\U00013000' (U+13000 EGYPTIAN HIEROGLYPH A001) is in no font" in element.problem
     p = PLACEMENTS["meta.feed.square"]
     assert out.tobytes() == cover_fit(synthetic_render(200, 200), p.width, p.height).tobytes()  # nothing drawn
-    assert "is in no font of the latin chain" in overlay_warnings(p, headline=text)[0]
+    assert "is in no font of the latin chain" in overlay_problems(p, headline=text)[0]
 
 
 @fonts
