@@ -18,16 +18,19 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 from PIL import Image, UnidentifiedImageError
 
+from exports.credentials import Credential, load_credential
 from exports.encode import CONTENT_TYPES, EXTENSIONS, FORMATS, ByteCapError, encode
 from exports.fit import cover_fit, focal_point, nearest_render, upscale_factor
 from exports.manifest import MANIFEST_FIELDS, write_manifests
 from exports.metadata import xmp_packet
 from exports.logo import LogoError, load_logo
-from exports.overlay import OverlayStyle, apply_overlays, overlay_warnings
+from exports.overlay import OverlayStyle, apply_overlays, overlay_problems
 from exports.placements import Placement, sized_for, unknown_placement
+from exports.provenance import Provenance, SigningError, sign, verify
 from plan.jobs import RenderJob
 from plan.planner import shipped_text_problems
 from store.base import Store
@@ -56,6 +59,7 @@ class ExportItem:
     logo: str = ""  # path of a logo image (PNG/JPEG/WebP, alpha kept) to composite; "" for none
     focal: tuple[float, float] | None = None  # the style's focal hint (x, y as 0..1); None: saliency
     overlay: OverlayStyle = OverlayStyle()  # the style's look for headline, CTA and logo
+    locale: str = ""  # BCP 47 language of the headline and CTA ("" unknown)
 
 
 def render_key(job: RenderJob) -> str:
@@ -85,21 +89,38 @@ def _base_row(item: ExportItem, placement: Placement, job: RenderJob | None) -> 
         "model_revision": job.model_revision if job else None, "job_key": job.key if job else "",
         "prompt_sha256": job.prompt_sha256 if job else "", "qa_verdict": item.qa_verdict,
         "approval_id": item.approval_id, "approved_by": item.approved_by, "alt_text": item.alt_text,
-        "headline": item.headline, "cta": item.cta, "upscale": None, "upscale_flagged": False, "warnings": "",
+        "headline": item.headline, "cta": item.cta, "locale": item.locale, "upscale": None, "upscale_flagged": False,
     }
 
 
-def _file_row(base: dict, fmt: str, key: str, data: bytes, size: tuple[int, int] | None = None) -> dict:
-    """The row of a file in the store; ``size``: its pixel size if known, else read from ``data``."""
+def _file_row(base: dict, fmt: str, key: str, data: bytes, credential: str,
+              size: tuple[int, int] | None = None) -> dict:
+    """The row of a file in the store, signed with a ``credential`` of that kind (development or
+    configured); ``size``: its pixel size if known, else read from ``data``."""
     if size is None:
         with Image.open(io.BytesIO(data)) as image:
             size = image.size
     return {**base, "format": fmt, "path": key, "width": size[0], "height": size[1], "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(), "status": "exported", "error": ""}
+            "sha256": hashlib.sha256(data).hexdigest(), "c2pa_credential": credential, "status": "exported",
+            "error": ""}
+
+
+def _held_row(base: dict, fmt: str, key: str, reason: str) -> dict:
+    """A file not made because its overlays would be illegible: the item goes back to review."""
+    return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "c2pa_credential": "", "status": "review",
+            "error": reason}
 
 
 def _failed_row(base: dict, fmt: str, key: str, reason: str) -> dict:
-    return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "status": "failed", "error": reason}
+    return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "c2pa_credential": "", "status": "failed",
+            "error": reason}
+
+
+def _signed_with(data: bytes, fmt: str) -> str:
+    """The kind of credential a stored file is validly signed with; "" if its C2PA manifest is
+    missing or invalid (the file is then made again)."""
+    check = verify(data, fmt)
+    return ("development" if check.development else "configured") if check.valid else ""
 
 
 def _has_overlays(item: ExportItem, overlays: bool) -> bool:
@@ -115,7 +136,17 @@ class _Source:
     logo: Image.Image | None
 
 
-def _load_source(item: ExportItem, job: RenderJob, store: Store, overlays: bool) -> _Source:
+def _load_logo(item: ExportItem, overlays: bool) -> Image.Image | None:
+    """The item's logo if it draws one; ``ValueError`` with the reason if it cannot be used."""
+    if not (item.logo and _has_overlays(item, overlays)):
+        return None
+    try:
+        return load_logo(item.logo)
+    except LogoError as exc:
+        raise ValueError(f"{exc} (asset {item.asset_id})") from None
+
+
+def _load_source(item: ExportItem, job: RenderJob, store: Store, logo: Image.Image | None) -> _Source:
     """Raises ``ValueError`` with the reason when an input is missing or unreadable."""
     try:
         with Image.open(io.BytesIO(store.get(render_key(job)))) as opened:
@@ -126,12 +157,6 @@ def _load_source(item: ExportItem, job: RenderJob, store: Store, overlays: bool)
         raise ValueError(f"render {render_key(job)} cannot be decoded: {exc}") from None
     render.info = {}  # nothing of the render's metadata reaches an export
     focal = item.focal if item.focal is not None else focal_point(render)
-    logo = None
-    if item.logo and _has_overlays(item, overlays):
-        try:
-            logo = load_logo(item.logo)
-        except LogoError as exc:
-            raise ValueError(f"{exc} (asset {item.asset_id})") from None
     return _Source(render, focal, logo)
 
 
@@ -142,7 +167,7 @@ def _draw(item: ExportItem, placement: Placement, source: _Source, overlays: boo
         return fitted
     try:
         return apply_overlays(fitted, placement, headline=item.headline, cta=item.cta, logo=source.logo,
-                              style=item.overlay)[0]
+                              style=item.overlay, locale=item.locale)[0]
     except OSError as exc:  # the style's font file cannot be read
         raise ValueError(f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}") from None
 
@@ -155,10 +180,18 @@ def _stored(store: Store, key: str) -> bytes | None:
 
 
 def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[Placement], formats: Sequence[str],
-                  store: Store, max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: bool = True) -> list[dict]:
+                  store: Store, max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: bool = True,
+                  credential: Credential | None = None) -> list[dict]:
     """Every requested format of ``item`` in each of ``placements``, all cut from the render
-    ``job`` (None: the item has no render), which is decoded once; never raises for bad input."""
+    ``job`` (None: the item has no render), which is decoded once, each file signed (C2PA) with
+    ``credential`` (None: the configured one); never raises for bad input."""
+    credential = credential or load_credential()
     source: _Source | None = None
+    logo, logo_reason = None, ""
+    try:
+        logo = _load_logo(item, overlays) if job else None
+    except ValueError as exc:
+        logo_reason = str(exc)
     rows = []
     for placement in placements:
         placement = sized_for(placement, (job.width, job.height)) if job else placement
@@ -170,41 +203,55 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
             continue
         base["upscale"] = round(upscale_factor((job.width, job.height), placement.width, placement.height), 3)
         base["upscale_flagged"] = base["upscale"] > max_upscale
-        image, reason = None, ""
+        image, reason, held = None, logo_reason, []
         try:
-            if _has_overlays(item, overlays):
-                base["warnings"] = "; ".join(overlay_warnings(placement, headline=item.headline, cta=item.cta,
-                                                              logo=bool(item.logo), style=item.overlay))
+            if _has_overlays(item, overlays) and not reason:
+                held = overlay_problems(placement, headline=item.headline, cta=item.cta,
+                                        logo_size=logo.size if logo else None, style=item.overlay, locale=item.locale)
         except OSError as exc:
             reason = f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}"
-        # A stored file is current if its XMP names this job's key; one of another render (a
-        # reroll, changed inputs) is stale and gets replaced.
+        if held and not reason:  # text or logo below legible size, a CTA that does not fit, no font
+            for fmt, key in keys.items():
+                if _stored(store, key) is not None:
+                    store.delete(key)  # shipped before the rules held it: not any more
+                rows.append(_held_row(base, fmt, key, "; ".join(held)))
+            continue
+        # A stored file is current if its XMP names this job's key and its C2PA manifest is valid;
+        # one of another render (a reroll, changed inputs) or with a broken manifest is replaced.
         stored = {fmt: _stored(store, key) for fmt, key in keys.items()}
-        current = {fmt: data for fmt, data in stored.items() if data is not None and job.key.encode("ascii") in data}
+        current = {fmt: (data, signed) for fmt, data in stored.items()
+                   if data is not None and job.key.encode("ascii") in data and (signed := _signed_with(data, fmt))}
         if len(current) < len(keys) and not reason:
             try:
-                source = source or _load_source(item, job, store, overlays)
+                source = source or _load_source(item, job, store, logo)
                 image = _draw(item, placement, source, overlays)
             except ValueError as exc:
                 reason = str(exc)
-        xmp = xmp_packet(job.key, f"{job.style}@{job.style_version}")
+        style = f"{job.style}@{job.style_version}"
+        xmp = xmp_packet(job.key, style, seed=job.seed, model=job.model_id, model_revision=job.model_revision)
+        made = Provenance(job_key=job.key, seed=job.seed, style=style, model=job.model_id,
+                          model_revision=job.model_revision, placement=placement.id, approval_id=item.approval_id,
+                          approved_by=item.approved_by, export_fingerprint=base.get("export_fingerprint", ""))
         for fmt, key in keys.items():
             if fmt in current:
-                rows.append(_file_row(base, fmt, key, current[fmt]))
+                rows.append(_file_row(base, fmt, key, *current[fmt]))
                 continue
             if image is None:
                 rows.append(_failed_row(base, fmt, key, reason))
                 continue
             try:
-                encoded = encode(image, fmt, max_bytes=placement.max_bytes, xmp=xmp)
-            except ByteCapError as exc:
+                encoded = encode(image, fmt, max_bytes=placement.max_bytes, xmp=xmp,
+                                 finish=partial(sign, fmt=fmt, provenance=made, credential=credential,
+                                                title=key.rsplit("/", 1)[-1]))
+            except (ByteCapError, SigningError) as exc:
                 rows.append(_failed_row(base, fmt, key, f"{fmt} for {placement.id}: {exc}"))
                 continue
             written = store.put(key, encoded.data, content_type=CONTENT_TYPES[fmt], overwrite=stored[fmt] is not None)
             if written:
-                rows.append(_file_row(base, fmt, key, encoded.data, image.size))
+                rows.append(_file_row(base, fmt, key, encoded.data, credential.kind, image.size))
             else:  # written meanwhile by another run
-                rows.append(_file_row(base, fmt, key, store.get(key)))
+                data = store.get(key)
+                rows.append(_file_row(base, fmt, key, data, _signed_with(data, fmt)))
     return rows
 
 
@@ -260,21 +307,26 @@ def _tasks(items: Sequence[ExportItem], placements: Mapping[str, Placement], wor
 
 def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping[str, Placement], *,
                   formats: Sequence[str] = DEFAULT_FORMATS, workers: int | None = None,
-                  max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: bool = True) -> list[dict]:
+                  max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: bool = True,
+                  credential: Credential | None = None) -> list[dict]:
     """Export every item to each of its placements in each format; manifest rows sorted by path.
 
     ``formats``: any of webp, avif, jpeg, png, upload. ``workers``: processes (None: all
     cores; 1: in this process). Renders enlarged more than ``max_upscale`` times are exported
     and flagged (``upscale_flagged``) in their rows. ``overlays``: draw each item's headline,
-    CTA and logo in its ``overlay`` style (False: export the bare render); text that cannot fit
-    is listed in ``warnings``.
+    CTA and logo in its ``overlay`` style (False: export the bare render); a placement where text
+    or logo would be below its legible minimum, or the CTA does not fit, or a glyph has no font,
+    is not made: its rows have ``status: review`` and the reasons in ``error``. Every file carries C2PA Content Credentials signed with
+    ``credential`` (None: ``load_credential()``: the configured one, else the development one;
+    ``CredentialError`` if the configuration is incomplete); rows say which kind in ``c2pa_credential``.
     """
     bad = [f for f in formats if f not in RUN_FORMATS]
     if bad or not formats:
         raise ValueError(f"formats must be some of {', '.join(RUN_FORMATS)} but are {list(formats)!r}")
     count = workers or os.cpu_count() or 1
+    credential = credential or load_credential()
     tasks, rows = _tasks(items, placements, count)
-    args = [(item, job, group, tuple(formats), store, max_upscale, overlays) for item, job, group in tasks]
+    args = [(item, job, group, tuple(formats), store, max_upscale, overlays, credential) for item, job, group in tasks]
     if min(count, len(args)) <= 1:
         results = [_export_task(task) for task in args]
     else:
@@ -300,13 +352,15 @@ def export_failure_lines(rows: Sequence[dict], placements: Mapping[str, Placemen
     """One line per export that failed (which file, why), and, when ``upload`` was asked for, per
     placement of an asset variant left without an exported file in a format the platform accepts
     for upload (JPEG/PNG): that placement cannot go live."""
-    lines = [f"export failed: {row['path']}: {row['error']}" for row in rows if row.get("status") != "exported"]
+    lines = [f"export failed: {row['path']}: {row['error']}" for row in rows
+             if row.get("status") not in ("exported", "review")]
     if "upload" in formats:
         uploadable: dict[tuple[str, int, str], bool] = {}
+        held = {(r["asset_id"], r["variant"], r["placement"]) for r in rows if r.get("status") == "review"}
         for row in rows:
             placement = placements.get(row["placement"])
-            if placement is None:
-                continue
+            if placement is None or (row["asset_id"], row["variant"], row["placement"]) in held:
+                continue  # held files wait for a designer (not a failure)
             key = (row["asset_id"], row["variant"], row["placement"])
             ok = row.get("status") == "exported" and row.get("format") in placement.upload_formats
             uploadable[key] = uploadable.get(key, False) or ok
@@ -315,6 +369,18 @@ def export_failure_lines(rows: Sequence[dict], placements: Mapping[str, Placemen
                 lines.append(f"no uploadable file: {asset_id} v{variant} has no {'/'.join(placements[pid].upload_formats)} "
                              f"export for placement {pid} (the platform accepts only these for upload)")
     return lines
+
+
+def held_for_review(rows: Sequence[dict]) -> dict[tuple[str, int], str]:
+    """(asset_id, variant) -> the reasons, for each item with files held for review (``status: review``)."""
+    held: dict[tuple[str, int], list[str]] = {}
+    for row in rows:
+        if row.get("status") == "review":
+            reasons = held.setdefault((row["asset_id"], row["variant"]), [])
+            reason = f"{row['placement']}: {row['error']}"
+            if reason not in reasons:
+                reasons.append(reason)
+    return {key: "; ".join(reasons) for key, reasons in held.items()}
 
 
 def _unknown_placement_row(item: ExportItem, pid: str, known: Iterable[str]) -> dict:
@@ -354,4 +420,4 @@ def refuse_banned_text(items: Sequence[ExportItem], banned_for: Callable[[Render
 
 
 __all__ = ["DEFAULT_FORMATS", "DEFAULT_MAX_UPSCALE", "RUN_FORMATS", "ExportItem", "export_assets", "export_failure_lines",
-           "export_render", "refuse_banned_text", "write_manifests"]
+           "export_render", "held_for_review", "refuse_banned_text", "write_manifests"]
