@@ -19,15 +19,14 @@ from plan.sheet import read_sheet
 from plan.styles import load_style_file
 from render.stage import render_key, render_missing
 
-HEADER = "asset_id,style,product,scene,placements,alt_text,headline,cta,mood,locale"
+HEADER = "asset_id,style,product,scene,placements,alt_text,headline,cta,mood,offer"
 GOOD = ["tent-01", "acme@2", "a green tent", "a lakeside meadow", "meta.feed.square", "A tent by a lake",
-        "Sleep outside", "Shop now", "calm", "en-GB"]
+        "Sleep outside", "Shop now", "calm", "two for one"]
 COLUMNS = HEADER.split(",")
-# Where a banned term can hide in each column (the style, placements and locale cells must
-# still name real things, so their term rides along in the value the planner sees).
+# Where a banned term can hide in each free-text column (style and placements name real things).
 BANNED_IN = {
     "asset_id": "gun-01", "alt_text": "A tent for a celebrity", "headline": "Miracle tent", "cta": "Cure boredom",
-    "mood": "nude calm", "locale": "en-GB gun", "product": "a ｇun tent", "scene": "a c\u200belebrity meadow",
+    "mood": "nude calm", "offer": "a free gun", "product": "a ｇun tent", "scene": "a c\u200belebrity meadow",
 }
 
 
