@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from plan.errors import InputError, Problem, did_you_mean
+from plan.names import DEVICE_NAMES
 
 PRESETS = Path(__file__).with_name("platforms.yaml")
 UPLOAD_FORMATS = ("jpeg", "png")
@@ -69,9 +70,15 @@ class _SafeZoneModel(BaseModel):
     left: Inset = 0
 
 
+def _not_a_device(pid: str) -> str:
+    if DEVICE_NAMES.fullmatch(pid):  # the id names the export folder: the asset-id rules (plan.names)
+        raise ValueError(f"{pid!r} is a reserved device name on Windows; choose another")
+    return pid
+
+
 class _PlacementModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    id: Annotated[str, Field(pattern=_ID.pattern)]
+    id: Annotated[str, Field(pattern=_ID.pattern), AfterValidator(_not_a_device)]
     platform: Annotated[str, Field(min_length=1)]
     name: Annotated[str, Field(min_length=1)]
     width: Pixels

@@ -33,6 +33,7 @@ from exports.placements import Placement, sized_for, unknown_placement
 from exports.provenance import Provenance, SigningError, sign, verify
 from plan.jobs import RenderJob
 from plan.planner import shipped_text_problems
+from render.stage import verified_render
 from store.base import Store
 
 RUN_FORMATS = (*FORMATS, "upload")  # "upload": the placement's first accepted upload format
@@ -149,7 +150,7 @@ def _load_logo(item: ExportItem, overlays: bool) -> Image.Image | None:
 def _load_source(item: ExportItem, job: RenderJob, store: Store, logo: Image.Image | None) -> _Source:
     """Raises ``ValueError`` with the reason when an input is missing or unreadable."""
     try:
-        with Image.open(io.BytesIO(store.get(render_key(job)))) as opened:
+        with Image.open(io.BytesIO(verified_render(store, job.key))) as opened:  # ValueError: damaged
             render = opened.convert("RGB")
     except (FileNotFoundError, KeyError):
         raise ValueError(f"render {render_key(job)} is not in the store") from None

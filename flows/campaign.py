@@ -28,13 +28,14 @@ from flows import review_wait
 from flows.shard import RENDER_RETRIES, render_sharded, shard_deployment
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, plan_campaign
-from plan.sheet import read_sheet
+from plan.sheet import campaign_name, read_sheet
 from qa import QAResult, render_report, run_qa, summary_markdown
 from qa.verdicts import qa_error_lines
 from render.stage import RenderReport, render_missing
 from review.actions import queue_for_review, render_rerolls, styles_qa
 from review.queue import ReviewQueue, database_url
 from store import Store, open_store
+from store.locks import campaign_lock
 
 
 @dataclass
@@ -121,6 +122,7 @@ def campaign_batch(
     max_gpu_seconds: float | None = None,
     retry_failed: bool = False,
     wait_for_review: review_wait.ReviewWait | None = None,
+    lock_wait: float = 0.0,
 ) -> CampaignSummary:
     """Render, check, queue and export one campaign sheet; reruns do only the missing work.
 
@@ -128,52 +130,57 @@ def campaign_batch(
     batch starts; the rest fail with reason ``budget`` and the next run resumes them.
     ``retry_failed``: render only the campaign's dead letters (jobs that failed before).
     ``wait_for_review`` (deployment runs, e.g. PT12H): after queuing, suspend until a designer
-    publishes or the time runs out (``flows.review_wait`` has the timeout policy)."""
+    publishes or the time runs out (``flows.review_wait`` has the timeout policy).
+    ``lock_wait``: seconds to wait for another run of the campaign to end before refusing
+    (``store.locks.CampaignBusy``)."""
     started = dt.datetime.now(dt.timezone.utc)
     logger = get_run_logger()
     database_url(out)  # an S3 run needs BRANDBATCH_REVIEW_DB: say so before rendering anything
     settings, placements = plan_settings(styles, allow_draft=allow_draft, model=model)
     store = open_store(out)
-    plan = plan_task(sheet, settings, limit, store)
-    for problem in plan.problems:
-        logger.warning(str(problem))
-    letters = load_dead_letters(store, plan.campaign)
-    jobs = retry_jobs(plan.jobs, letters) if retry_failed else plan.jobs
-    tracker = metrics.RunProgress(plan.campaign, len(jobs))
+    with campaign_lock(store, campaign_name(sheet), wait=lock_wait):  # one run of a campaign at a time
+        for path in store.clean_temp_files():  # writes of a killed run
+            logger.info("removed %s, left by a write that was cut short", path)
+        plan = plan_task(sheet, settings, limit, store)
+        for problem in plan.problems:
+            logger.warning(str(problem))
+        letters = load_dead_letters(store, plan.campaign)
+        jobs = retry_jobs(plan.jobs, letters) if retry_failed else plan.jobs
+        tracker = metrics.RunProgress(plan.campaign, len(jobs))
 
-    rendered = render_task(jobs, store, batch_size, progress, max_images, max_gpu_seconds, tracker.render_done)
-    for failure in rendered.failed:
-        logger.error("render %s failed (%s): %s", failure.job_key[:12], failure.reason, failure.message)
-    tracker.render_finished()
-    results = qa_task(rendered_jobs(plan.jobs, rendered, store), store, plan)
-    queued, rerolled = review_task(out, plan, results, store, str(resolve_paths(styles).styles), batch_size,
-                                   rerolls=not retry_failed)
-    review_wait.wait_for_designers(plan.campaign, wait_for_review, queued)  # deployments: suspend until published
+        rendered = render_task(jobs, store, batch_size, progress, max_images, max_gpu_seconds, tracker.render_done)
+        for failure in rendered.failed:
+            logger.error("render %s failed (%s): %s", failure.job_key[:12], failure.reason, failure.message)
+        tracker.render_finished()
+        results = qa_task(rendered_jobs(plan.jobs, rendered, store), store, plan)
+        queued, rerolled = review_task(out, plan, results, store, str(resolve_paths(styles).styles), batch_size,
+                                       rerolls=not retry_failed)
+        review_wait.wait_for_designers(plan.campaign, wait_for_review, queued)  # deployments: suspend until published
 
-    campaign = plan.campaign
-    rows = export_task(campaign, out, store, placements, formats, settings.styles_dir)
-    create_markdown_artifact(summary_markdown(campaign, results), key=metrics.artifact_key("qa", campaign),
-                             description=f"QA summary of {campaign}")
-    letters, tables = metrics.record_run(store, plan, jobs, rendered, results, rows, letters, started=started,
-                                         render_seconds=tracker.render_seconds, run_id=str(flow_run.get_id() or "local"),
-                                         retry_failed=retry_failed, whole_plan=limit is None)
-    html = render_report(campaign, plan.jobs, results, store, rows, extra={"problems": [str(p) for p in plan.problems],
-                                                                          "credential": credential_note(rows)},
-                         tables=tables)
-    store.put(f"{campaign}/report.html", html.encode("utf-8"), content_type="text/html; charset=utf-8",
-              overwrite=True)
-    tracker.stage(100, f"done: {len(rendered.rendered)} rendered, {len(rendered.failed)} failed")
-    verdicts: dict[str, int] = {}
-    for result in results:
-        verdicts[result.verdict] = verdicts.get(result.verdict, 0) + 1
-    return CampaignSummary(
-        campaign=campaign, out=store.root, jobs=len(plan.jobs), rendered=len(rendered.rendered),
-        cached=len(rendered.cached),
-        failed=[{"job_key": f.job_key, "reason": f.reason, "message": f.message} for f in rendered.failed],
-        verdicts=verdicts, exported=sum(1 for r in rows if r.get("status") == "exported"), queued=queued,
-        rerolled=rerolled, problems=[str(p) for p in plan.problems],
-        manifest=store.location(f"{campaign}/manifest.json"), report=store.location(f"{campaign}/report.html"),
-        dead_letters=len(letters), credential=credential_note(rows),
-        held=sum(1 for r in rows if r.get("status") == "review"), qa_errors=qa_error_lines(results),
-        export_failures=export_failure_lines(rows, placements, formats),
-    )
+        campaign = plan.campaign
+        rows = export_task(campaign, out, store, placements, formats, settings.styles_dir)
+        create_markdown_artifact(summary_markdown(campaign, results), key=metrics.artifact_key("qa", campaign),
+                                 description=f"QA summary of {campaign}")
+        letters, tables = metrics.record_run(store, plan, jobs, rendered, results, rows, letters, started=started,
+                                             render_seconds=tracker.render_seconds, run_id=str(flow_run.get_id() or "local"),
+                                             retry_failed=retry_failed, whole_plan=limit is None)
+        html = render_report(campaign, plan.jobs, results, store, rows, extra={"problems": [str(p) for p in plan.problems],
+                                                                              "credential": credential_note(rows)},
+                             tables=tables)
+        store.put(f"{campaign}/report.html", html.encode("utf-8"), content_type="text/html; charset=utf-8",
+                  overwrite=True)
+        tracker.stage(100, f"done: {len(rendered.rendered)} rendered, {len(rendered.failed)} failed")
+        verdicts: dict[str, int] = {}
+        for result in results:
+            verdicts[result.verdict] = verdicts.get(result.verdict, 0) + 1
+        return CampaignSummary(
+            campaign=campaign, out=store.root, jobs=len(plan.jobs), rendered=len(rendered.rendered),
+            cached=len(rendered.cached),
+            failed=[{"job_key": f.job_key, "reason": f.reason, "message": f.message} for f in rendered.failed],
+            verdicts=verdicts, exported=sum(1 for r in rows if r.get("status") == "exported"), queued=queued,
+            rerolled=rerolled, problems=[str(p) for p in plan.problems],
+            manifest=store.location(f"{campaign}/manifest.json"), report=store.location(f"{campaign}/report.html"),
+            dead_letters=len(letters), credential=credential_note(rows),
+            held=sum(1 for r in rows if r.get("status") == "review"), qa_errors=qa_error_lines(results),
+            export_failures=export_failure_lines(rows, placements, formats),
+        )

@@ -7,6 +7,7 @@ output) and to stderr for ``run``; every other error goes to stderr.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -26,6 +27,8 @@ app.add_typer(placements_app, name="placements")
 StylesOpt = Annotated[str | None, typer.Option("--styles", help="Style library folder (default: ./styles, "
                                                 "else $BRANDBATCH_STYLES, else the bundled styles).")]
 OutOpt = Annotated[str, typer.Option("--out", help="Output folder or s3://bucket/prefix.")]
+WaitOpt = Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another run or export of the "
+                                        "campaign to end (default: refuse at once).")]
 
 
 def _fail(problems: list, *, to_stdout: bool = False) -> None:
@@ -95,6 +98,7 @@ def run(
                                                           "new batch after this much render time.")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Render only the campaign's dead letters "
                                                "(jobs that failed in earlier runs); exit 1 if any still fail.")] = False,
+    wait: WaitOpt = 0.0,
 ) -> None:
     """Plan, render, check, queue for review and export what is approved. Reruns resume."""
     chosen = _formats(formats)
@@ -103,14 +107,24 @@ def run(
     from flows.campaign import campaign_batch
     from plan.sheet import campaign_name
     from review.queue import ReviewError, check_queue
-    from store import StoreError
+    from flows.signals import Interrupted, end_children, interruptible, mark_interrupted
+    from store import StoreError, open_store
+    from store.locks import campaign_lock
 
+    started = dt.datetime.now(dt.UTC)
     try:
-        check_queue(out, campaign_name(sheet))  # lost review state stops the run before any work
-        summary = campaign_batch(sheet=str(sheet), out=out, model=model, limit=limit, styles=styles,
-                                 allow_draft=allow_draft, batch_size=batch_size, formats=chosen,
-                                 progress=progress and sys.stderr.isatty(), max_images=max_images,
-                                 max_gpu_seconds=max_gpu_seconds, retry_failed=retry_failed)
+        with interruptible(), campaign_lock(open_store(out), campaign_name(sheet), wait=wait):
+            check_queue(out, campaign_name(sheet))  # lost review state stops the run before any work
+            summary = campaign_batch(sheet=str(sheet), out=out, model=model, limit=limit, styles=styles,
+                                     allow_draft=allow_draft, batch_size=batch_size, formats=chosen,
+                                     progress=progress and sys.stderr.isatty(), max_images=max_images,
+                                     max_gpu_seconds=max_gpu_seconds, retry_failed=retry_failed, lock_wait=wait)
+    except Interrupted as exc:  # SIGTERM / SIGINT: nothing of ours may outlive the run
+        ended = end_children()
+        where = mark_interrupted(open_store(out), campaign_name(sheet), exc.name, started, ended)
+        typer.echo(f"run of {campaign_name(sheet)} interrupted by {exc.name}: ended {len(ended)} child processes, "
+                   f"marked in {where}; rerun to resume", err=True)
+        raise typer.Exit(1) from None
     except InputError as exc:
         _fail(exc.problems)
         raise typer.Exit(1) from None
@@ -185,19 +199,26 @@ def export(
     campaign: Annotated[str, typer.Argument(help="Campaign name (the sheet's file name without extension).")],
     out: OutOpt = "out",
     formats: Annotated[str, typer.Option("--formats", help="Comma list of webp, avif, jpeg, png, upload.")] = "webp,avif,upload",
+    wait: WaitOpt = 0.0,
 ) -> None:
     """Export every approved, not yet exported asset of a campaign."""
+    from plan.names import name_problem
+
+    if problem := name_problem(campaign):
+        raise typer.BadParameter(problem, param_hint="CAMPAIGN")
     chosen = _formats(formats)
     _prefect_home()
     from exports.credentials import CredentialError
     from exports.provenance import credential_note
     from flows.export import export_campaign
     from review.queue import ReviewError, check_queue
-    from store import StoreError
+    from store import StoreError, open_store
+    from store.locks import campaign_lock
 
     try:
-        check_queue(out, campaign)  # lost review state stops the export before any work
-        rows = export_campaign(campaign, out=out, formats=chosen)
+        with campaign_lock(open_store(out), campaign, wait=wait):  # not while a run of it writes
+            check_queue(out, campaign)  # lost review state stops the export before any work
+            rows = export_campaign(campaign, out=out, formats=chosen, lock_wait=wait)
     except (FileNotFoundError, ReviewError, StoreError, CredentialError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

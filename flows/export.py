@@ -18,6 +18,7 @@ from exports.stage import DEFAULT_FORMATS, export_assets, held_for_review, refus
 from flows.assemble import banned_checker, export_items, load_assets, plan_settings
 from review.queue import ReviewQueue, item_id_for
 from store import Store, open_store
+from store.locks import campaign_lock
 
 
 @task(cache_policy=NO_CACHE)
@@ -45,7 +46,11 @@ def export_task(campaign: str, out: str, store: Store, placements: dict[str, Pla
 
 
 @flow(name="export_campaign")
-def export_campaign(campaign: str, out: str = "out", formats: list[str] = list(DEFAULT_FORMATS)) -> list[dict]:  # noqa: B006
-    """Export the approved assets of ``campaign``; returns the manifest rows written."""
+def export_campaign(campaign: str, out: str = "out", formats: list[str] = list(DEFAULT_FORMATS),  # noqa: B006
+                    lock_wait: float = 0.0) -> list[dict]:
+    """Export the approved assets of ``campaign`` (holding its lock: one run or export of a
+    campaign at a time, waiting ``lock_wait`` seconds); returns the manifest rows written."""
     settings, placements = plan_settings()
-    return export_task(campaign, out, open_store(out), placements, formats, settings.styles_dir)
+    store = open_store(out)
+    with campaign_lock(store, campaign, wait=lock_wait):
+        return export_task(campaign, out, store, placements, formats, settings.styles_dir)

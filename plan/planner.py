@@ -11,6 +11,7 @@ from pathlib import Path
 
 from plan.errors import InputError, Problem, did_you_mean
 from plan.jobs import RenderJob, derive_seed
+from plan.names import name_problem
 from plan.prompts import PromptError, find_banned_terms, render_prompt
 from plan.resolution import bucket, nearest_aspect
 from plan.sheet import MAX_CELL_CHARS, RESERVED_COLUMNS, Sheet
@@ -18,10 +19,6 @@ from plan.styles import LOGO_SUFFIXES, Style, StyleLibrary, file_in_folder, pars
 from plan.tokens import MAX_TOKENS, count_tokens
 
 MAX_VARIANTS = 8
-# Asset ids name export files (exports/<placement>/<asset-id>[-v<N>].<ext>): ASCII only, no
-# path separators, no leading dot/dash/underscore, no Windows device names.
-_ASSET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_DEVICE_NAMES = re.compile(r"(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?", re.IGNORECASE)
 _LIST_SPLIT = re.compile(r"[,;|\s]+")
 # A BCP 47 tag as sheets write it: language, optional script, region and variants (overlay text).
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$")
@@ -143,12 +140,8 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
     asset_id = cells.get("asset_id", "")
     if not asset_id:
         problems.append(Problem(where, "required value is empty", row, "asset_id"))
-    elif not _ASSET_ID.fullmatch(asset_id):
-        problems.append(Problem(where, f"must be 1-100 ASCII letters, digits, '.', '_' or '-' (not starting with "
-                                       f". _ -) but is {asset_id!r}", row, "asset_id"))
-    elif _DEVICE_NAMES.fullmatch(asset_id):
-        problems.append(Problem(where, f"{asset_id!r} is a reserved device name on Windows; choose another id",
-                                row, "asset_id"))
+    elif problem := name_problem(asset_id):
+        problems.append(Problem(where, problem, row, "asset_id"))
     style = None
     try:
         style = _style_for(cells.get("style", ""), library, settings, where, row)

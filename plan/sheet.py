@@ -61,9 +61,16 @@ class Sheet:
 
 def campaign_name(sheet: Path) -> str:
     """The campaign name: the sheet's file name without extension, made path-safe (it names
-    the campaign's folder: letters, digits, '._-', starting with a letter or digit)."""
+    the campaign's folder, so it follows ``plan.names``: letters, digits, '._-', starting with a
+    letter or digit, and a Windows device name gets a '_')."""
+    from plan.names import DEVICE_NAMES
+
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(sheet).stem)[:MAX_CAMPAIGN_CHARS]
-    return name.lstrip("._-").rstrip(".-") or "campaign"
+    name = name.lstrip("._-").rstrip(".-") or "campaign"
+    if DEVICE_NAMES.fullmatch(name):  # CON.csv -> CON_, aux.v2.csv -> aux_.v2
+        head, dot, tail = name.partition(".")
+        name = f"{head}_{dot}{tail}"[:MAX_CAMPAIGN_CHARS]
+    return name
 
 
 def _escape_bytes(text: str) -> str:

@@ -31,6 +31,7 @@ from qa.duplicates import dhash, near_duplicates
 from qa.image import RenderImage, qa_key, render_key
 from qa.palette import palette
 from qa.verdicts import Finding, QAResult, decide
+from render.stage import verified_render
 from store.base import Store
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,9 @@ def _load(job_key: str, store: Store) -> tuple[RenderImage | None, Finding | Non
     """The decoded render, or the finding that explains why there is none."""
     key = render_key(job_key)
     try:
-        data = store.get(key)
+        data = verified_render(store, job_key)
+    except ValueError as exc:  # not the bytes that were rendered
+        return None, Finding(fail=("render_undecodable",), details={"render": f"{key}: {_error_text(exc)}"})
     except Exception as exc:  # absent, or the store cannot give it: nobody has looked at it
         return None, Finding(review=("render_missing",), details={"render": f"{key}: {_error_text(exc)}"})
     try:

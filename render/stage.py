@@ -15,6 +15,7 @@ create-if-absent put decides, and the loser counts the job as cached.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import struct
@@ -107,7 +108,24 @@ def stored_render_problem(store: Store, job: RenderJob) -> str:
         return f"{sidecar_key(key)} is not JSON: {exc}"
     if not isinstance(sidecar, dict) or sidecar.get("job_key") != key:
         return f"{sidecar_key(key)} does not name job {key}"
+    if "sha256" in sidecar and sidecar["sha256"] != hashlib.sha256(png).hexdigest():
+        return f"{render_key(key)} does not match the sha256 its sidecar recorded"
     return ""
+
+
+def verified_render(store: Store, job_key: str) -> bytes:
+    """The stored render of ``job_key``, checked against the sha256 its sidecar recorded before
+    anything reuses it. ``FileNotFoundError`` when it is not there; ``ValueError`` naming the
+    file when it does not match (a rerun renders it again)."""
+    png = store.get(render_key(job_key))
+    try:
+        recorded = json.loads(store.get(sidecar_key(job_key))).get("sha256")
+    except (FileNotFoundError, ValueError, AttributeError):
+        recorded = None  # no sidecar or no hash recorded (renders of earlier versions): the PNG checks decide
+    if recorded is not None and recorded != hashlib.sha256(png).hexdigest():
+        raise ValueError(f"render {render_key(job_key)} does not match the sha256 its sidecar recorded "
+                         "(damaged or replaced; the next run renders it again)")
+    return png
 
 
 def encode_png(pixels) -> bytes:
@@ -225,10 +243,18 @@ def _free_device_memory(settings: DeviceSettings) -> None:
 def _store_render(store: Store, job: RenderJob, pixels, settings: DeviceSettings, seconds: float) -> bool:
     """Sidecar first, then the PNG: a PNG in the store always has its sidecar. False when
     another run stored the PNG first (it is kept: the same job renders the same pixels)."""
-    sidecar = {**job.to_dict(), **asdict(settings), "job_key": job.key, "seconds": round(seconds, 4)}
+    png = encode_png(pixels)
+    sidecar = {**job.to_dict(), **asdict(settings), "job_key": job.key, "seconds": round(seconds, 4),
+               "sha256": hashlib.sha256(png).hexdigest()}  # what reuse checks the PNG against
     store.put(sidecar_key(job.key), json.dumps(sidecar, sort_keys=True, indent=1).encode("utf-8"),
               content_type="application/json", overwrite=True)
-    return store.put(render_key(job.key), encode_png(pixels), content_type="image/png")
+    if store.put(render_key(job.key), png, content_type="image/png"):
+        return True
+    kept = hashlib.sha256(store.get(render_key(job.key))).hexdigest()
+    if kept != sidecar["sha256"]:  # the other run's PNG (another device's pixels) stays: record its hash
+        store.put(sidecar_key(job.key), json.dumps({**sidecar, "sha256": kept}, sort_keys=True, indent=1).encode(),
+                  content_type="application/json", overwrite=True)
+    return False
 
 
 class _Run:

@@ -266,6 +266,8 @@ class ReviewQueue:
             kwargs = {"connect_args": {"timeout": 30, "check_same_thread": False}}
         self.url, self.log, self.out = url, log, out
         self.engine = sa.create_engine(url, **kwargs)
+        if url.startswith("sqlite") and self.engine.url.database and self.engine.url.database != ":memory:":
+            _create_with_umask(Path(self.engine.url.database))
         self.location = (self.engine.url.database or url) if url.startswith("sqlite") else \
             self.engine.url.render_as_string(hide_password=True)
         sa.event.listen(self.engine, "handle_error", self._damaged)
@@ -605,6 +607,16 @@ def _item(row: Mapping[str, Any]) -> Item:
         state=row["state"], approval_id=row["approval_id"], approved_by=row["approved_by"],
         version=row["version"], updated_at=_utc(row["updated_at"]),
     )
+
+
+def _create_with_umask(path: Path) -> None:
+    """Make a missing SQLite file as any tool would (0666 less the umask; SQLite itself uses 0644)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except (FileExistsError, IsADirectoryError):
+        pass
+    except OSError:
+        pass  # no folder, no permission: SQLite's own open says so (ReviewStoreDamaged)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

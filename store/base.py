@@ -46,3 +46,7 @@ class Store(Protocol):
     def location(self, key: str) -> str:
         """A path or URL a person can open."""
         ...
+
+    def clean_temp_files(self) -> list[str]:
+        """Remove what writes cut short by a killed process left behind; returns what was removed."""
+        ...

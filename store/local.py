@@ -6,9 +6,39 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 from store.base import StoreError, check_key
+
+
+TEMP_SUFFIX = ".tmp"
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask (read from /proc where there is one; else set and restored under a lock)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 class LocalStore:
@@ -31,8 +61,9 @@ class LocalStore:
     @staticmethod
     def _write(path: Path, data: bytes, overwrite: bool) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX)
         try:
+            os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600: give what the umask says
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
@@ -48,6 +79,26 @@ class LocalStore:
         finally:
             if os.path.exists(tmp):  # a failed write, or the name linked above
                 os.unlink(tmp)
+
+    def clean_temp_files(self) -> list[str]:
+        """Remove the temp files of writes that were cut short (the process was killed): those of
+        processes no longer running, and any older than a day. Returns their paths."""
+        removed = []
+        for folder, _dirs, files in os.walk(self._root):
+            for name in files:
+                if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)):
+                    continue
+                path = Path(folder) / name
+                parts = name[1:-len(TEMP_SUFFIX)].rsplit(".", 2)
+                try:
+                    stale = not (len(parts) == 3 and parts[1].isdigit() and _running(int(parts[1])))
+                    stale = stale or path.stat().st_mtime < time.time() - 86400
+                    if stale:
+                        path.unlink()
+                        removed.append(str(path))
+                except FileNotFoundError:
+                    continue  # finished (linked and removed) meanwhile
+        return removed
 
     def get(self, key: str) -> bytes:
         try:

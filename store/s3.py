@@ -136,5 +136,9 @@ class S3Store:
         except (BotoCoreError, ClientError) as exc:
             raise self._failed("list of", f"s3://{self.bucket}/{full}", exc) from exc
 
+    def clean_temp_files(self) -> list[str]:
+        """Nothing to clean: an S3 PUT stores the whole object or nothing."""
+        return []
+
     def location(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
