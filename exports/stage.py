@@ -1,16 +1,18 @@
 """Export stage: approved asset variants -> one file per placement x format, plus manifest rows.
 
-Files go to ``<campaign>/exports/<placement-id>/<asset_id>[-v<variant>].<ext>``. A file that is
-already in the store is not encoded again (resume); its manifest row is rebuilt from the stored
-bytes, so a rerun gives the same manifest. A file that cannot be made (render missing, byte cap
-unreachable) gets a row with ``status: failed`` and the reason, and the rest carry on.
+Files go to ``<campaign>/exports/<placement-id>/<asset_id>[-v<variant>].<ext>``. A file whose
+export fingerprint (``exports.fingerprint``: render bytes, placement spec, copy, logo, overlay
+style, crop, encoder) is unchanged since the manifest recorded it, and whose bytes still verify,
+is not encoded again (resume); its manifest row is rebuilt from the stored bytes, so a rerun
+gives the same manifest. Any other file is written again, and its row says why. A file that
+cannot be made (render missing, byte cap unreachable) gets a row with ``status: failed`` and the
+reason, and the rest carry on.
 Work is spread over a process pool in tasks of (item, render, placements cut from that render),
 so each render is decoded once per task; results equal serial ones.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import multiprocessing
@@ -22,10 +24,11 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from exports.encode import CONTENT_TYPES, EXTENSIONS, FORMATS, ByteCapError, encode
-from exports.fit import cover_fit, focal_point, nearest_render, upscale_factor
-from exports.manifest import MANIFEST_FIELDS, write_manifests
+from exports.fingerprint import changed_parts, export_fingerprint, fingerprint_parts, overlay_identity, sha256_hex
+from exports.fit import cover_fit, crop_box, focal_point, nearest_render, upscale_factor
+from exports.logo import LogoError, load_logo, read_logo
+from exports.manifest import MANIFEST_FIELDS, read_manifest, write_manifests
 from exports.metadata import xmp_packet
-from exports.logo import LogoError, load_logo
 from exports.overlay import OverlayStyle, apply_overlays, overlay_warnings
 from exports.placements import Placement
 from plan.jobs import RenderJob
@@ -94,53 +97,80 @@ def _file_row(base: dict, fmt: str, key: str, data: bytes, size: tuple[int, int]
         with Image.open(io.BytesIO(data)) as image:
             size = image.size
     return {**base, "format": fmt, "path": key, "width": size[0], "height": size[1], "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(), "status": "exported", "error": ""}
+            "sha256": sha256_hex(data), "status": "exported", "error": ""}
 
 
 def _failed_row(base: dict, fmt: str, key: str, reason: str) -> dict:
-    return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "status": "failed", "error": reason}
+    return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "status": "failed", "error": reason,
+            "export_fingerprint": "", "rewritten": ""}
 
 
 def _has_overlays(item: ExportItem, overlays: bool) -> bool:
     return overlays and bool(item.headline.strip() or item.cta.strip() or item.logo)
 
 
-@dataclass(frozen=True)
-class _Source:
-    """What every placement cut from one render needs: the decoded render, its focal point, the logo."""
+@dataclass
+class _Inputs:
+    """What every placement cut from one render needs: the render's and logo's bytes (read
+    once, hashed for the fingerprint), the overlay's identity; decoded only when a file is drawn."""
 
-    render: Image.Image
-    focal: tuple[float, float]
-    logo: Image.Image | None
+    render: bytes
+    render_sha256: str
+    logo: bytes | None
+    logo_sha256: str | None
+    overlay: dict[str, object] | None  # None: nothing is drawn over the render
+    decoded: tuple[Image.Image, tuple[float, float], Image.Image | None] | None = None
 
 
-def _load_source(item: ExportItem, job: RenderJob, store: Store, overlays: bool) -> _Source:
+def _read_inputs(item: ExportItem, job: RenderJob, store: Store, overlays: bool) -> _Inputs:
     """Raises ``ValueError`` with the reason when an input is missing or unreadable."""
     try:
-        with Image.open(io.BytesIO(store.get(render_key(job)))) as opened:
-            render = opened.convert("RGB")
+        render = store.get(render_key(job))
     except (FileNotFoundError, KeyError):
         raise ValueError(f"render {render_key(job)} is not in the store") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"render {render_key(job)} cannot be decoded: {exc}") from None
-    render.info = {}  # nothing of the render's metadata reaches an export
-    focal = item.focal if item.focal is not None else focal_point(render)
-    logo = None
-    if item.logo and _has_overlays(item, overlays):
+    logo, overlay = None, None
+    if _has_overlays(item, overlays):
         try:
-            logo = load_logo(item.logo)
-        except LogoError as exc:
-            raise ValueError(f"{exc} (asset {item.asset_id})") from None
-    return _Source(render, focal, logo)
+            overlay = overlay_identity(item.overlay)
+        except OSError as exc:  # the style's font file cannot be read
+            raise ValueError(f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}") from None
+        if item.logo:
+            try:
+                logo = read_logo(item.logo)
+            except LogoError as exc:
+                raise ValueError(f"{exc} (asset {item.asset_id})") from None
+    return _Inputs(render, sha256_hex(render), logo, sha256_hex(logo) if logo is not None else None, overlay)
 
 
-def _draw(item: ExportItem, placement: Placement, source: _Source, overlays: bool) -> Image.Image:
-    """The render fitted to the placement, with its overlays."""
-    fitted = cover_fit(source.render, placement.width, placement.height, source.focal)
-    if not _has_overlays(item, overlays):
+def _decoded(item: ExportItem, job: RenderJob, inputs: _Inputs) -> tuple[Image.Image, tuple[float, float],
+                                                                          Image.Image | None]:
+    """The decoded render, its focal point and the logo, made once per task. Raises ``ValueError``."""
+    if inputs.decoded is None:
+        try:
+            with Image.open(io.BytesIO(inputs.render)) as opened:
+                render = opened.convert("RGB")
+        except (UnidentifiedImageError, OSError) as exc:
+            raise ValueError(f"render {render_key(job)} cannot be decoded: {exc}") from None
+        render.info = {}  # nothing of the render's metadata reaches an export
+        focal = item.focal if item.focal is not None else focal_point(render)
+        logo = None
+        if inputs.logo is not None:
+            try:
+                logo = load_logo(item.logo, inputs.logo)
+            except LogoError as exc:
+                raise ValueError(f"{exc} (asset {item.asset_id})") from None
+        inputs.decoded = (render, focal, logo)
+    return inputs.decoded
+
+
+def _draw(item: ExportItem, job: RenderJob, placement: Placement, inputs: _Inputs) -> Image.Image:
+    """The render fitted to the placement, with its overlays. Raises ``ValueError``."""
+    render, focal, logo = _decoded(item, job, inputs)
+    fitted = cover_fit(render, placement.width, placement.height, focal)
+    if inputs.overlay is None:
         return fitted
     try:
-        return apply_overlays(fitted, placement, headline=item.headline, cta=item.cta, logo=source.logo,
+        return apply_overlays(fitted, placement, headline=item.headline, cta=item.cta, logo=logo,
                               style=item.overlay)[0]
     except OSError as exc:  # the style's font file cannot be read
         raise ValueError(f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}") from None
@@ -153,11 +183,49 @@ def _stored(store: Store, key: str) -> bytes | None:
         return None
 
 
+def _stale(previous: dict | None, data: bytes | None, parts: dict[str, str], fingerprint: str,
+           cap: int | None) -> str:
+    """Why the stored file (``data``, None: none) with manifest row ``previous`` cannot be kept
+    for ``fingerprint``; "" if it can. A file counts when its row names this fingerprint and
+    its bytes, re-verified, match the row's sha256 and fit the cap; without such a row (another
+    run wrote it and has not written the manifest yet, or the manifest was torn), when its own
+    XMP names this fingerprint, it decodes whole and it fits the cap."""
+    if data is None:
+        return "new file"
+    if cap is not None and len(data) > cap:
+        return "over the cap"
+    if previous is not None and previous.get("status") == "exported" \
+            and previous.get("export_fingerprint") == fingerprint:
+        return "" if sha256_hex(data) == previous.get("sha256") else "file changed since export"
+    if fingerprint.encode("ascii") in data and _decodes(data):
+        return ""
+    if previous is None or previous.get("status") != "exported":
+        return "not in the manifest"
+    return changed_parts(parts, previous.get("export_inputs") or {}) or "fingerprint changed"
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return False
+    return True
+
+
 def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[Placement], formats: Sequence[str],
-                  store: Store, max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: bool = True) -> list[dict]:
+                  store: Store, max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: bool = True,
+                  previous: Mapping[str, dict] | None = None) -> list[dict]:
     """Every requested format of ``item`` in each of ``placements``, all cut from the render
-    ``job`` (None: the item has no render), which is decoded once; never raises for bad input."""
-    source: _Source | None = None
+    ``job`` (None: the item has no render), which is decoded once; never raises for bad input.
+
+    A file is written only when its fingerprint differs from that of its row in ``previous``
+    (the campaign's manifest rows by path) or the stored file fails verification; each row's
+    ``rewritten`` says why it was written this run ("" when the stored file was kept). A stale
+    file that cannot be made again (byte cap, undecodable render) is removed, so no file
+    outlives what shaped it; one whose inputs cannot be read (missing render or logo) is kept."""
+    previous = previous or {}
+    inputs: _Inputs | None = None
     rows = []
     for placement in placements:
         base = _base_row(item, placement, job)
@@ -168,42 +236,66 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
             continue
         base["upscale"] = round(upscale_factor((job.width, job.height), placement.width, placement.height), 3)
         base["upscale_flagged"] = base["upscale"] > max_upscale
-        image, reason = None, ""
+        image: Image.Image | None = None
+        reason = ""
         try:
-            if _has_overlays(item, overlays):
+            inputs = inputs or _read_inputs(item, job, store, overlays)
+            if inputs.overlay is not None:
                 base["warnings"] = "; ".join(overlay_warnings(placement, headline=item.headline, cta=item.cta,
                                                               logo=bool(item.logo), style=item.overlay))
         except OSError as exc:
             reason = f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}"
-        # A stored file is current if its XMP names this job's key; one of another render (a
-        # reroll, changed inputs) is stale and gets replaced.
-        stored = {fmt: _stored(store, key) for fmt, key in keys.items()}
-        current = {fmt: data for fmt, data in stored.items() if data is not None and job.key.encode("ascii") in data}
-        if len(current) < len(keys) and not reason:
-            try:
-                source = source or _load_source(item, job, store, overlays)
-                image = _draw(item, placement, source, overlays)
-            except ValueError as exc:
-                reason = str(exc)
-        xmp = xmp_packet(job.key, f"{job.style}@{job.style_version}")
+        except ValueError as exc:
+            reason = str(exc)
         for fmt, key in keys.items():
-            if fmt in current:
-                rows.append(_file_row(base, fmt, key, current[fmt]))
-                continue
-            if image is None:
+            if inputs is None or reason:  # the inputs cannot be read now: a stored file is left as it is
                 rows.append(_failed_row(base, fmt, key, reason))
                 continue
-            try:
-                encoded = encode(image, fmt, max_bytes=placement.max_bytes, xmp=xmp)
-            except ByteCapError as exc:
-                rows.append(_failed_row(base, fmt, key, f"{fmt} for {placement.id}: {exc}"))
+            drawn = inputs.overlay is not None
+            parts = fingerprint_parts(
+                job_key=job.key, render_sha256=inputs.render_sha256, placement=placement, fmt=fmt,
+                texts=(item.headline, item.cta) if drawn else None, logo_sha256=inputs.logo_sha256,
+                overlay=inputs.overlay,
+                crop=crop_box((job.width, job.height), placement.width, placement.height, item.focal)
+                if item.focal is not None else None)
+            stored = _stored(store, key)
+            why = _stale(previous.get(key), stored, parts, export_fingerprint(parts), placement.max_bytes)
+            identity = {"export_fingerprint": export_fingerprint(parts), "export_inputs": parts, "rewritten": why}
+            if not why:
+                rows.append(_file_row(base, fmt, key, stored) | identity)
                 continue
-            written = store.put(key, encoded.data, content_type=CONTENT_TYPES[fmt], overwrite=stored[fmt] is not None)
-            if written:
-                rows.append(_file_row(base, fmt, key, encoded.data, image.size))
+            try:
+                image = image or _draw(item, job, placement, inputs)
+                encoded = encode(image, fmt, max_bytes=placement.max_bytes, xmp=xmp_packet(
+                    job.key, f"{job.style}@{job.style_version}", identity["export_fingerprint"]))
+            except ByteCapError as exc:
+                rows.append(_failed_row(base, fmt, key, _removed(store, key, stored, f"{fmt} for {placement.id}: {exc}")))
+                continue
+            except ValueError as exc:  # the render cannot be decoded, the font cannot be drawn
+                rows.append(_failed_row(base, fmt, key, _removed(store, key, stored, str(exc))))
+                continue
+            if store.put(key, encoded.data, content_type=CONTENT_TYPES[fmt], overwrite=stored is not None):
+                rows.append(_file_row(base, fmt, key, encoded.data, image.size) | identity)
             else:  # written meanwhile by another run
-                rows.append(_file_row(base, fmt, key, store.get(key)))
+                rows.append(_file_row(base, fmt, key, store.get(key)) | identity)
     return rows
+
+
+def _removed(store: Store, key: str, stored: bytes | None, reason: str) -> str:
+    """Remove the stale file at ``key`` (if any) that could not be made again; the row's error."""
+    if stored is None:
+        return reason
+    store.delete(key)
+    return f"{reason} (the earlier file was removed)"
+
+
+def rewrite_counts(rows: Sequence[dict]) -> dict[str, int]:
+    """How many files a run wrote, by reason (``{"copy changed": 3, "new file": 1}``)."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        if row.get("rewritten"):
+            counts[row["rewritten"]] = counts.get(row["rewritten"], 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _export_task(args: tuple) -> list[dict]:
@@ -260,6 +352,8 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
                   formats: Sequence[str] = DEFAULT_FORMATS, workers: int | None = None,
                   max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: bool = True) -> list[dict]:
     """Export every item to each of its placements in each format; manifest rows sorted by path.
+    Files whose export fingerprint matches their row in the campaign's manifest (and whose bytes
+    still verify) are kept as they are; ``rewrite_counts`` of the rows says what was written and why.
 
     ``formats``: any of webp, avif, jpeg, png, upload. ``workers``: processes (None: all
     cores; 1: in this process). Renders enlarged more than ``max_upscale`` times are exported
@@ -272,7 +366,14 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
         raise ValueError(f"formats must be some of {', '.join(RUN_FORMATS)} but are {list(formats)!r}")
     count = workers or os.cpu_count() or 1
     tasks, rows = _tasks(items, placements, count)
-    args = [(item, job, group, tuple(formats), store, max_upscale, overlays) for item, job, group in tasks]
+    manifests = {campaign: read_manifest(store, campaign) for campaign in {item.campaign for item in items}}
+
+    def previous(item: ExportItem, group: Sequence[Placement]) -> dict[str, dict]:
+        keys = (export_key(item, p.id, fmt) for p in group for fmt in _formats_for(formats, p))
+        return {key: manifests[item.campaign][key] for key in keys if key in manifests[item.campaign]}
+
+    args = [(item, job, group, tuple(formats), store, max_upscale, overlays, previous(item, group))
+            for item, job, group in tasks]
     if min(count, len(args)) <= 1:
         results = [_export_task(task) for task in args]
     else:
@@ -303,4 +404,5 @@ def _unknown_placement_row(item: ExportItem, pid: str) -> dict:
     }
 
 
-__all__ = ["DEFAULT_FORMATS", "DEFAULT_MAX_UPSCALE", "RUN_FORMATS", "ExportItem", "export_assets", "export_render", "write_manifests"]
+__all__ = ["DEFAULT_FORMATS", "DEFAULT_MAX_UPSCALE", "RUN_FORMATS", "ExportItem", "export_assets", "export_render",
+           "rewrite_counts", "write_manifests"]

@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows.assemble import asset_snapshot, assets_key, plan_settings, resolve_paths
-from exports.stage import DEFAULT_FORMATS
+from exports.stage import DEFAULT_FORMATS, rewrite_counts
 from flows.deadletters import load_dead_letters, rendered_jobs, retry_jobs
 from flows.export import export_task
 from flows import metrics
@@ -44,6 +44,7 @@ class CampaignSummary:
     failed: list[dict]
     verdicts: dict[str, int]
     exported: int
+    rewritten: dict[str, int] = field(default_factory=dict)  # export files written this run, by reason
     queued: int = 0
     rerolled: int = 0
     problems: list[str] = field(default_factory=list)
@@ -161,7 +162,8 @@ def campaign_batch(
         campaign=campaign, out=store.root, jobs=len(plan.jobs), rendered=len(rendered.rendered),
         cached=len(rendered.cached),
         failed=[{"job_key": f.job_key, "reason": f.reason, "message": f.message} for f in rendered.failed],
-        verdicts=verdicts, exported=sum(1 for r in rows if r.get("status") == "exported"), queued=queued,
+        verdicts=verdicts, exported=sum(1 for r in rows if r.get("status") == "exported"),
+        rewritten=rewrite_counts(rows), queued=queued,
         rerolled=rerolled, problems=[str(p) for p in plan.problems],
         manifest=store.location(f"{campaign}/manifest.json"), report=store.location(f"{campaign}/report.html"),
         dead_letters=len(letters),

@@ -37,6 +37,13 @@ def _prefect_home() -> None:
     Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser().mkdir(parents=True, exist_ok=True)
 
 
+def _rewritten(counts: dict[str, int]) -> str:
+    """`` (3 written: 2 copy changed, 1 new file)``; "" when no file was written."""
+    if not counts:
+        return ""
+    return f" ({sum(counts.values())} written: " + ", ".join(f"{n} {why}" for why, n in counts.items()) + ")"
+
+
 def _formats(text: str) -> list[str]:
     """``--formats``, checked against what the export stage can write."""
     from exports.stage import RUN_FORMATS
@@ -118,7 +125,7 @@ def run(
     rerolls = f", {summary.rerolled} reroll renders" if summary.rerolled else ""
     typer.echo(f"campaign {summary.campaign}: {summary.jobs} jobs ({summary.rendered} rendered, "
                f"{summary.cached} already there, {len(summary.failed)} failed{rerolls}); QA: {verdicts}; "
-               f"{summary.queued} waiting for review; {summary.exported} export files")
+               f"{summary.queued} waiting for review; {summary.exported} export files{_rewritten(summary.rewritten)}")
     if summary.dead_letters:
         typer.echo(f"dead letters: {summary.dead_letters} jobs failed and have not rendered since "
                    f"({summary.campaign}/dead-letters.json); retry them alone with --retry-failed")
@@ -156,9 +163,11 @@ def export(
     out: OutOpt = "out",
     formats: Annotated[str, typer.Option("--formats", help="Comma list of webp, avif, jpeg, png, upload.")] = "webp,avif,upload",
 ) -> None:
-    """Export every approved, not yet exported asset of a campaign."""
+    """Export every approved, not yet exported asset of a campaign; rewrite the files whose
+    inputs changed since (copy, logo, overlay style, placement, render, encoder)."""
     chosen = _formats(formats)
     _prefect_home()
+    from exports.stage import rewrite_counts
     from flows.export import export_campaign
     from review.queue import ReviewError
     from store import StoreError
@@ -171,7 +180,8 @@ def export(
     failed = [r for r in rows if r.get("status") != "exported"]
     for row in failed:
         typer.echo(f"export failed: {row['path']}: {row['error']}", err=True)
-    typer.echo(f"campaign {campaign}: {len(rows) - len(failed)} export files, {len(failed)} failed")
+    typer.echo(f"campaign {campaign}: {len(rows) - len(failed)} export files{_rewritten(rewrite_counts(rows))}, "
+               f"{len(failed)} failed")
     raise typer.Exit(1 if failed else 0)
 
 
