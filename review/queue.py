@@ -9,7 +9,8 @@ updated or deleted. Each item carries a ``version`` counter: a decision names th
 was made on, and loses with :class:`Conflict` if someone else decided first.
 
 SQLite file ``<out>/review.sqlite3`` by default; any SQLAlchemy URL via ``BRANDBATCH_REVIEW_DB``
-(tested on SQLite and PostgreSQL with ``postgresql+psycopg://``).
+(tested on SQLite and PostgreSQL with ``postgresql+psycopg://``). The tables below are the
+schema's newest revision; ``review/migrations`` (alembic) creates them and upgrades older queues.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from plan.jobs import RenderJob, derive_seed, sha256_text
 from qa.verdicts import QAResult
 from review.approvals import AUTO_REVIEWER, auto_approval
+from review.migrations import SchemaError, upgrade
 
 State = Literal["queued", "approved", "rejected", "reroll_requested"]
 STATES: tuple[State, ...] = ("queued", "approved", "rejected", "reroll_requested")
@@ -235,7 +237,10 @@ class ReviewQueue:
         self.engine = sa.create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
+        try:
+            upgrade(url)  # creates the tables, or upgrades an older queue's in place (review/migrations)
+        except SchemaError as exc:
+            raise ReviewError(str(exc)) from None
 
     @classmethod
     def for_out(cls, out: str | os.PathLike[str]) -> ReviewQueue:
