@@ -2,7 +2,8 @@
 
 An export file is a function of its render's bytes, its placement's spec (size, byte cap, safe
 zone), the overlay texts, the logo's bytes, the overlay style (its font file's bytes included),
-the crop and the encoder with its settings and library versions. Each of these
+the crop, the approval its Content Credentials name, the encoder with its settings and library
+versions, and the C2PA signing (the certificate chain, algorithm, c2pa and brandbatch versions). Each of these
 *parts* is digested on its own; the fingerprint is the digest of the parts. The manifest row of
 a file keeps both (``export_fingerprint`` and ``export_inputs``), and the file's XMP carries the
 fingerprint, so a rerun can tell whether a file is still current and, if not, why.
@@ -16,13 +17,17 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
+from importlib import metadata
 
+from exports.credentials import Credential
 from exports.encode import encoder_identity
 from exports.overlay import OverlayStyle
 from exports.placements import Placement
+from exports.provenance import brandbatch_version
 
 # In the order a reason lists them ("copy changed, logo changed").
-PARTS = ("render", "size", "cap", "safe zone", "copy", "logo", "overlay style", "crop", "encoder")
+PARTS = ("render", "size", "cap", "safe zone", "copy", "logo", "overlay style", "crop", "approval", "encoder",
+         "signing")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -52,9 +57,17 @@ def overlay_identity(style: OverlayStyle) -> dict[str, object]:
     return {**dataclasses.asdict(style), "font": file_sha256(style.font)}
 
 
+@functools.lru_cache(maxsize=8)
+def signing_identity(credential: Credential) -> dict[str, object]:
+    """What decides a file's C2PA manifest besides its content: who signs (the certificate chain,
+    which names the key), how, and the c2pa and brandbatch versions (the claim generator)."""
+    return {"certs": sha256_hex(credential.certs), "alg": credential.alg, "tsa_url": credential.tsa_url,
+            "c2pa": metadata.version("c2pa-python"), "brandbatch": brandbatch_version()}
+
+
 def fingerprint_parts(*, job_key: str, render_sha256: str, placement: Placement, fmt: str,
                       texts: Sequence[str] | None, logo_sha256: str | None, overlay: Mapping[str, object] | None,
-                      crop: Sequence[float] | None) -> dict[str, str]:
+                      crop: Sequence[float] | None, approval: Sequence[str], credential: Credential) -> dict[str, str]:
     """A short digest per part (see ``PARTS``). ``texts``, ``logo_sha256`` and ``overlay`` are
     None for what is not drawn (overlays off, no text, no logo); ``crop`` is the crop box in the
     render, None when it follows the render's saliency (a function of the render's bytes)."""
@@ -67,7 +80,9 @@ def fingerprint_parts(*, job_key: str, render_sha256: str, placement: Placement,
         "logo": logo_sha256,
         "overlay style": overlay,
         "crop": [round(x, 6) for x in crop] if crop is not None else "saliency",
+        "approval": list(approval),
         "encoder": encoder_identity(fmt),
+        "signing": signing_identity(credential),
     }
     return {name: _digest(values[name]) for name in PARTS}
 

@@ -17,12 +17,14 @@ import io
 import math
 import multiprocessing
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 from PIL import Image, UnidentifiedImageError
 
+from exports.credentials import Credential, load_credential
 from exports.encode import CONTENT_TYPES, EXTENSIONS, FORMATS, ByteCapError, encode
 from exports.fingerprint import changed_parts, export_fingerprint, fingerprint_parts, overlay_identity, sha256_hex
 from exports.fit import cover_fit, crop_box, focal_point, nearest_render, upscale_factor
@@ -30,7 +32,8 @@ from exports.logo import LogoError, load_logo, read_logo
 from exports.manifest import MANIFEST_FIELDS, read_manifest, write_manifests
 from exports.metadata import xmp_packet
 from exports.overlay import OverlayStyle, apply_overlays, overlay_warnings
-from exports.placements import Placement
+from exports.placements import Placement, sized_for, unknown_placement
+from exports.provenance import Provenance, SigningError, sign, verify
 from plan.jobs import RenderJob
 from store.base import Store
 
@@ -91,18 +94,27 @@ def _base_row(item: ExportItem, placement: Placement, job: RenderJob | None) -> 
     }
 
 
-def _file_row(base: dict, fmt: str, key: str, data: bytes, size: tuple[int, int] | None = None) -> dict:
-    """The row of a file in the store; ``size``: its pixel size if known, else read from ``data``."""
+def _file_row(base: dict, fmt: str, key: str, data: bytes, credential: str,
+              size: tuple[int, int] | None = None) -> dict:
+    """The row of a file in the store, signed with a ``credential`` of that kind (development or
+    configured); ``size``: its pixel size if known, else read from ``data``."""
     if size is None:
         with Image.open(io.BytesIO(data)) as image:
             size = image.size
     return {**base, "format": fmt, "path": key, "width": size[0], "height": size[1], "bytes": len(data),
-            "sha256": sha256_hex(data), "status": "exported", "error": ""}
+            "sha256": sha256_hex(data), "c2pa_credential": credential, "status": "exported", "error": ""}
 
 
 def _failed_row(base: dict, fmt: str, key: str, reason: str) -> dict:
-    return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "status": "failed", "error": reason,
-            "export_fingerprint": "", "rewritten": ""}
+    return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "c2pa_credential": "", "status": "failed",
+            "error": reason, "export_fingerprint": "", "rewritten": ""}
+
+
+def _signed_with(data: bytes, fmt: str) -> str:
+    """The kind of credential a stored file is validly signed with; "" if its C2PA manifest is
+    missing or invalid (the file is then made again)."""
+    check = verify(data, fmt)
+    return ("development" if check.development else "configured") if check.valid else ""
 
 
 def _has_overlays(item: ExportItem, overlays: bool) -> bool:
@@ -183,25 +195,28 @@ def _stored(store: Store, key: str) -> bytes | None:
         return None
 
 
-def _stale(previous: dict | None, data: bytes | None, parts: dict[str, str], fingerprint: str,
-           cap: int | None) -> str:
-    """Why the stored file (``data``, None: none) with manifest row ``previous`` cannot be kept
-    for ``fingerprint``; "" if it can. A file counts when its row names this fingerprint and
-    its bytes, re-verified, match the row's sha256 and fit the cap; without such a row (another
-    run wrote it and has not written the manifest yet, or the manifest was torn), when its own
-    XMP names this fingerprint, it decodes whole and it fits the cap."""
+def _stale(previous: dict | None, data: bytes | None, fmt: str, parts: dict[str, str], fingerprint: str,
+           cap: int | None) -> tuple[str, str]:
+    """(why the stored file ``data`` (None: none) with manifest row ``previous`` cannot be kept
+    for ``fingerprint``, or "" if it can; the kind of credential it is signed with). A file
+    counts when its row names this fingerprint and its bytes, re-verified, match the row's
+    sha256 and fit the cap; without such a row (another run wrote it and has not written the
+    manifest yet, or the manifest was torn), when its own XMP names this fingerprint, it
+    decodes whole, its C2PA manifest is valid and it fits the cap."""
     if data is None:
-        return "new file"
+        return "new file", ""
     if cap is not None and len(data) > cap:
-        return "over the cap"
+        return "over the cap", ""
     if previous is not None and previous.get("status") == "exported" \
             and previous.get("export_fingerprint") == fingerprint:
-        return "" if sha256_hex(data) == previous.get("sha256") else "file changed since export"
-    if fingerprint.encode("ascii") in data and _decodes(data):
-        return ""
+        if sha256_hex(data) != previous.get("sha256"):
+            return "file changed since export", ""
+        return "", previous.get("c2pa_credential", "")
+    if fingerprint.encode("ascii") in data and _decodes(data) and (signed := _signed_with(data, fmt)):
+        return "", signed
     if previous is None or previous.get("status") != "exported":
-        return "not in the manifest"
-    return changed_parts(parts, previous.get("export_inputs") or {}) or "fingerprint changed"
+        return "not in the manifest", ""
+    return changed_parts(parts, previous.get("export_inputs") or {}) or "fingerprint changed", ""
 
 
 def _decodes(data: bytes) -> bool:
@@ -215,19 +230,23 @@ def _decodes(data: bytes) -> bool:
 
 def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[Placement], formats: Sequence[str],
                   store: Store, max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: bool = True,
-                  previous: Mapping[str, dict] | None = None) -> list[dict]:
+                  credential: Credential | None = None, previous: Mapping[str, dict] | None = None) -> list[dict]:
     """Every requested format of ``item`` in each of ``placements``, all cut from the render
-    ``job`` (None: the item has no render), which is decoded once; never raises for bad input.
+    ``job`` (None: the item has no render), which is decoded once, each file signed (C2PA) with
+    ``credential`` (None: the configured one); never raises for bad input.
 
     A file is written only when its fingerprint differs from that of its row in ``previous``
     (the campaign's manifest rows by path) or the stored file fails verification; each row's
     ``rewritten`` says why it was written this run ("" when the stored file was kept). A stale
     file that cannot be made again (byte cap, undecodable render) is removed, so no file
-    outlives what shaped it; one whose inputs cannot be read (missing render or logo) is kept."""
+    outlives what shaped it; one whose inputs cannot be read (missing render or logo) or that
+    cannot be signed now is kept."""
+    credential = credential or load_credential()
     previous = previous or {}
     inputs: _Inputs | None = None
     rows = []
     for placement in placements:
+        placement = sized_for(placement, (job.width, job.height)) if job else placement
         base = _base_row(item, placement, job)
         keys = {fmt: export_key(item, placement.id, fmt) for fmt in _formats_for(formats, placement)}
         if job is None:
@@ -247,6 +266,7 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
             reason = f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}"
         except ValueError as exc:
             reason = str(exc)
+        style = f"{job.style}@{job.style_version}"
         for fmt, key in keys.items():
             if inputs is None or reason:  # the inputs cannot be read now: a stored file is left as it is
                 rows.append(_failed_row(base, fmt, key, reason))
@@ -257,17 +277,28 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
                 texts=(item.headline, item.cta) if drawn else None, logo_sha256=inputs.logo_sha256,
                 overlay=inputs.overlay,
                 crop=crop_box((job.width, job.height), placement.width, placement.height, item.focal)
-                if item.focal is not None else None)
+                if item.focal is not None else None,
+                approval=(item.approval_id, item.approved_by), credential=credential)
+            fingerprint = export_fingerprint(parts)
             stored = _stored(store, key)
-            why = _stale(previous.get(key), stored, parts, export_fingerprint(parts), placement.max_bytes)
-            identity = {"export_fingerprint": export_fingerprint(parts), "export_inputs": parts, "rewritten": why}
+            why, signed = _stale(previous.get(key), stored, fmt, parts, fingerprint, placement.max_bytes)
+            identity = {"export_fingerprint": fingerprint, "export_inputs": parts, "rewritten": why}
             if not why:
-                rows.append(_file_row(base, fmt, key, stored) | identity)
+                rows.append(_file_row(base, fmt, key, stored, signed) | identity)
                 continue
+            made = Provenance(job_key=job.key, seed=job.seed, style=style, model=job.model_id,
+                              model_revision=job.model_revision, placement=placement.id, approval_id=item.approval_id,
+                              approved_by=item.approved_by, export_fingerprint=fingerprint)
             try:
                 image = image or _draw(item, job, placement, inputs)
-                encoded = encode(image, fmt, max_bytes=placement.max_bytes, xmp=xmp_packet(
-                    job.key, f"{job.style}@{job.style_version}", identity["export_fingerprint"]))
+                encoded = encode(image, fmt, max_bytes=placement.max_bytes,
+                                 xmp=xmp_packet(job.key, style, seed=job.seed, model=job.model_id,
+                                                model_revision=job.model_revision, fingerprint=fingerprint),
+                                 finish=partial(sign, fmt=fmt, provenance=made, credential=credential,
+                                                title=key.rsplit("/", 1)[-1]))
+            except SigningError as exc:  # the signer cannot be used now: a stored file is left as it is
+                rows.append(_failed_row(base, fmt, key, f"{fmt} for {placement.id}: {exc}"))
+                continue
             except ByteCapError as exc:
                 rows.append(_failed_row(base, fmt, key, _removed(store, key, stored, f"{fmt} for {placement.id}: {exc}")))
                 continue
@@ -275,9 +306,10 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
                 rows.append(_failed_row(base, fmt, key, _removed(store, key, stored, str(exc))))
                 continue
             if store.put(key, encoded.data, content_type=CONTENT_TYPES[fmt], overwrite=stored is not None):
-                rows.append(_file_row(base, fmt, key, encoded.data, image.size) | identity)
+                rows.append(_file_row(base, fmt, key, encoded.data, credential.kind, image.size) | identity)
             else:  # written meanwhile by another run
-                rows.append(_file_row(base, fmt, key, store.get(key)) | identity)
+                data = store.get(key)
+                rows.append(_file_row(base, fmt, key, data, _signed_with(data, fmt)) | identity)
     return rows
 
 
@@ -334,7 +366,7 @@ def _tasks(items: Sequence[ExportItem], placements: Mapping[str, Placement], wor
     for index, item in enumerate(items):
         for pid in item.placements:
             if pid not in placements:
-                rows.append(_unknown_placement_row(item, pid))
+                rows.append(_unknown_placement_row(item, pid, placements))
                 continue
             job = nearest_render(item.renders, placements[pid]) if item.renders else None
             group = (index, job.key if job else "")
@@ -350,7 +382,8 @@ def _tasks(items: Sequence[ExportItem], placements: Mapping[str, Placement], wor
 
 def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping[str, Placement], *,
                   formats: Sequence[str] = DEFAULT_FORMATS, workers: int | None = None,
-                  max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: bool = True) -> list[dict]:
+                  max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: bool = True,
+                  credential: Credential | None = None) -> list[dict]:
     """Export every item to each of its placements in each format; manifest rows sorted by path.
     Files whose export fingerprint matches their row in the campaign's manifest (and whose bytes
     still verify) are kept as they are; ``rewrite_counts`` of the rows says what was written and why.
@@ -359,12 +392,15 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     cores; 1: in this process). Renders enlarged more than ``max_upscale`` times are exported
     and flagged (``upscale_flagged``) in their rows. ``overlays``: draw each item's headline,
     CTA and logo in its ``overlay`` style (False: export the bare render); text that cannot fit
-    is listed in ``warnings``.
+    is listed in ``warnings``. Every file carries C2PA Content Credentials signed with
+    ``credential`` (None: ``load_credential()``: the configured one, else the development one;
+    ``CredentialError`` if the configuration is incomplete); rows say which kind in ``c2pa_credential``.
     """
     bad = [f for f in formats if f not in RUN_FORMATS]
     if bad or not formats:
         raise ValueError(f"formats must be some of {', '.join(RUN_FORMATS)} but are {list(formats)!r}")
     count = workers or os.cpu_count() or 1
+    credential = credential or load_credential()
     tasks, rows = _tasks(items, placements, count)
     manifests = {campaign: read_manifest(store, campaign) for campaign in {item.campaign for item in items}}
 
@@ -372,7 +408,7 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
         keys = (export_key(item, p.id, fmt) for p in group for fmt in _formats_for(formats, p))
         return {key: manifests[item.campaign][key] for key in keys if key in manifests[item.campaign]}
 
-    args = [(item, job, group, tuple(formats), store, max_upscale, overlays, previous(item, group))
+    args = [(item, job, group, tuple(formats), store, max_upscale, overlays, credential, previous(item, group))
             for item, job, group in tasks]
     if min(count, len(args)) <= 1:
         results = [_export_task(task) for task in args]
@@ -394,11 +430,11 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     return sorted(rows, key=lambda row: row["path"])
 
 
-def _unknown_placement_row(item: ExportItem, pid: str) -> dict:
+def _unknown_placement_row(item: ExportItem, pid: str, known: Iterable[str]) -> dict:
     return {name: "" for name in MANIFEST_FIELDS} | {
         "asset_id": item.asset_id, "row": item.row, "variant": item.variant, "placement": pid,
         "path": _stem(item, pid), "bytes": 0, "status": "failed",
-        "error": f"unknown placement {pid!r} (see exports/platforms.yaml or your placements file)",
+        "error": unknown_placement(pid, known),
         "qa_verdict": item.qa_verdict, "approval_id": item.approval_id, "approved_by": item.approved_by,
         "alt_text": item.alt_text,
     }

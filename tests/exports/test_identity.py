@@ -13,6 +13,7 @@ import PIL
 import pytest
 from PIL import Image
 
+from exports.credentials import development_credential
 from exports.fingerprint import PARTS
 from exports.manifest import write_manifests
 from exports.overlay import OverlayStyle
@@ -28,9 +29,9 @@ def placements():
     return load_placements()
 
 
-def _export(store, item, placements, formats=("webp", "upload")) -> list[dict]:
+def _export(store, item, placements, formats=("webp", "upload"), credential=None) -> list[dict]:
     """One run: export, then merge the rows into the manifest, as the flow does."""
-    rows = export_assets([item], store, placements, formats=formats, workers=1)
+    rows = export_assets([item], store, placements, formats=formats, workers=1, credential=credential)
     write_manifests(store, item.campaign, rows)
     return rows
 
@@ -53,7 +54,7 @@ def _rerender(store, item):
     return item
 
 
-CHANGES = {  # reason -> (item, placements) -> (item, placements) after the change
+CHANGES = {  # reason -> (store, item, placements, tmp) -> (item, placements, credential) after the change
     "render changed": lambda store, item, p, tmp: (_rerender(store, item), p),
     "size changed": lambda store, item, p, tmp: (item, _with_placement(p, width=360, height=300)),
     "cap changed": lambda store, item, p, tmp: (item, _with_placement(p, max_bytes=150_000)),
@@ -64,6 +65,8 @@ CHANGES = {  # reason -> (item, placements) -> (item, placements) after the chan
         dataclasses.replace(item, overlay=OverlayStyle(cta_colour=(0, 0, 255))), p),
     # The 300x250 crop moves with the focal point; the square one is the whole 1:1 render either way.
     "crop changed": lambda store, item, p, tmp: (dataclasses.replace(item, focal=(0.5, 0.1)), p),
+    "approval changed": lambda store, item, p, tmp: (dataclasses.replace(item, approval_id="rev-2", approved_by="sam"), p),
+    "signing changed": lambda store, item, p, tmp: (item, p, development_credential(tmp / "another-ca")),
 }
 
 
@@ -74,9 +77,10 @@ def test_one_change_rewrites_its_files_with_the_reason_and_keeps_the_rest(reason
     first = _export(store, item, placements)
     assert rewrite_counts(first) == {"new file": 4}
     mtimes = {r["path"]: Path(store.location(r["path"])).stat().st_mtime_ns for r in first}
-    changed_item, changed_placements = CHANGES[reason](store, item, placements, tmp_path)
-    rows = _export(store, changed_item, changed_placements)
-    touched = 4 if reason in ("render changed", "copy changed", "logo changed", "overlay style changed") else 2
+    changed_item, changed_placements, *credential = CHANGES[reason](store, item, placements, tmp_path)
+    rows = _export(store, changed_item, changed_placements, credential=credential[0] if credential else None)
+    touched = 4 if reason in ("render changed", "copy changed", "logo changed", "overlay style changed",
+                              "approval changed", "signing changed") else 2
     assert rewrite_counts(rows) == {reason: touched}
     before = {r["path"]: r for r in first}
     for row in rows:
@@ -87,7 +91,8 @@ def test_one_change_rewrites_its_files_with_the_reason_and_keeps_the_rest(reason
         else:
             assert row["placement"] != PID and row["sha256"] == before[row["path"]]["sha256"]
             assert Path(store.location(row["path"])).stat().st_mtime_ns == mtimes[row["path"]]
-    assert rewrite_counts(_export(store, changed_item, changed_placements)) == {}
+    assert rewrite_counts(_export(store, changed_item, changed_placements,
+                                  credential=credential[0] if credential else None)) == {}
 
 
 def test_the_encoder_and_its_library_versions_are_part_of_the_identity(store, placements, monkeypatch):
@@ -123,8 +128,9 @@ def test_a_kept_file_is_verified_against_the_manifest(store, placements):
     path = Path(store.location(row["path"]))
     path.write_bytes(path.read_bytes() + b"tampered")  # same fingerprint in its XMP, other bytes
     (again,) = _export(store, item, placements, formats=("webp",))
-    assert again["rewritten"] == "file changed since export" and path.read_bytes() == store.get(row["path"])
-    assert again["sha256"] == row["sha256"]  # made again, the same bytes as the first time
+    assert again["rewritten"] == "file changed since export"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == again["sha256"] and b"tampered" not in path.read_bytes()
+    assert again["export_fingerprint"] == row["export_fingerprint"]
 
     path.unlink()
     assert _export(store, item, placements, formats=("webp",))[0]["rewritten"] == "new file"
@@ -153,11 +159,11 @@ def test_a_file_without_a_manifest_row_counts_only_if_its_xmp_names_the_fingerpr
     assert second["rewritten"] == "" and second["sha256"] == first["sha256"]
     export_assets([dataclasses.replace(item, cta="Other")], store, placements, formats=("webp",), workers=1)
     (third,) = export_assets([item], store, placements, formats=("webp",), workers=1)
-    assert third["rewritten"] == "not in the manifest" and third["sha256"] == first["sha256"]
+    assert third["rewritten"] == "not in the manifest" and third["export_fingerprint"] == first["export_fingerprint"]
     path = Path(store.location(first["path"]))
     path.write_bytes(path.read_bytes()[:-200])  # cut short: its XMP is intact, its pixels are not
     (fourth,) = export_assets([item], store, placements, formats=("webp",), workers=1)
-    assert fourth["rewritten"] == "not in the manifest" and fourth["sha256"] == first["sha256"]
+    assert fourth["rewritten"] == "not in the manifest" and fourth["export_fingerprint"] == first["export_fingerprint"]
 
 
 def test_a_stale_file_that_cannot_be_made_again_is_removed(store, placements):
