@@ -205,14 +205,13 @@ def _stale(previous: dict | None, data: bytes | None, fmt: str, parts: dict[str,
     decodes whole, its C2PA manifest is valid and it fits the cap."""
     if data is None:
         return "new file", ""
-    if cap is not None and len(data) > cap:
-        return "over the cap", ""
+    fits = cap is None or len(data) <= cap
     if previous is not None and previous.get("status") == "exported" \
             and previous.get("export_fingerprint") == fingerprint:
         if sha256_hex(data) != previous.get("sha256"):
             return "file changed since export", ""
-        return "", previous.get("c2pa_credential", "")
-    if fingerprint.encode("ascii") in data and _decodes(data) and (signed := _signed_with(data, fmt)):
+        return ("", previous.get("c2pa_credential", "")) if fits else ("over the cap", "")
+    if fits and fingerprint.encode("ascii") in data and _decodes(data) and (signed := _signed_with(data, fmt)):
         return "", signed
     if previous is None or previous.get("status") != "exported":
         return "not in the manifest", ""
