@@ -1,7 +1,8 @@
 """Export identity: a fingerprint over everything that shapes an export file.
 
 An export file is a function of its render's bytes, its placement's spec (size, byte cap, safe
-zone), the overlay texts, the logo's bytes, the overlay style (its font file's bytes included),
+zone), the overlay texts and their locale, the logo's bytes, the overlay style (the bytes of the
+fonts that draw the texts included),
 the crop, the approval its Content Credentials name, the encoder with its settings and library
 versions, and the C2PA signing (the certificate chain, algorithm, c2pa and brandbatch versions). Each of these
 *parts* is digested on its own; the fingerprint is the digest of the parts. The manifest row of
@@ -19,11 +20,14 @@ import os
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 
+from PIL import features
+
 from exports.credentials import Credential
 from exports.encode import encoder_identity
 from exports.overlay import OverlayStyle
 from exports.placements import Placement
 from exports.provenance import brandbatch_version
+from exports.typeset import choose_face
 
 # In the order a reason lists them ("copy changed, logo changed").
 PARTS = ("render", "size", "cap", "safe zone", "copy", "logo", "overlay style", "crop", "approval", "encoder",
@@ -51,10 +55,17 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return _file_sha256(os.fspath(path), stat.st_mtime_ns, stat.st_size)
 
 
-def overlay_identity(style: OverlayStyle) -> dict[str, object]:
+def overlay_identity(style: OverlayStyle, texts: Sequence[str], locale: str) -> dict[str, object]:
     """The style's settings with its font file as the file's sha256 (a font edited in place
-    changes the drawing). Raises ``OSError`` if the font cannot be read."""
-    return {**dataclasses.asdict(style), "font": file_sha256(style.font)}
+    changes the drawing), the font that draws each text (the style's own or one of its script's
+    fallback chain, ``exports.typeset``) as its file's sha256, and the shaping libraries'
+    versions. Raises ``OSError`` if a font cannot be read."""
+    faces = []
+    for text in texts:
+        face = choose_face(text, style.font, style.weight, locale)[0] if text.strip() else None
+        faces.append(None if face is None else [file_sha256(face.path), face.index, face.variable, face.language])
+    return {**dataclasses.asdict(style), "font": file_sha256(style.font), "faces": faces,
+            "shaping": [features.version(name) for name in ("raqm", "fribidi", "harfbuzz")]}
 
 
 @functools.lru_cache(maxsize=8)

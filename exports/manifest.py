@@ -19,9 +19,9 @@ from store.base import Store
 
 MANIFEST_FIELDS = (
     "asset_id", "row", "variant", "placement", "platform", "format", "width", "height", "bytes", "sha256", "path",
-    "status", "error", "warnings", "upscale", "upscale_flagged", "seed", "style", "style_version", "model",
+    "status", "error", "upscale", "upscale_flagged", "seed", "style", "style_version", "model",
     "model_revision", "job_key", "prompt_sha256", "qa_verdict", "approval_id", "approved_by", "alt_text", "headline",
-    "cta", "c2pa_credential", "export_fingerprint",
+    "cta", "locale", "c2pa_credential", "export_fingerprint",
 )
 RUN_ONLY_FIELDS = ("rewritten",)  # what this run did to a file: in the rows a run returns, not in manifests
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -31,7 +31,7 @@ from exports.fit import cover_fit, crop_box, focal_point, nearest_render, upscal
 from exports.logo import LogoError, load_logo, read_logo
 from exports.manifest import MANIFEST_FIELDS, read_manifest, write_manifests
 from exports.metadata import xmp_packet
-from exports.overlay import OverlayStyle, apply_overlays, overlay_warnings
+from exports.overlay import OverlayStyle, apply_overlays, overlay_problems
 from exports.placements import Placement, sized_for, unknown_placement
 from exports.provenance import Provenance, SigningError, sign, verify
 from plan.jobs import RenderJob
@@ -61,6 +61,7 @@ class ExportItem:
     logo: str = ""  # path of a logo image (PNG/JPEG/WebP, alpha kept) to composite; "" for none
     focal: tuple[float, float] | None = None  # the style's focal hint (x, y as 0..1); None: saliency
     overlay: OverlayStyle = OverlayStyle()  # the style's look for headline, CTA and logo
+    locale: str = ""  # BCP 47 language of the headline and CTA ("" unknown)
 
 
 def render_key(job: RenderJob) -> str:
@@ -90,7 +91,7 @@ def _base_row(item: ExportItem, placement: Placement, job: RenderJob | None) -> 
         "model_revision": job.model_revision if job else None, "job_key": job.key if job else "",
         "prompt_sha256": job.prompt_sha256 if job else "", "qa_verdict": item.qa_verdict,
         "approval_id": item.approval_id, "approved_by": item.approved_by, "alt_text": item.alt_text,
-        "headline": item.headline, "cta": item.cta, "upscale": None, "upscale_flagged": False, "warnings": "",
+        "headline": item.headline, "cta": item.cta, "locale": item.locale, "upscale": None, "upscale_flagged": False,
     }
 
 
@@ -103,6 +104,12 @@ def _file_row(base: dict, fmt: str, key: str, data: bytes, credential: str,
             size = image.size
     return {**base, "format": fmt, "path": key, "width": size[0], "height": size[1], "bytes": len(data),
             "sha256": sha256_hex(data), "c2pa_credential": credential, "status": "exported", "error": ""}
+
+
+def _held_row(base: dict, fmt: str, key: str, reason: str) -> dict:
+    """A file not made because its overlays would be illegible: the item goes back to review."""
+    return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "c2pa_credential": "", "status": "review",
+            "error": reason, "export_fingerprint": "", "rewritten": ""}
 
 
 def _failed_row(base: dict, fmt: str, key: str, reason: str) -> dict:
@@ -124,14 +131,15 @@ def _has_overlays(item: ExportItem, overlays: bool) -> bool:
 @dataclass
 class _Inputs:
     """What every placement cut from one render needs: the render's and logo's bytes (read
-    once, hashed for the fingerprint), the overlay's identity; decoded only when a file is drawn."""
+    once, hashed for the fingerprint), the decoded logo, the overlay's identity; the render is
+    decoded only when a file is drawn."""
 
     render: bytes
     render_sha256: str
-    logo: bytes | None
+    logo: Image.Image | None
     logo_sha256: str | None
     overlay: dict[str, object] | None  # None: nothing is drawn over the render
-    decoded: tuple[Image.Image, tuple[float, float], Image.Image | None] | None = None
+    decoded: tuple[Image.Image, tuple[float, float]] | None = None
 
 
 def _read_inputs(item: ExportItem, job: RenderJob, store: Store, overlays: bool) -> _Inputs:
@@ -140,23 +148,23 @@ def _read_inputs(item: ExportItem, job: RenderJob, store: Store, overlays: bool)
         render = store.get(render_key(job))
     except (FileNotFoundError, KeyError):
         raise ValueError(f"render {render_key(job)} is not in the store") from None
-    logo, overlay = None, None
+    logo, logo_sha256, overlay = None, None, None
     if _has_overlays(item, overlays):
         try:
-            overlay = overlay_identity(item.overlay)
+            overlay = overlay_identity(item.overlay, (item.headline, item.cta), item.locale)
         except OSError as exc:  # the style's font file cannot be read
             raise ValueError(f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}") from None
         if item.logo:
             try:
-                logo = read_logo(item.logo)
+                data = read_logo(item.logo)
+                logo, logo_sha256 = load_logo(item.logo, data), sha256_hex(data)
             except LogoError as exc:
                 raise ValueError(f"{exc} (asset {item.asset_id})") from None
-    return _Inputs(render, sha256_hex(render), logo, sha256_hex(logo) if logo is not None else None, overlay)
+    return _Inputs(render, sha256_hex(render), logo, logo_sha256, overlay)
 
 
-def _decoded(item: ExportItem, job: RenderJob, inputs: _Inputs) -> tuple[Image.Image, tuple[float, float],
-                                                                          Image.Image | None]:
-    """The decoded render, its focal point and the logo, made once per task. Raises ``ValueError``."""
+def _decoded(item: ExportItem, job: RenderJob, inputs: _Inputs) -> tuple[Image.Image, tuple[float, float]]:
+    """The decoded render and its focal point, made once per task. Raises ``ValueError``."""
     if inputs.decoded is None:
         try:
             with Image.open(io.BytesIO(inputs.render)) as opened:
@@ -164,26 +172,19 @@ def _decoded(item: ExportItem, job: RenderJob, inputs: _Inputs) -> tuple[Image.I
         except (UnidentifiedImageError, OSError) as exc:
             raise ValueError(f"render {render_key(job)} cannot be decoded: {exc}") from None
         render.info = {}  # nothing of the render's metadata reaches an export
-        focal = item.focal if item.focal is not None else focal_point(render)
-        logo = None
-        if inputs.logo is not None:
-            try:
-                logo = load_logo(item.logo, inputs.logo)
-            except LogoError as exc:
-                raise ValueError(f"{exc} (asset {item.asset_id})") from None
-        inputs.decoded = (render, focal, logo)
+        inputs.decoded = (render, item.focal if item.focal is not None else focal_point(render))
     return inputs.decoded
 
 
 def _draw(item: ExportItem, job: RenderJob, placement: Placement, inputs: _Inputs) -> Image.Image:
     """The render fitted to the placement, with its overlays. Raises ``ValueError``."""
-    render, focal, logo = _decoded(item, job, inputs)
+    render, focal = _decoded(item, job, inputs)
     fitted = cover_fit(render, placement.width, placement.height, focal)
     if inputs.overlay is None:
         return fitted
     try:
-        return apply_overlays(fitted, placement, headline=item.headline, cta=item.cta, logo=logo,
-                              style=item.overlay)[0]
+        return apply_overlays(fitted, placement, headline=item.headline, cta=item.cta, logo=inputs.logo,
+                              style=item.overlay, locale=item.locale)[0]
     except OSError as exc:  # the style's font file cannot be read
         raise ValueError(f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}") from None
 
@@ -255,16 +256,23 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
         base["upscale"] = round(upscale_factor((job.width, job.height), placement.width, placement.height), 3)
         base["upscale_flagged"] = base["upscale"] > max_upscale
         image: Image.Image | None = None
-        reason = ""
+        reason, held = "", []
         try:
             inputs = inputs or _read_inputs(item, job, store, overlays)
             if inputs.overlay is not None:
-                base["warnings"] = "; ".join(overlay_warnings(placement, headline=item.headline, cta=item.cta,
-                                                              logo=bool(item.logo), style=item.overlay))
+                held = overlay_problems(placement, headline=item.headline, cta=item.cta,
+                                        logo_size=inputs.logo.size if inputs.logo else None, style=item.overlay,
+                                        locale=item.locale)
         except OSError as exc:
             reason = f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}"
         except ValueError as exc:
             reason = str(exc)
+        if held and not reason:  # text or logo below legible size, a CTA that does not fit, no font
+            for fmt, key in keys.items():
+                if _stored(store, key) is not None:
+                    store.delete(key)  # shipped before the rules held it: not any more
+                rows.append(_held_row(base, fmt, key, "; ".join(held)))
+            continue
         style = f"{job.style}@{job.style_version}"
         for fmt, key in keys.items():
             if inputs is None or reason:  # the inputs cannot be read now: a stored file is left as it is
@@ -273,7 +281,7 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
             drawn = inputs.overlay is not None
             parts = fingerprint_parts(
                 job_key=job.key, render_sha256=inputs.render_sha256, placement=placement, fmt=fmt,
-                texts=(item.headline, item.cta) if drawn else None, logo_sha256=inputs.logo_sha256,
+                texts=(item.headline, item.cta, item.locale) if drawn else None, logo_sha256=inputs.logo_sha256,
                 overlay=inputs.overlay,
                 crop=crop_box((job.width, job.height), placement.width, placement.height, item.focal)
                 if item.focal is not None else None,
@@ -390,8 +398,10 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     ``formats``: any of webp, avif, jpeg, png, upload. ``workers``: processes (None: all
     cores; 1: in this process). Renders enlarged more than ``max_upscale`` times are exported
     and flagged (``upscale_flagged``) in their rows. ``overlays``: draw each item's headline,
-    CTA and logo in its ``overlay`` style (False: export the bare render); text that cannot fit
-    is listed in ``warnings``. Every file carries C2PA Content Credentials signed with
+    CTA and logo in its ``overlay`` style (False: export the bare render); a placement where text
+    or logo would be below its legible minimum, or the CTA does not fit, or a glyph has no font,
+    is not made: its rows have ``status: review`` and the reasons in ``error``. Every file carries
+    C2PA Content Credentials signed with
     ``credential`` (None: ``load_credential()``: the configured one, else the development one;
     ``CredentialError`` if the configuration is incomplete); rows say which kind in ``c2pa_credential``.
     """
@@ -429,6 +439,18 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     return sorted(rows, key=lambda row: row["path"])
 
 
+def held_for_review(rows: Sequence[dict]) -> dict[tuple[str, int], str]:
+    """(asset_id, variant) -> the reasons, for each item with files held for review (``status: review``)."""
+    held: dict[tuple[str, int], list[str]] = {}
+    for row in rows:
+        if row.get("status") == "review":
+            reasons = held.setdefault((row["asset_id"], row["variant"]), [])
+            reason = f"{row['placement']}: {row['error']}"
+            if reason not in reasons:
+                reasons.append(reason)
+    return {key: "; ".join(reasons) for key, reasons in held.items()}
+
+
 def _unknown_placement_row(item: ExportItem, pid: str, known: Iterable[str]) -> dict:
     return {name: "" for name in MANIFEST_FIELDS} | {
         "asset_id": item.asset_id, "row": item.row, "variant": item.variant, "placement": pid,
@@ -440,4 +462,4 @@ def _unknown_placement_row(item: ExportItem, pid: str, known: Iterable[str]) -> 
 
 
 __all__ = ["DEFAULT_FORMATS", "DEFAULT_MAX_UPSCALE", "RUN_FORMATS", "ExportItem", "export_assets", "export_render",
-           "rewrite_counts", "write_manifests"]
+           "held_for_review", "rewrite_counts", "write_manifests"]

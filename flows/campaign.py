@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows.assemble import asset_snapshot, assets_key, plan_settings, resolve_paths
+from exports.overlay import sheet_text_problems
 from exports.provenance import credential_note
 from exports.stage import DEFAULT_FORMATS, rewrite_counts
 from flows.deadletters import load_dead_letters, rendered_jobs, retry_jobs
@@ -53,11 +54,13 @@ class CampaignSummary:
     report: str = ""
     dead_letters: int = 0
     credential: str = ""  # which C2PA credential signed the exports (exports.provenance.credential_note)
+    held: int = 0  # export files held for review: overlays would be illegible (status "review")
 
 
 @task(cache_policy=NO_CACHE)
 def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Store) -> CampaignPlan:
     plan = plan_campaign(read_sheet(sheet), settings, limit=limit)
+    plan.problems.extend(sheet_text_problems(plan, settings.styles_dir))  # glyphs no font has
     store.put(assets_key(plan.campaign), asset_snapshot(plan, settings.styles_dir), content_type="application/json", overwrite=True)
     return plan
 
@@ -170,4 +173,5 @@ def campaign_batch(
         rerolled=rerolled, problems=[str(p) for p in plan.problems],
         manifest=store.location(f"{campaign}/manifest.json"), report=store.location(f"{campaign}/report.html"),
         dead_letters=len(letters), credential=credential_note(rows),
+        held=sum(1 for r in rows if r.get("status") == "review"),
     )

@@ -65,6 +65,7 @@ def validate(
     allow_draft: Annotated[bool, typer.Option("--allow-draft", help="Accept draft styles.")] = False,
 ) -> None:
     """Validate a sheet and the styles it references; render nothing."""
+    from exports.overlay import sheet_text_problems
     from flows.assemble import plan_settings
     from plan.planner import plan_campaign
     from plan.sheet import read_sheet
@@ -72,6 +73,7 @@ def validate(
     try:
         settings, _ = plan_settings(styles, allow_draft=allow_draft)
         plan = plan_campaign(read_sheet(sheet), settings)
+        plan.problems.extend(sheet_text_problems(plan, settings.styles_dir))  # glyphs no font has
     except InputError as exc:
         _fail(exc.problems, to_stdout=True)
         raise typer.Exit(1) from None
@@ -132,6 +134,9 @@ def run(
     if summary.dead_letters:
         typer.echo(f"dead letters: {summary.dead_letters} jobs failed and have not rendered since "
                    f"({summary.campaign}/dead-letters.json); retry them alone with --retry-failed")
+    if summary.held:
+        typer.echo(f"held for review: {summary.held} export files whose text or logo would be illegible or whose CTA "
+                   "does not fit (status 'review' with the reason in the manifest)")
     if summary.credential:
         typer.echo(summary.credential)
     typer.echo(f"manifest: {summary.manifest}")
@@ -184,11 +189,15 @@ def export(
     except (FileNotFoundError, ReviewError, StoreError, CredentialError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
-    failed = [r for r in rows if r.get("status") != "exported"]
+    failed = [r for r in rows if r.get("status") not in ("exported", "review")]
+    for row in rows:
+        if row.get("status") == "review":
+            typer.echo(f"held for review: {row['path']}: {row['error']}", err=True)
     for row in failed:
         typer.echo(f"export failed: {row['path']}: {row['error']}", err=True)
-    typer.echo(f"campaign {campaign}: {len(rows) - len(failed)} export files{_rewritten(rewrite_counts(rows))}, "
-               f"{len(failed)} failed")
+    held = sum(1 for r in rows if r.get("status") == "review")
+    typer.echo(f"campaign {campaign}: {len(rows) - len(failed) - held} export files{_rewritten(rewrite_counts(rows))}, "
+               f"{held} held for review, {len(failed)} failed")
     if credential_note(rows):
         typer.echo(credential_note(rows))
     raise typer.Exit(1 if failed else 0)
