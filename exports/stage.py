@@ -29,6 +29,7 @@ from exports.logo import LogoError, load_logo
 from exports.overlay import OverlayStyle, apply_overlays, overlay_warnings
 from exports.placements import Placement
 from plan.jobs import RenderJob
+from store import keys
 from store.base import Store
 
 RUN_FORMATS = (*FORMATS, "upload")  # "upload": the placement's first accepted upload format
@@ -57,17 +58,8 @@ class ExportItem:
     overlay: OverlayStyle = OverlayStyle()  # the style's look for headline, CTA and logo
 
 
-def render_key(job: RenderJob) -> str:
-    return f"renders/{job.key}.png"
-
-
-def _stem(item: ExportItem, placement_id: str) -> str:
-    name = item.asset_id if item.variant == 1 else f"{item.asset_id}-v{item.variant}"
-    return f"{item.campaign}/exports/{placement_id}/{name}"
-
-
 def export_key(item: ExportItem, placement_id: str, fmt: str) -> str:
-    return f"{_stem(item, placement_id)}.{EXTENSIONS[fmt]}"
+    return keys.export_key(item.campaign, placement_id, item.asset_id, item.variant, EXTENSIONS[fmt])
 
 
 def _formats_for(formats: Sequence[str], placement: Placement) -> list[str]:
@@ -117,12 +109,12 @@ class _Source:
 def _load_source(item: ExportItem, job: RenderJob, store: Store, overlays: bool) -> _Source:
     """Raises ``ValueError`` with the reason when an input is missing or unreadable."""
     try:
-        with Image.open(io.BytesIO(store.get(render_key(job)))) as opened:
+        with Image.open(io.BytesIO(store.get(keys.render_key(job.key)))) as opened:
             render = opened.convert("RGB")
     except (FileNotFoundError, KeyError):
-        raise ValueError(f"render {render_key(job)} is not in the store") from None
+        raise ValueError(f"render {keys.render_key(job.key)} is not in the store") from None
     except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"render {render_key(job)} cannot be decoded: {exc}") from None
+        raise ValueError(f"render {keys.render_key(job.key)} cannot be decoded: {exc}") from None
     render.info = {}  # nothing of the render's metadata reaches an export
     focal = item.focal if item.focal is not None else focal_point(render)
     logo = None
@@ -296,7 +288,7 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
 def _unknown_placement_row(item: ExportItem, pid: str) -> dict:
     return {name: "" for name in MANIFEST_FIELDS} | {
         "asset_id": item.asset_id, "row": item.row, "variant": item.variant, "placement": pid,
-        "path": _stem(item, pid), "bytes": 0, "status": "failed",
+        "path": keys.export_stem(item.campaign, pid, item.asset_id, item.variant), "bytes": 0, "status": "failed",
         "error": f"unknown placement {pid!r} (see exports/platforms.yaml or your placements file)",
         "qa_verdict": item.qa_verdict, "approval_id": item.approval_id, "approved_by": item.approved_by,
         "alt_text": item.alt_text,

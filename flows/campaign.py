@@ -16,7 +16,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.assemble import asset_snapshot, assets_key, plan_settings, resolve_paths
+from flows.assemble import asset_snapshot, plan_settings, resolve_paths, save_assets
 from exports.stage import DEFAULT_FORMATS
 from flows.deadletters import load_dead_letters, rendered_jobs, retry_jobs
 from flows.export import export_task
@@ -32,6 +32,7 @@ from render.stage import RenderReport, render_missing
 from review.actions import queue_for_review, render_rerolls, styles_qa
 from review.queue import ReviewQueue, database_url
 from store import Store, open_store
+from store.keys import manifest_key, report_key
 
 
 @dataclass
@@ -55,7 +56,7 @@ class CampaignSummary:
 @task(cache_policy=NO_CACHE)
 def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Store) -> CampaignPlan:
     plan = plan_campaign(read_sheet(sheet), settings, limit=limit)
-    store.put(assets_key(plan.campaign), asset_snapshot(plan, settings.styles_dir), content_type="application/json", overwrite=True)
+    save_assets(store, plan.campaign, asset_snapshot(plan, settings.styles_dir))
     return plan
 
 
@@ -151,7 +152,7 @@ def campaign_batch(
                                          retry_failed=retry_failed, whole_plan=limit is None)
     html = render_report(campaign, plan.jobs, results, store, rows, extra={"problems": [str(p) for p in plan.problems]},
                          tables=tables)
-    store.put(f"{campaign}/report.html", html.encode("utf-8"), content_type="text/html; charset=utf-8",
+    store.put(report_key(campaign), html.encode("utf-8"), content_type="text/html; charset=utf-8",
               overwrite=True)
     tracker.stage(100, f"done: {len(rendered.rendered)} rendered, {len(rendered.failed)} failed")
     verdicts: dict[str, int] = {}
@@ -163,6 +164,6 @@ def campaign_batch(
         failed=[{"job_key": f.job_key, "reason": f.reason, "message": f.message} for f in rendered.failed],
         verdicts=verdicts, exported=sum(1 for r in rows if r.get("status") == "exported"), queued=queued,
         rerolled=rerolled, problems=[str(p) for p in plan.problems],
-        manifest=store.location(f"{campaign}/manifest.json"), report=store.location(f"{campaign}/report.html"),
+        manifest=store.location(manifest_key(campaign)), report=store.location(report_key(campaign)),
         dead_letters=len(letters),
     )

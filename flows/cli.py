@@ -97,7 +97,9 @@ def run(
     _prefect_home()
     from flows.campaign import campaign_batch
     from review.queue import ReviewError
+    from store.keys import dead_letters_key
     from store import StoreError
+    from store.documents import DocumentError
 
     try:
         summary = campaign_batch(sheet=str(sheet), out=out, model=model, limit=limit, styles=styles,
@@ -107,7 +109,7 @@ def run(
     except InputError as exc:
         _fail(exc.problems)
         raise typer.Exit(1) from None
-    except (ReviewError, StoreError) as exc:  # StoreError: disk full, S3 unreachable; a rerun resumes
+    except (DocumentError, ReviewError, StoreError) as exc:  # StoreError: disk full, S3 unreachable; a rerun resumes
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     _fail(summary.problems)
@@ -121,7 +123,7 @@ def run(
                f"{summary.queued} waiting for review; {summary.exported} export files")
     if summary.dead_letters:
         typer.echo(f"dead letters: {summary.dead_letters} jobs failed and have not rendered since "
-                   f"({summary.campaign}/dead-letters.json); retry them alone with --retry-failed")
+                   f"({dead_letters_key(summary.campaign)}); retry them alone with --retry-failed")
     typer.echo(f"manifest: {summary.manifest}")
     typer.echo(f"report:   {summary.report}")
     raise typer.Exit(1 if summary.problems or summary.failed else 0)
@@ -162,10 +164,11 @@ def export(
     from flows.export import export_campaign
     from review.queue import ReviewError
     from store import StoreError
+    from store.documents import DocumentError
 
     try:
         rows = export_campaign(campaign, out=out, formats=chosen)
-    except (FileNotFoundError, ReviewError, StoreError) as exc:
+    except (DocumentError, FileNotFoundError, ReviewError, StoreError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     failed = [r for r in rows if r.get("status") != "exported"]

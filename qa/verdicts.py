@@ -9,11 +9,12 @@ style's spot-check sample goes to review with reason ``sampled``.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+
+from store.documents import QAResultRecord, dump_document
 
 Verdict = Literal["pass", "fail", "review"]
 VERDICTS: tuple[Verdict, ...] = ("fail", "review", "pass")
@@ -34,8 +35,12 @@ class QAResult:
         return {"job_key": self.job_key, "verdict": self.verdict, "reasons": list(self.reasons),
                 "scores": {k: _finite_or_none(v) for k, v in sorted(self.scores.items())}, "details": dict(sorted(self.details.items()))}
 
+    def to_record(self) -> QAResultRecord:
+        """The stored form, ``qa/<job_key>.json``."""
+        return QAResultRecord(**self.to_dict())
+
     def to_json(self) -> bytes:
-        return (json.dumps(self.to_dict(), sort_keys=True, indent=1, allow_nan=False) + "\n").encode("utf-8")
+        return dump_document(self.to_record())
 
     @classmethod
     def from_dict(cls, data: Mapping) -> QAResult:

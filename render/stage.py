@@ -16,7 +16,6 @@ create-if-absent put decides, and the loser counts the job as cached.
 from __future__ import annotations
 
 import io
-import json
 import struct
 import time
 import zlib
@@ -29,6 +28,8 @@ from plan.jobs import RenderJob
 from render.devices import DeviceSettings, device_settings
 from render.registry import ModelError, pipeline_for
 from store.base import Store, StoreError
+from store.documents import DocumentError, RenderSidecar, parse_document, write_document
+from store.keys import render_key, sidecar_key
 
 BLACK_MAX = 2  # an image whose brightest channel value is at most this (of 255) is black
 CHECK_THREADS = 8  # stored renders checked at once at the start of a run (I/O bound, S3 round trips)
@@ -53,14 +54,6 @@ class RenderReport:
     gpu_seconds: float = 0.0  # device seconds spent in pipeline calls (CPU seconds on CPU)
     job_seconds: dict[str, float] = field(default_factory=dict)  # job key -> its share of its batch's seconds
     damaged: dict[str, str] = field(default_factory=dict)  # job key -> why its stored render was not used
-
-
-def render_key(job_key: str) -> str:
-    return f"renders/{job_key}.png"
-
-
-def sidecar_key(job_key: str) -> str:
-    return f"renders/{job_key}.json"
 
 
 def png_problem(data: bytes, width: int, height: int) -> str:
@@ -100,12 +93,12 @@ def stored_render_problem(store: Store, job: RenderJob) -> str:
     if problem := png_problem(png, job.width, job.height):
         return f"{render_key(key)} {problem}"
     try:
-        sidecar = json.loads(store.get(sidecar_key(key)))
+        sidecar = parse_document(store.get(sidecar_key(key)), RenderSidecar, sidecar_key(key))
     except FileNotFoundError:
         return f"{sidecar_key(key)} is missing"
-    except ValueError as exc:  # torn JSON, or not UTF-8
-        return f"{sidecar_key(key)} is not JSON: {exc}"
-    if not isinstance(sidecar, dict) or sidecar.get("job_key") != key:
+    except DocumentError as exc:  # torn JSON, not UTF-8, not a sidecar
+        return str(exc)
+    if sidecar.job_key != key:
         return f"{sidecar_key(key)} does not name job {key}"
     return ""
 
@@ -198,9 +191,8 @@ def _free_device_memory(settings: DeviceSettings) -> None:
 def _store_render(store: Store, job: RenderJob, pixels, settings: DeviceSettings, seconds: float) -> bool:
     """Sidecar first, then the PNG: a PNG in the store always has its sidecar. False when
     another run stored the PNG first (it is kept: the same job renders the same pixels)."""
-    sidecar = {**job.to_dict(), **asdict(settings), "job_key": job.key, "seconds": round(seconds, 4)}
-    store.put(sidecar_key(job.key), json.dumps(sidecar, sort_keys=True, indent=1).encode("utf-8"),
-              content_type="application/json", overwrite=True)
+    sidecar = RenderSidecar(**job.to_dict(), **asdict(settings), job_key=job.key, seconds=round(seconds, 4))
+    write_document(store, sidecar_key(job.key), sidecar)
     return store.put(render_key(job.key), encode_png(pixels), content_type="image/png")
 
 

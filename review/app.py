@@ -33,6 +33,7 @@ from review.auth import LoginThrottle, load_reviewers, reviewer_for, same_origin
 from review.queue import (DECISIONS, MAX_NOTE_CHARS, REASON_CODES, STATES, Conflict, InvalidDecision, Item,
                           ItemNotFound, ReviewQueue, check_item_id)
 from store import Store, open_store
+from store.keys import render_key
 
 Publish = Callable[[str, str, str], object]  # (campaign, reviewer, note) -> resume its waiting run, or export
 Rerender = Callable[[Sequence[RenderJob]], object]  # reroll jobs -> render, QA, re-queue
@@ -186,9 +187,9 @@ class _Review:
 
     async def render(self, request: Request) -> Response:
         key = request.path_params["job_key"]
-        if not JOB_KEY.match(key) or not self.store.exists(f"renders/{key}.png"):
+        if not JOB_KEY.match(key) or not self.store.exists(render_key(key)):
             raise ItemNotFound(f"no render {key!r}")
-        return Response(self.store.get(f"renders/{key}.png"), media_type="image/png",
+        return Response(self.store.get(render_key(key)), media_type="image/png",
                         headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=86400, immutable"})
 
     async def asset(self, request: Request) -> Response:
