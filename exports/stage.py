@@ -15,19 +15,22 @@ import io
 import math
 import multiprocessing
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 from PIL import Image, UnidentifiedImageError
 
+from exports.credentials import Credential, load_credential
 from exports.encode import CONTENT_TYPES, EXTENSIONS, FORMATS, ByteCapError, encode
 from exports.fit import cover_fit, focal_point, nearest_render, upscale_factor
 from exports.manifest import MANIFEST_FIELDS, write_manifests
 from exports.metadata import xmp_packet
 from exports.logo import LogoError, load_logo
 from exports.overlay import OverlayStyle, apply_overlays, overlay_warnings
-from exports.placements import Placement
+from exports.placements import Placement, sized_for, unknown_placement
+from exports.provenance import Provenance, SigningError, sign, verify
 from plan.jobs import RenderJob
 from store import keys
 from store.base import Store
@@ -80,17 +83,28 @@ def _base_row(item: ExportItem, placement: Placement, job: RenderJob | None) -> 
     }
 
 
-def _file_row(base: dict, fmt: str, key: str, data: bytes, size: tuple[int, int] | None = None) -> dict:
-    """The row of a file in the store; ``size``: its pixel size if known, else read from ``data``."""
+def _file_row(base: dict, fmt: str, key: str, data: bytes, credential: str,
+              size: tuple[int, int] | None = None) -> dict:
+    """The row of a file in the store, signed with a ``credential`` of that kind (development or
+    configured); ``size``: its pixel size if known, else read from ``data``."""
     if size is None:
         with Image.open(io.BytesIO(data)) as image:
             size = image.size
     return {**base, "format": fmt, "path": key, "width": size[0], "height": size[1], "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(), "status": "exported", "error": ""}
+            "sha256": hashlib.sha256(data).hexdigest(), "c2pa_credential": credential, "status": "exported",
+            "error": ""}
 
 
 def _failed_row(base: dict, fmt: str, key: str, reason: str) -> dict:
-    return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "status": "failed", "error": reason}
+    return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "c2pa_credential": "", "status": "failed",
+            "error": reason}
+
+
+def _signed_with(data: bytes, fmt: str) -> str:
+    """The kind of credential a stored file is validly signed with; "" if its C2PA manifest is
+    missing or invalid (the file is then made again)."""
+    check = verify(data, fmt)
+    return ("development" if check.development else "configured") if check.valid else ""
 
 
 def _has_overlays(item: ExportItem, overlays: bool) -> bool:
@@ -146,12 +160,16 @@ def _stored(store: Store, key: str) -> bytes | None:
 
 
 def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[Placement], formats: Sequence[str],
-                  store: Store, max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: bool = True) -> list[dict]:
+                  store: Store, max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: bool = True,
+                  credential: Credential | None = None) -> list[dict]:
     """Every requested format of ``item`` in each of ``placements``, all cut from the render
-    ``job`` (None: the item has no render), which is decoded once; never raises for bad input."""
+    ``job`` (None: the item has no render), which is decoded once, each file signed (C2PA) with
+    ``credential`` (None: the configured one); never raises for bad input."""
+    credential = credential or load_credential()
     source: _Source | None = None
     rows = []
     for placement in placements:
+        placement = sized_for(placement, (job.width, job.height)) if job else placement
         base = _base_row(item, placement, job)
         keys = {fmt: export_key(item, placement.id, fmt) for fmt in _formats_for(formats, placement)}
         if job is None:
@@ -167,34 +185,42 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
                                                               logo=bool(item.logo), style=item.overlay))
         except OSError as exc:
             reason = f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}"
-        # A stored file is current if its XMP names this job's key; one of another render (a
-        # reroll, changed inputs) is stale and gets replaced.
+        # A stored file is current if its XMP names this job's key and its C2PA manifest is valid;
+        # one of another render (a reroll, changed inputs) or with a broken manifest is replaced.
         stored = {fmt: _stored(store, key) for fmt, key in keys.items()}
-        current = {fmt: data for fmt, data in stored.items() if data is not None and job.key.encode("ascii") in data}
+        current = {fmt: (data, signed) for fmt, data in stored.items()
+                   if data is not None and job.key.encode("ascii") in data and (signed := _signed_with(data, fmt))}
         if len(current) < len(keys) and not reason:
             try:
                 source = source or _load_source(item, job, store, overlays)
                 image = _draw(item, placement, source, overlays)
             except ValueError as exc:
                 reason = str(exc)
-        xmp = xmp_packet(job.key, f"{job.style}@{job.style_version}")
+        style = f"{job.style}@{job.style_version}"
+        xmp = xmp_packet(job.key, style, seed=job.seed, model=job.model_id, model_revision=job.model_revision)
+        made = Provenance(job_key=job.key, seed=job.seed, style=style, model=job.model_id,
+                          model_revision=job.model_revision, placement=placement.id, approval_id=item.approval_id,
+                          approved_by=item.approved_by, export_fingerprint=base.get("export_fingerprint", ""))
         for fmt, key in keys.items():
             if fmt in current:
-                rows.append(_file_row(base, fmt, key, current[fmt]))
+                rows.append(_file_row(base, fmt, key, *current[fmt]))
                 continue
             if image is None:
                 rows.append(_failed_row(base, fmt, key, reason))
                 continue
             try:
-                encoded = encode(image, fmt, max_bytes=placement.max_bytes, xmp=xmp)
-            except ByteCapError as exc:
+                encoded = encode(image, fmt, max_bytes=placement.max_bytes, xmp=xmp,
+                                 finish=partial(sign, fmt=fmt, provenance=made, credential=credential,
+                                                title=key.rsplit("/", 1)[-1]))
+            except (ByteCapError, SigningError) as exc:
                 rows.append(_failed_row(base, fmt, key, f"{fmt} for {placement.id}: {exc}"))
                 continue
             written = store.put(key, encoded.data, content_type=CONTENT_TYPES[fmt], overwrite=stored[fmt] is not None)
             if written:
-                rows.append(_file_row(base, fmt, key, encoded.data, image.size))
+                rows.append(_file_row(base, fmt, key, encoded.data, credential.kind, image.size))
             else:  # written meanwhile by another run
-                rows.append(_file_row(base, fmt, key, store.get(key)))
+                data = store.get(key)
+                rows.append(_file_row(base, fmt, key, data, _signed_with(data, fmt)))
     return rows
 
 
@@ -234,7 +260,7 @@ def _tasks(items: Sequence[ExportItem], placements: Mapping[str, Placement], wor
     for index, item in enumerate(items):
         for pid in item.placements:
             if pid not in placements:
-                rows.append(_unknown_placement_row(item, pid))
+                rows.append(_unknown_placement_row(item, pid, placements))
                 continue
             job = nearest_render(item.renders, placements[pid]) if item.renders else None
             group = (index, job.key if job else "")
@@ -250,21 +276,25 @@ def _tasks(items: Sequence[ExportItem], placements: Mapping[str, Placement], wor
 
 def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping[str, Placement], *,
                   formats: Sequence[str] = DEFAULT_FORMATS, workers: int | None = None,
-                  max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: bool = True) -> list[dict]:
+                  max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: bool = True,
+                  credential: Credential | None = None) -> list[dict]:
     """Export every item to each of its placements in each format; manifest rows sorted by path.
 
     ``formats``: any of webp, avif, jpeg, png, upload. ``workers``: processes (None: all
     cores; 1: in this process). Renders enlarged more than ``max_upscale`` times are exported
     and flagged (``upscale_flagged``) in their rows. ``overlays``: draw each item's headline,
     CTA and logo in its ``overlay`` style (False: export the bare render); text that cannot fit
-    is listed in ``warnings``.
+    is listed in ``warnings``. Every file carries C2PA Content Credentials signed with
+    ``credential`` (None: ``load_credential()``: the configured one, else the development one;
+    ``CredentialError`` if the configuration is incomplete); rows say which kind in ``c2pa_credential``.
     """
     bad = [f for f in formats if f not in RUN_FORMATS]
     if bad or not formats:
         raise ValueError(f"formats must be some of {', '.join(RUN_FORMATS)} but are {list(formats)!r}")
     count = workers or os.cpu_count() or 1
+    credential = credential or load_credential()
     tasks, rows = _tasks(items, placements, count)
-    args = [(item, job, group, tuple(formats), store, max_upscale, overlays) for item, job, group in tasks]
+    args = [(item, job, group, tuple(formats), store, max_upscale, overlays, credential) for item, job, group in tasks]
     if min(count, len(args)) <= 1:
         results = [_export_task(task) for task in args]
     else:
@@ -285,11 +315,11 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     return sorted(rows, key=lambda row: row["path"])
 
 
-def _unknown_placement_row(item: ExportItem, pid: str) -> dict:
+def _unknown_placement_row(item: ExportItem, pid: str, known: Iterable[str]) -> dict:
     return {name: "" for name in MANIFEST_FIELDS} | {
         "asset_id": item.asset_id, "row": item.row, "variant": item.variant, "placement": pid,
         "path": keys.export_stem(item.campaign, pid, item.asset_id, item.variant), "bytes": 0, "status": "failed",
-        "error": f"unknown placement {pid!r} (see exports/platforms.yaml or your placements file)",
+        "error": unknown_placement(pid, known),
         "qa_verdict": item.qa_verdict, "approval_id": item.approval_id, "approved_by": item.approved_by,
         "alt_text": item.alt_text,
     }

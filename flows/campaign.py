@@ -16,8 +16,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.assemble import asset_snapshot, plan_settings, resolve_paths, save_assets
+from exports.provenance import credential_note
 from exports.stage import DEFAULT_FORMATS
+from flows.assemble import asset_snapshot, plan_settings, resolve_paths, save_assets
 from flows.deadletters import load_dead_letters, rendered_jobs, retry_jobs
 from flows.export import export_task
 from flows import metrics
@@ -51,6 +52,7 @@ class CampaignSummary:
     manifest: str = ""
     report: str = ""
     dead_letters: int = 0
+    credential: str = ""  # which C2PA credential signed the exports (exports.provenance.credential_note)
 
 
 @task(cache_policy=NO_CACHE)
@@ -150,7 +152,8 @@ def campaign_batch(
     letters, tables = metrics.record_run(store, plan, jobs, rendered, results, rows, letters, started=started,
                                          render_seconds=tracker.render_seconds, run_id=str(flow_run.get_id() or "local"),
                                          retry_failed=retry_failed, whole_plan=limit is None)
-    html = render_report(campaign, plan.jobs, results, store, rows, extra={"problems": [str(p) for p in plan.problems]},
+    html = render_report(campaign, plan.jobs, results, store, rows, extra={"problems": [str(p) for p in plan.problems],
+                                                                          "credential": credential_note(rows)},
                          tables=tables)
     store.put(report_key(campaign), html.encode("utf-8"), content_type="text/html; charset=utf-8",
               overwrite=True)
@@ -165,5 +168,5 @@ def campaign_batch(
         verdicts=verdicts, exported=sum(1 for r in rows if r.get("status") == "exported"), queued=queued,
         rerolled=rerolled, problems=[str(p) for p in plan.problems],
         manifest=store.location(manifest_key(campaign)), report=store.location(report_key(campaign)),
-        dead_letters=len(letters),
+        dead_letters=len(letters), credential=credential_note(rows),
     )

@@ -20,6 +20,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split
                   pretty_exceptions_show_locals=False)
 styles_app = typer.Typer(no_args_is_help=True, help="The style library: list, show, diff.")
 app.add_typer(styles_app, name="styles")
+placements_app = typer.Typer(no_args_is_help=True, help="Placement presets: list, show (with source and date checked).")
+app.add_typer(placements_app, name="placements")
 
 StylesOpt = Annotated[str | None, typer.Option("--styles", help="Style library folder (default: ./styles, "
                                                 "else $BRANDBATCH_STYLES, else the bundled styles).")]
@@ -95,6 +97,7 @@ def run(
     """Plan, render, check, queue for review and export what is approved. Reruns resume."""
     chosen = _formats(formats)
     _prefect_home()
+    from exports.credentials import CredentialError
     from flows.campaign import campaign_batch
     from review.queue import ReviewError
     from store.keys import dead_letters_key
@@ -109,7 +112,7 @@ def run(
     except InputError as exc:
         _fail(exc.problems)
         raise typer.Exit(1) from None
-    except (DocumentError, ReviewError, StoreError) as exc:  # StoreError: disk full, S3 unreachable; a rerun resumes
+    except (CredentialError, DocumentError, ReviewError, StoreError) as exc:  # StoreError: disk full, S3 unreachable; a rerun resumes
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     _fail(summary.problems)
@@ -124,6 +127,8 @@ def run(
     if summary.dead_letters:
         typer.echo(f"dead letters: {summary.dead_letters} jobs failed and have not rendered since "
                    f"({dead_letters_key(summary.campaign)}); retry them alone with --retry-failed")
+    if summary.credential:
+        typer.echo(summary.credential)
     typer.echo(f"manifest: {summary.manifest}")
     typer.echo(f"report:   {summary.report}")
     raise typer.Exit(1 if summary.problems or summary.failed else 0)
@@ -161,6 +166,8 @@ def export(
     """Export every approved, not yet exported asset of a campaign."""
     chosen = _formats(formats)
     _prefect_home()
+    from exports.credentials import CredentialError
+    from exports.provenance import credential_note
     from flows.export import export_campaign
     from review.queue import ReviewError
     from store import StoreError
@@ -168,13 +175,15 @@ def export(
 
     try:
         rows = export_campaign(campaign, out=out, formats=chosen)
-    except (DocumentError, FileNotFoundError, ReviewError, StoreError) as exc:
+    except (CredentialError, DocumentError, FileNotFoundError, ReviewError, StoreError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     failed = [r for r in rows if r.get("status") != "exported"]
     for row in failed:
         typer.echo(f"export failed: {row['path']}: {row['error']}", err=True)
     typer.echo(f"campaign {campaign}: {len(rows) - len(failed)} export files, {len(failed)} failed")
+    if credential_note(rows):
+        typer.echo(credential_note(rows))
     raise typer.Exit(1 if failed else 0)
 
 
@@ -241,6 +250,61 @@ def styles_diff(a: Annotated[str, typer.Argument(help="NAME@A")], b: Annotated[s
     dump = [yaml.safe_dump(s.model_dump(mode="json"), sort_keys=True, allow_unicode=True).splitlines(keepends=True)
             for s in (left, right)]
     typer.echo("".join(difflib.unified_diff(*dump, fromfile=left.ref, tofile=right.ref)), nl=False)
+
+
+@app.command()
+def verify(paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Export files, or folders of them.")]
+           ) -> None:
+    """Read and validate the Content Credentials (C2PA) of export files; exit 1 if any file has
+    none or an invalid one. A development credential is valid but not trusted, and says so."""
+    from exports.provenance import verify_paths
+
+    results = verify_paths(paths)
+    for path, check in results:
+        typer.echo(f"{path}: {check.describe()}")
+    bad = sum(not check.valid for _, check in results)
+    typer.echo(f"{len(results) - bad} valid, {bad} invalid or missing", err=True)
+    raise typer.Exit(1 if bad else 0)
+
+
+def _placements() -> dict:
+    """The bundled presets with $BRANDBATCH_PLACEMENTS merged over them."""
+    from exports.placements import load_placements
+    from flows.assemble import resolve_paths
+
+    try:
+        return load_placements(resolve_paths().placements_file)
+    except InputError as exc:
+        _fail(exc.problems)
+        raise typer.Exit(1) from None
+
+
+@placements_app.command("list")
+def placements_list(platform: Annotated[str | None, typer.Option(
+        "--platform", help="Only this platform: meta, google, iab, tiktok, linkedin, pinterest, x, snapchat, "
+                           "amazon, or a part of the platform's name.")] = None) -> None:
+    """Every preset: id, size, byte cap, upload formats, date checked, platform (tab-separated)."""
+    from exports.placements import select, summary_line
+
+    try:
+        chosen = select(_placements(), platform)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    for placement in chosen:
+        typer.echo(summary_line(placement))
+
+
+@placements_app.command("show")
+def placements_show(placement_id: Annotated[str, typer.Argument(metavar="ID", help="A placement id.")]) -> None:
+    """One preset with every field, its source and the date it was checked."""
+    from exports.placements import describe, unknown_placement
+
+    placements = _placements()
+    if placement_id not in placements:
+        typer.echo(unknown_placement(placement_id, placements), err=True)
+        raise typer.Exit(1)
+    typer.echo(describe(placements[placement_id]), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m flows.cli`

@@ -128,7 +128,8 @@ def _tiles(jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store)
     return [(name, tiles) for name, tiles in groups.items() if tiles]
 
 
-MANIFEST_COLUMNS = ("asset_id", "variant", "placement", "format", "width", "height", "bytes", "qa_verdict", "path")
+MANIFEST_COLUMNS = ("asset_id", "variant", "placement", "format", "width", "height", "bytes", "qa_verdict",
+                    "c2pa_credential", "path")
 
 
 def relative_link(campaign: str, path: str) -> str:
@@ -157,6 +158,7 @@ def render_report(campaign: str, jobs: Sequence[RenderJob], results: Sequence[QA
         summary=summarize(results),
         tables=list(tables),
         problems=[str(p) for p in extra.get("problems", [])],
+        credential=str(extra.get("credential", "")),
         groups=_tiles(jobs, results, store),
         manifest_columns=MANIFEST_COLUMNS,
         manifest=[([row.get(c, "") for c in MANIFEST_COLUMNS],

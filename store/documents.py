@@ -246,6 +246,7 @@ class ManifestRow(BaseModel):
     approved_by: str = ""
     asset_id: str
     bytes: int | str = 0
+    c2pa_credential: str = ""
     cta: str = ""
     error: str = ""
     format: str = ""

@@ -12,6 +12,7 @@ from PIL import Image
 
 from exports.metadata import TRAINED_ALGORITHMIC_MEDIA
 from exports.placements import load_placements
+from exports.provenance import verify
 from exports.stage import export_assets, write_manifests
 from store.local import LocalStore
 from tests.exports.conftest import make_item
@@ -43,6 +44,15 @@ def test_every_file_has_exact_size_format_cap_xmp_and_no_exif(store, placements)
             assert "exif" not in image.info and "icc_profile" not in image.info
             xmp = json.dumps(image.getxmp())
             assert TRAINED_ALGORITHMIC_MEDIA in xmp and row["job_key"] in xmp
+            assert all(f'"{name}": "{value}"' in xmp for name, value in (
+                ("Seed", row["seed"]), ("Model", row["model"]), ("ModelRevision", row["model_revision"])))
+        check = verify(data, row["format"])
+        assert check.valid and check.development and row["c2pa_credential"] == "development", check.describe()
+        assert check.assertion == {"job_key": row["job_key"], "seed": row["seed"], "style": "acme@2",
+                                   "placement": row["placement"], "approval_id": row["approval_id"],
+                                   "approved_by": row["approved_by"]}
+        assert check.agent == {"name": "brandbatch", "version": check.agent["version"], "model": row["model"],
+                               "model_revision": row["model_revision"]}
     upload = {r["placement"]: r["format"] for r in rows if r["format"] not in ("webp", "avif")}
     assert upload == {pid: placements[pid].upload_formats[0] for pid in PLACEMENTS}
     assert {Path(r["path"]).suffix for r in rows} == {".webp", ".avif", ".jpg"}
@@ -84,14 +94,26 @@ def test_rerun_skips_existing_files_and_gives_identical_manifests(store, placeme
     assert files == {p: Path(store.location(p)).stat().st_mtime_ns for p in files}
 
 
-def test_same_render_gives_same_bytes_in_a_fresh_store(tmp_path, placements):
+def _content(store, rows: list[dict]) -> list[tuple]:
+    """What must not depend on the run: each row without its hash and byte count, and the
+    file's pixels and XMP (the C2PA manifest has random salts and an ECDSA signature)."""
+    out = []
+    for row in rows:
+        with Image.open(io.BytesIO(store.get(row["path"]))) as image:
+            out.append(({k: v for k, v in row.items() if k not in ("sha256", "bytes")}, image.tobytes(),
+                        image.getxmp()))
+    return out
+
+
+def test_same_render_gives_same_pixels_and_metadata_in_a_fresh_store(tmp_path, placements):
     from store.local import LocalStore
 
-    rows = []
+    contents = []
     for name in ("a", "b"):
         store = LocalStore(tmp_path / name)
-        rows.append(export_assets([make_item(store, PLACEMENTS[:2])], store, placements, workers=1))
-    assert [r["sha256"] for r in rows[0]] == [r["sha256"] for r in rows[1]]
+        contents.append(_content(store, export_assets([make_item(store, PLACEMENTS[:2])], store, placements,
+                                                      workers=1)))
+    assert contents[0] == contents[1]
 
 
 def test_parallel_equals_serial(tmp_path, placements):
@@ -99,7 +121,8 @@ def test_parallel_equals_serial(tmp_path, placements):
     for workers in (1, 2):
         store = LocalStore(tmp_path / f"w{workers}")
         items = [make_item(store, PLACEMENTS[:2], asset=a) for a in ("pack-01", "tent-02")]
-        results.append(export_assets(items, store, placements, formats=("webp", "upload"), workers=workers))
+        results.append(_content(store, export_assets(items, store, placements, formats=("webp", "upload"),
+                                                     workers=workers)))
     assert results[0] == results[1]
 
 
@@ -220,3 +243,14 @@ def test_each_item_is_drawn_in_its_own_overlay_style_and_a_broken_font_fails_onl
     failed = rows["font-01"]
     assert failed["status"] == "failed" and not store.exists(failed["path"])
     assert f"overlay font {broken_font} of font-01 cannot be used" in failed["error"]
+
+
+def test_any_size_placement_keeps_the_render_whole(store, placements):
+    """google.dv360.image sets only a maximum: the nearest-square render, uncropped, unscaled."""
+    item = make_item(store, ("google.dv360.image", "meta.feed.sqaure"), headline="", cta="")
+    rows = {r["placement"]: r for r in export_assets([item], store, placements, formats=("upload",), workers=1)}
+    row = rows["google.dv360.image"]
+    assert row["status"] == "exported" and (row["width"], row["height"]) == (128, 128)
+    with Image.open(io.BytesIO(store.get(row["path"]))) as image:
+        assert image.size == (128, 128) and image.format == "JPEG"
+    assert "did you mean 'meta.feed.square'" in rows["meta.feed.sqaure"]["error"]

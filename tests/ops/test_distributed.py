@@ -7,6 +7,7 @@ Every process started here runs in its own session and is killed by group at the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -210,8 +211,16 @@ def parent_pid(pid: int) -> int:
 
 
 def manifest_digests(out: Path, campaign: str) -> list[tuple[str, str]]:
+    """(path, digest of the file's pixels and XMP) per manifest row: C2PA signatures differ
+    from run to run (random salts, ECDSA), the content must not."""
+    from PIL import Image
+
+    def content(path: str) -> str:
+        with Image.open(out / path) as image:
+            return hashlib.sha256(image.tobytes() + repr(image.getxmp()).encode()).hexdigest()
+
     rows = json.loads((out / campaign / "manifest.json").read_text())
-    return sorted((r["path"], r["sha256"]) for r in rows)
+    return sorted((r["path"], content(r["path"])) for r in rows)
 
 
 def shard_records(out: Path) -> list[dict]:

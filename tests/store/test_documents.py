@@ -10,8 +10,9 @@ import pydantic
 import pytest
 
 from store import documents
-from store.documents import (AssetSnapshot, DeadLetters, DocumentError, KeptFindings, Manifest, QAResultRecord,
-                             RenderSidecar, RunRecord, ShardReport, parse_document, read_document, write_document)
+from store.documents import (AssetSnapshot, DeadLetters, DocumentError, KeptFindings, Manifest, ManifestRow,
+                             QAResultRecord, RenderSidecar, RunRecord, ShardReport, parse_document, read_document,
+                             write_document)
 from store.local import LocalStore
 
 JOB = "ab" * 32
@@ -98,6 +99,12 @@ def test_write_then_read_and_documents_are_frozen(tmp_path: Path):
     assert write_document(store, "shards/f00d.json", doc, overwrite=False) is False
     with pytest.raises(pydantic.ValidationError):
         doc.node = "other"
+
+
+def test_manifest_rows_declare_every_manifest_field_in_sorted_order():
+    from exports.manifest import MANIFEST_FIELDS
+
+    assert list(ManifestRow.model_fields) == sorted(MANIFEST_FIELDS)
 
 
 def test_manifest_rows_come_back_as_given_with_sorted_keys():
