@@ -18,9 +18,9 @@ from store.keys import manifest_csv_key, manifest_key
 
 MANIFEST_FIELDS = (
     "asset_id", "row", "variant", "placement", "platform", "format", "width", "height", "bytes", "sha256", "path",
-    "status", "error", "warnings", "upscale", "upscale_flagged", "seed", "style", "style_version", "model",
+    "status", "error", "upscale", "upscale_flagged", "seed", "style", "style_version", "model",
     "model_revision", "job_key", "prompt_sha256", "qa_verdict", "approval_id", "approved_by", "alt_text", "headline",
-    "cta", "c2pa_credential",
+    "cta", "locale", "c2pa_credential",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

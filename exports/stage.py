@@ -28,7 +28,7 @@ from exports.fit import cover_fit, focal_point, nearest_render, upscale_factor
 from exports.manifest import MANIFEST_FIELDS, write_manifests
 from exports.metadata import xmp_packet
 from exports.logo import LogoError, load_logo
-from exports.overlay import OverlayStyle, apply_overlays, overlay_warnings
+from exports.overlay import OverlayStyle, apply_overlays, overlay_problems
 from exports.placements import Placement, sized_for, unknown_placement
 from exports.provenance import Provenance, SigningError, sign, verify
 from plan.jobs import RenderJob
@@ -59,6 +59,7 @@ class ExportItem:
     logo: str = ""  # path of a logo image (PNG/JPEG/WebP, alpha kept) to composite; "" for none
     focal: tuple[float, float] | None = None  # the style's focal hint (x, y as 0..1); None: saliency
     overlay: OverlayStyle = OverlayStyle()  # the style's look for headline, CTA and logo
+    locale: str = ""  # BCP 47 language of the headline and CTA ("" unknown)
 
 
 def export_key(item: ExportItem, placement_id: str, fmt: str) -> str:
@@ -79,7 +80,7 @@ def _base_row(item: ExportItem, placement: Placement, job: RenderJob | None) -> 
         "model_revision": job.model_revision if job else None, "job_key": job.key if job else "",
         "prompt_sha256": job.prompt_sha256 if job else "", "qa_verdict": item.qa_verdict,
         "approval_id": item.approval_id, "approved_by": item.approved_by, "alt_text": item.alt_text,
-        "headline": item.headline, "cta": item.cta, "upscale": None, "upscale_flagged": False, "warnings": "",
+        "headline": item.headline, "cta": item.cta, "locale": item.locale, "upscale": None, "upscale_flagged": False,
     }
 
 
@@ -93,6 +94,12 @@ def _file_row(base: dict, fmt: str, key: str, data: bytes, credential: str,
     return {**base, "format": fmt, "path": key, "width": size[0], "height": size[1], "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest(), "c2pa_credential": credential, "status": "exported",
             "error": ""}
+
+
+def _held_row(base: dict, fmt: str, key: str, reason: str) -> dict:
+    """A file not made because its overlays would be illegible: the item goes back to review."""
+    return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "c2pa_credential": "", "status": "review",
+            "error": reason}
 
 
 def _failed_row(base: dict, fmt: str, key: str, reason: str) -> dict:
@@ -120,7 +127,17 @@ class _Source:
     logo: Image.Image | None
 
 
-def _load_source(item: ExportItem, job: RenderJob, store: Store, overlays: bool) -> _Source:
+def _load_logo(item: ExportItem, overlays: bool) -> Image.Image | None:
+    """The item's logo if it draws one; ``ValueError`` with the reason if it cannot be used."""
+    if not (item.logo and _has_overlays(item, overlays)):
+        return None
+    try:
+        return load_logo(item.logo)
+    except LogoError as exc:
+        raise ValueError(f"{exc} (asset {item.asset_id})") from None
+
+
+def _load_source(item: ExportItem, job: RenderJob, store: Store, logo: Image.Image | None) -> _Source:
     """Raises ``ValueError`` with the reason when an input is missing or unreadable."""
     try:
         with Image.open(io.BytesIO(store.get(keys.render_key(job.key)))) as opened:
@@ -131,12 +148,6 @@ def _load_source(item: ExportItem, job: RenderJob, store: Store, overlays: bool)
         raise ValueError(f"render {keys.render_key(job.key)} cannot be decoded: {exc}") from None
     render.info = {}  # nothing of the render's metadata reaches an export
     focal = item.focal if item.focal is not None else focal_point(render)
-    logo = None
-    if item.logo and _has_overlays(item, overlays):
-        try:
-            logo = load_logo(item.logo)
-        except LogoError as exc:
-            raise ValueError(f"{exc} (asset {item.asset_id})") from None
     return _Source(render, focal, logo)
 
 
@@ -147,7 +158,7 @@ def _draw(item: ExportItem, placement: Placement, source: _Source, overlays: boo
         return fitted
     try:
         return apply_overlays(fitted, placement, headline=item.headline, cta=item.cta, logo=source.logo,
-                              style=item.overlay)[0]
+                              style=item.overlay, locale=item.locale)[0]
     except OSError as exc:  # the style's font file cannot be read
         raise ValueError(f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}") from None
 
@@ -167,6 +178,11 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
     ``credential`` (None: the configured one); never raises for bad input."""
     credential = credential or load_credential()
     source: _Source | None = None
+    logo, logo_reason = None, ""
+    try:
+        logo = _load_logo(item, overlays) if job else None
+    except ValueError as exc:
+        logo_reason = str(exc)
     rows = []
     for placement in placements:
         placement = sized_for(placement, (job.width, job.height)) if job else placement
@@ -178,13 +194,19 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
             continue
         base["upscale"] = round(upscale_factor((job.width, job.height), placement.width, placement.height), 3)
         base["upscale_flagged"] = base["upscale"] > max_upscale
-        image, reason = None, ""
+        image, reason, held = None, logo_reason, []
         try:
-            if _has_overlays(item, overlays):
-                base["warnings"] = "; ".join(overlay_warnings(placement, headline=item.headline, cta=item.cta,
-                                                              logo=bool(item.logo), style=item.overlay))
+            if _has_overlays(item, overlays) and not reason:
+                held = overlay_problems(placement, headline=item.headline, cta=item.cta,
+                                        logo_size=logo.size if logo else None, style=item.overlay, locale=item.locale)
         except OSError as exc:
             reason = f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}"
+        if held and not reason:  # text or logo below legible size, a CTA that does not fit, no font
+            for fmt, key in keys.items():
+                if _stored(store, key) is not None:
+                    store.delete(key)  # shipped before the rules held it: not any more
+                rows.append(_held_row(base, fmt, key, "; ".join(held)))
+            continue
         # A stored file is current if its XMP names this job's key and its C2PA manifest is valid;
         # one of another render (a reroll, changed inputs) or with a broken manifest is replaced.
         stored = {fmt: _stored(store, key) for fmt, key in keys.items()}
@@ -192,7 +214,7 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
                    if data is not None and job.key.encode("ascii") in data and (signed := _signed_with(data, fmt))}
         if len(current) < len(keys) and not reason:
             try:
-                source = source or _load_source(item, job, store, overlays)
+                source = source or _load_source(item, job, store, logo)
                 image = _draw(item, placement, source, overlays)
             except ValueError as exc:
                 reason = str(exc)
@@ -283,8 +305,9 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     ``formats``: any of webp, avif, jpeg, png, upload. ``workers``: processes (None: all
     cores; 1: in this process). Renders enlarged more than ``max_upscale`` times are exported
     and flagged (``upscale_flagged``) in their rows. ``overlays``: draw each item's headline,
-    CTA and logo in its ``overlay`` style (False: export the bare render); text that cannot fit
-    is listed in ``warnings``. Every file carries C2PA Content Credentials signed with
+    CTA and logo in its ``overlay`` style (False: export the bare render); a placement where text
+    or logo would be below its legible minimum, or the CTA does not fit, or a glyph has no font,
+    is not made: its rows have ``status: review`` and the reasons in ``error``. Every file carries C2PA Content Credentials signed with
     ``credential`` (None: ``load_credential()``: the configured one, else the development one;
     ``CredentialError`` if the configuration is incomplete); rows say which kind in ``c2pa_credential``.
     """
@@ -315,6 +338,18 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     return sorted(rows, key=lambda row: row["path"])
 
 
+def held_for_review(rows: Sequence[dict]) -> dict[tuple[str, int], str]:
+    """(asset_id, variant) -> the reasons, for each item with files held for review (``status: review``)."""
+    held: dict[tuple[str, int], list[str]] = {}
+    for row in rows:
+        if row.get("status") == "review":
+            reasons = held.setdefault((row["asset_id"], row["variant"]), [])
+            reason = f"{row['placement']}: {row['error']}"
+            if reason not in reasons:
+                reasons.append(reason)
+    return {key: "; ".join(reasons) for key, reasons in held.items()}
+
+
 def _unknown_placement_row(item: ExportItem, pid: str, known: Iterable[str]) -> dict:
     return {name: "" for name in MANIFEST_FIELDS} | {
         "asset_id": item.asset_id, "row": item.row, "variant": item.variant, "placement": pid,
@@ -325,4 +360,5 @@ def _unknown_placement_row(item: ExportItem, pid: str, known: Iterable[str]) -> 
     }
 
 
-__all__ = ["DEFAULT_FORMATS", "DEFAULT_MAX_UPSCALE", "RUN_FORMATS", "ExportItem", "export_assets", "export_render", "write_manifests"]
+__all__ = ["DEFAULT_FORMATS", "DEFAULT_MAX_UPSCALE", "RUN_FORMATS", "ExportItem", "export_assets", "export_render",
+           "held_for_review", "write_manifests"]

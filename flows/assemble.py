@@ -80,7 +80,7 @@ def asset_snapshot(plan: CampaignPlan, styles_dir: Path) -> AssetSnapshot:
             logo = folder / style.logo
         assets[row.asset_id] = AssetRecord(
             row=row.row, placements=list(row.placements), alt_text=row.alt_text,
-            headline=row.cells.get("headline", ""), cta=row.cells.get("cta", ""),
+            headline=row.cells.get("headline", ""), cta=row.cells.get("cta", ""), locale=row.cells.get("locale", ""),
             overlay=overlay, focal=tuple(style.focal) if style.focal else None,
             logo=str(logo.resolve()) if logo else "",
         )
@@ -112,7 +112,7 @@ def export_items(campaign: str, approved: Sequence[ApprovedVariant], assets: Map
             campaign=campaign, asset_id=variant.asset_id, row=asset.row, variant=variant.variant,
             placements=tuple(asset.placements), renders=dict(variant.jobs), qa_verdict=variant.qa_verdict,
             approval_id=variant.approval_id, approved_by=variant.approved_by, alt_text=asset.alt_text,
-            headline=asset.headline, cta=asset.cta, logo=asset.logo, focal=asset.focal,
+            headline=asset.headline, cta=asset.cta, locale=asset.locale, logo=asset.logo, focal=asset.focal,
             overlay=OverlayStyle.from_settings(asset.overlay),
         ))
     return items

@@ -16,6 +16,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from exports.overlay import sheet_text_problems
 from exports.provenance import credential_note
 from exports.stage import DEFAULT_FORMATS
 from flows.assemble import asset_snapshot, plan_settings, resolve_paths, save_assets
@@ -53,11 +54,13 @@ class CampaignSummary:
     report: str = ""
     dead_letters: int = 0
     credential: str = ""  # which C2PA credential signed the exports (exports.provenance.credential_note)
+    held: int = 0  # export files held for review: overlays would be illegible (status "review")
 
 
 @task(cache_policy=NO_CACHE)
 def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Store) -> CampaignPlan:
     plan = plan_campaign(read_sheet(sheet), settings, limit=limit)
+    plan.problems.extend(sheet_text_problems(plan, settings.styles_dir))  # glyphs no font has
     save_assets(store, plan.campaign, asset_snapshot(plan, settings.styles_dir))
     return plan
 
@@ -169,4 +172,5 @@ def campaign_batch(
         rerolled=rerolled, problems=[str(p) for p in plan.problems],
         manifest=store.location(manifest_key(campaign)), report=store.location(report_key(campaign)),
         dead_letters=len(letters), credential=credential_note(rows),
+        held=sum(1 for r in rows if r.get("status") == "review"),
     )

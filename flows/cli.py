@@ -58,6 +58,7 @@ def validate(
     allow_draft: Annotated[bool, typer.Option("--allow-draft", help="Accept draft styles.")] = False,
 ) -> None:
     """Validate a sheet and the styles it references; render nothing."""
+    from exports.overlay import sheet_text_problems
     from flows.assemble import plan_settings
     from plan.planner import plan_campaign
     from plan.sheet import read_sheet
@@ -65,6 +66,7 @@ def validate(
     try:
         settings, _ = plan_settings(styles, allow_draft=allow_draft)
         plan = plan_campaign(read_sheet(sheet), settings)
+        plan.problems.extend(sheet_text_problems(plan, settings.styles_dir))  # glyphs no font has
     except InputError as exc:
         _fail(exc.problems, to_stdout=True)
         raise typer.Exit(1) from None
@@ -127,6 +129,9 @@ def run(
     if summary.dead_letters:
         typer.echo(f"dead letters: {summary.dead_letters} jobs failed and have not rendered since "
                    f"({dead_letters_key(summary.campaign)}); retry them alone with --retry-failed")
+    if summary.held:
+        typer.echo(f"held for review: {summary.held} export files whose text or logo would be illegible or whose CTA "
+                   "does not fit (status 'review' with the reason in the manifest)")
     if summary.credential:
         typer.echo(summary.credential)
     typer.echo(f"manifest: {summary.manifest}")
@@ -178,10 +183,15 @@ def export(
     except (CredentialError, DocumentError, FileNotFoundError, ReviewError, StoreError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
-    failed = [r for r in rows if r.get("status") != "exported"]
+    failed = [r for r in rows if r.get("status") not in ("exported", "review")]
+    for row in rows:
+        if row.get("status") == "review":
+            typer.echo(f"held for review: {row['path']}: {row['error']}", err=True)
     for row in failed:
         typer.echo(f"export failed: {row['path']}: {row['error']}", err=True)
-    typer.echo(f"campaign {campaign}: {len(rows) - len(failed)} export files, {len(failed)} failed")
+    held = sum(1 for r in rows if r.get("status") == "review")
+    typer.echo(f"campaign {campaign}: {len(rows) - len(failed) - held} export files, {held} held for review, "
+               f"{len(failed)} failed")
     if credential_note(rows):
         typer.echo(credential_note(rows))
     raise typer.Exit(1 if failed else 0)

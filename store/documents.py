@@ -157,6 +157,7 @@ class AssetRecord(BaseModel):
     alt_text: str
     headline: str = ""
     cta: str = ""
+    locale: str = ""
     overlay: dict[str, Any] = {}
     focal: tuple[float, float] | None = None
     logo: str = ""
@@ -253,6 +254,7 @@ class ManifestRow(BaseModel):
     headline: str = ""
     height: int | str = ""
     job_key: str = ""
+    locale: str = ""
     model: str = ""
     model_revision: str | None = None
     path: str
@@ -269,7 +271,6 @@ class ManifestRow(BaseModel):
     upscale: float | str | None = None
     upscale_flagged: bool | str = False
     variant: int | str
-    warnings: str = ""
     width: int | str = ""
 
 

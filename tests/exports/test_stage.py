@@ -13,7 +13,7 @@ from PIL import Image
 from exports.metadata import TRAINED_ALGORITHMIC_MEDIA
 from exports.placements import load_placements
 from exports.provenance import verify
-from exports.stage import export_assets, write_manifests
+from exports.stage import export_assets, held_for_review, write_manifests
 from store.local import LocalStore
 from tests.exports.conftest import make_item
 
@@ -189,7 +189,7 @@ def test_overlays_are_drawn_unless_turned_off_and_a_bad_logo_fails_its_rows(tmp_
         item = make_item(store, ("google.display.upload.300x250",), headline="=Go further", cta="Shop now")
         (row,) = export_assets([item], store, placements, formats=("png",), workers=1, overlays=overlays)
         shas[name] = row["sha256"]
-        assert row["status"] == "exported" and row["warnings"] == ""
+        assert row["status"] == "exported" and row["error"] == ""
     assert shas["with"] != shas["without"]
     store = LocalStore(tmp_path / "logo")
     item = replace(make_item(store, ("google.display.upload.300x250",)), logo=str(tmp_path / "missing.png"))
@@ -212,11 +212,15 @@ def test_a_focal_hint_replaces_saliency(tmp_path, placements):
     assert shas[0] != shas[1]  # left edge vs right edge of the 1:1 render
 
 
-def test_overlay_warnings_are_the_same_on_a_rerun(store, placements):
-    item = make_item(store, ("google.display.upload.320x50",), headline="Incomprehensibilities" * 4)
+def test_text_that_does_not_fit_holds_the_file_for_review_the_same_on_a_rerun(store, placements):
+    item = make_item(store, ("google.display.upload.320x50", "meta.feed.square"), headline="Incomprehensibilities" * 4)
     first = export_assets([item], store, placements, formats=("webp",), workers=1)
-    assert "does not fit" in first[0]["warnings"] and first[0]["status"] == "exported"
+    held, shipped = first
+    assert held["placement"] == "google.display.upload.320x50" and held["status"] == "review"
+    assert "does not fit" in held["error"] and "minimum legible size" in held["error"] and held["bytes"] == 0
+    assert not store.exists(held["path"]) and shipped["status"] == "exported"
     assert export_assets([item], store, placements, formats=("webp",), workers=1) == first
+    assert held_for_review(first) == {("pack-01", 1): f"google.display.upload.320x50: {held['error']}"}
 
 
 def test_each_item_is_drawn_in_its_own_overlay_style_and_a_broken_font_fails_only_its_item(tmp_path, placements):
@@ -254,3 +258,28 @@ def test_any_size_placement_keeps_the_render_whole(store, placements):
     with Image.open(io.BytesIO(store.get(row["path"]))) as image:
         assert image.size == (128, 128) and image.format == "JPEG"
     assert "did you mean 'meta.feed.square'" in rows["meta.feed.sqaure"]["error"]
+
+
+def test_an_auto_approved_item_with_held_files_goes_back_to_review(tmp_path):
+    from qa import QAResult
+    from review.queue import ReviewQueue
+    from tests.exports.conftest import make_job
+
+    queue = ReviewQueue(f"sqlite:///{tmp_path / 'review.sqlite3'}")
+    try:
+        items = {}
+        for asset, verdict in (("pack-01", "pass"), ("pack-02", "review")):
+            jobs = [make_job(a, asset=asset) for a in ("1:1", "9:16")]
+            items[asset] = queue.enqueue(jobs, {j.key: QAResult(j.key, verdict, (), {}) for j in jobs})
+        auto = items["pack-01"]
+        assert auto.state == "approved" and auto.approved_by == "qa-auto"
+        assert queue.hold_for_review(auto.id, "meta.stories: cta 'Shop' does not fit")
+        again = queue.item(auto.id)
+        assert again.state == "queued" and again.approval_id is None and again.version == auto.version + 1
+        last = queue.decisions(auto.id)[-1]
+        assert (last.decision, last.reason, last.note) == ("requeue", "overlay", "meta.stories: cta 'Shop' does not fit")
+        assert not queue.hold_for_review(auto.id, "again")  # not approved any more: nothing to do
+        human = queue.decide(items["pack-02"].id, "kim", "approve", expected_version=items["pack-02"].version)
+        assert not queue.hold_for_review(human.id, "x") and queue.item(human.id).state == "approved"  # it stands
+    finally:
+        queue.close()

@@ -16,11 +16,13 @@ import subprocess
 import sys
 import time
 import shutil
-import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
+
+from tests import prefect_api
 
 pytestmark = pytest.mark.slow
 
@@ -85,23 +87,19 @@ class Cluster:
         assert result.returncode == 0, f"prefect {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
         return result.stdout
 
-    def get(self, path: str):
-        with urllib.request.urlopen(f"{self.api}{path}", timeout=10) as response:
-            return json.loads(response.read())
+    def get(self, path: str, **kwargs):
+        return prefect_api.get_json(f"{self.api}{path}", **kwargs)
 
     def post(self, path: str, body: dict):
-        request = urllib.request.Request(f"{self.api}{path}", data=json.dumps(body).encode(), method="POST",
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
+        return prefect_api.post_json(f"{self.api}{path}", body)
 
     def wait_healthy(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                self.get("/health")
+                self.get("/health", attempts=1)
                 return
-            except OSError:
+            except httpx.HTTPError:
                 assert self.procs["server"].poll() is None, self.log("server")
                 time.sleep(0.5)
         raise AssertionError(f"server not healthy after {timeout} s:\n{self.log('server')}")
