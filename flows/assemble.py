@@ -6,14 +6,15 @@ Kept out of the Prefect flow so it is unit-tested without a server.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from exports.overlay import OverlayStyle
 from exports.placements import Placement, load_placements
 from exports.stage import ExportItem
-from plan.planner import CampaignPlan, PlanSettings
+from plan.jobs import RenderJob
+from plan.planner import CampaignPlan, PlanSettings, banned_terms_for
 from render.registry import pinning_problem
 from review.queue import ApprovedVariant
 from store import Store
@@ -98,6 +99,18 @@ def load_assets(store: Store, campaign: str) -> dict[str, AssetRecord]:
     except FileNotFoundError:
         raise FileNotFoundError(f"no campaign {campaign!r} in {store.root}: run `brandbatch run` first "
                                 f"({key} is missing)") from None
+
+
+def banned_checker(styles_dir: Path) -> Callable[[RenderJob], tuple[str, ...]]:
+    """job -> the banned terms of its style version as they are now (read once per style)."""
+    cache: dict[tuple[str, int], tuple[str, ...]] = {}
+
+    def banned(job: RenderJob) -> tuple[str, ...]:
+        ref = (job.style, job.style_version)
+        if ref not in cache:
+            cache[ref] = banned_terms_for(styles_dir, job.style, job.style_version)
+        return cache[ref]
+    return banned
 
 
 def export_items(campaign: str, approved: Sequence[ApprovedVariant], assets: Mapping[str, AssetRecord]

@@ -18,7 +18,7 @@ from prefect.runtime import flow_run
 
 from exports.overlay import sheet_text_problems
 from exports.provenance import credential_note
-from exports.stage import DEFAULT_FORMATS
+from exports.stage import DEFAULT_FORMATS, export_failure_lines
 from flows.assemble import asset_snapshot, plan_settings, resolve_paths, save_assets
 from flows.deadletters import load_dead_letters, rendered_jobs, retry_jobs
 from flows.export import export_task
@@ -30,6 +30,7 @@ from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, plan_campaign
 from plan.sheet import read_sheet
 from qa import QAResult, render_report, run_qa, summary_markdown
+from qa.verdicts import qa_error_lines
 from render.stage import RenderReport, render_missing
 from review.actions import queue_for_review, render_rerolls, styles_qa
 from review.queue import ReviewQueue, database_url
@@ -55,6 +56,8 @@ class CampaignSummary:
     dead_letters: int = 0
     credential: str = ""  # which C2PA credential signed the exports (exports.provenance.credential_note)
     held: int = 0  # export files held for review: overlays would be illegible (status "review")
+    qa_errors: list[str] = field(default_factory=list)  # one line each
+    export_failures: list[str] = field(default_factory=list)  # one line each
 
 
 @task(cache_policy=NO_CACHE)
@@ -149,7 +152,7 @@ def campaign_batch(
     review_wait.wait_for_designers(plan.campaign, wait_for_review, queued)  # deployments: suspend until published
 
     campaign = plan.campaign
-    rows = export_task(campaign, out, store, placements, formats)
+    rows = export_task(campaign, out, store, placements, formats, settings.styles_dir)
     create_markdown_artifact(summary_markdown(campaign, results), key=metrics.artifact_key("qa", campaign),
                              description=f"QA summary of {campaign}")
     letters, tables = metrics.record_run(store, plan, jobs, rendered, results, rows, letters, started=started,
@@ -172,5 +175,6 @@ def campaign_batch(
         rerolled=rerolled, problems=[str(p) for p in plan.problems],
         manifest=store.location(manifest_key(campaign)), report=store.location(report_key(campaign)),
         dead_letters=len(letters), credential=credential_note(rows),
-        held=sum(1 for r in rows if r.get("status") == "review"),
+        held=sum(1 for r in rows if r.get("status") == "review"), qa_errors=qa_error_lines(results),
+        export_failures=export_failure_lines(rows, placements, formats),
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from store.documents import QAResultRecord, dump_document
+from store.keys import render_key
 
 Verdict = Literal["pass", "fail", "review"]
 VERDICTS: tuple[Verdict, ...] = ("fail", "review", "pass")
@@ -122,3 +123,19 @@ def decide(job_key: str, findings: Mapping[str, Finding], errors: Iterable[str] 
     if in_spot_check(job_key, sample_rate):
         return QAResult(job_key, "review", ("sampled",), scores, details)
     return QAResult(job_key, "pass", (), scores, details)
+
+
+def qa_error_lines(results: Iterable[QAResult]) -> list[str]:
+    """One line per QA error (a check that raised, a render missing or undecodable): what, which
+    file, why. Such renders go to review, but the run that met them must not report success."""
+    lines = []
+    for result in results:
+        where = render_key(result.job_key)
+        for reason in result.reasons:
+            if reason.startswith("check_error:"):
+                check = reason.removeprefix("check_error:")
+                why = result.details.get(f"error:{check}", "no message")
+                lines.append(f"QA error: check {check} failed on {where}: {why}")
+            elif reason in ("render_missing", "render_undecodable"):
+                lines.append(f"QA error: {reason.replace('_', ' ')}: {result.details.get('render', where)}")
+    return lines

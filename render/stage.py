@@ -39,7 +39,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @dataclass(frozen=True)
 class RenderFailure:
     """A job that produced no render. ``reason``: model_error, nan_output, black_output, oom,
-    budget or error."""
+    budget, prompt_too_long (a text encoder would cut a text) or error."""
 
     job_key: str
     reason: str
@@ -132,6 +132,33 @@ def generators(jobs: Sequence[RenderJob], settings: DeviceSettings) -> list:
     import torch
 
     return [torch.Generator(settings.device).manual_seed(job.seed) for job in jobs]
+
+
+def text_limit_problem(pipe, job: RenderJob) -> str:
+    """Why a text encoder of ``pipe`` would cut the job's prompt or negative prompt ('' if none).
+
+    Every tokenizer of the pipeline counts each text it would read, without truncation, against
+    its encoder's limit: a CLIP tokenizer's ``model_max_length`` (77), a T5 tokenizer's the
+    pipeline's ``max_sequence_length`` default (256 for SD3, 512 for FLUX). Diffusers would
+    truncate silently (a log warning); the job fails instead."""
+    import inspect
+
+    texts = {"prompt": job.prompt}
+    if job.model_family != "flux" and job.negative_prompt:  # FLUX reads no negative prompt
+        texts["negative prompt"] = job.negative_prompt
+    sequence = inspect.signature(pipe.__call__).parameters.get("max_sequence_length")
+    for attr in ("tokenizer", "tokenizer_2", "tokenizer_3"):
+        tokenizer = getattr(pipe, attr, None)
+        if tokenizer is None:
+            continue
+        t5 = "T5" in type(tokenizer).__name__
+        limit = sequence.default if t5 and sequence is not None else tokenizer.model_max_length
+        for what, text in texts.items():
+            count = len(tokenizer(text, truncation=False, verbose=False)["input_ids"])
+            if count > limit:
+                return (f"{what} is {count} tokens for the {'T5' if t5 else 'CLIP'} text encoder ({attr}), which "
+                        f"reads at most {limit}; it would be cut, so nothing is rendered (shorten the text)")
+    return ""
 
 
 def call_pipeline(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings):
@@ -344,7 +371,12 @@ def render_missing(
                 run.fail_all(group_jobs, "model_error", str(exc) if isinstance(exc, ModelError) else (
                     f"model {first.model_id!r} at revision {first.model_revision!r}: {type(exc).__name__}: {exc}"))
                 continue
-            queue = list(group_jobs)
+            queue = []
+            for job in group_jobs:
+                if too_long := text_limit_problem(pipe, job):
+                    run.fail(RenderFailure(job.key, "prompt_too_long", too_long))
+                else:
+                    queue.append(job)
             while queue and run.store_error is None:
                 if over := run.over_budget():
                     run.fail_all(queue, "budget", over)
