@@ -18,7 +18,8 @@ from exports.fingerprint import PARTS
 from exports.manifest import write_manifests
 from exports.overlay import OverlayStyle
 from exports.placements import SafeZone, load_placements
-from exports.stage import export_assets, render_key, rewrite_counts
+from exports.stage import export_assets, rewrite_counts
+from store.keys import render_key
 from tests.exports.conftest import make_item, synthetic_render
 
 PID = "google.display.upload.300x250"
@@ -50,7 +51,7 @@ def _rerender(store, item):
     for job in item.renders.values():
         buffer = io.BytesIO()
         synthetic_render(job.width, job.height, seed=job.seed + 100).save(buffer, "PNG")
-        store.put(render_key(job), buffer.getvalue(), overwrite=True)
+        store.put(render_key(job.key), buffer.getvalue(), overwrite=True)
     return item
 
 
