@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import Row, at_most, report  # noqa: E402
 from bench.render_cpu import write_sheet  # noqa: E402
+from store.keys import manifest_key  # noqa: E402
 
 GOAL_RATIO = 0.05
 
@@ -60,11 +61,11 @@ def run(args: argparse.Namespace, work: Path) -> int:
         return time.perf_counter() - start, summary
 
     first_s, first = timed()
-    manifest = (out / first.campaign / "manifest.json").read_bytes()
+    manifest = (out / manifest_key(first.campaign)).read_bytes()
     second_s, second = timed()
     if first.failed or first.rendered != first.jobs or second.rendered or second.cached != second.jobs:
         raise SystemExit(f"unexpected runs: first {first}, second {second}")
-    if (out / first.campaign / "manifest.json").read_bytes() != manifest or second.exported != first.exported:
+    if (out / manifest_key(first.campaign)).read_bytes() != manifest or second.exported != first.exported:
         raise SystemExit("the second run changed the manifest")
     verdicts = ", ".join(f"{n} {v}" for v, n in sorted(first.verdicts.items()))
     rows = [Row(f"second run of a finished {first.jobs:,}-job campaign (first run as baseline)", second_s, "s",

@@ -15,7 +15,7 @@ import io
 import math
 import multiprocessing
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -32,6 +32,8 @@ from exports.overlay import OverlayStyle, apply_overlays, overlay_problems
 from exports.placements import Placement, sized_for, unknown_placement
 from exports.provenance import Provenance, SigningError, sign, verify
 from plan.jobs import RenderJob
+from plan.planner import shipped_text_problems
+from store import keys
 from store.base import Store
 
 RUN_FORMATS = (*FORMATS, "upload")  # "upload": the placement's first accepted upload format
@@ -61,17 +63,8 @@ class ExportItem:
     locale: str = ""  # BCP 47 language of the headline and CTA ("" unknown)
 
 
-def render_key(job: RenderJob) -> str:
-    return f"renders/{job.key}.png"
-
-
-def _stem(item: ExportItem, placement_id: str) -> str:
-    name = item.asset_id if item.variant == 1 else f"{item.asset_id}-v{item.variant}"
-    return f"{item.campaign}/exports/{placement_id}/{name}"
-
-
 def export_key(item: ExportItem, placement_id: str, fmt: str) -> str:
-    return f"{_stem(item, placement_id)}.{EXTENSIONS[fmt]}"
+    return keys.export_key(item.campaign, placement_id, item.asset_id, item.variant, EXTENSIONS[fmt])
 
 
 def _formats_for(formats: Sequence[str], placement: Placement) -> list[str]:
@@ -148,12 +141,12 @@ def _load_logo(item: ExportItem, overlays: bool) -> Image.Image | None:
 def _load_source(item: ExportItem, job: RenderJob, store: Store, logo: Image.Image | None) -> _Source:
     """Raises ``ValueError`` with the reason when an input is missing or unreadable."""
     try:
-        with Image.open(io.BytesIO(store.get(render_key(job)))) as opened:
+        with Image.open(io.BytesIO(store.get(keys.render_key(job.key)))) as opened:
             render = opened.convert("RGB")
     except (FileNotFoundError, KeyError):
-        raise ValueError(f"render {render_key(job)} is not in the store") from None
+        raise ValueError(f"render {keys.render_key(job.key)} is not in the store") from None
     except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"render {render_key(job)} cannot be decoded: {exc}") from None
+        raise ValueError(f"render {keys.render_key(job.key)} cannot be decoded: {exc}") from None
     render.info = {}  # nothing of the render's metadata reaches an export
     focal = item.focal if item.focal is not None else focal_point(render)
     return _Source(render, focal, logo)
@@ -346,6 +339,30 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     return sorted(rows, key=lambda row: row["path"])
 
 
+def export_failure_lines(rows: Sequence[dict], placements: Mapping[str, Placement],
+                         formats: Sequence[str]) -> list[str]:
+    """One line per export that failed (which file, why), and, when ``upload`` was asked for, per
+    placement of an asset variant left without an exported file in a format the platform accepts
+    for upload (JPEG/PNG): that placement cannot go live."""
+    lines = [f"export failed: {row['path']}: {row['error']}" for row in rows
+             if row.get("status") not in ("exported", "review")]
+    if "upload" in formats:
+        uploadable: dict[tuple[str, int, str], bool] = {}
+        held = {(r["asset_id"], r["variant"], r["placement"]) for r in rows if r.get("status") == "review"}
+        for row in rows:
+            placement = placements.get(row["placement"])
+            if placement is None or (row["asset_id"], row["variant"], row["placement"]) in held:
+                continue  # held files wait for a designer (not a failure)
+            key = (row["asset_id"], row["variant"], row["placement"])
+            ok = row.get("status") == "exported" and row.get("format") in placement.upload_formats
+            uploadable[key] = uploadable.get(key, False) or ok
+        for (asset_id, variant, pid), ok in sorted(uploadable.items()):
+            if not ok:
+                lines.append(f"no uploadable file: {asset_id} v{variant} has no {'/'.join(placements[pid].upload_formats)} "
+                             f"export for placement {pid} (the platform accepts only these for upload)")
+    return lines
+
+
 def held_for_review(rows: Sequence[dict]) -> dict[tuple[str, int], str]:
     """(asset_id, variant) -> the reasons, for each item with files held for review (``status: review``)."""
     held: dict[tuple[str, int], list[str]] = {}
@@ -359,14 +376,41 @@ def held_for_review(rows: Sequence[dict]) -> dict[tuple[str, int], str]:
 
 
 def _unknown_placement_row(item: ExportItem, pid: str, known: Iterable[str]) -> dict:
+    return _item_failed_row(item, pid, unknown_placement(pid, known))
+
+
+def _item_failed_row(item: ExportItem, pid: str, reason: str) -> dict:
+    """The row of a placement of ``item`` that nothing was exported for (no format, no file)."""
     return {name: "" for name in MANIFEST_FIELDS} | {
         "asset_id": item.asset_id, "row": item.row, "variant": item.variant, "placement": pid,
-        "path": _stem(item, pid), "bytes": 0, "status": "failed",
-        "error": unknown_placement(pid, known),
+        "path": keys.export_stem(item.campaign, pid, item.asset_id, item.variant), "bytes": 0, "status": "failed",
+        "error": reason,
         "qa_verdict": item.qa_verdict, "approval_id": item.approval_id, "approved_by": item.approved_by,
         "alt_text": item.alt_text,
     }
 
 
-__all__ = ["DEFAULT_FORMATS", "DEFAULT_MAX_UPSCALE", "RUN_FORMATS", "ExportItem", "export_assets", "export_render",
-           "held_for_review", "write_manifests"]
+def refuse_banned_text(items: Sequence[ExportItem], banned_for: Callable[[RenderJob], Sequence[str]]
+                       ) -> tuple[list[ExportItem], list[dict]]:
+    """Check every text of each item that ships (file name, manifest, overlay, platform: asset id,
+    headline, CTA, alt text) against the banned terms of its render's style as they are now
+    (``banned_for``: job -> terms): returns the items that pass, and a failed row per placement
+    of each item that does not (nothing of it is exported)."""
+    passed, rows = [], []
+    for item in items:
+        job = next(iter(item.renders.values()), None)
+        texts = {"asset_id": item.asset_id, "headline": item.headline, "cta": item.cta, "alt_text": item.alt_text}
+        try:
+            problems = shipped_text_problems(texts, banned_for(job)) if job is not None else []
+        except ValueError as exc:  # the style cannot be read now: its terms cannot be checked, fail closed
+            problems = [f"banned terms cannot be checked: {exc}"]
+        if not problems:
+            passed.append(item)
+            continue
+        reason = f"{'; '.join(problems)} (style {job.style}@{job.style_version}): nothing of it is exported"
+        rows += [_item_failed_row(item, pid, reason) for pid in item.placements]
+    return passed, rows
+
+
+__all__ = ["DEFAULT_FORMATS", "DEFAULT_MAX_UPSCALE", "RUN_FORMATS", "ExportItem", "export_assets", "export_failure_lines",
+           "export_render", "held_for_review", "refuse_banned_text", "write_manifests"]

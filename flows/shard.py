@@ -25,7 +25,6 @@ automation made by ``ensure_crash_detection`` marks it Crashed after
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -40,9 +39,11 @@ from prefect.runtime import flow_run as current_flow_run
 from prefect.tasks import exponential_backoff
 
 from plan.jobs import RenderJob
-from render.shards import Shard, merge_reports, report_from_dict, report_to_dict, split_budget, split_shards
+from render.shards import Shard, merge_reports, report_from_record, report_to_record, split_budget, split_shards
 from render.stage import CHECK_THREADS, RenderFailure, RenderReport, render_missing, stored_render_problem
 from store import Store, open_store
+from store.documents import ShardReport, read_document, write_document
+from store.keys import shard_report_key
 
 DEPLOYMENT_ENV = "BRANDBATCH_SHARD_DEPLOYMENT"
 SHARD_SIZE_ENV = "BRANDBATCH_SHARD_SIZE"
@@ -100,11 +101,6 @@ def shard_deployment() -> str | None:
     return name
 
 
-def shard_record_key(flow_run_id: str) -> str:
-    """Where a shard run leaves its report in the store."""
-    return f"shards/{flow_run_id}.json"
-
-
 @task(cache_policy=NO_CACHE, **RENDER_RETRIES)
 def render_shard_task(jobs: Sequence[RenderJob], store: Store, batch_size: int, max_images: int | None,
                       max_gpu_seconds: float | None) -> RenderReport:
@@ -122,11 +118,10 @@ def render_shard(out: str, jobs: list[dict], batch_size: int = 4, max_images: in
     store = open_store(out)
     report = render_shard_task([RenderJob.from_dict(j) for j in jobs], store, batch_size, max_images,
                                max_gpu_seconds)
-    record = {"flow_run_id": current_flow_run.id, "node": os.environ.get(NODE_ENV) or socket.gethostname(),
-              "report": report_to_dict(report)}
-    store.put(shard_record_key(record["flow_run_id"]), json.dumps(record, sort_keys=True).encode("utf-8"),
-              content_type="application/json", overwrite=True)
-    return record
+    record = ShardReport(flow_run_id=str(current_flow_run.id), node=os.environ.get(NODE_ENV) or socket.gethostname(),
+                         report=report_to_record(report))
+    write_document(store, shard_report_key(record.flow_run_id), record)
+    return record.model_dump()
 
 
 def ensure_crash_detection(stale_seconds: float) -> None:
@@ -239,9 +234,9 @@ def render_sharded(jobs: Sequence[RenderJob], store: Store, deployment: str, *, 
 
 
 def _shard_report(store: Store, shard: Shard, run, state) -> RenderReport:
-    key = shard_record_key(str(run.id))
+    key = shard_report_key(str(run.id))
     if state.is_completed() and store.exists(key):
-        return report_from_dict(json.loads(store.get(key))["report"])
+        return report_from_record(read_document(store, key, ShardReport).report)
     why = (f"render shard {shard.id} (flow run {run.name}) ended {state.name}: {state.message or 'no message'}"
            if not state.is_completed() else f"render shard {shard.id} (flow run {run.name}) left no report at {key}")
     return RenderReport(failed=[RenderFailure(job.key, "error", why) for job in shard.jobs])

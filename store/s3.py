@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 from store.base import StoreError, check_key
+from store.keys import in_renders
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REWRITTEN = "no-cache"
@@ -39,7 +40,7 @@ def cache_control(key: str) -> str:
     """Renders are content-addressed (by job key), so immutable; everything else may be
     rewritten under its key (exports are replaced after a reroll or deleted when their
     approval is withdrawn), so caches must revalidate it."""
-    return IMMUTABLE if key.startswith("renders/") else REWRITTEN
+    return IMMUTABLE if in_renders(key) else REWRITTEN
 
 
 class S3Store:
