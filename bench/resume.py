@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import Row, at_most, report  # noqa: E402
 from bench.render_cpu import write_sheet  # noqa: E402
+from settings import variable  # noqa: E402
 from store.keys import manifest_key  # noqa: E402
 
 GOAL_RATIO = 0.05
@@ -38,7 +39,7 @@ def main(argv: list[str]) -> int:
                         "(BRANDBATCH_BATCH_INVARIANT=0): a faster first run, so a harder ratio")
     args = parser.parse_args(argv)
     if args.batched:
-        os.environ["BRANDBATCH_BATCH_INVARIANT"] = "0"
+        os.environ[variable("batch_invariant")] = "0"
 
     work = Path(tempfile.mkdtemp(prefix="bench-resume-"))
     try:

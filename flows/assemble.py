@@ -5,7 +5,6 @@ Kept out of the Prefect flow so it is unit-tested without a server.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, banned_terms_for
 from render.registry import pinning_problem
 from review.queue import ApprovedVariant
+from settings import load_settings
 from store import Store
 from store.documents import AssetRecord, AssetSnapshot, read_document, write_document
 from store.keys import assets_key
@@ -33,18 +33,18 @@ class Paths:
 
 def resolve_paths(styles: str | None = None, placements_file: str | None = None) -> Paths:
     """``--styles`` (or $BRANDBATCH_STYLES), else ./styles, else the project's own styles."""
-    def pick(explicit: str | None, env: str, name: str) -> Path:
+    settings = load_settings()
+
+    def pick(explicit: str | Path | None, name: str) -> Path:
         if explicit:
             return Path(explicit)
-        if os.environ.get(env):
-            return Path(os.environ[env])
         local = Path.cwd() / name
         return local if local.is_dir() else REPO_ROOT / name
 
-    extra = placements_file or os.environ.get("BRANDBATCH_PLACEMENTS")
+    extra = placements_file or settings.placements
     return Paths(
-        styles=pick(styles, "BRANDBATCH_STYLES", "styles"),
-        templates=pick(None, "BRANDBATCH_TEMPLATES", "templates") / "prompts",
+        styles=pick(styles or settings.styles, "styles"),
+        templates=pick(settings.templates, "templates") / "prompts",
         placements_file=Path(extra) if extra else None,
     )
 

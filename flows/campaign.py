@@ -34,6 +34,7 @@ from qa.verdicts import qa_error_lines
 from render.stage import RenderReport, render_missing
 from review.actions import queue_for_review, render_rerolls, styles_qa
 from review.queue import ReviewQueue, database_url
+from settings import load_settings
 from store import Store, open_store
 from store.keys import manifest_key, report_key
 
@@ -133,6 +134,7 @@ def campaign_batch(
     publishes or the time runs out (``flows.review_wait`` has the timeout policy)."""
     started = dt.datetime.now(dt.timezone.utc)
     logger = get_run_logger()
+    load_settings()  # every BRANDBATCH_* variable is checked before any work (deployment runs have no CLI)
     database_url(out)  # an S3 run needs BRANDBATCH_REVIEW_DB: say so before rendering anything
     settings, placements = plan_settings(styles, allow_draft=allow_draft, model=model)
     store = open_store(out)

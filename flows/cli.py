@@ -33,6 +33,20 @@ def _fail(problems: list, *, to_stdout: bool = False) -> None:
         typer.echo(str(problem), err=not to_stdout)
 
 
+@app.callback()
+def _check_settings() -> None:
+    """Every BRANDBATCH_* variable is checked before any command runs (a bad value: exit 1)."""
+    from settings import SettingsError, load_settings, unknown_variables
+
+    try:
+        load_settings()
+    except SettingsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    for line in unknown_variables():
+        typer.echo(f"warning: {line}", err=True)
+
+
 def _prefect_home() -> None:
     """Prefect's local database cannot be created in a folder that is missing (e.g. a fresh
     PREFECT_HOME=.cache/prefect): make it first."""

@@ -32,6 +32,7 @@ from plan.jobs import RenderJob
 from review.auth import LoginThrottle, load_reviewers, reviewer_for, same_origin, token_fingerprint
 from review.queue import (DECISIONS, MAX_NOTE_CHARS, REASON_CODES, STATES, Conflict, InvalidDecision, Item,
                           ItemNotFound, ReviewQueue, check_item_id)
+from settings import load_settings
 from store import Store, open_store
 from store.keys import render_key
 
@@ -51,8 +52,7 @@ SECURITY_HEADERS = {
 
 
 def templates_dir() -> Path:
-    root = os.environ.get("BRANDBATCH_TEMPLATES")
-    return (Path(root) if root else Path(__file__).resolve().parents[1] / "templates") / "review"
+    return (load_settings().templates or Path(__file__).resolve().parents[1] / "templates") / "review"
 
 
 class Forbidden(Exception):
@@ -372,12 +372,9 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
     return app
 
 
-TRUSTED_PROXIES_ENV = "BRANDBATCH_TRUSTED_PROXIES"
-
-
 def trusted_proxies_from_env() -> tuple[str, ...]:
     """``$BRANDBATCH_TRUSTED_PROXIES``: comma list of reverse-proxy addresses (none by default)."""
-    return tuple(p.strip() for p in os.environ.get(TRUSTED_PROXIES_ENV, "").split(",") if p.strip())
+    return tuple(p.strip() for p in (load_settings().trusted_proxies or "").split(",") if p.strip())
 
 
 def server_config(app: Starlette, host: str, port: int) -> Any:

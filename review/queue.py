@@ -40,6 +40,7 @@ from qa.verdicts import QAResult
 from review.approvals import AUTO_REVIEWER, auto_approval
 from review.decision_log import RECOVERY, DecisionLog, LogRecord
 from review.migrations import SchemaError, upgrade
+from settings import load_settings, variable
 
 State = Literal["queued", "approved", "rejected", "reroll_requested"]
 STATES: tuple[State, ...] = ("queued", "approved", "rejected", "reroll_requested")
@@ -48,7 +49,7 @@ REASON_CODES = ("off_brand", "artifact", "wrong_product", "text_or_logo", "compo
 SYSTEM_REVIEWER = "brandbatch"  # records re-queues of new renders in the audit log
 MAX_NOTE_CHARS = 2000
 ITEM_ID = re.compile(r"^[0-9a-f]{32}$")
-DB_ENV = "BRANDBATCH_REVIEW_DB"
+DB_ENV = variable("review_db")
 _AFTER = {"approve": "approved", "reject": "rejected", "reroll": "reroll_requested"}
 
 metadata = sa.MetaData()
@@ -225,8 +226,8 @@ def variant_verdict(results: Sequence[QAResult]) -> str:
 
 def database_url(out: str | os.PathLike[str]) -> str:
     """``$BRANDBATCH_REVIEW_DB``, else SQLite ``<out>/review.sqlite3`` (local ``--out`` only)."""
-    if os.environ.get(DB_ENV):
-        return os.environ[DB_ENV]
+    if url := load_settings().review_db:
+        return url
     out = str(out)
     if "://" in out:
         raise ReviewError(f"--out {out!r} is not a local folder: set {DB_ENV} to a SQLAlchemy URL "
