@@ -45,8 +45,9 @@ from exports.metadata import xmp_packet  # noqa: E402
 from exports.overlay import apply_overlays  # noqa: E402
 from exports.placements import load_placements  # noqa: E402
 from exports.provenance import Provenance, sign  # noqa: E402
-from exports.stage import ExportItem, export_assets, render_key  # noqa: E402
+from exports.stage import ExportItem, export_assets  # noqa: E402
 from plan.jobs import RenderJob  # noqa: E402
+from store.keys import render_key  # noqa: E402
 from store.local import LocalStore  # noqa: E402
 
 PLACEMENTS = (
@@ -85,7 +86,7 @@ def make_items(store: LocalStore, assets: int) -> list[ExportItem]:
                             seed=a, style="bench", style_version=1)
             buffer = io.BytesIO()
             synth(a * 10 + len(renders), w, h).save(buffer, "PNG", compress_level=1)
-            store.put(render_key(job), buffer.getvalue())
+            store.put(render_key(job.key), buffer.getvalue())
             renders[aspect] = job
         items.append(ExportItem(campaign="bench", asset_id=f"asset-{a:02d}", row=2 + a, variant=1,
                                 placements=PLACEMENTS, renders=renders, qa_verdict="pass", approval_id=f"a{a}",
@@ -99,7 +100,7 @@ def bare_loop(items: list[ExportItem], store: LocalStore, placements: dict, out:
         for pid in item.placements:
             p = placements[pid]
             job = min(item.renders.values(), key=lambda j: abs(np.log(j.width / j.height / (p.width / p.height))))
-            with Image.open(io.BytesIO(store.get(render_key(job)))) as render:
+            with Image.open(io.BytesIO(store.get(render_key(job.key)))) as render:
                 fitted = ImageOps.fit(render.convert("RGB"), (p.width, p.height), Image.Resampling.LANCZOS)
             for fmt in ("webp", "avif", p.upload_formats[0]):
                 buffer = io.BytesIO()
@@ -144,7 +145,7 @@ def search_stats(item: ExportItem, store: LocalStore, placements: dict, credenti
     for pid in item.placements:
         p = placements[pid]
         job = nearest_render(item.renders, p)
-        with Image.open(io.BytesIO(store.get(render_key(job)))) as render:
+        with Image.open(io.BytesIO(store.get(render_key(job.key)))) as render:
             fitted = cover_fit(render, p.width, p.height, focal_point(render))
         image, _ = apply_overlays(fitted, p, headline=HEADLINE, cta=CTA)
         xmp = xmp_packet(job.key, "bench@1")

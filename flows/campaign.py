@@ -16,10 +16,10 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.assemble import asset_snapshot, assets_key, plan_settings, resolve_paths
 from exports.overlay import sheet_text_problems
 from exports.provenance import credential_note
-from exports.stage import DEFAULT_FORMATS, export_failure_lines
+from exports.stage import DEFAULT_FORMATS, export_failure_lines, rewrite_counts
+from flows.assemble import asset_snapshot, plan_settings, save_assets
 from flows.deadletters import load_dead_letters, rendered_jobs, retry_jobs
 from flows.export import export_task
 from flows import metrics
@@ -32,9 +32,11 @@ from plan.sheet import campaign_name, read_sheet
 from qa import QAResult, render_report, run_qa, summary_markdown
 from qa.verdicts import qa_error_lines
 from render.stage import RenderReport, render_missing
-from review.actions import queue_for_review, render_rerolls, styles_qa
+from review.actions import queue_for_review, queue_rerolls, styles_qa
 from review.queue import ReviewQueue, database_url
+from settings import load_settings
 from store import Store, open_store
+from store.keys import manifest_key, report_key
 from store.locks import campaign_lock
 
 
@@ -48,6 +50,7 @@ class CampaignSummary:
     failed: list[dict]
     verdicts: dict[str, int]
     exported: int
+    rewritten: dict[str, int] = field(default_factory=dict)  # export files written this run, by reason
     queued: int = 0
     rerolled: int = 0
     problems: list[str] = field(default_factory=list)
@@ -64,7 +67,7 @@ class CampaignSummary:
 def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Store) -> CampaignPlan:
     plan = plan_campaign(read_sheet(sheet), settings, limit=limit)
     plan.problems.extend(sheet_text_problems(plan, settings.styles_dir))  # glyphs no font has
-    store.put(assets_key(plan.campaign), asset_snapshot(plan, settings.styles_dir), content_type="application/json", overwrite=True)
+    save_assets(store, plan.campaign, asset_snapshot(plan, settings.styles_dir))
     return plan
 
 
@@ -91,18 +94,30 @@ def qa_task(jobs: Sequence[RenderJob], store: Store, plan: CampaignPlan) -> list
 
 
 @task(cache_policy=NO_CACHE)
-def review_task(out: str, plan: CampaignPlan, results: list[QAResult], store: Store, styles_dir: str,
-                batch_size: int, rerolls: bool = True) -> tuple[int, int]:
-    """Queue the campaign; render and check rerolls designers asked for since the last run
-    (unless ``rerolls`` is off: ``--retry-failed`` renders dead letters only).
-    Returns (variants waiting for a designer, reroll jobs rendered)."""
-    queue_for_review(out, plan, {r.job_key: r for r in results})
+def rerolls_task(out: str, campaign: str) -> list[RenderJob]:
+    """The jobs of the rerolls designers asked for since the last run."""
     queue = ReviewQueue.for_out(out)
     try:
-        pending = queue.pending_rerolls(plan.campaign) if rerolls else []
-        if pending:
-            render_rerolls(queue, store, pending, styles_qa(store, styles_dir), batch_size=batch_size)
-        return len(queue.items(plan.campaign, state="queued")), len(pending)
+        return queue.pending_rerolls(campaign)
+    finally:
+        queue.close()
+
+
+@task(cache_policy=NO_CACHE)
+def reroll_qa_task(jobs: Sequence[RenderJob], store: Store, styles_dir: str) -> list[QAResult]:
+    return styles_qa(store, styles_dir)(jobs) if jobs else []
+
+
+@task(cache_policy=NO_CACHE)
+def review_task(out: str, plan: CampaignPlan, results: list[QAResult], rerolls: Sequence[RenderJob],
+                rendered_rerolls: Sequence[RenderJob]) -> int:
+    """Queue the campaign and the rerolls rendered this run; returns the variants waiting for a designer."""
+    by_key = {r.job_key: r for r in results}
+    queue_for_review(out, plan, by_key)
+    queue = ReviewQueue.for_out(out)
+    try:
+        queue_rerolls(queue, rendered_rerolls, by_key, rerolls)
+        return len(queue.items(plan.campaign, state="queued"))
     finally:
         queue.close()
 
@@ -135,6 +150,7 @@ def campaign_batch(
     (``store.locks.CampaignBusy``)."""
     started = dt.datetime.now(dt.timezone.utc)
     logger = get_run_logger()
+    load_settings()  # every BRANDBATCH_* variable is checked before any work (deployment runs have no CLI)
     database_url(out)  # an S3 run needs BRANDBATCH_REVIEW_DB: say so before rendering anything
     settings, placements = plan_settings(styles, allow_draft=allow_draft, model=model)
     store = open_store(out)
@@ -145,16 +161,21 @@ def campaign_batch(
         for problem in plan.problems:
             logger.warning(str(problem))
         letters = load_dead_letters(store, plan.campaign)
-        jobs = retry_jobs(plan.jobs, letters) if retry_failed else plan.jobs
+        # Designers' rerolls render, check and queue like planned jobs (on the GPU pool when sharded);
+        # --retry-failed renders dead letters only.
+        rerolls = [] if retry_failed else rerolls_task(out, plan.campaign)
+        jobs = [*(retry_jobs(plan.jobs, letters) if retry_failed else plan.jobs), *rerolls]
         tracker = metrics.RunProgress(plan.campaign, len(jobs))
 
         rendered = render_task(jobs, store, batch_size, progress, max_images, max_gpu_seconds, tracker.render_done)
         for failure in rendered.failed:
             logger.error("render %s failed (%s): %s", failure.job_key[:12], failure.reason, failure.message)
         tracker.render_finished()
-        results = qa_task(rendered_jobs(plan.jobs, rendered, store), store, plan)
-        queued, rerolled = review_task(out, plan, results, store, str(resolve_paths(styles).styles), batch_size,
-                                       rerolls=not retry_failed)
+        rendered_rerolls = rendered_jobs(rerolls, rendered, store)
+        results = [*qa_task(rendered_jobs(plan.jobs, rendered, store), store, plan),
+                   *reroll_qa_task(rendered_rerolls, store, str(settings.styles_dir))]
+        queued = review_task(out, plan, results, rerolls, rendered_rerolls)
+        rerolled = len(rendered_rerolls)
         review_wait.wait_for_designers(plan.campaign, wait_for_review, queued)  # deployments: suspend until published
 
         campaign = plan.campaign
@@ -167,7 +188,7 @@ def campaign_batch(
         html = render_report(campaign, plan.jobs, results, store, rows, extra={"problems": [str(p) for p in plan.problems],
                                                                               "credential": credential_note(rows)},
                              tables=tables)
-        store.put(f"{campaign}/report.html", html.encode("utf-8"), content_type="text/html; charset=utf-8",
+        store.put(report_key(campaign), html.encode("utf-8"), content_type="text/html; charset=utf-8",
                   overwrite=True)
         tracker.stage(100, f"done: {len(rendered.rendered)} rendered, {len(rendered.failed)} failed")
         verdicts: dict[str, int] = {}
@@ -177,9 +198,10 @@ def campaign_batch(
             campaign=campaign, out=store.root, jobs=len(plan.jobs), rendered=len(rendered.rendered),
             cached=len(rendered.cached),
             failed=[{"job_key": f.job_key, "reason": f.reason, "message": f.message} for f in rendered.failed],
-            verdicts=verdicts, exported=sum(1 for r in rows if r.get("status") == "exported"), queued=queued,
+            verdicts=verdicts, exported=sum(1 for r in rows if r.get("status") == "exported"),
+            rewritten=rewrite_counts(rows), queued=queued,
             rerolled=rerolled, problems=[str(p) for p in plan.problems],
-            manifest=store.location(f"{campaign}/manifest.json"), report=store.location(f"{campaign}/report.html"),
+            manifest=store.location(manifest_key(campaign)), report=store.location(report_key(campaign)),
             dead_letters=len(letters), credential=credential_note(rows),
             held=sum(1 for r in rows if r.get("status") == "review"), qa_errors=qa_error_lines(results),
             export_failures=export_failure_lines(rows, placements, formats),

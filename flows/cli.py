@@ -36,10 +36,31 @@ def _fail(problems: list, *, to_stdout: bool = False) -> None:
         typer.echo(str(problem), err=not to_stdout)
 
 
+@app.callback()
+def _check_settings() -> None:
+    """Every BRANDBATCH_* variable is checked before any command runs (a bad value: exit 1)."""
+    from settings import SettingsError, load_settings, unknown_variables
+
+    try:
+        load_settings()
+    except SettingsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    for line in unknown_variables():
+        typer.echo(f"warning: {line}", err=True)
+
+
 def _prefect_home() -> None:
     """Prefect's local database cannot be created in a folder that is missing (e.g. a fresh
     PREFECT_HOME=.cache/prefect): make it first."""
     Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser().mkdir(parents=True, exist_ok=True)
+
+
+def _rewritten(counts: dict[str, int]) -> str:
+    """`` (3 written: 2 copy changed, 1 new file)``; "" when no file was written."""
+    if not counts:
+        return ""
+    return f" ({sum(counts.values())} written: " + ", ".join(f"{n} {why}" for why, n in counts.items()) + ")"
 
 
 def _formats(text: str) -> list[str]:
@@ -109,6 +130,8 @@ def run(
     from review.queue import ReviewError, check_queue
     from flows.signals import Interrupted, end_children, interruptible, mark_interrupted
     from store import StoreError, open_store
+    from store.documents import DocumentError
+    from store.keys import dead_letters_key
     from store.locks import campaign_lock
 
     started = dt.datetime.now(dt.UTC)
@@ -128,7 +151,7 @@ def run(
     except InputError as exc:
         _fail(exc.problems)
         raise typer.Exit(1) from None
-    except (ReviewError, StoreError, CredentialError) as exc:  # StoreError: disk full, S3 unreachable; a rerun resumes
+    except (CredentialError, DocumentError, ReviewError, StoreError) as exc:  # StoreError: disk full, S3 unreachable; a rerun resumes
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     _fail(summary.problems)
@@ -141,11 +164,11 @@ def run(
     rerolls = f", {summary.rerolled} reroll renders" if summary.rerolled else ""
     typer.echo(f"campaign {summary.campaign}: {summary.jobs} render jobs ({summary.rendered} rendered, "
                f"{summary.cached} already there, {len(summary.failed)} failed{rerolls}); QA of renders: {verdicts}; "
-               f"{summary.queued} variants waiting for review; {summary.exported} export files "
-               f"({len(summary.export_failures)} export failures)")
+               f"{summary.queued} variants waiting for review; {summary.exported} export files"
+               f"{_rewritten(summary.rewritten)} ({len(summary.export_failures)} export failures)")
     if summary.dead_letters:
         typer.echo(f"dead letters: {summary.dead_letters} jobs failed and have not rendered since "
-                   f"({summary.campaign}/dead-letters.json); retry them alone with --retry-failed")
+                   f"({dead_letters_key(summary.campaign)}); retry them alone with --retry-failed")
     if summary.held:
         typer.echo(f"held for review: {summary.held} export files whose text or logo would be illegible or whose CTA "
                    "does not fit (status 'review' with the reason in the manifest)")
@@ -201,7 +224,8 @@ def export(
     formats: Annotated[str, typer.Option("--formats", help="Comma list of webp, avif, jpeg, png, upload.")] = "webp,avif,upload",
     wait: WaitOpt = 0.0,
 ) -> None:
-    """Export every approved, not yet exported asset of a campaign."""
+    """Export every approved, not yet exported asset of a campaign; rewrite the files whose
+    inputs changed since (copy, logo, overlay style, placement, render, encoder)."""
     from plan.names import name_problem
 
     if problem := name_problem(campaign):
@@ -210,16 +234,18 @@ def export(
     _prefect_home()
     from exports.credentials import CredentialError
     from exports.provenance import credential_note
+    from exports.stage import rewrite_counts
     from flows.export import export_campaign
     from review.queue import ReviewError, check_queue
     from store import StoreError, open_store
+    from store.documents import DocumentError
     from store.locks import campaign_lock
 
     try:
         with campaign_lock(open_store(out), campaign, wait=wait):  # not while a run of it writes
             check_queue(out, campaign)  # lost review state stops the export before any work
             rows = export_campaign(campaign, out=out, formats=chosen, lock_wait=wait)
-    except (FileNotFoundError, ReviewError, StoreError, CredentialError) as exc:
+    except (CredentialError, DocumentError, FileNotFoundError, ReviewError, StoreError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     from exports.placements import load_placements
@@ -234,8 +260,8 @@ def export(
         typer.echo(line, err=True)
     exported = sum(1 for r in rows if r.get("status") == "exported")
     held = sum(1 for r in rows if r.get("status") == "review")
-    typer.echo(f"campaign {campaign}: {exported} export files written or current, {held} export files held for "
-               f"review, {len(failures)} export failures")
+    typer.echo(f"campaign {campaign}: {exported} export files written or current{_rewritten(rewrite_counts(rows))}, "
+               f"{held} export files held for review, {len(failures)} export failures")
     if credential_note(rows):
         typer.echo(credential_note(rows))
     raise typer.Exit(1 if failures else 0)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import struct
 import time
 import zlib
@@ -30,6 +29,8 @@ from plan.jobs import RenderJob
 from render.devices import DeviceSettings, device_settings
 from render.registry import ModelError, pipeline_for
 from store.base import Store, StoreError
+from store.documents import DocumentError, RenderSidecar, parse_document, write_document
+from store.keys import render_key, sidecar_key
 
 BLACK_MAX = 2  # an image whose brightest channel value is at most this (of 255) is black
 CHECK_THREADS = 8  # stored renders checked at once at the start of a run (I/O bound, S3 round trips)
@@ -54,14 +55,6 @@ class RenderReport:
     gpu_seconds: float = 0.0  # device seconds spent in pipeline calls (CPU seconds on CPU)
     job_seconds: dict[str, float] = field(default_factory=dict)  # job key -> its share of its batch's seconds
     damaged: dict[str, str] = field(default_factory=dict)  # job key -> why its stored render was not used
-
-
-def render_key(job_key: str) -> str:
-    return f"renders/{job_key}.png"
-
-
-def sidecar_key(job_key: str) -> str:
-    return f"renders/{job_key}.json"
 
 
 def png_problem(data: bytes, width: int, height: int) -> str:
@@ -101,14 +94,14 @@ def stored_render_problem(store: Store, job: RenderJob) -> str:
     if problem := png_problem(png, job.width, job.height):
         return f"{render_key(key)} {problem}"
     try:
-        sidecar = json.loads(store.get(sidecar_key(key)))
+        sidecar = parse_document(store.get(sidecar_key(key)), RenderSidecar, sidecar_key(key))
     except FileNotFoundError:
         return f"{sidecar_key(key)} is missing"
-    except ValueError as exc:  # torn JSON, or not UTF-8
-        return f"{sidecar_key(key)} is not JSON: {exc}"
-    if not isinstance(sidecar, dict) or sidecar.get("job_key") != key:
+    except DocumentError as exc:  # torn JSON, not UTF-8, not a sidecar
+        return str(exc)
+    if sidecar.job_key != key:
         return f"{sidecar_key(key)} does not name job {key}"
-    if "sha256" in sidecar and sidecar["sha256"] != hashlib.sha256(png).hexdigest():
+    if sidecar.sha256 is not None and sidecar.sha256 != hashlib.sha256(png).hexdigest():
         return f"{render_key(key)} does not match the sha256 its sidecar recorded"
     return ""
 
@@ -119,8 +112,8 @@ def verified_render(store: Store, job_key: str) -> bytes:
     file when it does not match (a rerun renders it again)."""
     png = store.get(render_key(job_key))
     try:
-        recorded = json.loads(store.get(sidecar_key(job_key))).get("sha256")
-    except (FileNotFoundError, ValueError, AttributeError):
+        recorded = parse_document(store.get(sidecar_key(job_key)), RenderSidecar, sidecar_key(job_key)).sha256
+    except (FileNotFoundError, DocumentError):
         recorded = None  # no sidecar or no hash recorded (renders of earlier versions): the PNG checks decide
     if recorded is not None and recorded != hashlib.sha256(png).hexdigest():
         raise ValueError(f"render {render_key(job_key)} does not match the sha256 its sidecar recorded "
@@ -244,16 +237,14 @@ def _store_render(store: Store, job: RenderJob, pixels, settings: DeviceSettings
     """Sidecar first, then the PNG: a PNG in the store always has its sidecar. False when
     another run stored the PNG first (it is kept: the same job renders the same pixels)."""
     png = encode_png(pixels)
-    sidecar = {**job.to_dict(), **asdict(settings), "job_key": job.key, "seconds": round(seconds, 4),
-               "sha256": hashlib.sha256(png).hexdigest()}  # what reuse checks the PNG against
-    store.put(sidecar_key(job.key), json.dumps(sidecar, sort_keys=True, indent=1).encode("utf-8"),
-              content_type="application/json", overwrite=True)
+    sidecar = RenderSidecar(**job.to_dict(), **asdict(settings), job_key=job.key, seconds=round(seconds, 4),
+                            sha256=hashlib.sha256(png).hexdigest())  # what reuse checks the PNG against
+    write_document(store, sidecar_key(job.key), sidecar)
     if store.put(render_key(job.key), png, content_type="image/png"):
         return True
     kept = hashlib.sha256(store.get(render_key(job.key))).hexdigest()
-    if kept != sidecar["sha256"]:  # the other run's PNG (another device's pixels) stays: record its hash
-        store.put(sidecar_key(job.key), json.dumps({**sidecar, "sha256": kept}, sort_keys=True, indent=1).encode(),
-                  content_type="application/json", overwrite=True)
+    if kept != sidecar.sha256:  # the other run's PNG (another device's pixels) stays: record its hash
+        write_document(store, sidecar_key(job.key), sidecar.model_copy(update={"sha256": kept}))
     return False
 
 

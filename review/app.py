@@ -32,7 +32,9 @@ from plan.jobs import RenderJob
 from review.auth import LoginThrottle, load_reviewers, reviewer_for, same_origin, token_fingerprint
 from review.queue import (DECISIONS, MAX_NOTE_CHARS, REASON_CODES, STATES, Conflict, InvalidDecision, Item,
                           ItemNotFound, ReviewQueue, check_item_id)
+from settings import load_settings
 from store import Store, open_store
+from store.keys import render_key
 
 Publish = Callable[[str, str, str], object]  # (campaign, reviewer, note) -> resume its waiting run, or export
 Rerender = Callable[[Sequence[RenderJob]], object]  # reroll jobs -> render, QA, re-queue
@@ -50,8 +52,7 @@ SECURITY_HEADERS = {
 
 
 def templates_dir() -> Path:
-    root = os.environ.get("BRANDBATCH_TEMPLATES")
-    return (Path(root) if root else Path(__file__).resolve().parents[1] / "templates") / "review"
+    return (load_settings().templates or Path(__file__).resolve().parents[1] / "templates") / "review"
 
 
 class Forbidden(Exception):
@@ -193,9 +194,9 @@ class _Review:
 
     async def render(self, request: Request) -> Response:
         key = request.path_params["job_key"]
-        if not JOB_KEY.match(key) or not self.store.exists(f"renders/{key}.png"):
+        if not JOB_KEY.match(key) or not self.store.exists(render_key(key)):
             raise ItemNotFound(f"no render {key!r}")
-        return Response(self.store.get(f"renders/{key}.png"), media_type="image/png",
+        return Response(self.store.get(render_key(key)), media_type="image/png",
                         headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=86400, immutable"})
 
     async def asset(self, request: Request) -> Response:
@@ -371,12 +372,9 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
     return app
 
 
-TRUSTED_PROXIES_ENV = "BRANDBATCH_TRUSTED_PROXIES"
-
-
 def trusted_proxies_from_env() -> tuple[str, ...]:
     """``$BRANDBATCH_TRUSTED_PROXIES``: comma list of reverse-proxy addresses (none by default)."""
-    return tuple(p.strip() for p in os.environ.get(TRUSTED_PROXIES_ENV, "").split(",") if p.strip())
+    return tuple(p.strip() for p in (load_settings().trusted_proxies or "").split(",") if p.strip())
 
 
 def server_config(app: Starlette, host: str, port: int) -> Any:
