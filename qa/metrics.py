@@ -29,7 +29,6 @@ from store.documents import DeadLetter, read_document, write_document
 from store.keys import run_record_key, runs_prefix
 
 RUNS_SHOWN = 30  # newest recorded runs listed in report.html and the runs artifact (totals use all)
-BANNED_MARK = "banned term"  # how plan/planner.py words banned-term problems (tests/flows/test_metrics.py checks)
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ def plan_blocks(plan: CampaignPlan) -> PlanBlocks:
         if problem.row is None:
             continue
         blocked.add(problem.row)
-        if BANNED_MARK in problem.message:
+        if problem.code == "banned_term":
             banned.add(problem.row)
     return PlanBlocks(len(plan.rows), len(blocked), len(banned))
 
@@ -134,7 +133,8 @@ def save_run(store: Store, record: RunRecord) -> str:
 def load_runs(store: Store, campaign: str) -> list[RunRecord]:
     """Every recorded run of the campaign, oldest first. A record that cannot be read is a
     ``DocumentError`` naming it."""
-    records = [read_document(store, key, RunRecord) for key in store.list(runs_prefix(campaign)) if key.endswith(".json")]
+    records = [read_document(store, key, RunRecord) for key in store.list(runs_prefix(campaign))
+               if key.endswith(".json")]
     return sorted(records, key=lambda r: (r.started, r.run_id))
 
 

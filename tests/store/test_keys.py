@@ -61,6 +61,8 @@ def test_keys_are_the_layout_outputs_have_always_had():
             == "spring/runs/20261123T010000Z-1234abcd0000.json")
     assert keys.run_record_key("spring", "2026-11-23T01:00:00+00:00", "--") == "spring/runs/20261123T010000Z-run.json"
     assert keys.export_key("spring", "meta.stories", "tent-01", 1, "webp") == "spring/exports/meta.stories/tent-01.webp"
-    assert keys.export_key("spring", "meta.stories", "tent-01", 2, "jpg") == "spring/exports/meta.stories/tent-01-v2.jpg"
-    assert keys.manifest_key("spring") == "spring/manifest.json" and keys.manifest_csv_key("spring") == "spring/manifest.csv"
+    assert (keys.export_key("spring", "meta.stories", "tent-01", 2, "jpg")
+            == "spring/exports/meta.stories/tent-01-v2.jpg")
+    assert keys.manifest_key("spring") == "spring/manifest.json"
+    assert keys.manifest_csv_key("spring") == "spring/manifest.csv"
     assert keys.report_key("spring") == "spring/report.html"
