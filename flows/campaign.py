@@ -19,7 +19,7 @@ from prefect.runtime import flow_run
 from exports.assemble import asset_snapshot, plan_settings, resolve_paths, save_assets
 from exports.overlay import sheet_text_problems
 from exports.provenance import credential_note
-from exports.stage import DEFAULT_FORMATS, export_failure_lines
+from exports.stage import DEFAULT_FORMATS, export_failure_lines, rewrite_counts
 from flows.export import export_task
 from flows import metrics
 from flows.progress import progress_bar
@@ -50,6 +50,7 @@ class CampaignSummary:
     failed: list[dict]
     verdicts: dict[str, int]
     exported: int
+    rewritten: dict[str, int] = field(default_factory=dict)  # export files written this run, by reason
     queued: int = 0
     rerolled: int = 0
     problems: list[str] = field(default_factory=list)
@@ -176,7 +177,8 @@ def campaign_batch(
         campaign=campaign, out=store.root, jobs=len(plan.jobs), rendered=len(rendered.rendered),
         cached=len(rendered.cached),
         failed=[{"job_key": f.job_key, "reason": f.reason, "message": f.message} for f in rendered.failed],
-        verdicts=verdicts, exported=sum(1 for r in rows if r.get("status") == "exported"), queued=queued,
+        verdicts=verdicts, exported=sum(1 for r in rows if r.get("status") == "exported"),
+        rewritten=rewrite_counts(rows), queued=queued,
         rerolled=rerolled, problems=[str(p) for p in plan.problems],
         manifest=store.location(manifest_key(campaign)), report=store.location(report_key(campaign)),
         dead_letters=len(letters), credential=credential_note(rows),
