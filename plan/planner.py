@@ -16,6 +16,7 @@ from plan.resolution import bucket, nearest_aspect
 from plan.sheet import MAX_CELL_CHARS, RESERVED_COLUMNS, Sheet
 from plan.styles import LOGO_SUFFIXES, Style, StyleLibrary, file_in_folder, parse_style_ref
 from plan.tokens import MAX_TOKENS, count_tokens
+from store.keys import export_name
 
 MAX_VARIANTS = 8
 # Asset ids name export files (exports/<placement>/<asset-id>[-v<N>].<ext>): ASCII only, no
@@ -254,7 +255,7 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
 def _claim_file_names(planned: PlannedRow, taken: dict[str, tuple[int, str]], where: str) -> None:
     """Export files are ``<asset_id>[-v<N>].<ext>``: refuse a row whose file names another row
     already uses, also when they differ only in letter case (case-insensitive file systems)."""
-    stems = [planned.asset_id if v == 1 else f"{planned.asset_id}-v{v}" for v in range(1, planned.variants + 1)]
+    stems = [export_name(planned.asset_id, v) for v in range(1, planned.variants + 1)]
     for stem in stems:
         if stem.casefold() in taken:
             row, other = taken[stem.casefold()]
