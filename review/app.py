@@ -13,6 +13,7 @@ import html
 import os
 import re
 import secrets
+import socket
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from starlette.routing import Route
 from plan.jobs import RenderJob
 from review.auth import LoginThrottle, load_reviewers, reviewer_for, same_origin, token_fingerprint
 from review.queue import (DECISIONS, MAX_NOTE_CHARS, REASON_CODES, STATES, Conflict, InvalidDecision, Item,
-                          ItemNotFound, ReviewQueue, check_item_id)
+                          ItemNotFound, ReviewError, ReviewQueue, check_item_id)
 from settings import load_settings
 from store import Store, open_store
 from store.keys import render_key
@@ -176,9 +177,9 @@ class _Review:
 
     async def grid(self, request: Request) -> Response:
         campaign = self.campaign_or_404(request.path_params["campaign"])
-        state = request.query_params.get("state") or None
+        state = request.query_params.get("state")  # the queue unless asked for "all" or another state
         verdict = request.query_params.get("verdict") or None
-        state = state if state in STATES else None
+        state = None if state == "all" else state if state in STATES else "queued"
         verdict = verdict if verdict in VERDICTS else None
         items = self.queue.items(campaign, state=state, verdict=verdict)
         return self.page(request, "grid.html", campaign=campaign, items=items, state=state, verdict=verdict,
@@ -186,11 +187,14 @@ class _Review:
 
     async def detail(self, request: Request) -> Response:
         item = self.queue.item(request.path_params["item_id"])
-        siblings = [i.id for i in self.queue.items(item.campaign)]
+        everything = self.queue.items(item.campaign)
+        siblings = [i.id for i in everything]
         at = siblings.index(item.id)
+        waiting = [i.id for i in everything[at + 1:] + everything[:at] if i.state == "queued"]
         return self.page(request, "detail.html", item=item, decisions=self.queue.decisions(item.id),
                          prev_id=siblings[at - 1] if at > 0 else None,
-                         next_id=siblings[at + 1] if at + 1 < len(siblings) else None)
+                         next_id=siblings[at + 1] if at + 1 < len(siblings) else None,
+                         next_queued=waiting[0] if waiting else None)
 
     async def render(self, request: Request) -> Response:
         key = request.path_params["job_key"]
@@ -200,7 +204,7 @@ class _Review:
                         headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=86400, immutable"})
 
     async def asset(self, request: Request) -> Response:
-        name = {"review.js": "text/javascript", "review.css": "text/css"}
+        name = {"review.js": "text/javascript", "review.css": "text/css", "favicon.svg": "image/svg+xml"}
         filename = request.path_params["name"]
         if filename not in name:
             raise ItemNotFound(filename)
@@ -332,7 +336,7 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
     queue.verify()  # a queue that lost decisions is not served (ReviewStateLost names the recovery)
     review = _Review(queue, store or open_store(out), load_reviewers() if reviewers is None else reviewers,
                      publish, rerender, login_throttle or LoginThrottle(), trusted_proxies)
-    public = {"/healthz", "/login", "/assets/review.css", "/assets/review.js"}
+    public = {"/healthz", "/login", "/assets/review.css", "/assets/review.js", "/assets/favicon.svg"}
 
     async def guard(request: Request, call_next: Callable) -> Response:
         if request.url.path not in public and review.reviewer(request) is None:
@@ -386,16 +390,40 @@ def server_config(app: Starlette, host: str, port: int) -> Any:
                           server_header=False)
 
 
-def serve(out: str, host: str = "127.0.0.1", port: int = 8765, *, publish: Publish | None = None,
-          styles_dir: str | os.PathLike[str] | None = None) -> None:
-    """Run the review app with uvicorn (127.0.0.1 unless told otherwise). Rerolls render in
-    the server process and are QA'd with the styles in ``styles_dir`` when given."""
+def listen(out: str, host: str, port: int) -> socket.socket:
+    """The review app's listening socket, or a one-line ReviewError: a local ``out`` that is not
+    a folder (nothing has run there, so the queue would only look empty) or a port already taken."""
+    if not out.startswith("s3://") and not Path(out).is_dir():
+        raise ReviewError(f"--out {out}: no such folder, so there is no review queue to serve; run "
+                          f"`brandbatch run SHEET --out {out}` first, or pass the --out that run used")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise ReviewError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (another server there? "
+                          f"pick a free one with --port)") from None
+
+
+def open_url(host: str, port: int) -> str:
+    """The address to open in a browser for a server bound to ``host``."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return f"http://{f'[{shown}]' if ':' in shown else shown}:{port}/"
+
+
+def serve(out: str, sock: socket.socket, *, publish: Publish | None = None,
+          styles_dir: str | os.PathLike[str] | None = None, ready: Callable[[], object] | None = None) -> None:
+    """Run the review app with uvicorn on ``sock`` (from :func:`listen`). Rerolls render in
+    the server process and are QA'd with the styles in ``styles_dir`` when given. ``ready`` is
+    called once the app could be built (queue readable, reviewers configured), before serving."""
     import uvicorn
 
     from review.actions import rerenderer
 
+    host, port = sock.getsockname()[:2]
     store = open_store(out)
     hosts = ["127.0.0.1", "localhost"] + ([host] if host not in ("0.0.0.0", "::") else [])
     app = create_app(out, store=store, publish=publish, rerender=rerenderer(out, store, styles_dir),
                      allowed_hosts=hosts, trusted_proxies=trusted_proxies_from_env())
-    uvicorn.Server(server_config(app, host, port)).run()
+    if ready:
+        ready()
+    uvicorn.Server(server_config(app, host, port)).run(sockets=[sock])

@@ -30,7 +30,7 @@ placements: [meta.feed.square]
 def test_repo_styles_all_load(repo: Path) -> None:
     library = StyleLibrary(repo / "styles")
     assert library.names() == ["acme", "nordic"]
-    assert library.versions("acme") == [1, 2, 3]
+    assert library.versions("acme") == [1, 2, 3, 4]
     for name in library.names():
         for version in library.versions(name):
             style = library.get(name, version)
