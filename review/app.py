@@ -43,6 +43,8 @@ JOB_KEY = re.compile(r"^[0-9a-f]{64}$")
 CAMPAIGN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 VERDICTS = ("pass", "review", "fail")
 SESSION_HOURS = 12
+PAGE_SIZE = 60  # grid items per page
+MAX_SEARCH_CHARS = 100
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self'; script-src 'self'; style-src 'self'; "
                                "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -181,9 +183,18 @@ class _Review:
         verdict = request.query_params.get("verdict") or None
         state = None if state == "all" else state if state in STATES else "queued"
         verdict = verdict if verdict in VERDICTS else None
-        items = self.queue.items(campaign, state=state, verdict=verdict)
+        search = request.query_params.get("q", "").strip()[:MAX_SEARCH_CHARS] or None
+        total = self.queue.count_items(campaign, state=state, verdict=verdict, search=search)
+        pages = max(1, -(-total // PAGE_SIZE))
+        try:
+            page = min(max(1, int(request.query_params.get("page", "1"))), pages)
+        except ValueError:
+            page = 1
+        items = self.queue.items(campaign, state=state, verdict=verdict, search=search, limit=PAGE_SIZE,
+                                 offset=(page - 1) * PAGE_SIZE)
         return self.page(request, "grid.html", campaign=campaign, items=items, state=state, verdict=verdict,
-                         counts=self.queue.campaigns()[campaign])
+                         counts=self.queue.campaigns()[campaign], search=search or "", total=total,
+                         page_no=page, pages=pages)
 
     async def detail(self, request: Request) -> Response:
         item = self.queue.item(request.path_params["item_id"])

@@ -381,3 +381,24 @@ def test_favicon_and_shortcuts_are_on_every_page(client: TestClient) -> None:
     login(client)
     page = client.get("/").text
     assert '<dialog id="keys-dialog"' in page and "<kbd>?</kbd>" in page
+
+
+def test_long_queues_page_and_search(out: Path, enqueue) -> None:
+    for n in range(63):
+        enqueue(f"pack-{n:03d}")
+    enqueue("Tent_%-01")
+    with app_for(out) as client:
+        login(client)
+        first = client.get(f"/c/{CAMPAIGN}").text
+        assert first.count('class="item"') == 60 and "64 items · page 1 of 2" in first
+        assert 'href="?state=queued&amp;page=2" rel="next"' in first
+        second = client.get(f"/c/{CAMPAIGN}?state=queued&page=2").text
+        assert second.count('class="item"') == 4 and 'rel="prev"' in second and 'rel="next"' not in second
+        assert client.get(f"/c/{CAMPAIGN}?page=99").text.count('class="item"') == 4  # past the end: the last page
+        assert client.get(f"/c/{CAMPAIGN}?page=x").text.count('class="item"') == 60
+        found = client.get(f"/c/{CAMPAIGN}", params={"q": "tent_%"}).text  # any case; % and _ are literal
+        assert found.count('class="item"') == 1 and "Tent_%-01" in found and "1 item" in found
+        assert client.get(f"/c/{CAMPAIGN}", params={"q": "pack-00"}).text.count('class="item"') == 10
+        none = client.get(f"/c/{CAMPAIGN}", params={"q": "_%"}).text
+        assert none.count('class="item"') == 1
+        assert "No items match." in client.get(f"/c/{CAMPAIGN}", params={"q": "zzz"}).text
