@@ -79,6 +79,7 @@ class _Review:
         self.assets = templates_dir()
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(self.assets), autoescape=True,
                                       undefined=jinja2.StrictUndefined)
+        self.env.filters["dominant_colours"] = dominant_colours
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -280,6 +281,22 @@ class _Review:
             return JSONResponse({"campaign": campaign, "approved": approved, "started": True}, status_code=202,
                                 background=task)
         return RedirectResponse(f"/c/{campaign}", status_code=303, background=task)
+
+
+DOMINANT = re.compile(r"^(#[0-9A-Fa-f]{6}) (\d{1,3})% dE ([0-9.]+) to (#[0-9A-Fa-f]{6})$")
+
+
+def dominant_colours(text: str) -> list[dict[str, str]]:
+    """The palette check's ``dominant_colours`` detail ('#839099 33% dE 27.7 to #F5F1E8; ...')
+    as rows to draw: the render's colour, its share, CIEDE2000 and the nearest brand colour.
+    Parts in another form are left out (the raw text stays on the page)."""
+    rows = []
+    for part in text.split(";"):
+        found = DOMINANT.match(part.strip())
+        if found:
+            colour, share, delta, brand = found.groups()
+            rows.append({"colour": colour.upper(), "share": share, "delta_e": delta, "brand": brand.upper()})
+    return rows
 
 
 def client_address(request: Request, trusted_proxies: Collection[str] = ()) -> str:

@@ -402,3 +402,19 @@ def test_long_queues_page_and_search(out: Path, enqueue) -> None:
         none = client.get(f"/c/{CAMPAIGN}", params={"q": "_%"}).text
         assert none.count('class="item"') == 1
         assert "No items match." in client.get(f"/c/{CAMPAIGN}", params={"q": "zzz"}).text
+
+
+def test_palette_findings_show_dominant_and_brand_swatches(out: Path, queue: ReviewQueue) -> None:
+    from qa.verdicts import QAResult
+
+    jobs = make_jobs("tent-02")
+    detail = "#839099 33% dE 27.7 to #F5F1E8; #a7523a 8% dE 13.1 to #E4572E; garbled part"
+    item = queue.enqueue(jobs, {j.key: QAResult(j.key, "review", ("palette_uncertain",), {"palette_share": 0.1},
+                                                {"dominant_colours": detail}) for j in jobs})
+    with app_for(out) as client:
+        login(client)
+        text = client.get(f"/i/{item.id}").text
+    table = text[text.index('<table class="swatches"'):]
+    table = table[:table.index("</table>")]
+    assert re.findall(r'fill="(#[0-9A-F]{6})"', table) == ["#839099", "#F5F1E8", "#A7523A", "#E4572E"]
+    assert "<td>33 %</td><td>27.7</td>" in table and "garbled" not in table
