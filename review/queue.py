@@ -454,7 +454,8 @@ class ReviewQueue:
         current = self.item(item_id)
         if current.version != expected_version:
             raise Conflict(f"item {item_id} is at version {current.version}, not {expected_version}: "
-                           f"it changed meanwhile (now {current.state}); reload and decide again", current)
+                           f"it changed meanwhile ({self._last_change(item_id, current)}); reload and decide again",
+                           current)
         if current.state == "reroll_requested":
             raise Conflict(f"item {item_id} waits for its reroll's renders; decide on them when they arrive", current)
         if decision == "approve" and current.verdict == "fail":
@@ -470,8 +471,8 @@ class ReviewQueue:
                 state=_AFTER[decision], version=expected_version + 1, updated_at=decided_at,
                 approval_id=approval_id, approved_by=reviewer if approval_id else None))
             if updated.rowcount != 1:
-                raise Conflict(f"item {item_id} changed while deciding (version {expected_version} is gone); "
-                               "reload and decide again")
+                raise Conflict(f"item {item_id} changed while deciding (version {expected_version} is gone: "
+                               f"{self._last_change(item_id)}); reload and decide again")
             self._log(conn, item_id, expected_version + 1, reviewer, decision, reason, note, approval_id,
                       current.jobs)
         return self.item(item_id)
@@ -511,15 +512,36 @@ class ReviewQueue:
             raise ItemNotFound(f"no review item {item_id}")
         return _item(row)
 
-    def items(self, campaign: str, *, state: str | None = None, verdict: str | None = None) -> list[Item]:
-        query = sa.select(items_table).where(items_table.c.campaign == campaign)
+    def items(self, campaign: str, *, state: str | None = None, verdict: str | None = None,
+              search: str | None = None, limit: int | None = None, offset: int = 0) -> list[Item]:
+        """A campaign's items in sheet order; ``search``: part of the asset id (any case);
+        ``limit``/``offset``: one page of them."""
+        query = self._where(sa.select(items_table), campaign, state, verdict, search)
+        query = query.order_by(items_table.c.row, items_table.c.asset_id, items_table.c.variant)
+        if limit is not None:
+            query = query.limit(limit).offset(offset)
+        with self.engine.connect() as conn:
+            return [_item(r) for r in conn.execute(query).mappings()]
+
+    def count_items(self, campaign: str, *, state: str | None = None, verdict: str | None = None,
+                    search: str | None = None) -> int:
+        """How many items :meth:`items` would list without ``limit``."""
+        query = self._where(sa.select(sa.func.count()).select_from(items_table), campaign, state, verdict, search)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    @staticmethod
+    def _where(query: sa.Select, campaign: str, state: str | None, verdict: str | None,
+               search: str | None) -> sa.Select:
+        query = query.where(items_table.c.campaign == campaign)
         if state:
             query = query.where(items_table.c.state == state)
         if verdict:
             query = query.where(items_table.c.verdict == verdict)
-        query = query.order_by(items_table.c.row, items_table.c.asset_id, items_table.c.variant)
-        with self.engine.connect() as conn:
-            return [_item(r) for r in conn.execute(query).mappings()]
+        if search:
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(sa.func.lower(items_table.c.asset_id).like(f"%{escaped.lower()}%", escape="\\"))
+        return query
 
     def campaigns(self) -> dict[str, dict[str, int]]:
         """campaign -> {state: count} (every state present, zeros included)."""
@@ -530,6 +552,17 @@ class ReviewQueue:
             for campaign, state, count in conn.execute(query):
                 out.setdefault(campaign, dict.fromkeys(STATES, 0))[state] = count
         return out
+
+    def _last_change(self, item_id: str, current: Item | None = None) -> str:
+        """Who moved the item last, for a conflict message: 'lee approved it at 14:02:11 UTC, now approved'."""
+        current = current or self.item(item_id)
+        last = self.decisions(item_id)[-1:] if current.version > 1 else []
+        if not last:
+            return f"now {current.state}"
+        done = {"approve": "approved", "reject": "rejected", "reroll": "asked for a reroll of",
+                "requeue": "re-queued"}.get(last[0].decision, last[0].decision)
+        return (f"{last[0].reviewer} {done} it at {last[0].decided_at.strftime('%H:%M:%S UTC')}, "
+                f"now {current.state.replace('_', ' ')}")
 
     def decisions(self, item_id: str) -> list[DecisionRecord]:
         check_item_id(item_id)
