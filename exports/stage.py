@@ -82,6 +82,7 @@ def _base_row(item: ExportItem, placement: Placement, job: RenderJob | None) -> 
         "seed": job.seed if job else None, "style": job.style if job else "",
         "style_version": job.style_version if job else None, "model": job.model_id if job else "",
         "model_revision": job.model_revision if job else None, "job_key": job.key if job else "",
+        "master_job_key": (job.master_key or "") if job else "",
         "prompt_sha256": job.prompt_sha256 if job else "", "qa_verdict": item.qa_verdict,
         "approval_id": item.approval_id, "approved_by": item.approved_by, "alt_text": item.alt_text,
         "headline": item.headline, "cta": item.cta, "upscale": None, "upscale_flagged": False, "warnings": "",
