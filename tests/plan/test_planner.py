@@ -8,7 +8,7 @@ import openpyxl
 import pytest
 
 from plan.errors import InputError
-from plan.jobs import derive_seed
+from plan.jobs import derive_expand_seed, derive_seed
 from plan.planner import PlanSettings, plan_campaign
 from plan.sheet import read_sheet
 
@@ -165,3 +165,28 @@ def test_model_override_may_carry_a_pinned_revision(settings, write_sheet):
     assert {(j.model_id, j.model_revision) for j in plan_campaign(sheet, pinned).jobs} == {("org/model", "a" * 40)}
     folder = dataclasses.replace(settings, model_override="/models/mine")
     assert {(j.model_id, j.model_revision) for j in plan_campaign(sheet, folder).jobs} == {("/models/mine", None)}
+
+
+def test_expand_styles_plan_a_master_and_one_expansion_per_other_aspect(write_sheet, settings: PlanSettings) -> None:
+    rows = [f"a{i},acme@4,product {i},scene {i},2,meta.stories;google.display.upload.300x250\n" for i in range(6)]
+    plan = plan_campaign(read_sheet(write_sheet(HEADER + "".join(rows), "c.csv")), settings)
+    assert plan.problems == []
+    jobs = [j for j in plan.jobs if j.row_key == "a0" and j.variant == 1]
+    master, *expansions = jobs
+    # meta.stories needs 9:16 and the 300x250 banner 1:1 (the master): one expansion
+    assert (master.aspect, master.master_key, [e.aspect for e in expansions]) == ("1:1", None, ["9:16"])
+    (expansion,) = expansions
+    assert expansion.master_key == master.key and expansion.model_id == "brandbatch/tiny-sd-inpaint"
+    assert (expansion.width, expansion.height) == (128, 240)  # the master's 128 px kept, extended to 9:16
+    assert expansion.seed == derive_expand_seed(master.key, "9:16") != master.seed
+    # row order and other rows change nothing, and the same row plans the same family
+    shuffled = rows[:]
+    random.Random(3).shuffle(shuffled)
+    again = plan_campaign(read_sheet(write_sheet(HEADER + "new,acme@4,x,y,1,\n" + "".join(shuffled), "c.csv")),
+                          settings)
+    assert {j.key for j in plan.jobs} <= {j.key for j in again.jobs}
+
+
+def test_a_row_whose_placements_skip_the_master_aspect_still_renders_the_master(write_sheet, settings: PlanSettings) -> None:
+    plan = plan_campaign(read_sheet(write_sheet(HEADER + "a,acme@4,p,s,1,meta.stories\n")), settings)
+    assert [(j.aspect, j.is_expansion) for j in plan.jobs] == [("1:1", False), ("9:16", True)]
