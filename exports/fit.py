@@ -31,13 +31,14 @@ def nearest_render(renders: Mapping[str, RenderJob], placement: Placement) -> Re
 def crop_box(size: tuple[int, int], width: int, height: int,
              focal: tuple[float, float] = (0.5, 0.5)) -> tuple[float, float, float, float]:
     """The largest box of the target aspect inside ``size``, centred on ``focal`` as far as
-    the image edges allow."""
+    the image edges allow. Clamped into the image: float rounding (a side of 767.9999999 or
+    768.0000001, a left edge of -1e-14) never puts an edge outside it, which Pillow refuses."""
     src_w, src_h = size
     scale = max(width / src_w, height / src_h)
-    box_w, box_h = width / scale, height / scale
+    box_w, box_h = min(width / scale, src_w), min(height / scale, src_h)
     left = min(max(focal[0] * src_w - box_w / 2, 0.0), src_w - box_w)
     top = min(max(focal[1] * src_h - box_h / 2, 0.0), src_h - box_h)
-    return left, top, left + box_w, top + box_h
+    return left, top, min(left + box_w, src_w), min(top + box_h, src_h)
 
 
 def upscale_factor(size: tuple[int, int], width: int, height: int) -> float:

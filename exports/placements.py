@@ -1,13 +1,16 @@
 """Ad placement presets: ``exports/platforms.yaml`` plus an optional user file, validated on load.
 
-Each placement says the exact pixel size to export, the platform's minimum size and byte cap,
-the upload formats it accepts (JPEG/PNG), the safe zone to keep free of overlays, and the
-source of those numbers.
+Each placement says the exact pixel size to export (or, ``any_size``, the largest), the
+platform's minimum size and byte cap, the upload formats it accepts (JPEG/PNG), the safe zone to
+keep free of overlays, the source of those numbers and the date they were checked against it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -15,7 +18,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from plan.errors import InputError, Problem
+from plan.errors import InputError, Problem, did_you_mean
 
 PRESETS = Path(__file__).with_name("platforms.yaml")
 UPLOAD_FORMATS = ("jpeg", "png")
@@ -48,6 +51,8 @@ class Placement:
     upload_formats: tuple[str, ...]  # "jpeg" / "png", preferred first
     safe_zone: SafeZone
     source: str
+    checked: dt.date  # when the numbers were last compared with ``source``
+    any_size: bool = False  # the file keeps the render's size and aspect, within width x height
 
     @property
     def aspect(self) -> float:
@@ -75,6 +80,8 @@ class _PlacementModel(BaseModel):
     upload_formats: Annotated[list[Literal["jpeg", "png"]], Field(min_length=1)]
     safe_zone: _SafeZoneModel = _SafeZoneModel()
     source: Annotated[str, Field(min_length=1)]
+    checked: Annotated[dt.date, Field(strict=False)]  # YAML date or "YYYY-MM-DD"
+    any_size: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> _PlacementModel:
@@ -92,7 +99,7 @@ class _PlacementModel(BaseModel):
             id=self.id, platform=self.platform, name=self.name, width=self.width, height=self.height,
             min_width=self.min_width, min_height=self.min_height, max_bytes=self.max_bytes,
             upload_formats=tuple(dict.fromkeys(self.upload_formats)), safe_zone=SafeZone(**self.safe_zone.model_dump()),
-            source=self.source,
+            source=self.source, checked=self.checked, any_size=self.any_size,
         )
 
 
@@ -150,3 +157,64 @@ def load_placements(extra: Path | None = None) -> dict[str, Placement]:
     if problems:
         raise InputError(problems)
     return placements
+
+
+def sized_for(placement: Placement, size: tuple[int, int]) -> Placement:
+    """The placement as exported from a render of ``size``: an ``any_size`` placement takes the
+    render's size, scaled down (never up) to fit its width x height; others are unchanged."""
+    if not placement.any_size:
+        return placement
+    scale = min(1.0, placement.width / size[0], placement.height / size[1])
+    return dataclasses.replace(placement, width=max(1, round(size[0] * scale)),
+                               height=max(1, round(size[1] * scale)))
+
+
+def unknown_placement(pid: str, known: Iterable[str]) -> str:
+    """The message for a placement id that is not a preset, with the closest ids."""
+    return f"unknown placement {pid!r}{did_you_mean(pid, known)}; `brandbatch placements list` shows the ids"
+
+
+def platform_key(placement: Placement) -> str:
+    """The short platform name users filter by: the id's first part (meta, google, tiktok, ...)."""
+    return placement.id.split(".", 1)[0]
+
+
+def select(placements: Mapping[str, Placement], platform: str | None = None) -> list[Placement]:
+    """The presets of ``platform`` (the id's first part, or a part of the platform's name, any
+    case; None: all), sorted by id. Raises ``ValueError`` naming the platforms if none match."""
+    chosen = sorted(placements.values(), key=lambda p: p.id)
+    if platform is None:
+        return chosen
+    wanted = platform.strip().lower()
+    chosen = [p for p in chosen if wanted and (platform_key(p) == wanted or wanted in p.platform.lower())]
+    if not chosen:
+        keys = sorted({platform_key(p) for p in placements.values()})
+        raise ValueError(f"no placements for platform {platform!r}{did_you_mean(wanted, keys)}; platforms: "
+                         f"{', '.join(keys)}")
+    return chosen
+
+
+def _size(p: Placement) -> str:
+    return f"any up to {p.width}x{p.height}" if p.any_size else f"{p.width}x{p.height}"
+
+
+def _cap(p: Placement) -> str:
+    return "no cap" if p.max_bytes is None else f"{p.max_bytes} bytes"
+
+
+def summary_line(p: Placement) -> str:
+    """One tab-separated line: id, size, byte cap, upload formats, checked date, platform."""
+    return "\t".join((p.id, _size(p), _cap(p), ",".join(p.upload_formats), f"checked {p.checked}", p.platform))
+
+
+def describe(p: Placement) -> str:
+    """Every field of a preset, one ``key: value`` line each."""
+    zone = p.safe_zone
+    minimum = f"{p.min_width or '-'} x {p.min_height or '-'}"
+    fields = {
+        "id": p.id, "platform": p.platform, "name": p.name, "size": _size(p), "minimum": minimum,
+        "max_bytes": _cap(p), "upload_formats": ", ".join(p.upload_formats),
+        "safe_zone": f"top {zone.top}, right {zone.right}, bottom {zone.bottom}, left {zone.left} px",
+        "source": p.source, "checked": p.checked.isoformat(),
+    }
+    return "".join(f"{key}: {value}\n" for key, value in fields.items())

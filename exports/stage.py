@@ -15,7 +15,7 @@ import io
 import math
 import multiprocessing
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -27,7 +27,7 @@ from exports.manifest import MANIFEST_FIELDS, write_manifests
 from exports.metadata import xmp_packet
 from exports.logo import LogoError, load_logo
 from exports.overlay import OverlayStyle, apply_overlays, overlay_warnings
-from exports.placements import Placement
+from exports.placements import Placement, sized_for, unknown_placement
 from plan.jobs import RenderJob
 from store.base import Store
 
@@ -161,6 +161,7 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
     source: _Source | None = None
     rows = []
     for placement in placements:
+        placement = sized_for(placement, (job.width, job.height)) if job else placement
         base = _base_row(item, placement, job)
         keys = {fmt: export_key(item, placement.id, fmt) for fmt in _formats_for(formats, placement)}
         if job is None:
@@ -243,7 +244,7 @@ def _tasks(items: Sequence[ExportItem], placements: Mapping[str, Placement], wor
     for index, item in enumerate(items):
         for pid in item.placements:
             if pid not in placements:
-                rows.append(_unknown_placement_row(item, pid))
+                rows.append(_unknown_placement_row(item, pid, placements))
                 continue
             job = nearest_render(item.renders, placements[pid]) if item.renders else None
             group = (index, job.key if job else "")
@@ -294,11 +295,11 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     return sorted(rows, key=lambda row: row["path"])
 
 
-def _unknown_placement_row(item: ExportItem, pid: str) -> dict:
+def _unknown_placement_row(item: ExportItem, pid: str, known: Iterable[str]) -> dict:
     return {name: "" for name in MANIFEST_FIELDS} | {
         "asset_id": item.asset_id, "row": item.row, "variant": item.variant, "placement": pid,
         "path": _stem(item, pid), "bytes": 0, "status": "failed",
-        "error": f"unknown placement {pid!r} (see exports/platforms.yaml or your placements file)",
+        "error": unknown_placement(pid, known),
         "qa_verdict": item.qa_verdict, "approval_id": item.approval_id, "approved_by": item.approved_by,
         "alt_text": item.alt_text,
     }

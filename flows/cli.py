@@ -20,6 +20,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split
                   pretty_exceptions_show_locals=False)
 styles_app = typer.Typer(no_args_is_help=True, help="The style library: list, show, diff.")
 app.add_typer(styles_app, name="styles")
+placements_app = typer.Typer(no_args_is_help=True, help="Placement presets: list, show (with source and date checked).")
+app.add_typer(placements_app, name="placements")
 
 StylesOpt = Annotated[str | None, typer.Option("--styles", help="Style library folder (default: ./styles, "
                                                 "else $BRANDBATCH_STYLES, else the bundled styles).")]
@@ -238,6 +240,46 @@ def styles_diff(a: Annotated[str, typer.Argument(help="NAME@A")], b: Annotated[s
     dump = [yaml.safe_dump(s.model_dump(mode="json"), sort_keys=True, allow_unicode=True).splitlines(keepends=True)
             for s in (left, right)]
     typer.echo("".join(difflib.unified_diff(*dump, fromfile=left.ref, tofile=right.ref)), nl=False)
+
+
+def _placements() -> dict:
+    """The bundled presets with $BRANDBATCH_PLACEMENTS merged over them."""
+    from exports.placements import load_placements
+    from flows.assemble import resolve_paths
+
+    try:
+        return load_placements(resolve_paths().placements_file)
+    except InputError as exc:
+        _fail(exc.problems)
+        raise typer.Exit(1) from None
+
+
+@placements_app.command("list")
+def placements_list(platform: Annotated[str | None, typer.Option(
+        "--platform", help="Only this platform: meta, google, iab, tiktok, linkedin, pinterest, x, snapchat, "
+                           "amazon, or a part of the platform's name.")] = None) -> None:
+    """Every preset: id, size, byte cap, upload formats, date checked, platform (tab-separated)."""
+    from exports.placements import select, summary_line
+
+    try:
+        chosen = select(_placements(), platform)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    for placement in chosen:
+        typer.echo(summary_line(placement))
+
+
+@placements_app.command("show")
+def placements_show(placement_id: Annotated[str, typer.Argument(metavar="ID", help="A placement id.")]) -> None:
+    """One preset with every field, its source and the date it was checked."""
+    from exports.placements import describe, unknown_placement
+
+    placements = _placements()
+    if placement_id not in placements:
+        typer.echo(unknown_placement(placement_id, placements), err=True)
+        raise typer.Exit(1)
+    typer.echo(describe(placements[placement_id]), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m flows.cli`

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 # Line breaks and other control characters are shown escaped, so one problem is always one line
@@ -38,3 +40,11 @@ class InputError(ValueError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'a' or 'b'?)`` naming the choices closest to ``value`` (difflib), or ""."""
+    close = difflib.get_close_matches(value, list(choices), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return f" (did you mean {' or '.join(map(repr, close))}?)"

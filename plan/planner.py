@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from plan.errors import InputError, Problem
+from plan.errors import InputError, Problem, did_you_mean
 from plan.jobs import RenderJob, derive_expand_seed, derive_seed
 from plan.prompts import PromptError, find_banned_terms, render_prompt
 from plan.resolution import bucket, expand_size, nearest_aspect
@@ -160,10 +160,9 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
         placements = tuple(dict.fromkeys(p for p in _LIST_SPLIT.split(raw_placements) if p))
     elif style is not None:
         placements = style.placements
-    unknown = [p for p in placements if p not in settings.placements]
-    if unknown:
-        problems.append(Problem(where, f"unknown placement {', '.join(map(repr, unknown))}; see "
-                                       "`exports/platforms.yaml` for the ids", row, "placements"))
+    for unknown in (p for p in placements if p not in settings.placements):
+        problems.append(Problem(where, f"unknown placement {unknown!r}{did_you_mean(unknown, settings.placements)}; "
+                                       "`brandbatch placements list` shows the ids", row, "placements"))
     logo = cells.get("logo", "")
     logo_problem = logo and file_in_folder(logo, LOGO_SUFFIXES, Path(where).parent)
     if logo_problem:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
@@ -56,3 +58,45 @@ def test_crop_box_stays_inside_the_image():
 def test_upscale_factor():
     assert upscale_factor((128, 128), 1080, 1080) == pytest.approx(8.4375)
     assert upscale_factor((1024, 1024), 300, 250) < 1
+
+
+# Focal points at and next to the edges, and the centre.
+_EDGE_FOCALS = (0.0, 1e-9, 0.5, 1 - 1e-9, 1.0)
+
+
+def _buckets() -> list[tuple[str, str, int | None, tuple[int, int]]]:
+    from typing import get_args
+
+    from plan.resolution import FAMILY_NATIVE, bucket
+    from plan.styles import Style
+
+    aspects = get_args(get_args(Style.model_fields["aspect_ratios"].annotation)[0])
+    return [(family, aspect, resolution, bucket(aspect, family, resolution))
+            for family in FAMILY_NATIVE for aspect in aspects for resolution in (None, 128, 768)]
+
+
+def test_every_bucket_of_every_family_crops_to_every_placement(placements):
+    """Issue 16: float rounding put a box edge at -1.4e-14 (or past the far edge), which
+    Pillow refuses ("box offset can't be negative"): every bucket x placement x edge focal."""
+    buckets = _buckets()
+    assert len(buckets) >= 4 * 7 * 3
+    sources: dict[tuple[int, int], Image.Image] = {}
+    bad = []
+    for family, aspect, resolution, size in buckets:
+        source = sources.setdefault(size, Image.new("L", size))
+        for placement in placements.values():
+            for focal in itertools.product(_EDGE_FOCALS, repeat=2):
+                left, top, right, bottom = box = crop_box(size, placement.width, placement.height, focal)
+                inside = 0 <= left < right <= size[0] and 0 <= top < bottom <= size[1]
+                if not inside or abs((right - left) / (bottom - top) / placement.aspect - 1) > 1e-9:
+                    bad.append(f"{family} {aspect}@{resolution} {size} -> {placement.id} focal {focal}: {box}")
+                # Pillow's own checks of the box (they do not depend on the output size)
+                source.resize((1, 1), Image.Resampling.NEAREST, box=box)
+    assert not bad, f"{len(bad)} boxes outside the source or off the aspect, e.g. {bad[:3]}"
+
+
+@pytest.mark.parametrize("size, width, height", [((1472, 768), 414, 125), ((912, 1136), 320, 50),
+                                                 ((1248, 832), 300, 250), ((896, 1152), 728, 90)])
+def test_cover_fit_of_a_rounding_case_gives_the_exact_size(size, width, height):
+    for focal in [(0.0, 0.0), (1.0, 1.0)]:
+        assert cover_fit(Image.new("RGB", size), width, height, focal).size == (width, height)

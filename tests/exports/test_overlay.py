@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -55,7 +57,8 @@ def test_text_wraps_and_shrinks_to_fit():
 
 
 def test_text_that_cannot_fit_is_skipped_and_reported():
-    tiny = Placement("t", "T", "tiny", 40, 20, None, None, None, ("jpeg",), SafeZone(), "test")
+    tiny = Placement("t", "T", "tiny", 40, 20, None, None, None, ("jpeg",), SafeZone(), "test",
+                     dt.date(2026, 11, 23))
     out, layout = apply_overlays(Image.new("RGB", (40, 20), "grey"), tiny, headline="Unbelievably long words here")
     (element,) = layout.elements
     assert element.box is None and "does not fit" in element.problem

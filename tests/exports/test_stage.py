@@ -220,3 +220,14 @@ def test_each_item_is_drawn_in_its_own_overlay_style_and_a_broken_font_fails_onl
     failed = rows["font-01"]
     assert failed["status"] == "failed" and not store.exists(failed["path"])
     assert f"overlay font {broken_font} of font-01 cannot be used" in failed["error"]
+
+
+def test_any_size_placement_keeps_the_render_whole(store, placements):
+    """google.dv360.image sets only a maximum: the nearest-square render, uncropped, unscaled."""
+    item = make_item(store, ("google.dv360.image", "meta.feed.sqaure"), headline="", cta="")
+    rows = {r["placement"]: r for r in export_assets([item], store, placements, formats=("upload",), workers=1)}
+    row = rows["google.dv360.image"]
+    assert row["status"] == "exported" and (row["width"], row["height"]) == (128, 128)
+    with Image.open(io.BytesIO(store.get(row["path"]))) as image:
+        assert image.size == (128, 128) and image.format == "JPEG"
+    assert "did you mean 'meta.feed.square'" in rows["meta.feed.sqaure"]["error"]

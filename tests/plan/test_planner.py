@@ -57,7 +57,8 @@ def test_every_validation_error_is_reported_and_good_rows_still_plan(write_sheet
     lines = [str(p) for p in plan.problems]
     assert f"{path}:3:asset_id: duplicate asset_id 'ok-1' (first on row 2)" in lines
     assert any(line.startswith(f"{path}:7:variants: must be a whole number from 1 to 8 but is 'two'") for line in lines)
-    assert any("'meta.feed.sqaure'" in line for line in lines)
+    assert f"{path}:8:placements: unknown placement 'meta.feed.sqaure' (did you mean 'meta.feed.square' or " \
+           "'meta.feed.portrait'?); `brandbatch placements list` shows the ids" in lines
     assert any("acme@3 is a draft" in line for line in lines)
     assert [r.asset_id for r in plan.rows] == ["ok-1", "ok-3"]
     assert len(plan.jobs) == 1 + 3
