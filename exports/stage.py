@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from exports.encode import CONTENT_TYPES, EXTENSIONS, FORMATS, ByteCapError, encode
@@ -29,11 +30,12 @@ from exports.logo import LogoError, load_logo
 from exports.overlay import OverlayStyle, apply_overlays, overlay_warnings
 from exports.placements import Placement, sized_for, unknown_placement
 from plan.jobs import RenderJob
+from plan.styles import DEFAULT_MAX_UPSCALE
+from render.upscale import UpscalerError, UpscalerSpec
 from store.base import Store
 
 RUN_FORMATS = (*FORMATS, "upload")  # "upload": the placement's first accepted upload format
 DEFAULT_FORMATS = ("webp", "avif", "upload")
-DEFAULT_MAX_UPSCALE = 2.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class ExportItem:
     logo: str = ""  # path of a logo image (PNG/JPEG/WebP, alpha kept) to composite; "" for none
     focal: tuple[float, float] | None = None  # the style's focal hint (x, y as 0..1); None: saliency
     overlay: OverlayStyle = OverlayStyle()  # the style's look for headline, CTA and logo
+    max_upscale: float = DEFAULT_MAX_UPSCALE  # the style's: more enlargement uses ``upscaler`` first
+    upscaler: UpscalerSpec | None = None  # the style's super-resolution model; None: resample only
 
 
 def render_key(job: RenderJob) -> str:
@@ -86,6 +90,7 @@ def _base_row(item: ExportItem, placement: Placement, job: RenderJob | None) -> 
         "prompt_sha256": job.prompt_sha256 if job else "", "qa_verdict": item.qa_verdict,
         "approval_id": item.approval_id, "approved_by": item.approved_by, "alt_text": item.alt_text,
         "headline": item.headline, "cta": item.cta, "upscale": None, "upscale_flagged": False, "warnings": "",
+        "max_upscale": item.max_upscale, "upscaler": "", "upscaler_factor": None,
     }
 
 
@@ -115,15 +120,53 @@ class _Source:
     logo: Image.Image | None
 
 
-def _load_source(item: ExportItem, job: RenderJob, store: Store, overlays: bool) -> _Source:
-    """Raises ``ValueError`` with the reason when an input is missing or unreadable."""
+def upscaled_key(render_sha256: str, upscaler: UpscalerSpec) -> str:
+    """Content address of a render upscaled by a model: the render's bytes and the weights."""
+    digest = hashlib.sha256(f"brandbatch-upscaled-v1|{render_sha256}|{upscaler.tag}".encode()).hexdigest()
+    return f"upscaled/{digest}.png"
+
+
+def needs_model_upscale(item: ExportItem, job: RenderJob, placement: Placement) -> bool:
+    """Whether the placement enlarges the render more than the style allows and the style names
+    an upscaler (never at or below ``max_upscale``)."""
+    return item.upscaler is not None and \
+        upscale_factor((job.width, job.height), placement.width, placement.height) > item.max_upscale
+
+
+def ensure_upscaled(store: Store, job: RenderJob, upscaler: UpscalerSpec) -> tuple[str, tuple[int, int]]:
+    """(store key, size) of the job's render upscaled by ``upscaler``, made and stored the first
+    time (content-addressed, written once) and reused after. Raises ``ValueError`` with the reason."""
+    from render.stage import encode_png
+    from render.upscale import upscale
+
     try:
-        with Image.open(io.BytesIO(store.get(render_key(job)))) as opened:
+        data = store.get(render_key(job))
+    except FileNotFoundError:
+        raise ValueError(f"render {render_key(job)} is not in the store") from None
+    key = upscaled_key(hashlib.sha256(data).hexdigest(), upscaler)
+    stored = _stored(store, key)
+    if stored is None:
+        try:
+            with Image.open(io.BytesIO(data)) as opened:
+                image, _scale = upscale(opened.convert("RGB"), upscaler)
+        except UpscalerError as exc:
+            raise ValueError(f"upscaling {render_key(job)}: {exc}") from None
+        stored = encode_png(np.asarray(image))
+        store.put(key, stored, content_type="image/png")
+    with Image.open(io.BytesIO(stored)) as opened:
+        return key, opened.size
+
+
+def _load_source(item: ExportItem, job: RenderJob, store: Store, overlays: bool, key: str) -> _Source:
+    """The source at store ``key`` (the render, or its upscaled copy); raises ``ValueError`` with
+    the reason when an input is missing or unreadable."""
+    try:
+        with Image.open(io.BytesIO(store.get(key))) as opened:
             render = opened.convert("RGB")
     except (FileNotFoundError, KeyError):
-        raise ValueError(f"render {render_key(job)} is not in the store") from None
+        raise ValueError(f"{key} is not in the store") from None
     except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"render {render_key(job)} cannot be decoded: {exc}") from None
+        raise ValueError(f"{key} cannot be decoded: {exc}") from None
     render.info = {}  # nothing of the render's metadata reaches an export
     focal = item.focal if item.focal is not None else focal_point(render)
     logo = None
@@ -155,10 +198,11 @@ def _stored(store: Store, key: str) -> bytes | None:
 
 
 def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[Placement], formats: Sequence[str],
-                  store: Store, max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: bool = True) -> list[dict]:
+                  store: Store, overlays: bool = True) -> list[dict]:
     """Every requested format of ``item`` in each of ``placements``, all cut from the render
-    ``job`` (None: the item has no render), which is decoded once; never raises for bad input."""
-    source: _Source | None = None
+    ``job`` (None: the item has no render), which is decoded once (and its upscaled copy, for
+    placements that need more than the style's ``max_upscale``); never raises for bad input."""
+    sources: dict[str, _Source] = {}
     rows = []
     for placement in placements:
         placement = sized_for(placement, (job.width, job.height)) if job else placement
@@ -168,9 +212,17 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
             rows += [_failed_row(base, fmt, key, f"no render to export for {item.asset_id} v{item.variant}")
                      for fmt, key in keys.items()]
             continue
-        base["upscale"] = round(upscale_factor((job.width, job.height), placement.width, placement.height), 3)
-        base["upscale_flagged"] = base["upscale"] > max_upscale
         image, reason = None, ""
+        source_key, source_size = render_key(job), (job.width, job.height)
+        if needs_model_upscale(item, job, placement):
+            try:
+                source_key, source_size = ensure_upscaled(store, job, item.upscaler)
+                base["upscaler"], base["upscaler_factor"] = item.upscaler.tag, round(source_size[0] / job.width, 3)
+            except ValueError as exc:
+                reason = str(exc)
+        base["upscale"] = round(upscale_factor(source_size, placement.width, placement.height), 3)
+        base["upscale_flagged"] = base["upscale"] > item.max_upscale
+        base["max_upscale"] = item.max_upscale
         try:
             if _has_overlays(item, overlays):
                 base["warnings"] = "; ".join(overlay_warnings(placement, headline=item.headline, cta=item.cta,
@@ -183,8 +235,9 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
         current = {fmt: data for fmt, data in stored.items() if data is not None and job.key.encode("ascii") in data}
         if len(current) < len(keys) and not reason:
             try:
-                source = source or _load_source(item, job, store, overlays)
-                image = _draw(item, placement, source, overlays)
+                if source_key not in sources:
+                    sources[source_key] = _load_source(item, job, store, overlays, source_key)
+                image = _draw(item, placement, sources[source_key], overlays)
             except ValueError as exc:
                 reason = str(exc)
         xmp = xmp_packet(job.key, f"{job.style}@{job.style_version}")
@@ -260,12 +313,14 @@ def _tasks(items: Sequence[ExportItem], placements: Mapping[str, Placement], wor
 
 def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping[str, Placement], *,
                   formats: Sequence[str] = DEFAULT_FORMATS, workers: int | None = None,
-                  max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: bool = True) -> list[dict]:
+                  overlays: bool = True) -> list[dict]:
     """Export every item to each of its placements in each format; manifest rows sorted by path.
 
     ``formats``: any of webp, avif, jpeg, png, upload. ``workers``: processes (None: all
-    cores; 1: in this process). Renders enlarged more than ``max_upscale`` times are exported
-    and flagged (``upscale_flagged``) in their rows. ``overlays``: draw each item's headline,
+    cores; 1: in this process). A placement that enlarges its render more than the item's
+    ``max_upscale`` is cut from the render upscaled by the item's ``upscaler`` (made here, once
+    per render, before the workers start, and stored content-addressed); a file still enlarged
+    more than that is exported and flagged (``upscale_flagged``). ``overlays``: draw each item's headline,
     CTA and logo in its ``overlay`` style (False: export the bare render); text that cannot fit
     is listed in ``warnings``.
     """
@@ -274,7 +329,14 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
         raise ValueError(f"formats must be some of {', '.join(RUN_FORMATS)} but are {list(formats)!r}")
     count = workers or os.cpu_count() or 1
     tasks, rows = _tasks(items, placements, count)
-    args = [(item, job, group, tuple(formats), store, max_upscale, overlays) for item, job, group in tasks]
+    for item, job, group in tasks:  # the model runs in this process only, once per render and upscaler
+        if job is not None and any(needs_model_upscale(item, job, sized_for(p, (job.width, job.height)))
+                                   for p in group):
+            try:
+                ensure_upscaled(store, job, item.upscaler)
+            except ValueError:
+                pass  # export_render gives the failed rows their reason
+    args = [(item, job, group, tuple(formats), store, overlays) for item, job, group in tasks]
     if min(count, len(args)) <= 1:
         results = [_export_task(task) for task in args]
     else:
@@ -305,4 +367,4 @@ def _unknown_placement_row(item: ExportItem, pid: str, known: Iterable[str]) -> 
     }
 
 
-__all__ = ["DEFAULT_FORMATS", "DEFAULT_MAX_UPSCALE", "RUN_FORMATS", "ExportItem", "export_assets", "export_render", "write_manifests"]
+__all__ = ["DEFAULT_FORMATS", "RUN_FORMATS", "ExportItem", "export_assets", "export_render", "write_manifests"]

@@ -15,7 +15,9 @@ from exports.overlay import OverlayStyle
 from exports.placements import Placement, load_placements
 from exports.stage import ExportItem
 from plan.planner import CampaignPlan, PlanSettings
+from plan.styles import DEFAULT_MAX_UPSCALE
 from render.registry import pinning_problem
+from render.upscale import upscaler_spec
 from review.queue import ApprovedVariant
 from store import Store
 
@@ -66,7 +68,7 @@ def assets_key(campaign: str) -> str:
 
 def asset_snapshot(plan: CampaignPlan, styles_dir: Path) -> bytes:
     """What export needs of each planned row (placements, alt text, overlay text, the style's
-    overlay look, focal hint and logo), so that ``brandbatch export`` works later without the
+    overlay look, focal hint, logo, upscale limit and upscaler), so that ``brandbatch export`` works later without the
     sheet. Files are recorded as absolute paths: a sheet's ``logo`` column is relative to the
     sheet's folder and wins over the style's ``logo``; a style's files are relative to its folder.
     Stable bytes for stable input."""
@@ -81,11 +83,16 @@ def asset_snapshot(plan: CampaignPlan, styles_dir: Path) -> bytes:
             logo = plan.sheet.parent / row.cells["logo"]
         elif style.logo:
             logo = folder / style.logo
+        upscaler = None
+        if style.upscaler is not None:
+            upscaler = {"id": style.upscaler.id, "sha256": style.upscaler.sha256,
+                        "path": None if style.upscaler.sha256 is None else str(style.upscaler.path(folder))}
         assets[row.asset_id] = {
             "row": row.row, "placements": list(row.placements), "alt_text": row.alt_text,
             "headline": row.cells.get("headline", ""), "cta": row.cells.get("cta", ""),
             "overlay": overlay, "focal": list(style.focal) if style.focal else None,
             "logo": str(logo.resolve()) if logo else "",
+            "max_upscale": style.max_upscale, "upscaler": upscaler,
         }
     return (json.dumps(assets, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
@@ -112,5 +119,7 @@ def export_items(campaign: str, approved: Sequence[ApprovedVariant], assets: Map
             headline=asset["headline"], cta=asset["cta"], logo=asset.get("logo", ""),
             focal=tuple(asset["focal"]) if asset.get("focal") else None,
             overlay=OverlayStyle.from_settings(asset.get("overlay", {})),
+            max_upscale=asset.get("max_upscale", DEFAULT_MAX_UPSCALE),
+            upscaler=upscaler_spec(up["id"], up["path"], up["sha256"]) if (up := asset.get("upscaler")) else None,
         ))
     return items

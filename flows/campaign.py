@@ -28,6 +28,7 @@ from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, plan_campaign
 from plan.sheet import read_sheet
 from qa import QAResult, render_report, run_qa, summary_markdown
+from qa.report import upscale_warnings
 from render.stage import RenderReport, render_missing
 from review.actions import queue_for_review, render_rerolls, styles_qa
 from review.queue import ReviewQueue, database_url
@@ -50,6 +51,7 @@ class CampaignSummary:
     manifest: str = ""
     report: str = ""
     dead_letters: int = 0
+    upscale_warnings: list[str] = field(default_factory=list)  # exports still enlarged above max_upscale
 
 
 @task(cache_policy=NO_CACHE)
@@ -164,5 +166,5 @@ def campaign_batch(
         verdicts=verdicts, exported=sum(1 for r in rows if r.get("status") == "exported"), queued=queued,
         rerolled=rerolled, problems=[str(p) for p in plan.problems],
         manifest=store.location(f"{campaign}/manifest.json"), report=store.location(f"{campaign}/report.html"),
-        dead_letters=len(letters),
+        dead_letters=len(letters), upscale_warnings=upscale_warnings(rows),
     )

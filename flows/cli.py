@@ -121,6 +121,8 @@ def run(
     typer.echo(f"campaign {summary.campaign}: {summary.jobs} jobs ({summary.rendered} rendered, "
                f"{summary.cached} already there, {len(summary.failed)} failed{rerolls}); QA: {verdicts}; "
                f"{summary.queued} waiting for review; {summary.exported} export files")
+    for line in summary.upscale_warnings:
+        typer.echo(f"warning: {line}", err=True)
     if summary.dead_letters:
         typer.echo(f"dead letters: {summary.dead_letters} jobs failed and have not rendered since "
                    f"({summary.campaign}/dead-letters.json); retry them alone with --retry-failed")
@@ -162,6 +164,7 @@ def export(
     chosen = _formats(formats)
     _prefect_home()
     from flows.export import export_campaign
+    from qa.report import upscale_warnings
     from review.queue import ReviewError
     from store import StoreError
 
@@ -173,6 +176,8 @@ def export(
     failed = [r for r in rows if r.get("status") != "exported"]
     for row in failed:
         typer.echo(f"export failed: {row['path']}: {row['error']}", err=True)
+    for line in upscale_warnings(rows):
+        typer.echo(f"warning: {line}", err=True)
     typer.echo(f"campaign {campaign}: {len(rows) - len(failed)} export files, {len(failed)} failed")
     raise typer.Exit(1 if failed else 0)
 

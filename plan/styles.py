@@ -74,7 +74,7 @@ class QAThresholds(_Frozen):
 
 
 LOGO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-COMPOSITIONS = ("independent", "expand")
+DEFAULT_MAX_UPSCALE = 1.25  # exports enlarging a render more than this use the style's upscaler
 TINY_UPSCALER = "brandbatch/tiny-esrgan"
 UPSCALER_SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt")
 
@@ -203,7 +203,7 @@ class Style(_Frozen):
     expand_model: ModelRef | None = None
     # Exports: a placement needing more than this enlargement of its render is first upscaled by
     # ``upscaler`` (none: resampled only, and listed as a warning).
-    max_upscale: Annotated[float, Field(ge=1.0, le=16.0)] = 1.25
+    max_upscale: Annotated[float, Field(ge=1.0, le=16.0)] = DEFAULT_MAX_UPSCALE
     upscaler: Upscaler | None = None
     palette: tuple[str, ...] = ()
     qa: QAThresholds = QAThresholds()

@@ -12,7 +12,7 @@ import base64
 import io
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -127,6 +127,19 @@ def _tiles(jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store)
     return [(name, tiles) for name, tiles in groups.items() if tiles]
 
 
+def upscale_warnings(manifest_rows: Iterable[Mapping]) -> list[str]:
+    """One line per exported file still enlarged more than its style's ``max_upscale`` from its
+    source (the render, or its model-upscaled copy): the run summary, the report and the review
+    page show these."""
+    lines = []
+    for row in manifest_rows:
+        if row.get("status", "exported") == "exported" and row.get("upscale_flagged"):
+            source = f"its render upscaled by {row['upscaler']}" if row.get("upscaler") else "its render"
+            limit = f"{row['max_upscale']:g}x" if row.get("max_upscale") else "the style's limit"
+            lines.append(f"{row['path']}: enlarged {row['upscale']:g}x from {source}, above {limit} (max_upscale)")
+    return lines
+
+
 MANIFEST_COLUMNS = ("asset_id", "variant", "placement", "format", "width", "height", "bytes", "qa_verdict", "path")
 
 
@@ -156,6 +169,7 @@ def render_report(campaign: str, jobs: Sequence[RenderJob], results: Sequence[QA
         summary=summarize(results),
         tables=list(tables),
         problems=[str(p) for p in extra.get("problems", [])],
+        upscale_warnings=upscale_warnings(rows),
         groups=_tiles(jobs, results, store),
         manifest_columns=MANIFEST_COLUMNS,
         manifest=[([row.get(c, "") for c in MANIFEST_COLUMNS],

@@ -10,6 +10,7 @@ only. Decisions answer JSON to the page's scripts (no reload) or redirect plain 
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import secrets
@@ -29,6 +30,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from starlette.routing import Route
 
 from plan.jobs import RenderJob
+from qa.report import upscale_warnings
 from review.auth import LoginThrottle, load_reviewers, reviewer_for, same_origin, token_fingerprint
 from review.queue import (DECISIONS, MAX_NOTE_CHARS, REASON_CODES, STATES, Conflict, InvalidDecision, Item,
                           ItemNotFound, ReviewQueue, check_item_id)
@@ -174,7 +176,15 @@ class _Review:
         verdict = verdict if verdict in VERDICTS else None
         items = self.queue.items(campaign, state=state, verdict=verdict)
         return self.page(request, "grid.html", campaign=campaign, items=items, state=state, verdict=verdict,
-                         counts=self.queue.campaigns()[campaign])
+                         counts=self.queue.campaigns()[campaign], warnings=self.upscale_warnings(campaign))
+
+    def upscale_warnings(self, campaign: str) -> list[str]:
+        """Exported files of the campaign still enlarged above their style's max_upscale."""
+        try:
+            rows = json.loads(self.store.get(f"{campaign}/manifest.json"))
+        except FileNotFoundError:
+            return []  # nothing exported yet
+        return upscale_warnings(rows if isinstance(rows, list) else [])
 
     async def detail(self, request: Request) -> Response:
         item = self.queue.item(request.path_params["item_id"])
