@@ -78,8 +78,8 @@ def upscaler_spec(upscaler_id: str, path: str | None, sha256: str | None) -> Ups
 
 
 @lru_cache(maxsize=2)
-def load_upscaler(spec: UpscalerSpec):
-    """The spandrel model descriptor (CPU, fp32, eval), after checking the file's sha256."""
+def load_upscaler(spec: UpscalerSpec, device: str = "cpu"):
+    """The spandrel model descriptor (fp32, eval, on ``device``), after checking the file's sha256."""
     import spandrel
 
     weights = Path(spec.path)
@@ -89,7 +89,7 @@ def load_upscaler(spec: UpscalerSpec):
     if actual != spec.sha256:
         raise UpscalerError(f"upscaler weights {spec.path!r} have sha256 {actual}, not the pinned {spec.sha256}")
     try:
-        model = spandrel.ModelLoader(device="cpu").load_from_file(weights)
+        model = spandrel.ModelLoader(device=device).load_from_file(weights)
     except Exception as exc:  # noqa: BLE001 - spandrel raises many kinds for unknown files
         raise UpscalerError(f"upscaler weights {spec.path!r} cannot be loaded by spandrel: {exc}") from None
     if not isinstance(model, spandrel.ImageModelDescriptor) or model.purpose != "SR" or model.scale < 2:
@@ -98,17 +98,19 @@ def load_upscaler(spec: UpscalerSpec):
     return model.eval()
 
 
-def upscale(image: Image.Image, spec: UpscalerSpec) -> tuple[Image.Image, int]:
-    """(the image upscaled by the model, the model's scale)."""
+def upscale(image: Image.Image, spec: UpscalerSpec, device: str = "cpu") -> tuple[Image.Image, int]:
+    """(the image upscaled by the model, the model's scale). Exports use the CPU (the same
+    pixels on every machine of a kind); ``bench/render_gpu.py`` times a GPU."""
     import numpy as np
     import torch
 
     from render.devices import cpu_threads
 
-    model = load_upscaler(spec)
-    torch.set_num_threads(cpu_threads())
+    model = load_upscaler(spec, device)
+    if device == "cpu":
+        torch.set_num_threads(cpu_threads())
     pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     with torch.inference_mode():
-        out = model(torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0))
-    array = (out[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype("uint8")
+        out = model(torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).to(device))
+    array = (out[0].permute(1, 2, 0).clamp(0, 1).float().cpu().numpy() * 255).round().astype("uint8")
     return Image.fromarray(array, mode="RGB"), int(model.scale)
