@@ -191,3 +191,35 @@ def test_expand_styles_plan_a_master_and_one_expansion_per_other_aspect(write_sh
 def test_a_row_whose_placements_skip_the_master_aspect_still_renders_the_master(write_sheet, settings: PlanSettings) -> None:
     plan = plan_campaign(read_sheet(write_sheet(HEADER + "a,acme@4,p,s,1,meta.stories\n")), settings)
     assert [(j.aspect, j.is_expansion) for j in plan.jobs] == [("1:1", False), ("9:16", True)]
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (("composition: expand", "composition: collage"), "composition: Input should be 'independent' or 'expand'"),
+    (('master_aspect: "1:1"', 'master_aspect: "3:2"'), "master_aspect: must be one of the style's aspect_ratios"),
+    (("  id: brandbatch/tiny-sd-inpaint\n  revision: builtin-1\n  family: sd",
+      "  id: brandbatch/tiny-flux-fill\n  revision: builtin-1\n  family: flux"), "expand_model: must be an inpainting"),
+    (("upscaler: {id: brandbatch/tiny-esrgan}", "upscaler: {id: esrgan.pth, sha256: " + "ab" * 32 + "}"),
+     "upscaler: id: no such weights file"),
+    (("  id: brandbatch/tiny-sd-inpaint\n  revision: builtin-1",
+      "  id: acme/sd-inpainting\n  revision: main"), "unpinned expand_model"),
+])
+def test_bad_family_styles_are_reported_on_the_style_file_and_key_and_nothing_is_planned(
+        settings, write_sheet, tmp_path, repo, change, expected):
+    import dataclasses
+    import shutil
+
+    from render.registry import pinning_problem
+
+    styles = tmp_path / "styles"
+    shutil.copytree(repo / "styles", styles)
+    v4 = (styles / "acme" / "v4.yaml").read_text(encoding="utf-8")
+    assert change[0] in v4
+    (styles / "acme" / "v5.yaml").write_text(v4.replace("version: 4", "version: 5").replace(*change),
+                                             encoding="utf-8")
+    strict = dataclasses.replace(settings, styles_dir=styles, model_pin_problem=pinning_problem)
+    plan = plan_campaign(read_sheet(write_sheet(HEADER + "a1,acme@5,tent,lake,1,\n")), strict)
+    assert plan.jobs == [] and plan.rows == []
+    (problem,) = plan.problems
+    assert (problem.row, problem.column) == (2, "style") and expected in problem.message, problem.message
+    if "unpinned" not in expected:
+        assert str(styles / "acme" / "v5.yaml") in problem.message
