@@ -13,7 +13,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export PREFECT_HOME ?= $(CURDIR)/.cache/prefect
 export HF_HUB_OFFLINE := 1
 
-.PHONY: venv browser postgres run test bench clean
+.PHONY: venv browser postgres fonts run test bench clean
 
 venv: $(VENV)/.installed
 
@@ -40,10 +40,20 @@ postgres:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; } || \
 	  echo "warning: could not install postgresql; the PostgreSQL review-queue tests will be skipped" >&2
 
-run: venv
+# Noto fonts for localised overlays (Debian's fonts-noto-core: Latin, Greek, Cyrillic, Arabic,
+# Hebrew, Devanagari, Thai; fonts-noto-cjk: Chinese, Japanese, Korean). Without them, overlay text
+# in those scripts is an error on its row (never tofu) and the tests that need them are skipped.
+fonts:
+	@ls /usr/share/fonts/truetype/noto/NotoSansArabic-Regular.ttf /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-noto-core fonts-noto-cjk >/dev/null; } || \
+	  echo "warning: could not install fonts-noto-core + fonts-noto-cjk; non-Latin overlay text will be refused and its tests skipped" >&2
+
+run: venv fonts
 	$(VENV)/bin/brandbatch run $(SHEET) --out $(OUT)
 
-test: venv browser postgres
+test: venv browser postgres fonts
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv

@@ -137,28 +137,31 @@ def _predict(sizes: dict[int, int], fit: int | None, over: int, target: float, s
     return max((q for q in range(lo, over) if scale(q) <= wanted), default=lo)
 
 
-def encode(image: Image.Image, fmt: str, *, max_bytes: int | None, xmp: bytes) -> Encoded:
+def encode(image: Image.Image, fmt: str, *, max_bytes: int | None, xmp: bytes,
+           finish: Callable[[bytes], bytes] | None = None) -> Encoded:
     """Encode ``image`` as ``fmt`` (webp, avif, jpeg, png) within ``max_bytes`` (None: no cap).
 
     Lossy formats get the highest quality that fits; PNG is lossless, then palette-reduced
-    if over the cap. Raises ``ByteCapError`` if nothing fits.
+    if over the cap. ``finish`` (e.g. C2PA signing) is applied to every candidate encode, so
+    the cap holds for the finished file. Raises ``ByteCapError`` if nothing fits.
     """
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)} but is {fmt!r}")
     clean = _clean(image)
+    done = finish or (lambda data: data)
     if fmt == "png":
-        return _encode_png(clean, max_bytes, xmp)
+        return _encode_png(clean, max_bytes, xmp, done)
     lo, hi, slope = QUALITY[fmt]
     if max_bytes is None:
-        return Encoded(_save(clean, fmt, xmp, hi), hi, 1)
-    return search_quality(lambda q: _save(clean, fmt, xmp, q), lo, hi, max_bytes, slope, quality_scale(fmt))
+        return Encoded(done(_save(clean, fmt, xmp, hi)), hi, 1)
+    return search_quality(lambda q: done(_save(clean, fmt, xmp, q)), lo, hi, max_bytes, slope, quality_scale(fmt))
 
 
-def _encode_png(image: Image.Image, max_bytes: int | None, xmp: bytes) -> Encoded:
+def _encode_png(image: Image.Image, max_bytes: int | None, xmp: bytes, done: Callable[[bytes], bytes]) -> Encoded:
     for count, colours in enumerate((None, *PNG_COLOURS), start=1):
         source = image if colours is None else image.quantize(
             colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-        data = _save(source, "png", xmp)
+        data = done(_save(source, "png", xmp))
         if max_bytes is None or len(data) <= max_bytes:
             return Encoded(data, colours, count)
     raise ByteCapError(f"PNG is {len(data)} bytes even with {PNG_COLOURS[-1]} colours, over the cap of "

@@ -17,10 +17,9 @@ from store.base import Store
 
 MANIFEST_FIELDS = (
     "asset_id", "row", "variant", "placement", "platform", "format", "width", "height", "bytes", "sha256", "path",
-    "status", "error", "warnings", "upscale", "upscale_flagged", "max_upscale", "upscaler", "upscaler_factor", "seed", "style",
-    "style_version", "model",
-    "model_revision", "job_key", "master_job_key", "prompt_sha256", "qa_verdict", "approval_id", "approved_by", "alt_text", "headline",
-    "cta",
+    "status", "error", "upscale", "upscale_flagged", "max_upscale", "upscaler", "upscaler_factor", "seed", "style",
+    "style_version", "model", "model_revision", "job_key", "master_job_key", "prompt_sha256", "qa_verdict",
+    "approval_id", "approved_by", "alt_text", "headline", "cta", "locale", "c2pa_credential",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

@@ -1,4 +1,5 @@
-"""XMP written into every export: IPTC DigitalSourceType (made by a trained model) and the job key.
+"""XMP written into every export: IPTC DigitalSourceType (made by a trained model), the job key,
+style, seed, model and model revision.
 
 Read back with ``PIL.Image.open(...).getxmp()``; JPEG, PNG (iTXt ``XML:com.adobe.xmp``), WebP
 and AVIF all carry it.
@@ -13,15 +14,19 @@ IPTC_EXT = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
 BRANDBATCH_NS = "urn:brandbatch:xmp:1.0/"
 
 
-def xmp_packet(job_key: str, style: str) -> bytes:
-    """A minimal XMP packet (UTF-8) naming the source type, the render's job key and the style."""
+def xmp_packet(job_key: str, style: str, *, seed: int | None = None, model: str = "",
+               model_revision: str | None = None) -> bytes:
+    """A minimal XMP packet (UTF-8) naming the source type, the render's job key and style, and
+    (when given) its seed, model and model revision."""
+    made = {"JobKey": job_key, "Style": style, "Seed": "" if seed is None else str(seed), "Model": model,
+            "ModelRevision": model_revision or ""}
+    attributes = "".join(f" brandbatch:{name}={quoteattr(value)}" for name, value in made.items() if value)
     return (
         '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
         '<x:xmpmeta xmlns:x="adobe:ns:meta/">'
         '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
         f'<rdf:Description rdf:about="" xmlns:Iptc4xmpExt="{IPTC_EXT}" xmlns:brandbatch="{BRANDBATCH_NS}"'
-        f' Iptc4xmpExt:DigitalSourceType="{TRAINED_ALGORITHMIC_MEDIA}"'
-        f" brandbatch:JobKey={quoteattr(job_key)} brandbatch:Style={quoteattr(style)}/>"
+        f' Iptc4xmpExt:DigitalSourceType="{TRAINED_ALGORITHMIC_MEDIA}"{attributes}/>'
         "</rdf:RDF></x:xmpmeta>"
         '<?xpacket end="w"?>'
     ).encode("utf-8")

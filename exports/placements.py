@@ -53,6 +53,8 @@ class Placement:
     source: str
     checked: dt.date  # when the numbers were last compared with ``source``
     any_size: bool = False  # the file keeps the render's size and aspect, within width x height
+    min_text_px: int | None = None  # smallest legible overlay text; None: exports.overlay's default
+    min_logo_px: int | None = None  # smallest legible logo height; None: exports.overlay's default
 
     @property
     def aspect(self) -> float:
@@ -82,6 +84,8 @@ class _PlacementModel(BaseModel):
     source: Annotated[str, Field(min_length=1)]
     checked: Annotated[dt.date, Field(strict=False)]  # YAML date or "YYYY-MM-DD"
     any_size: bool = False
+    min_text_px: Annotated[int, Field(ge=6, le=512)] | None = None
+    min_logo_px: Annotated[int, Field(ge=6, le=4096)] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> _PlacementModel:
@@ -99,7 +103,8 @@ class _PlacementModel(BaseModel):
             id=self.id, platform=self.platform, name=self.name, width=self.width, height=self.height,
             min_width=self.min_width, min_height=self.min_height, max_bytes=self.max_bytes,
             upload_formats=tuple(dict.fromkeys(self.upload_formats)), safe_zone=SafeZone(**self.safe_zone.model_dump()),
-            source=self.source, checked=self.checked, any_size=self.any_size,
+            source=self.source, checked=self.checked, any_size=self.any_size, min_text_px=self.min_text_px,
+            min_logo_px=self.min_logo_px,
         )
 
 

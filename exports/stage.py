@@ -18,17 +18,20 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from exports.credentials import Credential, load_credential
 from exports.encode import CONTENT_TYPES, EXTENSIONS, FORMATS, ByteCapError, encode
 from exports.fit import cover_fit, focal_point, nearest_render, upscale_factor
 from exports.manifest import MANIFEST_FIELDS, write_manifests
 from exports.metadata import xmp_packet
 from exports.logo import LogoError, load_logo
-from exports.overlay import OverlayStyle, apply_overlays, overlay_warnings
+from exports.overlay import OverlayStyle, apply_overlays, overlay_problems
 from exports.placements import Placement, sized_for, unknown_placement
+from exports.provenance import Provenance, SigningError, sign, verify
 from plan.jobs import RenderJob
 from plan.styles import DEFAULT_MAX_UPSCALE
 from render.upscale import UpscalerError, UpscalerSpec
@@ -57,6 +60,7 @@ class ExportItem:
     logo: str = ""  # path of a logo image (PNG/JPEG/WebP, alpha kept) to composite; "" for none
     focal: tuple[float, float] | None = None  # the style's focal hint (x, y as 0..1); None: saliency
     overlay: OverlayStyle = OverlayStyle()  # the style's look for headline, CTA and logo
+    locale: str = ""  # BCP 47 language of the headline and CTA ("" unknown)
     max_upscale: float = DEFAULT_MAX_UPSCALE  # the style's: more enlargement uses ``upscaler`` first
     upscaler: UpscalerSpec | None = None  # the style's super-resolution model; None: resample only
 
@@ -89,22 +93,39 @@ def _base_row(item: ExportItem, placement: Placement, job: RenderJob | None) -> 
         "master_job_key": (job.master_key or "") if job else "",
         "prompt_sha256": job.prompt_sha256 if job else "", "qa_verdict": item.qa_verdict,
         "approval_id": item.approval_id, "approved_by": item.approved_by, "alt_text": item.alt_text,
-        "headline": item.headline, "cta": item.cta, "upscale": None, "upscale_flagged": False, "warnings": "",
+        "headline": item.headline, "cta": item.cta, "locale": item.locale, "upscale": None, "upscale_flagged": False,
         "max_upscale": item.max_upscale, "upscaler": "", "upscaler_factor": None,
     }
 
 
-def _file_row(base: dict, fmt: str, key: str, data: bytes, size: tuple[int, int] | None = None) -> dict:
-    """The row of a file in the store; ``size``: its pixel size if known, else read from ``data``."""
+def _file_row(base: dict, fmt: str, key: str, data: bytes, credential: str,
+              size: tuple[int, int] | None = None) -> dict:
+    """The row of a file in the store, signed with a ``credential`` of that kind (development or
+    configured); ``size``: its pixel size if known, else read from ``data``."""
     if size is None:
         with Image.open(io.BytesIO(data)) as image:
             size = image.size
     return {**base, "format": fmt, "path": key, "width": size[0], "height": size[1], "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(), "status": "exported", "error": ""}
+            "sha256": hashlib.sha256(data).hexdigest(), "c2pa_credential": credential, "status": "exported",
+            "error": ""}
+
+
+def _held_row(base: dict, fmt: str, key: str, reason: str) -> dict:
+    """A file not made because its overlays would be illegible: the item goes back to review."""
+    return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "c2pa_credential": "", "status": "review",
+            "error": reason}
 
 
 def _failed_row(base: dict, fmt: str, key: str, reason: str) -> dict:
-    return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "status": "failed", "error": reason}
+    return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "c2pa_credential": "", "status": "failed",
+            "error": reason}
+
+
+def _signed_with(data: bytes, fmt: str) -> str:
+    """The kind of credential a stored file is validly signed with; "" if its C2PA manifest is
+    missing or invalid (the file is then made again)."""
+    check = verify(data, fmt)
+    return ("development" if check.development else "configured") if check.valid else ""
 
 
 def _has_overlays(item: ExportItem, overlays: bool) -> bool:
@@ -118,6 +139,16 @@ class _Source:
     render: Image.Image
     focal: tuple[float, float]
     logo: Image.Image | None
+
+
+def _load_logo(item: ExportItem, overlays: bool) -> Image.Image | None:
+    """The item's logo if it draws one; ``ValueError`` with the reason if it cannot be used."""
+    if not (item.logo and _has_overlays(item, overlays)):
+        return None
+    try:
+        return load_logo(item.logo)
+    except LogoError as exc:
+        raise ValueError(f"{exc} (asset {item.asset_id})") from None
 
 
 def upscaled_key(render_sha256: str, upscaler: UpscalerSpec) -> str:
@@ -157,7 +188,7 @@ def ensure_upscaled(store: Store, job: RenderJob, upscaler: UpscalerSpec) -> tup
         return key, opened.size
 
 
-def _load_source(item: ExportItem, job: RenderJob, store: Store, overlays: bool, key: str) -> _Source:
+def _load_source(item: ExportItem, store: Store, logo: Image.Image | None, key: str) -> _Source:
     """The source at store ``key`` (the render, or its upscaled copy); raises ``ValueError`` with
     the reason when an input is missing or unreadable."""
     try:
@@ -169,12 +200,6 @@ def _load_source(item: ExportItem, job: RenderJob, store: Store, overlays: bool,
         raise ValueError(f"{key} cannot be decoded: {exc}") from None
     render.info = {}  # nothing of the render's metadata reaches an export
     focal = item.focal if item.focal is not None else focal_point(render)
-    logo = None
-    if item.logo and _has_overlays(item, overlays):
-        try:
-            logo = load_logo(item.logo)
-        except LogoError as exc:
-            raise ValueError(f"{exc} (asset {item.asset_id})") from None
     return _Source(render, focal, logo)
 
 
@@ -185,7 +210,7 @@ def _draw(item: ExportItem, placement: Placement, source: _Source, overlays: boo
         return fitted
     try:
         return apply_overlays(fitted, placement, headline=item.headline, cta=item.cta, logo=source.logo,
-                              style=item.overlay)[0]
+                              style=item.overlay, locale=item.locale)[0]
     except OSError as exc:  # the style's font file cannot be read
         raise ValueError(f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}") from None
 
@@ -198,11 +223,18 @@ def _stored(store: Store, key: str) -> bytes | None:
 
 
 def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[Placement], formats: Sequence[str],
-                  store: Store, overlays: bool = True) -> list[dict]:
+                  store: Store, overlays: bool = True, credential: Credential | None = None) -> list[dict]:
     """Every requested format of ``item`` in each of ``placements``, all cut from the render
     ``job`` (None: the item has no render), which is decoded once (and its upscaled copy, for
-    placements that need more than the style's ``max_upscale``); never raises for bad input."""
+    placements that need more than the style's ``max_upscale``), each file signed (C2PA) with
+    ``credential`` (None: the configured one); never raises for bad input."""
+    credential = credential or load_credential()
     sources: dict[str, _Source] = {}
+    logo, logo_reason = None, ""
+    try:
+        logo = _load_logo(item, overlays) if job else None
+    except ValueError as exc:
+        logo_reason = str(exc)
     rows = []
     for placement in placements:
         placement = sized_for(placement, (job.width, job.height)) if job else placement
@@ -212,52 +244,65 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
             rows += [_failed_row(base, fmt, key, f"no render to export for {item.asset_id} v{item.variant}")
                      for fmt, key in keys.items()]
             continue
-        image, reason = None, ""
+        image, reason, held = None, logo_reason, []
         source_key, source_size = render_key(job), (job.width, job.height)
         if needs_model_upscale(item, job, placement):
             try:
                 source_key, source_size = ensure_upscaled(store, job, item.upscaler)
                 base["upscaler"], base["upscaler_factor"] = item.upscaler.tag, round(source_size[0] / job.width, 3)
             except ValueError as exc:
-                reason = str(exc)
+                reason = reason or str(exc)
         base["upscale"] = round(upscale_factor(source_size, placement.width, placement.height), 3)
         base["upscale_flagged"] = base["upscale"] > item.max_upscale
-        base["max_upscale"] = item.max_upscale
         try:
-            if _has_overlays(item, overlays):
-                base["warnings"] = "; ".join(overlay_warnings(placement, headline=item.headline, cta=item.cta,
-                                                              logo=bool(item.logo), style=item.overlay))
+            if _has_overlays(item, overlays) and not reason:
+                held = overlay_problems(placement, headline=item.headline, cta=item.cta,
+                                        logo_size=logo.size if logo else None, style=item.overlay, locale=item.locale)
         except OSError as exc:
             reason = f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}"
-        # A stored file is current if its XMP names this job's key; one of another render (a
-        # reroll, changed inputs) is stale and gets replaced.
+        if held and not reason:  # text or logo below legible size, a CTA that does not fit, no font
+            for fmt, key in keys.items():
+                if _stored(store, key) is not None:
+                    store.delete(key)  # shipped before the rules held it: not any more
+                rows.append(_held_row(base, fmt, key, "; ".join(held)))
+            continue
+        # A stored file is current if its XMP names this job's key and its C2PA manifest is valid;
+        # one of another render (a reroll, changed inputs) or with a broken manifest is replaced.
         stored = {fmt: _stored(store, key) for fmt, key in keys.items()}
-        current = {fmt: data for fmt, data in stored.items() if data is not None and job.key.encode("ascii") in data}
+        current = {fmt: (data, signed) for fmt, data in stored.items()
+                   if data is not None and job.key.encode("ascii") in data and (signed := _signed_with(data, fmt))}
         if len(current) < len(keys) and not reason:
             try:
                 if source_key not in sources:
-                    sources[source_key] = _load_source(item, job, store, overlays, source_key)
+                    sources[source_key] = _load_source(item, store, logo, source_key)
                 image = _draw(item, placement, sources[source_key], overlays)
             except ValueError as exc:
                 reason = str(exc)
-        xmp = xmp_packet(job.key, f"{job.style}@{job.style_version}")
+        style = f"{job.style}@{job.style_version}"
+        xmp = xmp_packet(job.key, style, seed=job.seed, model=job.model_id, model_revision=job.model_revision)
+        made = Provenance(job_key=job.key, seed=job.seed, style=style, model=job.model_id,
+                          model_revision=job.model_revision, placement=placement.id, approval_id=item.approval_id,
+                          approved_by=item.approved_by, export_fingerprint=base.get("export_fingerprint", ""))
         for fmt, key in keys.items():
             if fmt in current:
-                rows.append(_file_row(base, fmt, key, current[fmt]))
+                rows.append(_file_row(base, fmt, key, *current[fmt]))
                 continue
             if image is None:
                 rows.append(_failed_row(base, fmt, key, reason))
                 continue
             try:
-                encoded = encode(image, fmt, max_bytes=placement.max_bytes, xmp=xmp)
-            except ByteCapError as exc:
+                encoded = encode(image, fmt, max_bytes=placement.max_bytes, xmp=xmp,
+                                 finish=partial(sign, fmt=fmt, provenance=made, credential=credential,
+                                                title=key.rsplit("/", 1)[-1]))
+            except (ByteCapError, SigningError) as exc:
                 rows.append(_failed_row(base, fmt, key, f"{fmt} for {placement.id}: {exc}"))
                 continue
             written = store.put(key, encoded.data, content_type=CONTENT_TYPES[fmt], overwrite=stored[fmt] is not None)
             if written:
-                rows.append(_file_row(base, fmt, key, encoded.data, image.size))
+                rows.append(_file_row(base, fmt, key, encoded.data, credential.kind, image.size))
             else:  # written meanwhile by another run
-                rows.append(_file_row(base, fmt, key, store.get(key)))
+                data = store.get(key)
+                rows.append(_file_row(base, fmt, key, data, _signed_with(data, fmt)))
     return rows
 
 
@@ -313,7 +358,7 @@ def _tasks(items: Sequence[ExportItem], placements: Mapping[str, Placement], wor
 
 def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping[str, Placement], *,
                   formats: Sequence[str] = DEFAULT_FORMATS, workers: int | None = None,
-                  overlays: bool = True) -> list[dict]:
+                  overlays: bool = True, credential: Credential | None = None) -> list[dict]:
     """Export every item to each of its placements in each format; manifest rows sorted by path.
 
     ``formats``: any of webp, avif, jpeg, png, upload. ``workers``: processes (None: all
@@ -321,13 +366,17 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     ``max_upscale`` is cut from the render upscaled by the item's ``upscaler`` (made here, once
     per render, before the workers start, and stored content-addressed); a file still enlarged
     more than that is exported and flagged (``upscale_flagged``). ``overlays``: draw each item's headline,
-    CTA and logo in its ``overlay`` style (False: export the bare render); text that cannot fit
-    is listed in ``warnings``.
+    CTA and logo in its ``overlay`` style (False: export the bare render); a placement where text
+    or logo would be below its legible minimum, or the CTA does not fit, or a glyph has no font,
+    is not made: its rows have ``status: review`` and the reasons in ``error``. Every file carries C2PA Content Credentials signed with
+    ``credential`` (None: ``load_credential()``: the configured one, else the development one;
+    ``CredentialError`` if the configuration is incomplete); rows say which kind in ``c2pa_credential``.
     """
     bad = [f for f in formats if f not in RUN_FORMATS]
     if bad or not formats:
         raise ValueError(f"formats must be some of {', '.join(RUN_FORMATS)} but are {list(formats)!r}")
     count = workers or os.cpu_count() or 1
+    credential = credential or load_credential()
     tasks, rows = _tasks(items, placements, count)
     for item, job, group in tasks:  # the model runs in this process only, once per render and upscaler
         if job is not None and any(needs_model_upscale(item, job, sized_for(p, (job.width, job.height)))
@@ -336,7 +385,7 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
                 ensure_upscaled(store, job, item.upscaler)
             except ValueError:
                 pass  # export_render gives the failed rows their reason
-    args = [(item, job, group, tuple(formats), store, overlays) for item, job, group in tasks]
+    args = [(item, job, group, tuple(formats), store, overlays, credential) for item, job, group in tasks]
     if min(count, len(args)) <= 1:
         results = [_export_task(task) for task in args]
     else:
@@ -357,6 +406,18 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     return sorted(rows, key=lambda row: row["path"])
 
 
+def held_for_review(rows: Sequence[dict]) -> dict[tuple[str, int], str]:
+    """(asset_id, variant) -> the reasons, for each item with files held for review (``status: review``)."""
+    held: dict[tuple[str, int], list[str]] = {}
+    for row in rows:
+        if row.get("status") == "review":
+            reasons = held.setdefault((row["asset_id"], row["variant"]), [])
+            reason = f"{row['placement']}: {row['error']}"
+            if reason not in reasons:
+                reasons.append(reason)
+    return {key: "; ".join(reasons) for key, reasons in held.items()}
+
+
 def _unknown_placement_row(item: ExportItem, pid: str, known: Iterable[str]) -> dict:
     return {name: "" for name in MANIFEST_FIELDS} | {
         "asset_id": item.asset_id, "row": item.row, "variant": item.variant, "placement": pid,
@@ -367,4 +428,5 @@ def _unknown_placement_row(item: ExportItem, pid: str, known: Iterable[str]) -> 
     }
 
 
-__all__ = ["DEFAULT_FORMATS", "RUN_FORMATS", "ExportItem", "export_assets", "export_render", "write_manifests"]
+__all__ = ["DEFAULT_FORMATS", "RUN_FORMATS", "ExportItem", "export_assets", "export_render",
+           "held_for_review", "write_manifests"]

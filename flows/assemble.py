@@ -90,6 +90,7 @@ def asset_snapshot(plan: CampaignPlan, styles_dir: Path) -> bytes:
         assets[row.asset_id] = {
             "row": row.row, "placements": list(row.placements), "alt_text": row.alt_text,
             "headline": row.cells.get("headline", ""), "cta": row.cells.get("cta", ""),
+            "locale": row.cells.get("locale", ""),
             "overlay": overlay, "focal": list(style.focal) if style.focal else None,
             "logo": str(logo.resolve()) if logo else "",
             "max_upscale": style.max_upscale, "upscaler": upscaler,
@@ -116,7 +117,7 @@ def export_items(campaign: str, approved: Sequence[ApprovedVariant], assets: Map
             campaign=campaign, asset_id=variant.asset_id, row=asset["row"], variant=variant.variant,
             placements=tuple(asset["placements"]), renders=dict(variant.jobs), qa_verdict=variant.qa_verdict,
             approval_id=variant.approval_id, approved_by=variant.approved_by, alt_text=asset["alt_text"],
-            headline=asset["headline"], cta=asset["cta"], logo=asset.get("logo", ""),
+            headline=asset["headline"], cta=asset["cta"], locale=asset.get("locale", ""), logo=asset.get("logo", ""),
             focal=tuple(asset["focal"]) if asset.get("focal") else None,
             overlay=OverlayStyle.from_settings(asset.get("overlay", {})),
             max_upscale=asset.get("max_upscale", DEFAULT_MAX_UPSCALE),

@@ -17,6 +17,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows.assemble import asset_snapshot, assets_key, plan_settings, resolve_paths
+from exports.overlay import sheet_text_problems
+from exports.provenance import credential_note
 from exports.stage import DEFAULT_FORMATS
 from flows.deadletters import load_dead_letters, rendered_jobs, retry_jobs
 from flows.export import export_task
@@ -51,12 +53,15 @@ class CampaignSummary:
     manifest: str = ""
     report: str = ""
     dead_letters: int = 0
+    credential: str = ""  # which C2PA credential signed the exports (exports.provenance.credential_note)
+    held: int = 0  # export files held for review: overlays would be illegible (status "review")
     upscale_warnings: list[str] = field(default_factory=list)  # exports still enlarged above max_upscale
 
 
 @task(cache_policy=NO_CACHE)
 def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Store) -> CampaignPlan:
     plan = plan_campaign(read_sheet(sheet), settings, limit=limit)
+    plan.problems.extend(sheet_text_problems(plan, settings.styles_dir))  # glyphs no font has
     store.put(assets_key(plan.campaign), asset_snapshot(plan, settings.styles_dir), content_type="application/json", overwrite=True)
     return plan
 
@@ -151,7 +156,8 @@ def campaign_batch(
     letters, tables = metrics.record_run(store, plan, jobs, rendered, results, rows, letters, started=started,
                                          render_seconds=tracker.render_seconds, run_id=str(flow_run.get_id() or "local"),
                                          retry_failed=retry_failed, whole_plan=limit is None)
-    html = render_report(campaign, plan.jobs, results, store, rows, extra={"problems": [str(p) for p in plan.problems]},
+    html = render_report(campaign, plan.jobs, results, store, rows, extra={"problems": [str(p) for p in plan.problems],
+                                                                          "credential": credential_note(rows)},
                          tables=tables)
     store.put(f"{campaign}/report.html", html.encode("utf-8"), content_type="text/html; charset=utf-8",
               overwrite=True)
@@ -166,5 +172,6 @@ def campaign_batch(
         verdicts=verdicts, exported=sum(1 for r in rows if r.get("status") == "exported"), queued=queued,
         rerolled=rerolled, problems=[str(p) for p in plan.problems],
         manifest=store.location(f"{campaign}/manifest.json"), report=store.location(f"{campaign}/report.html"),
-        dead_letters=len(letters), upscale_warnings=upscale_warnings(rows),
+        dead_letters=len(letters), credential=credential_note(rows),
+        held=sum(1 for r in rows if r.get("status") == "review"), upscale_warnings=upscale_warnings(rows),
     )

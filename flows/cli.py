@@ -58,6 +58,7 @@ def validate(
     allow_draft: Annotated[bool, typer.Option("--allow-draft", help="Accept draft styles.")] = False,
 ) -> None:
     """Validate a sheet and the styles it references; render nothing."""
+    from exports.overlay import sheet_text_problems
     from flows.assemble import plan_settings
     from plan.planner import plan_campaign
     from plan.sheet import read_sheet
@@ -65,6 +66,7 @@ def validate(
     try:
         settings, _ = plan_settings(styles, allow_draft=allow_draft)
         plan = plan_campaign(read_sheet(sheet), settings)
+        plan.problems.extend(sheet_text_problems(plan, settings.styles_dir))  # glyphs no font has
     except InputError as exc:
         _fail(exc.problems, to_stdout=True)
         raise typer.Exit(1) from None
@@ -97,6 +99,7 @@ def run(
     """Plan, render, check, queue for review and export what is approved. Reruns resume."""
     chosen = _formats(formats)
     _prefect_home()
+    from exports.credentials import CredentialError
     from flows.campaign import campaign_batch
     from review.queue import ReviewError
     from store import StoreError
@@ -109,7 +112,7 @@ def run(
     except InputError as exc:
         _fail(exc.problems)
         raise typer.Exit(1) from None
-    except (ReviewError, StoreError) as exc:  # StoreError: disk full, S3 unreachable; a rerun resumes
+    except (ReviewError, StoreError, CredentialError) as exc:  # StoreError: disk full, S3 unreachable; a rerun resumes
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     _fail(summary.problems)
@@ -126,6 +129,11 @@ def run(
     if summary.dead_letters:
         typer.echo(f"dead letters: {summary.dead_letters} jobs failed and have not rendered since "
                    f"({summary.campaign}/dead-letters.json); retry them alone with --retry-failed")
+    if summary.held:
+        typer.echo(f"held for review: {summary.held} export files whose text or logo would be illegible or whose CTA "
+                   "does not fit (status 'review' with the reason in the manifest)")
+    if summary.credential:
+        typer.echo(summary.credential)
     typer.echo(f"manifest: {summary.manifest}")
     typer.echo(f"report:   {summary.report}")
     raise typer.Exit(1 if summary.problems or summary.failed else 0)
@@ -163,6 +171,8 @@ def export(
     """Export every approved, not yet exported asset of a campaign."""
     chosen = _formats(formats)
     _prefect_home()
+    from exports.credentials import CredentialError
+    from exports.provenance import credential_note
     from flows.export import export_campaign
     from qa.report import upscale_warnings
     from review.queue import ReviewError
@@ -170,15 +180,22 @@ def export(
 
     try:
         rows = export_campaign(campaign, out=out, formats=chosen)
-    except (FileNotFoundError, ReviewError, StoreError) as exc:
+    except (FileNotFoundError, ReviewError, StoreError, CredentialError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
-    failed = [r for r in rows if r.get("status") != "exported"]
+    failed = [r for r in rows if r.get("status") not in ("exported", "review")]
+    for row in rows:
+        if row.get("status") == "review":
+            typer.echo(f"held for review: {row['path']}: {row['error']}", err=True)
     for row in failed:
         typer.echo(f"export failed: {row['path']}: {row['error']}", err=True)
     for line in upscale_warnings(rows):
         typer.echo(f"warning: {line}", err=True)
-    typer.echo(f"campaign {campaign}: {len(rows) - len(failed)} export files, {len(failed)} failed")
+    held = sum(1 for r in rows if r.get("status") == "review")
+    typer.echo(f"campaign {campaign}: {len(rows) - len(failed) - held} export files, {held} held for review, "
+               f"{len(failed)} failed")
+    if credential_note(rows):
+        typer.echo(credential_note(rows))
     raise typer.Exit(1 if failed else 0)
 
 
@@ -245,6 +262,21 @@ def styles_diff(a: Annotated[str, typer.Argument(help="NAME@A")], b: Annotated[s
     dump = [yaml.safe_dump(s.model_dump(mode="json"), sort_keys=True, allow_unicode=True).splitlines(keepends=True)
             for s in (left, right)]
     typer.echo("".join(difflib.unified_diff(*dump, fromfile=left.ref, tofile=right.ref)), nl=False)
+
+
+@app.command()
+def verify(paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Export files, or folders of them.")]
+           ) -> None:
+    """Read and validate the Content Credentials (C2PA) of export files; exit 1 if any file has
+    none or an invalid one. A development credential is valid but not trusted, and says so."""
+    from exports.provenance import verify_paths
+
+    results = verify_paths(paths)
+    for path, check in results:
+        typer.echo(f"{path}: {check.describe()}")
+    bad = sum(not check.valid for _, check in results)
+    typer.echo(f"{len(results) - bad} valid, {bad} invalid or missing", err=True)
+    raise typer.Exit(1 if bad else 0)
 
 
 def _placements() -> dict:

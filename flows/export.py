@@ -13,9 +13,9 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from exports.placements import Placement
-from exports.stage import DEFAULT_FORMATS, export_assets, write_manifests
+from exports.stage import DEFAULT_FORMATS, export_assets, held_for_review, write_manifests
 from flows.assemble import export_items, load_assets, plan_settings
-from review.queue import ReviewQueue
+from review.queue import ReviewQueue, item_id_for
 from store import Store, open_store
 
 
@@ -30,6 +30,14 @@ def export_task(campaign: str, out: str, store: Store, placements: dict[str, Pla
     items = export_items(campaign, approved, load_assets(store, campaign))
     rows = export_assets(items, store, placements, formats=formats)
     write_manifests(store, campaign, rows, approved={(v.asset_id, v.variant) for v in approved})
+    held = held_for_review(rows)
+    if held:
+        queue = ReviewQueue.for_out(out)
+        try:
+            for (asset_id, variant), reasons in held.items():
+                queue.hold_for_review(item_id_for(campaign, asset_id, variant), reasons)
+        finally:
+            queue.close()
     return rows
 
 

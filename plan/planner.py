@@ -23,6 +23,8 @@ MAX_VARIANTS = 8
 _ASSET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _DEVICE_NAMES = re.compile(r"(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?", re.IGNORECASE)
 _LIST_SPLIT = re.compile(r"[,;|\s]+")
+# A BCP 47 tag as sheets write it: language, optional script, region and variants (overlay text).
+_LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$")
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,10 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
     for unknown in (p for p in placements if p not in settings.placements):
         problems.append(Problem(where, f"unknown placement {unknown!r}{did_you_mean(unknown, settings.placements)}; "
                                        "`brandbatch placements list` shows the ids", row, "placements"))
+    locale = cells.get("locale", "")
+    if locale and not _LOCALE.match(locale):
+        problems.append(Problem(where, f"must be a BCP 47 language tag such as de, de-CH, ar-EG or zh-Hant-TW but is "
+                                       f"{locale!r}", row, "locale"))
     logo = cells.get("logo", "")
     logo_problem = logo and file_in_folder(logo, LOGO_SUFFIXES, Path(where).parent)
     if logo_problem:

@@ -27,7 +27,7 @@ from defusedxml.ElementTree import DefusedXMLParser
 from plan.errors import InputError, Problem
 
 REQUIRED_COLUMNS = ("asset_id", "style")
-RESERVED_COLUMNS = ("asset_id", "style", "variants", "placements", "alt_text")
+RESERVED_COLUMNS = ("asset_id", "style", "variants", "placements", "alt_text", "locale")
 MAX_SHEET_BYTES = 50 * 1024 * 1024  # the file as stored (CSV or XLSX)
 MAX_XLSX_UNPACKED_BYTES = 200 * 1024 * 1024  # all parts of an XLSX, uncompressed (zip bombs)
 MAX_ROWS = 100_000  # rows below the header, blank ones included (bench/plan_100k.py: 100k rows plan in < 1 GiB)

@@ -140,7 +140,8 @@ def upscale_warnings(manifest_rows: Iterable[Mapping]) -> list[str]:
     return lines
 
 
-MANIFEST_COLUMNS = ("asset_id", "variant", "placement", "format", "width", "height", "bytes", "qa_verdict", "path")
+MANIFEST_COLUMNS = ("asset_id", "variant", "placement", "format", "width", "height", "bytes", "qa_verdict",
+                    "c2pa_credential", "path")
 
 
 def relative_link(campaign: str, path: str) -> str:
@@ -170,6 +171,7 @@ def render_report(campaign: str, jobs: Sequence[RenderJob], results: Sequence[QA
         tables=list(tables),
         problems=[str(p) for p in extra.get("problems", [])],
         upscale_warnings=upscale_warnings(rows),
+        credential=str(extra.get("credential", "")),
         groups=_tiles(jobs, results, store),
         manifest_columns=MANIFEST_COLUMNS,
         manifest=[([row.get(c, "") for c in MANIFEST_COLUMNS],

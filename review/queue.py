@@ -369,6 +369,24 @@ class ReviewQueue:
         item = self.decide(item_id, reviewer, "reroll", reason, note, expected_version=expected_version)
         return self.pending_rerolls(item.campaign, item_ids=[item.id])
 
+    def hold_for_review(self, item_id: str, reasons: str) -> bool:
+        """Send an item that ``qa-auto`` approved back to the designers because its exports would
+        be illegible (``reasons``: text or logo below the legible minimum, a CTA that does not
+        fit); logged as ``requeue`` with reason ``overlay`` and the reasons as note. An approval
+        by a designer stands (the held files wait for new copy). True if the item was re-queued."""
+        current = self.item(item_id)
+        if current.state != "approved" or current.approved_by != AUTO_REVIEWER:
+            return False
+        with self.engine.begin() as conn:
+            updated = conn.execute(items_table.update().where(
+                items_table.c.id == item_id, items_table.c.version == current.version).values(
+                state="queued", version=current.version + 1, approval_id=None, approved_by=None, updated_at=_now()))
+            if updated.rowcount != 1:
+                return False  # decided meanwhile: that decision stands
+            self._log(conn, item_id, current.version + 1, SYSTEM_REVIEWER, "requeue", "overlay",
+                      reasons[:MAX_NOTE_CHARS], None, current.jobs)
+        return True
+
     # -- reading -------------------------------------------------------------------------
 
     def item(self, item_id: str) -> Item:

@@ -18,6 +18,9 @@ os.environ.update({
     "TRANSFORMERS_OFFLINE": "1",
 })
 os.environ.setdefault("BRANDBATCH_MODEL_CACHE", str(_SESSION_DIR / "models"))
+os.environ["BRANDBATCH_CACHE"] = str(_SESSION_DIR / "cache")  # the development C2PA credential
+for _name in ("CERTS", "KEY", "SIGN_COMMAND", "ALG", "TSA_URL"):  # tests that sign with their own set them
+    os.environ.pop(f"BRANDBATCH_C2PA_{_name}", None)
 
 import pytest  # noqa: E402
 

@@ -89,6 +89,12 @@ def test_run_twice_renders_nothing_new_and_writes_identical_files(workdir: Path)
         assert row["path"].startswith(f"spring-launch/exports/{row['placement']}/{row['asset_id']}")
     formats = {row["format"] for row in manifest}
     assert {"webp", "avif"} <= formats and formats & {"jpeg", "png"}
+    assert "signed with a DEVELOPMENT credential" in first.stdout
+    assert "signed with a DEVELOPMENT credential" in (campaign / "report.html").read_text(encoding="utf-8")
+    assert {row["c2pa_credential"] for row in manifest} == {"development"}
+    verified = brandbatch("verify", str(campaign / "exports"), cwd=workdir)  # every file of the run
+    assert verified.returncode == 0 and verified.stdout.count(": valid (development credential") == len(manifest), \
+        verified.stdout + verified.stderr
     before = tree_digest(workdir / "out")
 
     second = brandbatch("run", "spring-launch.csv", "--out", "out", cwd=workdir)

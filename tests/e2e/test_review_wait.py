@@ -30,6 +30,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from flows.review_wait import ReviewWait, wait_for_designers, waiting_runs
 from review.queue import ReviewQueue
+from tests import prefect_api
 
 SHEETS = {
     "camp-a": "asset_id,style,product,scene,placements\n"
@@ -141,25 +142,22 @@ def _get(url: str) -> httpx.Response | None:
 
 
 def start_run(api: str, workdir: Path, campaign: str, wait: str) -> str:
-    deployment = httpx.get(f"{api}/deployments/name/campaign_batch/spring-launch-nightly", timeout=10).json()
+    deployment = prefect_api.get_json(f"{api}/deployments/name/campaign_batch/spring-launch-nightly")
     parameters = {"sheet": str(workdir / f"{campaign}.csv"), "out": str(workdir / "out"),
                   "styles": str(workdir / "styles"), "formats": ["webp"], "wait_for_review": wait}
     # Render in the campaign's own process: this test is about the review wait, not shards.
     job_variables = {"env": {"BRANDBATCH_SHARD_DEPLOYMENT": ""}}
-    response = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run",
-                          json={"parameters": parameters, "job_variables": job_variables}, timeout=10)
-    response.raise_for_status()
-    return response.json()["id"]
+    return prefect_api.post_json(f"{api}/deployments/{deployment['id']}/create_flow_run",
+                                 {"parameters": parameters, "job_variables": job_variables})["id"]
 
 
 def run_state(api: str, run_id: str) -> dict:
-    return httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()["state"]
+    return prefect_api.get_json(f"{api}/flow_runs/{run_id}")["state"]
 
 
 def run_logs(api: str, run_id: str) -> str:
-    response = httpx.post(f"{api}/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200},
-                          timeout=10)
-    return "\n".join(entry["message"] for entry in response.json())
+    logs = prefect_api.post_json(f"{api}/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200})
+    return "\n".join(entry["message"] for entry in logs)
 
 
 def flow_run_processes(worker: subprocess.Popen) -> list[str]:

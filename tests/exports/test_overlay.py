@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from exports.overlay import MIN_CONTRAST, OverlayStyle, apply_overlays, fit_text, overlay_warnings
+from exports.overlay import (MIN_CONTRAST, OverlayStyle, apply_overlays, fit_text, min_logo_px, min_text_px,
+                             overlay_problems)
 from exports.placements import Placement, SafeZone, load_placements
 from tests.exports.conftest import synthetic_render
 
@@ -90,11 +91,67 @@ def test_wrong_size_is_rejected():
 
 @pytest.mark.parametrize("pid", ["google.display.upload.320x50", "google.display.upload.300x250", "meta.stories",
                                  "amazon.dsp.rec.980x55"])
-def test_warnings_without_an_image_match_the_drawn_layout(pid):
+def test_problems_without_an_image_match_the_drawn_layout(pid):
     placement = PLACEMENTS[pid]
     headline, cta = "Supercalifragilisticexpialidocious" * 3, "Shop"
+    logo = _logo()
     _, layout = apply_overlays(Image.new("RGB", (placement.width, placement.height), "grey"), placement,
-                               headline=headline, cta=cta, logo=_logo())
+                               headline=headline, cta=cta, logo=logo)
     drawn = [e.problem for e in layout.elements if e.problem]
-    assert overlay_warnings(placement, headline=headline, cta=cta, logo=True) == drawn
-    assert bool(drawn) == pid.startswith("google.display")  # too long for the small ones only
+    assert overlay_problems(placement, headline=headline, cta=cta, logo_size=logo.size) == drawn
+    # too long at the legible minimum (22 px on a 1080 px side), except on the wide 980x55 banner
+    assert bool(drawn) == (pid != "amazon.dsp.rec.980x55")
+
+
+def test_defaults_are_neutral_not_a_brand_palette(repo):
+    import yaml
+
+    style = OverlayStyle()
+    palettes = {tuple(int(c[i:i + 2], 16) for i in (1, 3, 5))
+                for path in (repo / "styles").glob("*/v*.yaml")
+                for c in yaml.safe_load(path.read_text()).get("palette", [])}
+    for colour in (style.cta_colour, style.light_colour, style.dark_colour):
+        assert colour not in palettes and max(colour) - min(colour) <= 10  # a grey, no hue
+
+
+@pytest.mark.parametrize("size", [(200, 100), (100, 100), (100, 300)])
+def test_logos_get_a_region_of_their_aspect(size):
+    placement = PLACEMENTS["meta.feed.square"]
+    logo = Image.new("RGBA", size, (41, 51, 92, 255))
+    _, layout = apply_overlays(Image.new("RGB", (1080, 1080), "grey"), placement, logo=logo, cta="Shop")
+    drawn = next(e for e in layout.elements if e.role == "logo")
+    assert drawn.box.width / drawn.box.height == pytest.approx(size[0] / size[1], rel=0.05)
+    assert drawn.box.height == drawn.region.height or drawn.box.width == drawn.region.width
+    if size[0] > size[1]:  # a wide logo is as tall as the band, not squeezed into a square
+        assert drawn.box.height == drawn.region.height
+
+
+def test_a_logo_below_its_legible_minimum_is_a_problem_not_a_speck():
+    placement = PLACEMENTS["google.display.upload.320x50"]
+    wide = Image.new("RGBA", (2000, 100), (41, 51, 92, 255))  # 20:1 squeezed into a 30% share: ~5 px tall
+    _, layout = apply_overlays(Image.new("RGB", (320, 50), "grey"), placement, logo=wide)
+    (element,) = layout.elements
+    assert element.box is None and f"below the placement's minimum legible {min_logo_px(placement)} px" in element.problem
+    assert overlay_problems(placement, logo_size=wide.size) == [element.problem]
+
+
+def test_minimum_text_size_is_per_placement_and_overridable():
+    import dataclasses
+
+    square, banner = PLACEMENTS["meta.feed.square"], PLACEMENTS["google.display.upload.320x50"]
+    assert min_text_px(square) == 22 and min_text_px(banner) == 9
+    strict = dataclasses.replace(banner, min_text_px=20)
+    assert overlay_problems(banner, cta="Shop now") == []
+    (problem,) = overlay_problems(strict, cta="Shop now")
+    assert problem.startswith("cta 'Shop now' does not fit") and "at 20 px (the placement's minimum legible size)" in problem
+    _, layout = apply_overlays(Image.new("RGB", (1080, 1080), "grey"), square, headline="Built to last " * 12)
+    assert layout.elements[0].box is None or layout.elements[0].font_px >= 22
+
+
+def test_tiktok_in_feed_keeps_the_conservative_safe_zone_free():
+    placement = PLACEMENTS["tiktok.infeed.safe_zone"]
+    assert (placement.safe_zone.top, placement.safe_zone.bottom, placement.safe_zone.right) == (150, 440, 162)
+    _, layout = apply_overlays(Image.new("RGB", (1080, 1920), "grey"), placement, headline="Go further",
+                               cta="Shop now", logo=_logo())
+    for element in layout.elements:
+        assert element.box.top >= 150 and element.box.bottom <= 1920 - 440 and element.box.right <= 1080 - 162

@@ -12,7 +12,8 @@ from PIL import Image
 
 from exports.metadata import TRAINED_ALGORITHMIC_MEDIA
 from exports.placements import load_placements
-from exports.stage import export_assets, write_manifests
+from exports.provenance import verify
+from exports.stage import export_assets, held_for_review, write_manifests
 from store.local import LocalStore
 from tests.exports.conftest import make_item
 
@@ -43,6 +44,15 @@ def test_every_file_has_exact_size_format_cap_xmp_and_no_exif(store, placements)
             assert "exif" not in image.info and "icc_profile" not in image.info
             xmp = json.dumps(image.getxmp())
             assert TRAINED_ALGORITHMIC_MEDIA in xmp and row["job_key"] in xmp
+            assert all(f'"{name}": "{value}"' in xmp for name, value in (
+                ("Seed", row["seed"]), ("Model", row["model"]), ("ModelRevision", row["model_revision"])))
+        check = verify(data, row["format"])
+        assert check.valid and check.development and row["c2pa_credential"] == "development", check.describe()
+        assert check.assertion == {"job_key": row["job_key"], "seed": row["seed"], "style": "acme@2",
+                                   "placement": row["placement"], "approval_id": row["approval_id"],
+                                   "approved_by": row["approved_by"]}
+        assert check.agent == {"name": "brandbatch", "version": check.agent["version"], "model": row["model"],
+                               "model_revision": row["model_revision"]}
     upload = {r["placement"]: r["format"] for r in rows if r["format"] not in ("webp", "avif")}
     assert upload == {pid: placements[pid].upload_formats[0] for pid in PLACEMENTS}
     assert {Path(r["path"]).suffix for r in rows} == {".webp", ".avif", ".jpg"}
@@ -84,14 +94,26 @@ def test_rerun_skips_existing_files_and_gives_identical_manifests(store, placeme
     assert files == {p: Path(store.location(p)).stat().st_mtime_ns for p in files}
 
 
-def test_same_render_gives_same_bytes_in_a_fresh_store(tmp_path, placements):
+def _content(store, rows: list[dict]) -> list[tuple]:
+    """What must not depend on the run: each row without its hash and byte count, and the
+    file's pixels and XMP (the C2PA manifest has random salts and an ECDSA signature)."""
+    out = []
+    for row in rows:
+        with Image.open(io.BytesIO(store.get(row["path"]))) as image:
+            out.append(({k: v for k, v in row.items() if k not in ("sha256", "bytes")}, image.tobytes(),
+                        image.getxmp()))
+    return out
+
+
+def test_same_render_gives_same_pixels_and_metadata_in_a_fresh_store(tmp_path, placements):
     from store.local import LocalStore
 
-    rows = []
+    contents = []
     for name in ("a", "b"):
         store = LocalStore(tmp_path / name)
-        rows.append(export_assets([make_item(store, PLACEMENTS[:2])], store, placements, workers=1))
-    assert [r["sha256"] for r in rows[0]] == [r["sha256"] for r in rows[1]]
+        contents.append(_content(store, export_assets([make_item(store, PLACEMENTS[:2])], store, placements,
+                                                      workers=1)))
+    assert contents[0] == contents[1]
 
 
 def test_parallel_equals_serial(tmp_path, placements):
@@ -99,7 +121,8 @@ def test_parallel_equals_serial(tmp_path, placements):
     for workers in (1, 2):
         store = LocalStore(tmp_path / f"w{workers}")
         items = [make_item(store, PLACEMENTS[:2], asset=a) for a in ("pack-01", "tent-02")]
-        results.append(export_assets(items, store, placements, formats=("webp", "upload"), workers=workers))
+        results.append(_content(store, export_assets(items, store, placements, formats=("webp", "upload"),
+                                                     workers=workers)))
     assert results[0] == results[1]
 
 
@@ -166,7 +189,7 @@ def test_overlays_are_drawn_unless_turned_off_and_a_bad_logo_fails_its_rows(tmp_
         item = make_item(store, ("google.display.upload.300x250",), headline="=Go further", cta="Shop now")
         (row,) = export_assets([item], store, placements, formats=("png",), workers=1, overlays=overlays)
         shas[name] = row["sha256"]
-        assert row["status"] == "exported" and row["warnings"] == ""
+        assert row["status"] == "exported" and row["error"] == ""
     assert shas["with"] != shas["without"]
     store = LocalStore(tmp_path / "logo")
     item = replace(make_item(store, ("google.display.upload.300x250",)), logo=str(tmp_path / "missing.png"))
@@ -189,11 +212,15 @@ def test_a_focal_hint_replaces_saliency(tmp_path, placements):
     assert shas[0] != shas[1]  # left edge vs right edge of the 1:1 render
 
 
-def test_overlay_warnings_are_the_same_on_a_rerun(store, placements):
-    item = make_item(store, ("google.display.upload.320x50",), headline="Incomprehensibilities" * 4)
+def test_text_that_does_not_fit_holds_the_file_for_review_the_same_on_a_rerun(store, placements):
+    item = make_item(store, ("google.display.upload.320x50", "meta.feed.square"), headline="Incomprehensibilities" * 4)
     first = export_assets([item], store, placements, formats=("webp",), workers=1)
-    assert "does not fit" in first[0]["warnings"] and first[0]["status"] == "exported"
+    held, shipped = first
+    assert held["placement"] == "google.display.upload.320x50" and held["status"] == "review"
+    assert "does not fit" in held["error"] and "minimum legible size" in held["error"] and held["bytes"] == 0
+    assert not store.exists(held["path"]) and shipped["status"] == "exported"
     assert export_assets([item], store, placements, formats=("webp",), workers=1) == first
+    assert held_for_review(first) == {("pack-01", 1): f"google.display.upload.320x50: {held['error']}"}
 
 
 def test_each_item_is_drawn_in_its_own_overlay_style_and_a_broken_font_fails_only_its_item(tmp_path, placements):
@@ -231,3 +258,28 @@ def test_any_size_placement_keeps_the_render_whole(store, placements):
     with Image.open(io.BytesIO(store.get(row["path"]))) as image:
         assert image.size == (128, 128) and image.format == "JPEG"
     assert "did you mean 'meta.feed.square'" in rows["meta.feed.sqaure"]["error"]
+
+
+def test_an_auto_approved_item_with_held_files_goes_back_to_review(tmp_path):
+    from qa import QAResult
+    from review.queue import ReviewQueue
+    from tests.exports.conftest import make_job
+
+    queue = ReviewQueue(f"sqlite:///{tmp_path / 'review.sqlite3'}")
+    try:
+        items = {}
+        for asset, verdict in (("pack-01", "pass"), ("pack-02", "review")):
+            jobs = [make_job(a, asset=asset) for a in ("1:1", "9:16")]
+            items[asset] = queue.enqueue(jobs, {j.key: QAResult(j.key, verdict, (), {}) for j in jobs})
+        auto = items["pack-01"]
+        assert auto.state == "approved" and auto.approved_by == "qa-auto"
+        assert queue.hold_for_review(auto.id, "meta.stories: cta 'Shop' does not fit")
+        again = queue.item(auto.id)
+        assert again.state == "queued" and again.approval_id is None and again.version == auto.version + 1
+        last = queue.decisions(auto.id)[-1]
+        assert (last.decision, last.reason, last.note) == ("requeue", "overlay", "meta.stories: cta 'Shop' does not fit")
+        assert not queue.hold_for_review(auto.id, "again")  # not approved any more: nothing to do
+        human = queue.decide(items["pack-02"].id, "kim", "approve", expected_version=items["pack-02"].version)
+        assert not queue.hold_for_review(human.id, "x") and queue.item(human.id).state == "approved"  # it stands
+    finally:
+        queue.close()

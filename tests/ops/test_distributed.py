@@ -7,6 +7,7 @@ Every process started here runs in its own session and is killed by group at the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -15,11 +16,13 @@ import subprocess
 import sys
 import time
 import shutil
-import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
+
+from tests import prefect_api
 
 pytestmark = pytest.mark.slow
 
@@ -84,23 +87,19 @@ class Cluster:
         assert result.returncode == 0, f"prefect {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
         return result.stdout
 
-    def get(self, path: str):
-        with urllib.request.urlopen(f"{self.api}{path}", timeout=10) as response:
-            return json.loads(response.read())
+    def get(self, path: str, **kwargs):
+        return prefect_api.get_json(f"{self.api}{path}", **kwargs)
 
     def post(self, path: str, body: dict):
-        request = urllib.request.Request(f"{self.api}{path}", data=json.dumps(body).encode(), method="POST",
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
+        return prefect_api.post_json(f"{self.api}{path}", body)
 
     def wait_healthy(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                self.get("/health")
+                self.get("/health", attempts=1)
                 return
-            except OSError:
+            except httpx.HTTPError:
                 assert self.procs["server"].poll() is None, self.log("server")
                 time.sleep(0.5)
         raise AssertionError(f"server not healthy after {timeout} s:\n{self.log('server')}")
@@ -210,8 +209,16 @@ def parent_pid(pid: int) -> int:
 
 
 def manifest_digests(out: Path, campaign: str) -> list[tuple[str, str]]:
+    """(path, digest of the file's pixels and XMP) per manifest row: C2PA signatures differ
+    from run to run (random salts, ECDSA), the content must not."""
+    from PIL import Image
+
+    def content(path: str) -> str:
+        with Image.open(out / path) as image:
+            return hashlib.sha256(image.tobytes() + repr(image.getxmp()).encode()).hexdigest()
+
     rows = json.loads((out / campaign / "manifest.json").read_text())
-    return sorted((r["path"], r["sha256"]) for r in rows)
+    return sorted((r["path"], content(r["path"])) for r in rows)
 
 
 def shard_records(out: Path) -> list[dict]:

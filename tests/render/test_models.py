@@ -6,7 +6,7 @@ from tests.render.jobs import FAMILIES, make_job
 
 from render.devices import device_settings
 from render.registry import ModelError, load_pipeline, make_scheduler, pinning_problem, pipeline_for, resolve_model
-from render.stage import call_pipeline
+from render.stage import call_pipeline, check_pixels, encode_png
 from render.tiny import TINY_REVISION, build_tiny, ensure_tiny, model_cache_root
 
 
@@ -14,8 +14,37 @@ PIPELINES = {"sd": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline
              "sd3": "StableDiffusion3Pipeline", "flux": "FluxPipeline"}
 
 
+def stored_png(images) -> bytes:
+    """What a render stores for a float image: its uint8 pixels as PNG bytes."""
+    pixels, failure = check_pixels("job", images[0])
+    assert failure is None
+    return encode_png(pixels)
+
+
+def plain_config(component) -> dict:
+    """A component's config as saved JSON would hold it (tuples as lists), without the
+    bookkeeping keys that saving fills in (``_name_or_path``, library versions, ``dtype``,
+    ``architectures``)."""
+    import json
+
+    config = component.config.to_dict() if hasattr(component.config, "to_dict") else dict(component.config)
+    plain = json.loads(json.dumps(config, default=str))
+    saved_by_saving = {"dtype", "torch_dtype", "architectures"}
+    return {k: v for k, v in plain.items()
+            if not k.startswith("_") and not k.endswith("_version") and k not in saved_by_saving}
+
+
 @pytest.mark.parametrize("family", FAMILIES)
-def test_saved_tiny_model_gives_the_pixels_of_a_fresh_build(family):
+def test_saved_tiny_model_is_the_fresh_build_and_renders_reproducibly(family):
+    """The saved tiny model is exactly the fresh build (every weight, every config), and a render
+    from it gives the same stored PNG bytes each time: what the product promises on one machine.
+
+    Loaded and fresh pipelines are not compared pixel for pixel: their equal weights sit in
+    different memory, and on some CPUs (this AMD EPYC with AVX2, for sd3 and flux) kernels then
+    round the last float bits differently, enough to move a pixel across a uint8 rounding step
+    (docs/rendering.md, "Across machines")."""
+    import torch
+
     settings = device_settings("cpu", batch_invariant=True)
     job = make_job(1, family)
     folder = ensure_tiny(job.model_id, TINY_REVISION)
@@ -23,12 +52,21 @@ def test_saved_tiny_model_gives_the_pixels_of_a_fresh_build(family):
     assert (folder / "model_index.json").is_file()
     pipe = pipeline_for(job.model_id, job.model_revision, family, "euler", settings)
     assert type(pipe).__name__ == PIPELINES[family]
-    loaded = call_pipeline(pipe, [job], settings)
     fresh_pipe = build_tiny(job.model_id)
+    assert pipe.components.keys() == fresh_pipe.components.keys()
+    for name, fresh in fresh_pipe.components.items():
+        loaded = pipe.components[name]
+        if isinstance(fresh, torch.nn.Module):
+            fresh_state, loaded_state = fresh.state_dict(), loaded.state_dict()
+            assert fresh_state.keys() == loaded_state.keys(), name
+            assert all(torch.equal(fresh_state[k], loaded_state[k]) for k in fresh_state), f"{name} weights differ"
+        if hasattr(fresh, "config") and name != "scheduler":  # the scheduler is the style's view
+            assert plain_config(loaded) == plain_config(fresh), f"{name} config differs"
+    first = call_pipeline(pipe, [job], settings)
+    assert stored_png(call_pipeline(pipe, [job], settings)) == stored_png(first)
     fresh_pipe.set_progress_bar_config(disable=True)
     fresh_pipe.scheduler = make_scheduler("euler", family, fresh_pipe.scheduler.config)
-    fresh = call_pipeline(fresh_pipe, [job], settings)
-    assert np.array_equal(loaded, fresh)
+    assert np.abs(call_pipeline(fresh_pipe, [job], settings) - first).max() < 1e-4  # the same model, run
 
 
 def test_pipeline_is_loaded_once_per_process():

@@ -1,0 +1,169 @@
+"""Content Credentials signing credential: from configuration, else a local development one.
+
+Configuration (environment):
+
+* ``BRANDBATCH_C2PA_CERTS``: PEM file with the signing certificate first, then its chain;
+* ``BRANDBATCH_C2PA_KEY``: PEM file with the certificate's private key, or
+  ``BRANDBATCH_C2PA_SIGN_COMMAND``: a command (KMS/HSM users) that reads the bytes to sign on
+  stdin and writes the signature (DER or raw r||s for ECDSA) on stdout;
+* ``BRANDBATCH_C2PA_ALG``: es256 (default), es384, es512, ps256, ps384, ps512 or ed25519;
+* ``BRANDBATCH_C2PA_TSA_URL``: optional RFC 3161 time-stamp authority.
+
+Without any of them, a local development CA and an ES256 signing certificate are made on first
+use under ``$BRANDBATCH_CACHE/c2pa`` (default ``~/.cache/brandbatch/c2pa``); files signed with it
+validate but chain to no trusted root, and every report says the credential is a development one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shlex
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ALGORITHMS = ("es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519")
+DEVELOPMENT_CA_NAME = "brandbatch development CA (not trusted)"
+DEVELOPMENT_SIGNER_NAME = "brandbatch development signer (not trusted)"
+_DEVELOPMENT_FILE = "development-credential.pem"
+_SIGN_TIMEOUT_S = 30
+
+
+class CredentialError(ValueError):
+    """The signing configuration is incomplete or its files cannot be used."""
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What signing needs; plain data, so it crosses process boundaries."""
+
+    certs: bytes  # PEM: signing certificate, then its chain
+    alg: str
+    key: bytes | None = None  # PEM private key; None: ``command`` signs
+    command: tuple[str, ...] = ()
+    tsa_url: str | None = None
+    development: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "development" if self.development else "configured"
+
+    def sign(self, data: bytes) -> bytes:
+        """The signature of ``data`` by the signing command (not used for a key file)."""
+        try:
+            done = subprocess.run(self.command, input=data, capture_output=True, timeout=_SIGN_TIMEOUT_S, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise CredentialError(f"signing command {shlex.join(self.command)!r} failed: {exc}") from None
+        if done.returncode != 0 or not done.stdout:
+            raise CredentialError(f"signing command {shlex.join(self.command)!r} exited {done.returncode} with "
+                                  f"{len(done.stdout)} bytes of signature: {done.stderr.decode(errors='replace')[:200]}")
+        return done.stdout
+
+
+def cache_folder() -> Path:
+    """``$BRANDBATCH_CACHE``, else ``~/.cache/brandbatch``."""
+    return Path(os.environ.get("BRANDBATCH_CACHE") or Path.home() / ".cache" / "brandbatch")
+
+
+def _read(variable: str, path: str) -> bytes:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise CredentialError(f"${variable} {path!r} cannot be read: {exc.strerror or exc}") from None
+    if b"-----BEGIN " not in data:
+        raise CredentialError(f"${variable} {path!r} is not a PEM file (no '-----BEGIN' line)")
+    return data
+
+
+def load_credential(environ: os._Environ | dict | None = None) -> Credential:
+    """The configured credential (see the module's doc), else the development one."""
+    env = os.environ if environ is None else environ
+    certs, key, command = (env.get(f"BRANDBATCH_C2PA_{name}", "").strip() for name in ("CERTS", "KEY", "SIGN_COMMAND"))
+    alg = env.get("BRANDBATCH_C2PA_ALG", "").strip().lower() or "es256"
+    if alg not in ALGORITHMS:
+        raise CredentialError(f"$BRANDBATCH_C2PA_ALG must be one of {', '.join(ALGORITHMS)} but is {alg!r}")
+    tsa_url = env.get("BRANDBATCH_C2PA_TSA_URL", "").strip() or None
+    if not (certs or key or command):
+        return development_credential(cache_folder() / "c2pa")
+    if not certs:
+        raise CredentialError("$BRANDBATCH_C2PA_KEY or $BRANDBATCH_C2PA_SIGN_COMMAND is set but "
+                              "$BRANDBATCH_C2PA_CERTS (the PEM certificate chain) is not")
+    if bool(key) == bool(command):
+        raise CredentialError("set exactly one of $BRANDBATCH_C2PA_KEY (a PEM key file) and "
+                              "$BRANDBATCH_C2PA_SIGN_COMMAND (a command that signs stdin) with $BRANDBATCH_C2PA_CERTS")
+    chain = _read("BRANDBATCH_C2PA_CERTS", certs)
+    if key:
+        return Credential(chain, alg, key=_read("BRANDBATCH_C2PA_KEY", key), tsa_url=tsa_url)
+    return Credential(chain, alg, command=tuple(shlex.split(command)), tsa_url=tsa_url)
+
+
+def development_credential(folder: Path) -> Credential:
+    """The development CA + ES256 signer in ``folder``, made (atomically) on first use and
+    again when its certificate is within a day of expiring."""
+    from cryptography import x509
+
+    path = Path(folder) / _DEVELOPMENT_FILE
+    try:
+        data = path.read_bytes()
+        certificate = x509.load_pem_x509_certificates(data)[0]
+        if certificate.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=1):
+            return _split_development(data)
+    except (OSError, ValueError, IndexError):
+        pass  # missing, torn or expired: make a new one
+    data = _make_development_pem()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".credential-")
+    with os.fdopen(handle, "wb") as out:
+        out.write(data)
+    os.chmod(temp, 0o600)
+    os.replace(temp, path)
+    return _split_development(data)
+
+
+def _split_development(pem: bytes) -> Credential:
+    marker = b"-----BEGIN PRIVATE KEY-----"
+    start = pem.index(marker)
+    end = pem.index(b"-----END PRIVATE KEY-----") + len(b"-----END PRIVATE KEY-----\n")
+    return Credential(pem[:start] + pem[end:], "es256", key=pem[start:end], development=True)
+
+
+def _make_development_pem() -> bytes:
+    """A self-signed P-256 CA and a leaf with the C2PA signing profile (digitalSignature,
+    emailProtection EKU, key identifiers), as PEM: leaf certificate, private key, CA certificate."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "brandbatch (development)")])
+
+    def usage(**set_) -> x509.KeyUsage:
+        flags = dict.fromkeys(("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+                               "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only"), False)
+        return x509.KeyUsage(**(flags | set_))
+
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name(DEVELOPMENT_CA_NAME)).issuer_name(name(DEVELOPMENT_CA_NAME))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now).not_valid_after(now + dt.timedelta(days=3650))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(usage(key_cert_sign=True, crl_sign=True), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder().subject_name(name(DEVELOPMENT_SIGNER_NAME)).issuer_name(ca.subject)
+            .public_key(leaf_key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=730))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage(digital_signature=True), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    key = leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return leaf.public_bytes(pem) + key + ca.public_bytes(pem)
