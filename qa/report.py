@@ -109,6 +109,7 @@ def thumbnail_uri(store: Store, job_key: str, size: int = THUMB_SIZE) -> str | N
 
 def _tiles(jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store) -> list[tuple[str, list[dict]]]:
     by_key = {r.job_key: r for r in results}
+    expansions = Counter(job.master_key for job in {j.key: j for j in jobs}.values() if job.is_expansion)
     groups: dict[str, list[dict]] = {v: [] for v in (*VERDICTS, NOT_CHECKED)}
     seen: set[str] = set()
     for job in jobs:
@@ -119,6 +120,9 @@ def _tiles(jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store)
         groups[result.verdict if result else NOT_CHECKED].append({
             "title": f"{job.row_key} v{job.variant} {job.aspect}",
             "size": f"{job.width}x{job.height}",
+            "family": (f"expansion of master {job.master_key[:12]}" if job.is_expansion else
+                       f"master of {expansions[job.key]} expansion{'s' if expansions[job.key] != 1 else ''}"
+                       if expansions[job.key] else ""),
             "job_key": job.key,
             "reasons": list(result.reasons) if result else [],
             "details": sorted(result.details.items()) if result else [],

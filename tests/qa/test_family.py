@@ -92,3 +92,11 @@ def test_seam_ratio_compares_the_border_step_with_the_pictures_own_detail():
     cut[:10] = 0
     assert seam_ratio(cut, box) > 5
     assert seam_ratio(smooth, (0, 0, 20, 40)) == 0.0  # no new area, no seam
+
+
+def test_the_report_shows_each_master_with_its_expansions(store, family):
+    from qa import render_report
+
+    html = render_report("spring", family, run_qa(family, store, styles()), store, [])
+    assert html.count("master of 2 expansions") == 1
+    assert html.count(f"expansion of master {family[0].key[:12]}") == 2
