@@ -9,7 +9,9 @@ Renders are synthesised deterministically (768x768, 576x1024 and 1024x536, the s
 * bare: one process, for each asset x placement: decode the nearest-aspect render, centre
   crop + Lanczos resize (``ImageOps.fit``), encode each format once at the top quality
   brandbatch uses (AVIF single-threaded), write the files. No saliency, overlays, byte-cap
-  search, XMP, manifest rows or atomic writes.
+  search, XMP, manifest rows or atomic writes. Run twice: without and with C2PA signing of
+  each file (c2pa-python, the development credential, as brandbatch signs); the signed one is
+  the baseline of the ratios, since every brandbatch export is signed.
 * brandbatch: ``exports.stage.export_assets`` into a fresh local store with headline + CTA
   overlays, with ``--workers`` processes (default: all cores) and with 1, pool start included;
   and on all cores without overlays.
@@ -17,7 +19,8 @@ Renders are synthesised deterministically (768x768, 576x1024 and 1024x536, the s
 Placements/s = (assets x placements) / seconds, best of ``--repeat`` rounds in which the runs
 take turns. Then the byte-cap search
 is measured on the first asset's files: the mean number of encodes per file that needed a search
-under the real caps, and under caps set to 1/2 and 1/4 of each file's top-quality size.
+under the real caps, and under caps set to 1/2 and 1/4 of each file's top-quality size; and the
+bytes a C2PA manifest adds per format (the same files signed and unsigned).
 """
 
 from __future__ import annotations
@@ -35,13 +38,16 @@ from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from exports.credentials import Credential, load_credential  # noqa: E402
 from exports.encode import FORMATS, QUALITY, encode  # noqa: E402
 from exports.fit import cover_fit, focal_point, nearest_render  # noqa: E402
 from exports.metadata import xmp_packet  # noqa: E402
 from exports.overlay import apply_overlays  # noqa: E402
 from exports.placements import load_placements  # noqa: E402
-from exports.stage import ExportItem, export_assets, render_key  # noqa: E402
+from exports.provenance import Provenance, sign  # noqa: E402
+from exports.stage import ExportItem, export_assets  # noqa: E402
 from plan.jobs import RenderJob  # noqa: E402
+from store.keys import render_key  # noqa: E402
 from store.local import LocalStore  # noqa: E402
 
 PLACEMENTS = (
@@ -80,7 +86,7 @@ def make_items(store: LocalStore, assets: int) -> list[ExportItem]:
                             seed=a, style="bench", style_version=1)
             buffer = io.BytesIO()
             synth(a * 10 + len(renders), w, h).save(buffer, "PNG", compress_level=1)
-            store.put(render_key(job), buffer.getvalue())
+            store.put(render_key(job.key), buffer.getvalue())
             renders[aspect] = job
         items.append(ExportItem(campaign="bench", asset_id=f"asset-{a:02d}", row=2 + a, variant=1,
                                 placements=PLACEMENTS, renders=renders, qa_verdict="pass", approval_id=f"a{a}",
@@ -88,12 +94,13 @@ def make_items(store: LocalStore, assets: int) -> list[ExportItem]:
     return items
 
 
-def bare_loop(items: list[ExportItem], store: LocalStore, placements: dict, out: Path) -> None:
+def bare_loop(items: list[ExportItem], store: LocalStore, placements: dict, out: Path,
+              credential: Credential | None = None) -> None:
     for item in items:
         for pid in item.placements:
             p = placements[pid]
             job = min(item.renders.values(), key=lambda j: abs(np.log(j.width / j.height / (p.width / p.height))))
-            with Image.open(io.BytesIO(store.get(render_key(job)))) as render:
+            with Image.open(io.BytesIO(store.get(render_key(job.key)))) as render:
                 fitted = ImageOps.fit(render.convert("RGB"), (p.width, p.height), Image.Resampling.LANCZOS)
             for fmt in ("webp", "avif", p.upload_formats[0]):
                 buffer = io.BytesIO()
@@ -105,7 +112,15 @@ def bare_loop(items: list[ExportItem], store: LocalStore, placements: dict, out:
                     fitted.save(buffer, "JPEG", quality=QUALITY["jpeg"][1], optimize=True, progressive=True)
                 else:
                     fitted.save(buffer, "PNG", compress_level=6)
-                (out / f"{item.asset_id}-{pid}.{fmt}").write_bytes(buffer.getvalue())
+                data = buffer.getvalue()
+                if credential is not None:
+                    data = sign(data, fmt, _provenance(job, pid), credential, title=f"{item.asset_id}.{fmt}")
+                (out / f"{item.asset_id}-{pid}.{fmt}").write_bytes(data)
+
+
+def _provenance(job: RenderJob, pid: str) -> Provenance:
+    return Provenance(job_key=job.key, seed=job.seed, style="bench@1", model=job.model_id,
+                      model_revision=job.model_revision, placement=pid, approval_id="bench", approved_by="bench")
 
 
 def interleaved_best(repeat: int, runs: dict) -> dict[str, float]:
@@ -121,16 +136,22 @@ def interleaved_best(repeat: int, runs: dict) -> dict[str, float]:
     return best
 
 
-def search_stats(item: ExportItem, store: LocalStore, placements: dict) -> dict[str, list[int]]:
-    """Encodes per file that needed a search: real caps, and caps of 1/2 and 1/4 of top size."""
+def search_stats(item: ExportItem, store: LocalStore, placements: dict, credential: Credential
+                 ) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """Encodes per file that needed a search: real caps, and caps of 1/2 and 1/4 of top size;
+    and per format the bytes that signing (C2PA) adds to each file."""
     stats: dict[str, list[int]] = {"real caps": [], "cap = 1/2 top size": [], "cap = 1/4 top size": []}
+    overhead: dict[str, list[int]] = {fmt: [] for fmt in FORMATS}
     for pid in item.placements:
         p = placements[pid]
         job = nearest_render(item.renders, p)
-        with Image.open(io.BytesIO(store.get(render_key(job)))) as render:
+        with Image.open(io.BytesIO(store.get(render_key(job.key)))) as render:
             fitted = cover_fit(render, p.width, p.height, focal_point(render))
         image, _ = apply_overlays(fitted, p, headline=HEADLINE, cta=CTA)
         xmp = xmp_packet(job.key, "bench@1")
+        for fmt in FORMATS:
+            data = encode(image, fmt, max_bytes=None, xmp=xmp).data
+            overhead[fmt].append(len(sign(data, fmt, _provenance(job, pid), credential, title=f"x.{fmt}")) - len(data))
         for fmt in ("webp", "avif", "jpeg"):
             top = len(encode(image, fmt, max_bytes=None, xmp=xmp).data)
             if p.max_bytes is not None and top > p.max_bytes:
@@ -140,7 +161,7 @@ def search_stats(item: ExportItem, store: LocalStore, placements: dict) -> dict[
                     stats[label].append(encode(image, fmt, max_bytes=top // share, xmp=xmp).encodes)
                 except ValueError:  # even the lowest quality is over: counts as a (failed) search
                     stats[label].append(-1)
-    return stats
+    return stats, overhead
 
 
 def main(argv: list[str]) -> int:
@@ -172,23 +193,30 @@ def main(argv: list[str]) -> int:
                 assert all(r["status"] == "exported" for r in rows), [r["error"] for r in rows if r["error"]]
             return run
 
+        credential = load_credential()
         runs = {
             "bare Pillow loop, 1 core": (fresh_dir, lambda out: bare_loop(items, renders, placements, out)),
+            "bare Pillow loop + C2PA signing, 1 core": (
+                fresh_dir, lambda out: bare_loop(items, renders, placements, out, credential)),
             "brandbatch, 1 worker": (fresh_store, ours(1)),
             f"brandbatch, {args.workers} workers": (fresh_store, ours(args.workers)),
             f"brandbatch, {args.workers} workers, no overlays": (fresh_store, ours(args.workers, False)),
         }
         seconds = interleaved_best(args.repeat, runs)
-        stats = search_stats(items[0], renders, placements)
+        stats, overhead = search_stats(items[0], renders, placements, credential)
 
     from bench.common import Row, at_least, at_most, report
 
-    bare_s = seconds["bare Pillow loop, 1 core"]
+    unsigned_s, bare_s = seconds["bare Pillow loop, 1 core"], seconds["bare Pillow loop + C2PA signing, 1 core"]
     all_cores = f"brandbatch, {args.workers} workers"
     goal = {"goal": "ratio >= 1.8 on 2 cores"}
-    rows = [Row(f"{label} (placements/s)", count / took, "/s", count / bare_s, ratio=bare_s / took,
-                **({**goal, "met": at_least(bare_s / took, 1.8)} if label == all_cores else {}))
-            for label, took in seconds.items() if label != "bare Pillow loop, 1 core"]
+    rows = [Row("bare Pillow loop without signing, 1 core (placements/s)", count / unsigned_s, "/s", count / bare_s,
+                ratio=bare_s / unsigned_s)]
+    rows += [Row(f"{label} (placements/s)", count / took, "/s", count / bare_s, ratio=bare_s / took,
+                 **({**goal, "met": at_least(bare_s / took, 1.8)} if label == all_cores else {}))
+             for label, took in seconds.items() if not label.startswith("bare Pillow loop")]
+    rows += [Row(f"C2PA manifest bytes added per {fmt} file (mean of {len(sizes)}, max {max(sizes)})",
+                 sum(sizes) / len(sizes), "B") for fmt, sizes in overhead.items()]
     for label, encodes in stats.items():
         done = [e for e in encodes if e > 0]
         if done:
@@ -202,8 +230,9 @@ def main(argv: list[str]) -> int:
                  f"{len(RUN_FORMATS)} files each (WebP, AVIF, upload format), {os.cpu_count()} CPU cores visible; "
                  f"best of {args.repeat} rounds taken in turns.",
            baseline="one process: decode the nearest-aspect render, `ImageOps.fit`, encode each format once at "
-                    "brandbatch's top quality, write plain files (no saliency, overlays, byte caps, XMP, manifest or "
-                    "atomic writes). Ratio = brandbatch throughput / bare throughput.")
+                    "brandbatch's top quality, sign it (C2PA, development credential), write plain files (no saliency, "
+                    "overlays, byte caps, XMP, manifest or atomic writes). Ratio = throughput / this baseline's "
+                    "(first row: the same loop without signing).")
     return 0
 
 

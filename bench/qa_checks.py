@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from plan.jobs import RenderJob  # noqa: E402
 from plan.styles import Style  # noqa: E402
+from store.keys import CHECKS_PREFIX, EMBEDDINGS_PREFIX, render_key  # noqa: E402
 from store.local import LocalStore  # noqa: E402
 
 PALETTE = ("#E4572E", "#29335C", "#F3A712", "#F5F1E8")
@@ -75,7 +76,7 @@ def bare_technical(jobs: list[RenderJob], store: LocalStore) -> None:
 
     palette_lab = rgb2lab(np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in PALETTE]) / 255.0)
     for job in jobs:
-        img = Image.open(io.BytesIO(store.get(f"renders/{job.key}.png"))).convert("RGB")
+        img = Image.open(io.BytesIO(store.get(render_key(job.key)))).convert("RGB")
         rgb = np.asarray(img)
         luma = np.asarray(img.convert("L"), dtype=np.float32)
         luma.mean(), luma.std(), np.all(rgb == 0, axis=2).mean(), (luma <= 2).mean(), (luma >= 253).mean()
@@ -104,7 +105,7 @@ def bare_clip(jobs: list[RenderJob], store: LocalStore) -> None:
         labels = model.encode_text(tokenizer(list(style().qa.unsafe_labels)), normalize=True)
         for start in range(0, len(jobs), 32):
             batch = jobs[start:start + 32]
-            images = torch.stack([preprocess(Image.open(io.BytesIO(store.get(f"renders/{j.key}.png"))).convert("RGB"))
+            images = torch.stack([preprocess(Image.open(io.BytesIO(store.get(render_key(j.key)))).convert("RGB"))
                                   for j in batch])
             image = model.encode_image(images, normalize=True)
             text = model.encode_text(tokenizer([j.prompt for j in batch]), normalize=True)
@@ -141,19 +142,19 @@ def main(argv: list[str]) -> int:
         for i, job in enumerate(jobs):
             buffer = io.BytesIO()
             Image.fromarray(synth(i, args.size)).save(buffer, format="PNG", compress_level=1)
-            store.put(f"renders/{job.key}.png", buffer.getvalue())
+            store.put(render_key(job.key), buffer.getvalue())
         plain = {"bench@1": style()}
         clip_style = {"bench@1": style(clip_model="brandbatch-tiny-clip", min_clip_score=0.0, clip_uncertainty=0.0,
                                         unsafe_threshold=1.0, unsafe_uncertainty=0.0)}
         run_qa(jobs[:4], store, clip_style)  # warm up imports (torch, open_clip, skimage)
 
         def technical_uncached() -> None:  # the findings kept for resume would make repeats free
-            for key in store.list("qa/checks"):
+            for key in store.list(CHECKS_PREFIX):
                 (Path(tmp) / key).unlink()
             run_qa(jobs, store, plain)
 
         def clip_uncached() -> None:
-            for key in store.list("qa/embeddings"):
+            for key in store.list(EMBEDDINGS_PREFIX):
                 (Path(tmp) / key).unlink()
             clip_checks(jobs, store, clip_style)
 

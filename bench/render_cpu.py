@@ -35,6 +35,7 @@ for key, value in {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "fal
     os.environ.setdefault(key, value)
 
 from plan.jobs import RenderJob  # noqa: E402
+from settings import load_settings  # noqa: E402
 
 FIELDS = ["asset_id", "style", "product", "scene", "mood", "headline", "cta", "variants", "placements", "alt_text"]
 PRODUCTS = ["hiking backpack", "camping tent", "water bottle", "rain jacket", "hiking boots", "trail shoes",
@@ -143,7 +144,7 @@ def main() -> None:
     sheet = write_sheet(work / "bench.csv", args.rows)
     jobs = plan_jobs(sheet)
     ensure_tiny("brandbatch/tiny-sd", "builtin-1")  # built once, outside every timing
-    threads = os.environ.get("BRANDBATCH_TORCH_THREADS", "1")
+    threads = load_settings().torch_threads
     print(f"{len(jobs)} jobs ({args.rows} rows x 2 variants x 2 aspects), tiny-sd 128 px buckets, "
           f"{jobs[0].steps} steps, CFG {jobs[0].guidance}, CPU fp32, {threads} torch thread(s), best of {args.repeat}")
 

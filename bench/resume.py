@@ -25,6 +25,8 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import Row, at_most, report  # noqa: E402
 from bench.render_cpu import write_sheet  # noqa: E402
+from settings import variable  # noqa: E402
+from store.keys import manifest_key  # noqa: E402
 
 GOAL_RATIO = 0.05
 
@@ -37,7 +39,7 @@ def main(argv: list[str]) -> int:
                         "(BRANDBATCH_BATCH_INVARIANT=0): a faster first run, so a harder ratio")
     args = parser.parse_args(argv)
     if args.batched:
-        os.environ["BRANDBATCH_BATCH_INVARIANT"] = "0"
+        os.environ[variable("batch_invariant")] = "0"
 
     work = Path(tempfile.mkdtemp(prefix="bench-resume-"))
     try:
@@ -60,11 +62,11 @@ def run(args: argparse.Namespace, work: Path) -> int:
         return time.perf_counter() - start, summary
 
     first_s, first = timed()
-    manifest = (out / first.campaign / "manifest.json").read_bytes()
+    manifest = (out / manifest_key(first.campaign)).read_bytes()
     second_s, second = timed()
     if first.failed or first.rendered != first.jobs or second.rendered or second.cached != second.jobs:
         raise SystemExit(f"unexpected runs: first {first}, second {second}")
-    if (out / first.campaign / "manifest.json").read_bytes() != manifest or second.exported != first.exported:
+    if (out / manifest_key(first.campaign)).read_bytes() != manifest or second.exported != first.exported:
         raise SystemExit("the second run changed the manifest")
     verdicts = ", ".join(f"{n} {v}" for v, n in sorted(first.verdicts.items()))
     rows = [Row(f"second run of a finished {first.jobs:,}-job campaign (first run as baseline)", second_s, "s",

@@ -21,10 +21,12 @@ import os
 import shlex
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-ALGORITHMS = ("es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519")
+from settings import SettingsError, load_settings, variable
+
 DEVELOPMENT_CA_NAME = "brandbatch development CA (not trusted)"
 DEVELOPMENT_SIGNER_NAME = "brandbatch development signer (not trusted)"
 _DEVELOPMENT_FILE = "development-credential.pem"
@@ -62,11 +64,6 @@ class Credential:
         return done.stdout
 
 
-def cache_folder() -> Path:
-    """``$BRANDBATCH_CACHE``, else ``~/.cache/brandbatch``."""
-    return Path(os.environ.get("BRANDBATCH_CACHE") or Path.home() / ".cache" / "brandbatch")
-
-
 def _read(variable: str, path: str) -> bytes:
     try:
         data = Path(path).read_bytes()
@@ -77,25 +74,26 @@ def _read(variable: str, path: str) -> bytes:
     return data
 
 
-def load_credential(environ: os._Environ | dict | None = None) -> Credential:
-    """The configured credential (see the module's doc), else the development one."""
-    env = os.environ if environ is None else environ
-    certs, key, command = (env.get(f"BRANDBATCH_C2PA_{name}", "").strip() for name in ("CERTS", "KEY", "SIGN_COMMAND"))
-    alg = env.get("BRANDBATCH_C2PA_ALG", "").strip().lower() or "es256"
-    if alg not in ALGORITHMS:
-        raise CredentialError(f"$BRANDBATCH_C2PA_ALG must be one of {', '.join(ALGORITHMS)} but is {alg!r}")
-    tsa_url = env.get("BRANDBATCH_C2PA_TSA_URL", "").strip() or None
+def load_credential(environ: Mapping[str, str] | None = None) -> Credential:
+    """The configured credential (see the module's doc), else the development one. ``environ``:
+    where the settings come from (default: this process's environment)."""
+    try:
+        settings = load_settings(environ)
+    except SettingsError as exc:
+        raise CredentialError(str(exc)) from None
+    certs, key, command = settings.c2pa_certs, settings.c2pa_key, settings.c2pa_sign_command
+    alg, tsa_url = settings.c2pa_alg, settings.c2pa_tsa_url
     if not (certs or key or command):
-        return development_credential(cache_folder() / "c2pa")
+        return development_credential(settings.cache / "c2pa")
     if not certs:
         raise CredentialError("$BRANDBATCH_C2PA_KEY or $BRANDBATCH_C2PA_SIGN_COMMAND is set but "
                               "$BRANDBATCH_C2PA_CERTS (the PEM certificate chain) is not")
     if bool(key) == bool(command):
         raise CredentialError("set exactly one of $BRANDBATCH_C2PA_KEY (a PEM key file) and "
                               "$BRANDBATCH_C2PA_SIGN_COMMAND (a command that signs stdin) with $BRANDBATCH_C2PA_CERTS")
-    chain = _read("BRANDBATCH_C2PA_CERTS", certs)
+    chain = _read(variable("c2pa_certs"), certs)
     if key:
-        return Credential(chain, alg, key=_read("BRANDBATCH_C2PA_KEY", key), tsa_url=tsa_url)
+        return Credential(chain, alg, key=_read(variable("c2pa_key"), key), tsa_url=tsa_url)
     return Credential(chain, alg, command=tuple(shlex.split(command)), tsa_url=tsa_url)
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Collection, Iterable
 
 from store.base import Store
+from store.documents import DocumentError, Manifest, dump_document, parse_document
+from store.keys import manifest_csv_key, manifest_key
 
 MANIFEST_FIELDS = (
     "asset_id", "row", "variant", "placement", "platform", "format", "width", "height", "bytes", "sha256", "path",
@@ -33,7 +34,7 @@ def neutralise(value: object) -> object:
 
 
 def manifest_json(rows: Iterable[dict]) -> bytes:
-    return (json.dumps(list(rows), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    return dump_document(Manifest.model_validate(list(rows)), indent=2, exclude_unset=True)
 
 
 def manifest_csv(rows: Iterable[dict]) -> bytes:
@@ -45,10 +46,10 @@ def manifest_csv(rows: Iterable[dict]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def _torn(data: bytes) -> bool:
+def _torn(data: bytes, error: DocumentError) -> bool:
     """A manifest of ours cut short or zero-filled on disk (a crash, a bad copy): empty, all NUL,
     or a JSON list that does not parse."""
-    return not data.strip(b"\0 \t\r\n") or data.lstrip().startswith(b"[")
+    return not data.strip(b"\0 \t\r\n") or (error.unparsable and data.lstrip().startswith(b"["))
 
 
 def write_manifests(store: Store, campaign: str, rows: Iterable[dict],
@@ -56,12 +57,13 @@ def write_manifests(store: Store, campaign: str, rows: Iterable[dict],
     """Merge ``rows`` over the campaign's existing manifest (by path), write JSON + CSV; returns
     the merged rows. With ``approved`` (the (asset_id, variant) pairs approved now), earlier
     rows of anything else are withdrawn: their files are deleted and their rows dropped."""
-    key = f"{campaign}/manifest.json"
+    key = manifest_key(campaign)
     data = store.get(key) if store.exists(key) else b"[]"
     try:
-        merged = {row["path"]: row for row in json.loads(data)}
-    except (ValueError, TypeError, KeyError) as exc:
-        if not (isinstance(exc, ValueError) and _torn(data)):
+        stored = parse_document(data, Manifest, store.location(key))
+        merged = {row.path: row.model_dump(exclude_unset=True) for row in stored.root}
+    except DocumentError as exc:
+        if not _torn(data, exc):
             raise ValueError(f"{store.location(key)} is not a brandbatch manifest (a JSON list of rows with a "
                              f"'path'): {exc}; move it away to start a new one") from None
         merged = {}  # rebuilt from ``rows``: the export stage gives them for every approved variant
@@ -73,6 +75,6 @@ def write_manifests(store: Store, campaign: str, rows: Iterable[dict],
     merged.update((row["path"], row) for row in rows)
     ordered = [merged[path] for path in sorted(merged)]
     store.put(key, manifest_json(ordered), content_type="application/json", overwrite=True)
-    store.put(f"{campaign}/manifest.csv", manifest_csv(ordered), content_type="text/csv; charset=utf-8",
+    store.put(manifest_csv_key(campaign), manifest_csv(ordered), content_type="text/csv; charset=utf-8",
               overwrite=True)
     return ordered

@@ -15,7 +15,7 @@ import io
 import math
 import multiprocessing
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -33,9 +33,12 @@ from exports.overlay import OverlayStyle, apply_overlays, overlay_problems
 from exports.placements import Placement, sized_for, unknown_placement
 from exports.provenance import Provenance, SigningError, sign, verify
 from plan.jobs import RenderJob
+from plan.planner import shipped_text_problems
 from plan.styles import DEFAULT_MAX_UPSCALE
 from render.upscale import UpscalerError, UpscalerSpec
+from store import keys
 from store.base import Store
+from store.keys import render_key as render_source_key  # export_render's ``keys`` are its files
 
 RUN_FORMATS = (*FORMATS, "upload")  # "upload": the placement's first accepted upload format
 DEFAULT_FORMATS = ("webp", "avif", "upload")
@@ -65,17 +68,8 @@ class ExportItem:
     upscaler: UpscalerSpec | None = None  # the style's super-resolution model; None: resample only
 
 
-def render_key(job: RenderJob) -> str:
-    return f"renders/{job.key}.png"
-
-
-def _stem(item: ExportItem, placement_id: str) -> str:
-    name = item.asset_id if item.variant == 1 else f"{item.asset_id}-v{item.variant}"
-    return f"{item.campaign}/exports/{placement_id}/{name}"
-
-
 def export_key(item: ExportItem, placement_id: str, fmt: str) -> str:
-    return f"{_stem(item, placement_id)}.{EXTENSIONS[fmt]}"
+    return keys.export_key(item.campaign, placement_id, item.asset_id, item.variant, EXTENSIONS[fmt])
 
 
 def _formats_for(formats: Sequence[str], placement: Placement) -> list[str]:
@@ -151,12 +145,6 @@ def _load_logo(item: ExportItem, overlays: bool) -> Image.Image | None:
         raise ValueError(f"{exc} (asset {item.asset_id})") from None
 
 
-def upscaled_key(render_sha256: str, upscaler: UpscalerSpec) -> str:
-    """Content address of a render upscaled by a model: the render's bytes and the weights."""
-    digest = hashlib.sha256(f"brandbatch-upscaled-v1|{render_sha256}|{upscaler.tag}".encode()).hexdigest()
-    return f"upscaled/{digest}.png"
-
-
 def needs_model_upscale(item: ExportItem, job: RenderJob, placement: Placement) -> bool:
     """Whether the placement enlarges the render more than the style allows and the style names
     an upscaler (never at or below ``max_upscale``)."""
@@ -171,17 +159,17 @@ def ensure_upscaled(store: Store, job: RenderJob, upscaler: UpscalerSpec) -> tup
     from render.upscale import upscale
 
     try:
-        data = store.get(render_key(job))
+        data = store.get(keys.render_key(job.key))
     except FileNotFoundError:
-        raise ValueError(f"render {render_key(job)} is not in the store") from None
-    key = upscaled_key(hashlib.sha256(data).hexdigest(), upscaler)
+        raise ValueError(f"render {keys.render_key(job.key)} is not in the store") from None
+    key = keys.upscaled_key(hashlib.sha256(data).hexdigest(), upscaler.tag)
     stored = _stored(store, key)
     if stored is None:
         try:
             with Image.open(io.BytesIO(data)) as opened:
                 image, _scale = upscale(opened.convert("RGB"), upscaler)
         except UpscalerError as exc:
-            raise ValueError(f"upscaling {render_key(job)}: {exc}") from None
+            raise ValueError(f"upscaling {keys.render_key(job.key)}: {exc}") from None
         stored = encode_png(np.asarray(image))
         store.put(key, stored, content_type="image/png")
     with Image.open(io.BytesIO(stored)) as opened:
@@ -245,7 +233,7 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
                      for fmt, key in keys.items()]
             continue
         image, reason, held = None, logo_reason, []
-        source_key, source_size = render_key(job), (job.width, job.height)
+        source_key, source_size = render_source_key(job.key), (job.width, job.height)
         if needs_model_upscale(item, job, placement):
             try:
                 source_key, source_size = ensure_upscaled(store, job, item.upscaler)
@@ -406,6 +394,30 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     return sorted(rows, key=lambda row: row["path"])
 
 
+def export_failure_lines(rows: Sequence[dict], placements: Mapping[str, Placement],
+                         formats: Sequence[str]) -> list[str]:
+    """One line per export that failed (which file, why), and, when ``upload`` was asked for, per
+    placement of an asset variant left without an exported file in a format the platform accepts
+    for upload (JPEG/PNG): that placement cannot go live."""
+    lines = [f"export failed: {row['path']}: {row['error']}" for row in rows
+             if row.get("status") not in ("exported", "review")]
+    if "upload" in formats:
+        uploadable: dict[tuple[str, int, str], bool] = {}
+        held = {(r["asset_id"], r["variant"], r["placement"]) for r in rows if r.get("status") == "review"}
+        for row in rows:
+            placement = placements.get(row["placement"])
+            if placement is None or (row["asset_id"], row["variant"], row["placement"]) in held:
+                continue  # held files wait for a designer (not a failure)
+            key = (row["asset_id"], row["variant"], row["placement"])
+            ok = row.get("status") == "exported" and row.get("format") in placement.upload_formats
+            uploadable[key] = uploadable.get(key, False) or ok
+        for (asset_id, variant, pid), ok in sorted(uploadable.items()):
+            if not ok:
+                lines.append(f"no uploadable file: {asset_id} v{variant} has no {'/'.join(placements[pid].upload_formats)} "
+                             f"export for placement {pid} (the platform accepts only these for upload)")
+    return lines
+
+
 def held_for_review(rows: Sequence[dict]) -> dict[tuple[str, int], str]:
     """(asset_id, variant) -> the reasons, for each item with files held for review (``status: review``)."""
     held: dict[tuple[str, int], list[str]] = {}
@@ -419,14 +431,41 @@ def held_for_review(rows: Sequence[dict]) -> dict[tuple[str, int], str]:
 
 
 def _unknown_placement_row(item: ExportItem, pid: str, known: Iterable[str]) -> dict:
+    return _item_failed_row(item, pid, unknown_placement(pid, known))
+
+
+def _item_failed_row(item: ExportItem, pid: str, reason: str) -> dict:
+    """The row of a placement of ``item`` that nothing was exported for (no format, no file)."""
     return {name: "" for name in MANIFEST_FIELDS} | {
         "asset_id": item.asset_id, "row": item.row, "variant": item.variant, "placement": pid,
-        "path": _stem(item, pid), "bytes": 0, "status": "failed",
-        "error": unknown_placement(pid, known),
+        "path": keys.export_stem(item.campaign, pid, item.asset_id, item.variant), "bytes": 0, "status": "failed",
+        "error": reason,
         "qa_verdict": item.qa_verdict, "approval_id": item.approval_id, "approved_by": item.approved_by,
         "alt_text": item.alt_text,
     }
 
 
-__all__ = ["DEFAULT_FORMATS", "RUN_FORMATS", "ExportItem", "export_assets", "export_render",
-           "held_for_review", "write_manifests"]
+def refuse_banned_text(items: Sequence[ExportItem], banned_for: Callable[[RenderJob], Sequence[str]]
+                       ) -> tuple[list[ExportItem], list[dict]]:
+    """Check every text of each item that ships (file name, manifest, overlay, platform: asset id,
+    headline, CTA, alt text) against the banned terms of its render's style as they are now
+    (``banned_for``: job -> terms): returns the items that pass, and a failed row per placement
+    of each item that does not (nothing of it is exported)."""
+    passed, rows = [], []
+    for item in items:
+        job = next(iter(item.renders.values()), None)
+        texts = {"asset_id": item.asset_id, "headline": item.headline, "cta": item.cta, "alt_text": item.alt_text}
+        try:
+            problems = shipped_text_problems(texts, banned_for(job)) if job is not None else []
+        except ValueError as exc:  # the style cannot be read now: its terms cannot be checked, fail closed
+            problems = [f"banned terms cannot be checked: {exc}"]
+        if not problems:
+            passed.append(item)
+            continue
+        reason = f"{'; '.join(problems)} (style {job.style}@{job.style_version}): nothing of it is exported"
+        rows += [_item_failed_row(item, pid, reason) for pid in item.placements]
+    return passed, rows
+
+
+__all__ = ["DEFAULT_FORMATS", "RUN_FORMATS", "ExportItem", "export_assets", "export_failure_lines", "export_render",
+           "held_for_review", "refuse_banned_text", "write_manifests"]

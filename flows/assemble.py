@@ -5,21 +5,23 @@ Kept out of the Prefect flow so it is unit-tested without a server.
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from exports.overlay import OverlayStyle
 from exports.placements import Placement, load_placements
 from exports.stage import ExportItem
-from plan.planner import CampaignPlan, PlanSettings
+from plan.jobs import RenderJob
+from plan.planner import CampaignPlan, PlanSettings, banned_terms_for
 from plan.styles import DEFAULT_MAX_UPSCALE
 from render.registry import pinning_problem
 from render.upscale import upscaler_spec
 from review.queue import ApprovedVariant
+from settings import load_settings
 from store import Store
+from store.documents import AssetRecord, AssetSnapshot, UpscalerRecord, read_document, write_document
+from store.keys import assets_key
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,18 +35,18 @@ class Paths:
 
 def resolve_paths(styles: str | None = None, placements_file: str | None = None) -> Paths:
     """``--styles`` (or $BRANDBATCH_STYLES), else ./styles, else the project's own styles."""
-    def pick(explicit: str | None, env: str, name: str) -> Path:
+    settings = load_settings()
+
+    def pick(explicit: str | Path | None, name: str) -> Path:
         if explicit:
             return Path(explicit)
-        if os.environ.get(env):
-            return Path(os.environ[env])
         local = Path.cwd() / name
         return local if local.is_dir() else REPO_ROOT / name
 
-    extra = placements_file or os.environ.get("BRANDBATCH_PLACEMENTS")
+    extra = placements_file or settings.placements
     return Paths(
-        styles=pick(styles, "BRANDBATCH_STYLES", "styles"),
-        templates=pick(None, "BRANDBATCH_TEMPLATES", "templates") / "prompts",
+        styles=pick(styles or settings.styles, "styles"),
+        templates=pick(settings.templates, "templates") / "prompts",
         placements_file=Path(extra) if extra else None,
     )
 
@@ -62,11 +64,7 @@ def plan_settings(styles: str | None = None, *, allow_draft: bool = False, model
     return settings, placements
 
 
-def assets_key(campaign: str) -> str:
-    return f"{campaign}/assets.json"
-
-
-def asset_snapshot(plan: CampaignPlan, styles_dir: Path) -> bytes:
+def asset_snapshot(plan: CampaignPlan, styles_dir: Path) -> AssetSnapshot:
     """What export needs of each planned row (placements, alt text, overlay text, the style's
     overlay look, focal hint, logo, upscale limit and upscaler), so that ``brandbatch export`` works later without the
     sheet. Files are recorded as absolute paths: a sheet's ``logo`` column is relative to the
@@ -85,28 +83,44 @@ def asset_snapshot(plan: CampaignPlan, styles_dir: Path) -> bytes:
             logo = folder / style.logo
         upscaler = None
         if style.upscaler is not None:
-            upscaler = {"id": style.upscaler.id, "sha256": style.upscaler.sha256,
-                        "path": None if style.upscaler.sha256 is None else str(style.upscaler.path(folder))}
-        assets[row.asset_id] = {
-            "row": row.row, "placements": list(row.placements), "alt_text": row.alt_text,
-            "headline": row.cells.get("headline", ""), "cta": row.cells.get("cta", ""),
-            "locale": row.cells.get("locale", ""),
-            "overlay": overlay, "focal": list(style.focal) if style.focal else None,
-            "logo": str(logo.resolve()) if logo else "",
-            "max_upscale": style.max_upscale, "upscaler": upscaler,
-        }
-    return (json.dumps(assets, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+            upscaler = UpscalerRecord(id=style.upscaler.id, sha256=style.upscaler.sha256,
+                                      path=None if style.upscaler.sha256 is None else str(style.upscaler.path(folder)))
+        assets[row.asset_id] = AssetRecord(
+            row=row.row, placements=list(row.placements), alt_text=row.alt_text,
+            headline=row.cells.get("headline", ""), cta=row.cells.get("cta", ""), locale=row.cells.get("locale", ""),
+            overlay=overlay, focal=tuple(style.focal) if style.focal else None,
+            logo=str(logo.resolve()) if logo else "", max_upscale=style.max_upscale, upscaler=upscaler,
+        )
+    return AssetSnapshot(assets=dict(sorted(assets.items())))
 
 
-def load_assets(store: Store, campaign: str) -> dict[str, dict]:
+def save_assets(store: Store, campaign: str, snapshot: AssetSnapshot) -> None:
+    write_document(store, assets_key(campaign), snapshot)
+
+
+def load_assets(store: Store, campaign: str) -> dict[str, AssetRecord]:
     key = assets_key(campaign)
-    if not store.exists(key):
+    try:
+        return dict(read_document(store, key, AssetSnapshot).assets)
+    except FileNotFoundError:
         raise FileNotFoundError(f"no campaign {campaign!r} in {store.root}: run `brandbatch run` first "
-                                f"({key} is missing)")
-    return json.loads(store.get(key))
+                                f"({key} is missing)") from None
 
 
-def export_items(campaign: str, approved: Sequence[ApprovedVariant], assets: Mapping[str, dict]) -> list[ExportItem]:
+def banned_checker(styles_dir: Path) -> Callable[[RenderJob], tuple[str, ...]]:
+    """job -> the banned terms of its style version as they are now (read once per style)."""
+    cache: dict[tuple[str, int], tuple[str, ...]] = {}
+
+    def banned(job: RenderJob) -> tuple[str, ...]:
+        ref = (job.style, job.style_version)
+        if ref not in cache:
+            cache[ref] = banned_terms_for(styles_dir, job.style, job.style_version)
+        return cache[ref]
+    return banned
+
+
+def export_items(campaign: str, approved: Sequence[ApprovedVariant], assets: Mapping[str, AssetRecord]
+                 ) -> list[ExportItem]:
     """Export items for approved variants of assets still in the campaign's latest plan."""
     items = []
     for variant in sorted(approved, key=lambda v: (v.asset_id, v.variant)):
@@ -114,13 +128,12 @@ def export_items(campaign: str, approved: Sequence[ApprovedVariant], assets: Map
         if asset is None:
             continue  # the row left the sheet since it was approved
         items.append(ExportItem(
-            campaign=campaign, asset_id=variant.asset_id, row=asset["row"], variant=variant.variant,
-            placements=tuple(asset["placements"]), renders=dict(variant.jobs), qa_verdict=variant.qa_verdict,
-            approval_id=variant.approval_id, approved_by=variant.approved_by, alt_text=asset["alt_text"],
-            headline=asset["headline"], cta=asset["cta"], locale=asset.get("locale", ""), logo=asset.get("logo", ""),
-            focal=tuple(asset["focal"]) if asset.get("focal") else None,
-            overlay=OverlayStyle.from_settings(asset.get("overlay", {})),
-            max_upscale=asset.get("max_upscale", DEFAULT_MAX_UPSCALE),
-            upscaler=upscaler_spec(up["id"], up["path"], up["sha256"]) if (up := asset.get("upscaler")) else None,
+            campaign=campaign, asset_id=variant.asset_id, row=asset.row, variant=variant.variant,
+            placements=tuple(asset.placements), renders=dict(variant.jobs), qa_verdict=variant.qa_verdict,
+            approval_id=variant.approval_id, approved_by=variant.approved_by, alt_text=asset.alt_text,
+            headline=asset.headline, cta=asset.cta, locale=asset.locale, logo=asset.logo, focal=asset.focal,
+            overlay=OverlayStyle.from_settings(asset.overlay),
+            max_upscale=DEFAULT_MAX_UPSCALE if asset.max_upscale is None else asset.max_upscale,
+            upscaler=upscaler_spec(up.id, up.path, up.sha256) if (up := asset.upscaler) else None,
         ))
     return items

@@ -16,10 +16,10 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.assemble import asset_snapshot, assets_key, plan_settings, resolve_paths
 from exports.overlay import sheet_text_problems
 from exports.provenance import credential_note
-from exports.stage import DEFAULT_FORMATS
+from exports.stage import DEFAULT_FORMATS, export_failure_lines
+from flows.assemble import asset_snapshot, plan_settings, resolve_paths, save_assets
 from flows.deadletters import load_dead_letters, rendered_jobs, retry_jobs
 from flows.export import export_task
 from flows import metrics
@@ -31,10 +31,13 @@ from plan.planner import CampaignPlan, PlanSettings, plan_campaign
 from plan.sheet import read_sheet
 from qa import QAResult, render_report, run_qa, summary_markdown
 from qa.report import upscale_warnings
+from qa.verdicts import qa_error_lines
 from render.stage import RenderReport, render_missing
 from review.actions import queue_for_review, render_rerolls, styles_qa
 from review.queue import ReviewQueue, database_url
+from settings import load_settings
 from store import Store, open_store
+from store.keys import manifest_key, report_key
 
 
 @dataclass
@@ -55,6 +58,8 @@ class CampaignSummary:
     dead_letters: int = 0
     credential: str = ""  # which C2PA credential signed the exports (exports.provenance.credential_note)
     held: int = 0  # export files held for review: overlays would be illegible (status "review")
+    qa_errors: list[str] = field(default_factory=list)  # one line each
+    export_failures: list[str] = field(default_factory=list)  # one line each
     upscale_warnings: list[str] = field(default_factory=list)  # exports still enlarged above max_upscale
 
 
@@ -62,7 +67,7 @@ class CampaignSummary:
 def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Store) -> CampaignPlan:
     plan = plan_campaign(read_sheet(sheet), settings, limit=limit)
     plan.problems.extend(sheet_text_problems(plan, settings.styles_dir))  # glyphs no font has
-    store.put(assets_key(plan.campaign), asset_snapshot(plan, settings.styles_dir), content_type="application/json", overwrite=True)
+    save_assets(store, plan.campaign, asset_snapshot(plan, settings.styles_dir))
     return plan
 
 
@@ -130,6 +135,7 @@ def campaign_batch(
     publishes or the time runs out (``flows.review_wait`` has the timeout policy)."""
     started = dt.datetime.now(dt.timezone.utc)
     logger = get_run_logger()
+    load_settings()  # every BRANDBATCH_* variable is checked before any work (deployment runs have no CLI)
     database_url(out)  # an S3 run needs BRANDBATCH_REVIEW_DB: say so before rendering anything
     settings, placements = plan_settings(styles, allow_draft=allow_draft, model=model)
     store = open_store(out)
@@ -150,7 +156,7 @@ def campaign_batch(
     review_wait.wait_for_designers(plan.campaign, wait_for_review, queued)  # deployments: suspend until published
 
     campaign = plan.campaign
-    rows = export_task(campaign, out, store, placements, formats)
+    rows = export_task(campaign, out, store, placements, formats, settings.styles_dir)
     create_markdown_artifact(summary_markdown(campaign, results), key=metrics.artifact_key("qa", campaign),
                              description=f"QA summary of {campaign}")
     letters, tables = metrics.record_run(store, plan, jobs, rendered, results, rows, letters, started=started,
@@ -159,7 +165,7 @@ def campaign_batch(
     html = render_report(campaign, plan.jobs, results, store, rows, extra={"problems": [str(p) for p in plan.problems],
                                                                           "credential": credential_note(rows)},
                          tables=tables)
-    store.put(f"{campaign}/report.html", html.encode("utf-8"), content_type="text/html; charset=utf-8",
+    store.put(report_key(campaign), html.encode("utf-8"), content_type="text/html; charset=utf-8",
               overwrite=True)
     tracker.stage(100, f"done: {len(rendered.rendered)} rendered, {len(rendered.failed)} failed")
     verdicts: dict[str, int] = {}
@@ -171,7 +177,8 @@ def campaign_batch(
         failed=[{"job_key": f.job_key, "reason": f.reason, "message": f.message} for f in rendered.failed],
         verdicts=verdicts, exported=sum(1 for r in rows if r.get("status") == "exported"), queued=queued,
         rerolled=rerolled, problems=[str(p) for p in plan.problems],
-        manifest=store.location(f"{campaign}/manifest.json"), report=store.location(f"{campaign}/report.html"),
+        manifest=store.location(manifest_key(campaign)), report=store.location(report_key(campaign)),
         dead_letters=len(letters), credential=credential_note(rows),
-        held=sum(1 for r in rows if r.get("status") == "review"), upscale_warnings=upscale_warnings(rows),
+        held=sum(1 for r in rows if r.get("status") == "review"), qa_errors=qa_error_lines(results),
+        export_failures=export_failure_lines(rows, placements, formats), upscale_warnings=upscale_warnings(rows),
     )

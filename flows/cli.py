@@ -33,6 +33,20 @@ def _fail(problems: list, *, to_stdout: bool = False) -> None:
         typer.echo(str(problem), err=not to_stdout)
 
 
+@app.callback()
+def _check_settings() -> None:
+    """Every BRANDBATCH_* variable is checked before any command runs (a bad value: exit 1)."""
+    from settings import SettingsError, load_settings, unknown_variables
+
+    try:
+        load_settings()
+    except SettingsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    for line in unknown_variables():
+        typer.echo(f"warning: {line}", err=True)
+
+
 def _prefect_home() -> None:
     """Prefect's local database cannot be created in a folder that is missing (e.g. a fresh
     PREFECT_HOME=.cache/prefect): make it first."""
@@ -101,10 +115,14 @@ def run(
     _prefect_home()
     from exports.credentials import CredentialError
     from flows.campaign import campaign_batch
-    from review.queue import ReviewError
+    from plan.sheet import campaign_name
+    from review.queue import ReviewError, check_queue
+    from store.keys import dead_letters_key
     from store import StoreError
+    from store.documents import DocumentError
 
     try:
+        check_queue(out, campaign_name(sheet))  # lost review state stops the run before any work
         summary = campaign_batch(sheet=str(sheet), out=out, model=model, limit=limit, styles=styles,
                                  allow_draft=allow_draft, batch_size=batch_size, formats=chosen,
                                  progress=progress and sys.stderr.isatty(), max_images=max_images,
@@ -112,23 +130,26 @@ def run(
     except InputError as exc:
         _fail(exc.problems)
         raise typer.Exit(1) from None
-    except (ReviewError, StoreError, CredentialError) as exc:  # StoreError: disk full, S3 unreachable; a rerun resumes
+    except (CredentialError, DocumentError, ReviewError, StoreError) as exc:  # StoreError: disk full, S3 unreachable; a rerun resumes
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     _fail(summary.problems)
     for failure in summary.failed:
         typer.echo(f"render failed: job {failure['job_key'][:12]} ({failure['reason']}): {failure['message']}",
                    err=True)
+    for line in summary.qa_errors + summary.export_failures:
+        typer.echo(line, err=True)
     verdicts = ", ".join(f"{n} {v}" for v, n in sorted(summary.verdicts.items())) or "none"
     rerolls = f", {summary.rerolled} reroll renders" if summary.rerolled else ""
-    typer.echo(f"campaign {summary.campaign}: {summary.jobs} jobs ({summary.rendered} rendered, "
-               f"{summary.cached} already there, {len(summary.failed)} failed{rerolls}); QA: {verdicts}; "
-               f"{summary.queued} waiting for review; {summary.exported} export files")
+    typer.echo(f"campaign {summary.campaign}: {summary.jobs} render jobs ({summary.rendered} rendered, "
+               f"{summary.cached} already there, {len(summary.failed)} failed{rerolls}); QA of renders: {verdicts}; "
+               f"{summary.queued} variants waiting for review; {summary.exported} export files "
+               f"({len(summary.export_failures)} export failures)")
     for line in summary.upscale_warnings:
         typer.echo(f"warning: {line}", err=True)
     if summary.dead_letters:
         typer.echo(f"dead letters: {summary.dead_letters} jobs failed and have not rendered since "
-                   f"({summary.campaign}/dead-letters.json); retry them alone with --retry-failed")
+                   f"({dead_letters_key(summary.campaign)}); retry them alone with --retry-failed")
     if summary.held:
         typer.echo(f"held for review: {summary.held} export files whose text or logo would be illegible or whose CTA "
                    "does not fit (status 'review' with the reason in the manifest)")
@@ -136,7 +157,7 @@ def run(
         typer.echo(summary.credential)
     typer.echo(f"manifest: {summary.manifest}")
     typer.echo(f"report:   {summary.report}")
-    raise typer.Exit(1 if summary.problems or summary.failed else 0)
+    raise typer.Exit(1 if summary.problems or summary.failed or summary.qa_errors or summary.export_failures else 0)
 
 
 @app.command()
@@ -145,6 +166,9 @@ def review(
     host: Annotated[str, typer.Option("--host", help="Interface to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8765,
     styles: StylesOpt = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild the review queue from its decision log "
+                                          "(after it was lost or damaged), write back what the log lacks, "
+                                          "then exit.")] = False,
 ) -> None:
     """Serve the designers' review queue (approve / reject / reroll; "publish" resumes the run
     waiting for the review, else exports)."""
@@ -153,7 +177,19 @@ def review(
     from flows.review_wait import publisher
     from review.app import serve
     from review.queue import ReviewError
+    from store import StoreError
 
+    if rebuild:
+        from review.rebuild import rebuild_queue
+
+        try:
+            report = rebuild_queue(out)
+        except (ReviewError, StoreError) as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+        for line in report.lines():
+            typer.echo(line)
+        return
     try:
         serve(out, host, port, publish=publisher(out),
               styles_dir=resolve_paths(styles).styles)
@@ -175,28 +211,35 @@ def export(
     from exports.provenance import credential_note
     from flows.export import export_campaign
     from qa.report import upscale_warnings
-    from review.queue import ReviewError
+    from review.queue import ReviewError, check_queue
     from store import StoreError
+    from store.documents import DocumentError
 
     try:
+        check_queue(out, campaign)  # lost review state stops the export before any work
         rows = export_campaign(campaign, out=out, formats=chosen)
-    except (FileNotFoundError, ReviewError, StoreError, CredentialError) as exc:
+    except (CredentialError, DocumentError, FileNotFoundError, ReviewError, StoreError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
-    failed = [r for r in rows if r.get("status") not in ("exported", "review")]
+    from exports.placements import load_placements
+    from exports.stage import export_failure_lines
+    from flows.assemble import resolve_paths
+
     for row in rows:
         if row.get("status") == "review":
             typer.echo(f"held for review: {row['path']}: {row['error']}", err=True)
-    for row in failed:
-        typer.echo(f"export failed: {row['path']}: {row['error']}", err=True)
+    failures = export_failure_lines(rows, load_placements(resolve_paths().placements_file), chosen)
+    for line in failures:
+        typer.echo(line, err=True)
+    exported = sum(1 for r in rows if r.get("status") == "exported")
     for line in upscale_warnings(rows):
         typer.echo(f"warning: {line}", err=True)
     held = sum(1 for r in rows if r.get("status") == "review")
-    typer.echo(f"campaign {campaign}: {len(rows) - len(failed) - held} export files, {held} held for review, "
-               f"{len(failed)} failed")
+    typer.echo(f"campaign {campaign}: {exported} export files written or current, {held} export files held for "
+               f"review, {len(failures)} export failures")
     if credential_note(rows):
         typer.echo(credential_note(rows))
-    raise typer.Exit(1 if failed else 0)
+    raise typer.Exit(1 if failures else 0)
 
 
 @styles_app.command("list")

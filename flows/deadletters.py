@@ -10,41 +10,13 @@ only when its content changes, so a rerun that changes nothing touches nothing.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
 
-from plan.errors import InputError, Problem
 from plan.jobs import RenderJob
-from render.stage import RenderReport, render_key
+from render.stage import RenderReport
 from store.base import Store
-
-FORMAT = 1
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A job that failed to render. ``reason``: the render failure code (model_error, nan_output,
-    black_output, oom, budget, error); ``attempts``: how many runs tried it and failed."""
-
-    job_key: str
-    asset_id: str
-    row: int
-    variant: int
-    aspect: str
-    reason: str
-    message: str
-    attempts: int
-    first_failed: str  # ISO 8601 UTC
-    last_failed: str
-
-    @classmethod
-    def from_dict(cls, data: dict) -> DeadLetter:
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
-
-
-def dead_letters_key(campaign: str) -> str:
-    return f"{campaign}/dead-letters.json"
+from store.documents import DeadLetter, DeadLetters, dump_document, read_document
+from store.keys import dead_letters_key, render_key
 
 
 def _order(letter: DeadLetter) -> tuple:
@@ -66,39 +38,27 @@ def update_dead_letters(previous: Iterable[DeadLetter], report: RenderReport, jo
     for failure in report.failed:
         old = letters.get(failure.job_key)
         if old is not None:
-            letters[failure.job_key] = replace(old, reason=failure.reason, message=failure.message,
-                                               attempts=old.attempts + 1, last_failed=stamp)
+            letters[failure.job_key] = old.model_copy(update=dict(
+                reason=failure.reason, message=failure.message, attempts=old.attempts + 1, last_failed=stamp))
             continue
         job = by_key.get(failure.job_key)
         if job is None:
             raise ValueError(f"render failure for job {failure.job_key[:12]} that is not among the jobs given")
-        letters[failure.job_key] = DeadLetter(job.key, job.row_key, job.row, job.variant, job.aspect,
-                                              failure.reason, failure.message, 1, stamp, stamp)
+        letters[failure.job_key] = DeadLetter(
+            job_key=job.key, asset_id=job.row_key, row=job.row, variant=job.variant, aspect=job.aspect,
+            reason=failure.reason, message=failure.message, attempts=1, first_failed=stamp, last_failed=stamp)
     if planned is not None:
         letters = {key: letter for key, letter in letters.items() if key in planned}
     return sorted(letters.values(), key=_order)
 
 
-def dumps(campaign: str, letters: Sequence[DeadLetter]) -> bytes:
-    body = {"format": FORMAT, "campaign": campaign, "dead_letters": [asdict(x) for x in sorted(letters, key=_order)]}
-    return (json.dumps(body, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-
-
 def load_dead_letters(store: Store, campaign: str) -> list[DeadLetter]:
-    """The stored list ([] when there is none). A file that cannot be read is an error naming it."""
-    key = dead_letters_key(campaign)
+    """The stored list ([] when there is none). A file that cannot be read is a ``DocumentError``
+    naming it."""
     try:
-        data = store.get(key)
+        return list(read_document(store, dead_letters_key(campaign), DeadLetters).dead_letters)
     except FileNotFoundError:
         return []
-    try:
-        body = json.loads(data)
-        if body.get("format") != FORMAT:
-            raise ValueError(f"format must be {FORMAT} but is {body.get('format')!r}")
-        return [DeadLetter.from_dict(entry) for entry in body["dead_letters"]]
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InputError([Problem(store.location(key), f"not a dead-letter list ({type(exc).__name__}: {exc}); "
-                                                       "fix or delete the file")]) from None
 
 
 def save_dead_letters(store: Store, campaign: str, letters: Sequence[DeadLetter]) -> bool:
@@ -110,13 +70,13 @@ def save_dead_letters(store: Store, campaign: str, letters: Sequence[DeadLetter]
             return False
         store.delete(key)
         return True
-    data = dumps(campaign, letters)
+    data = dump_document(DeadLetters(campaign=campaign, dead_letters=sorted(letters, key=_order)))
     try:
         if store.get(key) == data:
             return False
     except FileNotFoundError:
         pass
-    store.put(key, data, content_type="application/json", overwrite=True)
+    store.put(key, data, content_type="application/json", overwrite=True)  # the bytes compared above
     return True
 
 

@@ -8,28 +8,31 @@ review page's "publish approved" button, or a deployment).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from exports.placements import Placement
-from exports.stage import DEFAULT_FORMATS, export_assets, held_for_review, write_manifests
-from flows.assemble import export_items, load_assets, plan_settings
+from exports.stage import DEFAULT_FORMATS, export_assets, held_for_review, refuse_banned_text, write_manifests
+from flows.assemble import banned_checker, export_items, load_assets, plan_settings
 from review.queue import ReviewQueue, item_id_for
 from store import Store, open_store
 
 
 @task(cache_policy=NO_CACHE)
 def export_task(campaign: str, out: str, store: Store, placements: dict[str, Placement],
-                formats: Sequence[str]) -> list[dict]:
+                formats: Sequence[str], styles_dir: Path) -> list[dict]:
     queue = ReviewQueue.for_out(out)
     try:
+        queue.verify(campaign)  # lost decisions stop the export (ReviewStateLost)
         approved = queue.approved(campaign)
     finally:
         queue.close()
-    items = export_items(campaign, approved, load_assets(store, campaign))
-    rows = export_assets(items, store, placements, formats=formats)
-    write_manifests(store, campaign, rows, approved={(v.asset_id, v.variant) for v in approved})
+    items, refused = refuse_banned_text(export_items(campaign, approved, load_assets(store, campaign)),
+                                        banned_checker(styles_dir))
+    rows = export_assets(items, store, placements, formats=formats) + refused
+    write_manifests(store, campaign, rows, approved={(i.asset_id, i.variant) for i in items})
     held = held_for_review(rows)
     if held:
         queue = ReviewQueue.for_out(out)
@@ -44,5 +47,5 @@ def export_task(campaign: str, out: str, store: Store, placements: dict[str, Pla
 @flow(name="export_campaign")
 def export_campaign(campaign: str, out: str = "out", formats: list[str] = list(DEFAULT_FORMATS)) -> list[dict]:  # noqa: B006
     """Export the approved assets of ``campaign``; returns the manifest rows written."""
-    _, placements = plan_settings()
-    return export_task(campaign, out, open_store(out), placements, formats)
+    settings, placements = plan_settings()
+    return export_task(campaign, out, open_store(out), placements, formats, settings.styles_dir)

@@ -11,22 +11,23 @@ the formatting; ``RunProgress`` and ``publish_artifacts`` are the only Prefect c
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from flows.deadletters import DeadLetter, save_dead_letters, update_dead_letters
-from plan.errors import InputError, Problem
+from flows.deadletters import save_dead_letters, update_dead_letters
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan
 from qa.report import Table
 from qa.verdicts import VERDICTS, QAResult
 from render.stage import RenderReport
+from store import documents
 from store.base import Store
+from store.documents import DeadLetter, read_document, write_document
+from store.keys import run_record_key, runs_prefix
 
 RUNS_SHOWN = 30  # newest recorded runs listed in report.html and the runs artifact (totals use all)
 BANNED_MARK = "banned term"  # how plan/planner.py words banned-term problems (tests/flows/test_metrics.py checks)
@@ -86,31 +87,8 @@ class _ImageTimes:
         return percentile(self.image_seconds, 95)
 
 
-@dataclass(frozen=True)
-class RunRecord(_ImageTimes):
-    """What one run did. ``jobs``: jobs its render pass was given (the plan, or the dead
-    letters under ``--retry-failed``); ``image_seconds``: render seconds of each new image
-    (its share of its batch); ``render_seconds``: wall-clock seconds of the render stage (what
-    images/hour is over); ``wall_seconds``: flow start to the end of export (a deployment run
-    that waits for designers includes the wait)."""
-
-    campaign: str
-    run_id: str
-    mode: str  # "run" or "retry-failed"
-    started: str  # ISO 8601 UTC
-    wall_seconds: float
-    render_seconds: float
-    jobs: int
-    rendered: int
-    cached: int
-    failed: dict[str, int]  # reason code -> jobs
-    gpu_seconds: float
-    image_seconds: list[float]
-    rows_valid: int
-    rows_blocked: int
-    rows_banned: int
-    verdicts: dict[str, int]
-    export_failed: int = 0
+class RunRecord(documents.RunRecord, _ImageTimes):
+    """A stored run record (``store.documents.RunRecord``) with the figures derived from it."""
 
     @property
     def images_per_hour(self) -> float | None:
@@ -122,15 +100,7 @@ class RunRecord(_ImageTimes):
 
     @property
     def key(self) -> str:
-        stamp = dt.datetime.fromisoformat(self.started).strftime("%Y%m%dT%H%M%SZ")
-        return f"{self.campaign}/runs/{stamp}-{''.join(c for c in self.run_id if c.isalnum())[:12] or 'run'}.json"
-
-    def to_json(self) -> bytes:
-        return (json.dumps(asdict(self), indent=1, sort_keys=True) + "\n").encode("utf-8")
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> RunRecord:
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+        return run_record_key(self.campaign, self.started, self.run_id)
 
 
 def run_record(*, campaign: str, run_id: str, mode: str, started: dt.datetime, finished: dt.datetime,
@@ -158,22 +128,14 @@ def worth_recording(record: RunRecord) -> bool:
 
 
 def save_run(store: Store, record: RunRecord) -> str:
-    store.put(record.key, record.to_json(), content_type="application/json")
+    write_document(store, record.key, record, overwrite=False)
     return record.key
 
 
 def load_runs(store: Store, campaign: str) -> list[RunRecord]:
-    """Every recorded run of the campaign, oldest first. A record that cannot be read is an
-    error naming it."""
-    records = []
-    for key in store.list(f"{campaign}/runs"):
-        if not key.endswith(".json"):
-            continue
-        try:
-            records.append(RunRecord.from_dict(json.loads(store.get(key))))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputError([Problem(store.location(key), f"not a run record ({type(exc).__name__}: {exc}); "
-                                                           "fix or delete the file")]) from None
+    """Every recorded run of the campaign, oldest first. A record that cannot be read is a
+    ``DocumentError`` naming it."""
+    records = [read_document(store, key, RunRecord) for key in store.list(runs_prefix(campaign)) if key.endswith(".json")]
     return sorted(records, key=lambda r: (r.started, r.run_id))
 
 

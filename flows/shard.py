@@ -25,7 +25,6 @@ automation made by ``ensure_crash_detection`` marks it Crashed after
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -40,16 +39,15 @@ from prefect.runtime import flow_run as current_flow_run
 from prefect.tasks import exponential_backoff
 
 from plan.jobs import RenderJob
-from render.shards import (Shard, merge_reports, render_waves, report_from_dict, report_to_dict, split_budget,
+from render.shards import (Shard, merge_reports, render_waves, report_from_record, report_to_record, split_budget,
                            split_shards)
 from render.stage import CHECK_THREADS, RenderFailure, RenderReport, render_missing, stored_render_problem
+from settings import load_settings, variable
 from store import Store, open_store
+from store.documents import ShardReport, read_document, write_document
+from store.keys import shard_report_key
 
-DEPLOYMENT_ENV = "BRANDBATCH_SHARD_DEPLOYMENT"
-SHARD_SIZE_ENV = "BRANDBATCH_SHARD_SIZE"
-STALE_ENV = "BRANDBATCH_SHARD_STALE_SECONDS"
-LEASE_ENV = "BRANDBATCH_GPU_LEASE_SECONDS"
-NODE_ENV = "BRANDBATCH_NODE"
+DEPLOYMENT_ENV = variable("shard_deployment")
 GPU_LIMIT = "gpu"
 SHARD_ATTEMPTS = 3
 CRASH_AUTOMATION = "brandbatch: crash render shards without heartbeats"
@@ -69,25 +67,12 @@ RENDER_RETRIES = dict(retries=2, retry_delay_seconds=exponential_backoff(backoff
                       retry_jitter_factor=0.5, retry_condition_fn=_transient)
 
 
-def _env_number(name: str, default: float, minimum: float) -> float:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise ValueError(f"${name} must be a number >= {minimum:g} but is {text!r}")
-    return value
-
-
 def shard_deployment() -> str | None:
     """The shard deployment to render on (``flow/deployment``), or None to render in-process.
 
     ``$BRANDBATCH_SHARD_DEPLOYMENT`` asks for shards; they need a Prefect server
     (``PREFECT_API_URL``), because Prefect's temporary local server ends with the process."""
-    name = os.environ.get(DEPLOYMENT_ENV, "").strip()
+    name = load_settings().shard_deployment
     if not name:
         return None
     from prefect.settings import PREFECT_API_URL
@@ -96,21 +81,14 @@ def shard_deployment() -> str | None:
         raise ValueError(f"${DEPLOYMENT_ENV}={name!r} asks for render shards on Prefect workers, but "
                          f"PREFECT_API_URL is not set: point it at the server the workers poll "
                          f"(e.g. http://127.0.0.1:4200/api), or unset ${DEPLOYMENT_ENV} to render in-process")
-    if name.count("/") != 1:
-        raise ValueError(f"${DEPLOYMENT_ENV} must be FLOW/DEPLOYMENT (e.g. render_shard/render-shard) but is {name!r}")
     return name
-
-
-def shard_record_key(flow_run_id: str) -> str:
-    """Where a shard run leaves its report in the store."""
-    return f"shards/{flow_run_id}.json"
 
 
 @task(cache_policy=NO_CACHE, **RENDER_RETRIES)
 def render_shard_task(jobs: Sequence[RenderJob], store: Store, batch_size: int, max_images: int | None,
                       max_gpu_seconds: float | None) -> RenderReport:
     """Render the shard's missing jobs holding one ``gpu`` slot (released on any exit)."""
-    with concurrency(GPU_LIMIT, occupy=1, lease_duration=_env_number(LEASE_ENV, 300, 60), strict=True):
+    with concurrency(GPU_LIMIT, occupy=1, lease_duration=load_settings().gpu_lease_seconds, strict=True):
         return render_missing(jobs, store, batch_size=batch_size, max_images=max_images,
                               max_gpu_seconds=max_gpu_seconds)
 
@@ -123,11 +101,10 @@ def render_shard(out: str, jobs: list[dict], batch_size: int = 4, max_images: in
     store = open_store(out)
     report = render_shard_task([RenderJob.from_dict(j) for j in jobs], store, batch_size, max_images,
                                max_gpu_seconds)
-    record = {"flow_run_id": current_flow_run.id, "node": os.environ.get(NODE_ENV) or socket.gethostname(),
-              "report": report_to_dict(report)}
-    store.put(shard_record_key(record["flow_run_id"]), json.dumps(record, sort_keys=True).encode("utf-8"),
-              content_type="application/json", overwrite=True)
-    return record
+    record = ShardReport(flow_run_id=str(current_flow_run.id), node=load_settings().node or socket.gethostname(),
+                         report=report_to_record(report))
+    write_document(store, shard_report_key(record.flow_run_id), record)
+    return record.model_dump()
 
 
 def ensure_crash_detection(stale_seconds: float) -> None:
@@ -196,10 +173,10 @@ def render_sharded(jobs: Sequence[RenderJob], store: Store, deployment: str, *, 
     for key in cached:
         done(key)
     shards = split_shards([unique[key] for key, problem in problems.items() if problem],
-                          int(_env_number(SHARD_SIZE_ENV, 16, 1)))
+                          load_settings().shard_size)
     if not shards:
         return RenderReport(cached=cached)
-    ensure_crash_detection(_env_number(STALE_ENV, 90, 45))
+    ensure_crash_detection(load_settings().shard_stale_seconds)
     images = split_budget(max_images, shards, whole=True)
     seconds = split_budget(max_gpu_seconds, shards, whole=False)
     parent = current_flow_run.id
@@ -245,9 +222,9 @@ def render_sharded(jobs: Sequence[RenderJob], store: Store, deployment: str, *, 
 
 
 def _shard_report(store: Store, shard: Shard, run, state) -> RenderReport:
-    key = shard_record_key(str(run.id))
+    key = shard_report_key(str(run.id))
     if state.is_completed() and store.exists(key):
-        return report_from_dict(json.loads(store.get(key))["report"])
+        return report_from_record(read_document(store, key, ShardReport).report)
     why = (f"render shard {shard.id} (flow run {run.name}) ended {state.name}: {state.message or 'no message'}"
            if not state.is_completed() else f"render shard {shard.id} (flow run {run.name}) left no report at {key}")
     return RenderReport(failed=[RenderFailure(job.key, "error", why) for job in shard.jobs])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -118,6 +118,18 @@ def _style_for(cell: str, library: StyleLibrary, settings: PlanSettings, where: 
     return style
 
 
+def shipped_text_problems(texts: Mapping[str, str], banned: Sequence[str]) -> list[str]:
+    """``column: banned term 'x'`` for each text that would ship with a banned term in it."""
+    return [f"{column}: banned term {', '.join(map(repr, hits))}"
+            for column, text in texts.items() if text and (hits := find_banned_terms(text, banned))]
+
+
+def banned_terms_for(styles_dir: Path, style: str, version: int) -> tuple[str, ...]:
+    """The banned terms a text of ``style@version`` is checked against now (see ``_banned_terms``)."""
+    library = StyleLibrary(styles_dir)
+    return _banned_terms(library, library.get(style, version))
+
+
 def _banned_terms(library: StyleLibrary, style: Style) -> tuple[str, ...]:
     """Every brand's (styles/banned-terms.txt), this brand's, and this style version's banned terms."""
     return load_banned_terms(library.root / "banned-terms.txt") \
@@ -181,8 +193,8 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
     if style.ref not in banned_by_style:  # once per style and run
         banned_by_style[style.ref] = _banned_terms(library, style)
     banned = banned_by_style[style.ref]
-    for column, value in variables.items():
-        hits = find_banned_terms(value, banned)
+    for column, value in cells.items():  # every column: any of them may reach an ad, a manifest or a platform
+        hits = find_banned_terms(value, banned) if value else []
         if hits:
             problems.append(Problem(where, f"banned term {', '.join(map(repr, hits))} (style {style.ref})", row, column))
     try:

@@ -56,10 +56,14 @@ class Sheet:
 
     @property
     def campaign(self) -> str:
-        """The campaign name: the sheet's file name without extension, made path-safe (it names
-        the campaign's folder: letters, digits, '._-', starting with a letter or digit)."""
-        name = re.sub(r"[^A-Za-z0-9._-]+", "-", self.path.stem)[:MAX_CAMPAIGN_CHARS]
-        return name.lstrip("._-").rstrip(".-") or "campaign"
+        return campaign_name(self.path)
+
+
+def campaign_name(sheet: Path) -> str:
+    """The campaign name: the sheet's file name without extension, made path-safe (it names
+    the campaign's folder: letters, digits, '._-', starting with a letter or digit)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(sheet).stem)[:MAX_CAMPAIGN_CHARS]
+    return name.lstrip("._-").rstrip(".-") or "campaign"
 
 
 def _escape_bytes(text: str) -> str:

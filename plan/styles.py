@@ -246,6 +246,16 @@ class Style(_Frozen):
             raise ValueError("must be lowercase letters, digits, '-' or '_' (max 64)")
         return v
 
+    @field_validator("negative_prompt")
+    @classmethod
+    def _negative_prompt(cls, v: str) -> str:
+        from plan.tokens import MAX_TOKENS, count_tokens
+
+        if v and (n := count_tokens(v)) > MAX_TOKENS:
+            raise ValueError(f"is {n} CLIP tokens; the text encoder reads at most {MAX_TOKENS} and would cut "
+                             "the rest (shorten it)")
+        return v
+
     @field_validator("palette")
     @classmethod
     def _palette(cls, v: tuple[str, ...]) -> tuple[str, ...]:

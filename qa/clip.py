@@ -22,9 +22,10 @@ from PIL import Image
 
 from plan.jobs import RenderJob
 from plan.styles import Style
-from qa.image import decode, render_key
+from qa.image import decode
 from qa.verdicts import Finding, band
 from store.base import Store
+from store.keys import embedding_key, render_key
 
 LOCAL_CONFIGS = Path(__file__).resolve().parent / "clip_models"
 BATCH_SIZE = 32
@@ -87,10 +88,6 @@ def load_clip(name: str, weights: str | None = None) -> ClipModel:
     safe_name = re.sub(r"[^A-Za-z0-9._-]", "-", name)
     tag = f"{safe_name}@random" if weights is None else f"{safe_name}@{_file_sha256(Path(weights))[:16]}"
     return ClipModel(tag=tag, model=model, preprocess=preprocess, tokenizer=open_clip.get_tokenizer(name))
-
-
-def embedding_key(tag: str, job_key: str) -> str:
-    return f"qa/embeddings/{tag}/{job_key}.npy"
 
 
 def _npy(vector: np.ndarray) -> bytes:

@@ -17,10 +17,11 @@ import numpy as np
 
 from plan.jobs import RenderJob
 from plan.styles import Style
-from qa.image import decode, render_key
+from qa.image import decode
 from qa.verdicts import Finding
 from render.expand import master_box
 from store.base import Store
+from store.keys import render_key
 
 MIN_TEXTURE = 1.0  # luma steps below this count as this: a flat image has no texture to compare with
 

@@ -13,15 +13,6 @@ PALETTE_SIZE = 64  # palette and dominant colours on a copy whose longer side is
 MAX_PIXELS = 64 * 1024 * 1024  # refuse to decode larger images (decompression bombs)
 
 
-def render_key(job_key: str) -> str:
-    """Store key of a job's render (same format as ``render.stage.render_key``)."""
-    return f"renders/{job_key}.png"
-
-
-def qa_key(job_key: str) -> str:
-    return f"qa/{job_key}.json"
-
-
 def decode(data: bytes) -> Image.Image:
     """Decode image bytes into an RGB PIL image (fully loaded), refusing oversized images."""
     with Image.open(io.BytesIO(data)) as img:

@@ -22,9 +22,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from PIL import Image
 
 from plan.jobs import RenderJob
-from qa.image import decode, render_key
+from qa.image import decode
 from qa.verdicts import VERDICTS, QAResult
 from store.base import Store
+from store.keys import manifest_csv_key, manifest_key, render_key
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "report"
 THUMB_SIZE = 128  # longer side of contact-sheet thumbnails, px
@@ -169,8 +170,8 @@ def render_report(campaign: str, jobs: Sequence[RenderJob], results: Sequence[QA
         jobs=len({job.key for job in jobs}),
         exported=sum(done),
         export_failed=len(rows) - sum(done),
-        manifest_links=[(name, relative_link(campaign, f"{campaign}/{name}")) for name in ("manifest.json",
-                                                                                          "manifest.csv")],
+        manifest_links=[(key.rpartition("/")[2], relative_link(campaign, key))
+                        for key in (manifest_key(campaign), manifest_csv_key(campaign))],
         summary=summarize(results),
         tables=list(tables),
         problems=[str(p) for p in extra.get("problems", [])],

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from functools import cache
@@ -29,10 +28,12 @@ from qa.checks import TECHNICAL_CHECKS, Check
 from qa.clip import clip_checks
 from qa.duplicates import dhash, near_duplicates
 from qa.family import family_checks
-from qa.image import RenderImage, qa_key, render_key
+from qa.image import RenderImage
 from qa.palette import palette
 from qa.verdicts import Finding, QAResult, decide
 from store.base import Store
+from store.documents import FindingRecord, KeptFindings, read_document, write_document
+from store.keys import checks_key, qa_key, render_key
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,6 @@ RENDER_CHECKS: Mapping[str, Check] = {**TECHNICAL_CHECKS, "palette": palette}
 
 def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
-
-
-def checks_key(job_key: str) -> str:
-    return f"qa/checks/{job_key}.json"
 
 
 @cache
@@ -66,29 +63,23 @@ def findings_fingerprint(style: Style, checks: Mapping[str, Check]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _finding_dict(finding: Finding) -> dict:
-    return {"fail": list(finding.fail), "review": list(finding.review), "scores": dict(finding.scores),
-            "details": dict(finding.details)}
-
-
 def _kept_findings(store: Store, job_key: str, fingerprint: str) -> tuple[dict[str, Finding], int | None] | None:
     """Findings kept by an earlier run for the same render, style and check code; None if absent or stale."""
     try:
-        data = json.loads(store.get(checks_key(job_key)))
-        if data["fingerprint"] != fingerprint or not store.exists(render_key(job_key)):
+        kept = read_document(store, checks_key(job_key), KeptFindings)
+        if kept.fingerprint != fingerprint or not store.exists(render_key(job_key)):
             return None
-        findings = {name: Finding(fail=tuple(f["fail"]), review=tuple(f["review"]), scores=f["scores"],
-                                  details=f["details"]) for name, f in data["findings"]}
-        return findings, data["dhash"]
     except Exception:  # absent, torn or from an older layout: check the render again
         return None
+    findings = {name: Finding(fail=tuple(f.fail), review=tuple(f.review), scores=f.scores, details=f.details)
+                for name, f in kept.findings}
+    return findings, kept.dhash
 
 
 def _keep_findings(store: Store, job_key: str, fingerprint: str, qa: _JobQA, digest: int | None) -> None:
-    record = {"fingerprint": fingerprint, "dhash": digest,
-              "findings": [[name, _finding_dict(f)] for name, f in qa.findings.items()]}  # in check order
-    store.put(checks_key(job_key), json.dumps(record, sort_keys=True).encode(), content_type="application/json",
-              overwrite=True)
+    findings = [(name, FindingRecord(fail=list(f.fail), review=list(f.review), scores=dict(f.scores),
+                                     details=dict(f.details))) for name, f in qa.findings.items()]  # in check order
+    write_document(store, checks_key(job_key), KeptFindings(fingerprint=fingerprint, dhash=digest, findings=findings))
 
 
 def _load(job_key: str, store: Store) -> tuple[RenderImage | None, Finding | None]:
@@ -185,6 +176,6 @@ def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, 
         if "unsafe" in result.reasons:
             log.warning("blocked %s (%s v%s %s): unsafe, closest label %r", key, job.row_key, job.variant,
                         job.aspect, result.details.get("unsafe_label"))
-        store.put(qa_key(result.job_key), result.to_json(), content_type="application/json", overwrite=True)
+        write_document(store, qa_key(result.job_key), result.to_record())
         results.append(result)
     return results

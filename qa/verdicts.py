@@ -9,11 +9,13 @@ style's spot-check sample goes to review with reason ``sampled``.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+
+from store.documents import QAResultRecord, dump_document
+from store.keys import render_key
 
 Verdict = Literal["pass", "fail", "review"]
 VERDICTS: tuple[Verdict, ...] = ("fail", "review", "pass")
@@ -34,8 +36,12 @@ class QAResult:
         return {"job_key": self.job_key, "verdict": self.verdict, "reasons": list(self.reasons),
                 "scores": {k: _finite_or_none(v) for k, v in sorted(self.scores.items())}, "details": dict(sorted(self.details.items()))}
 
+    def to_record(self) -> QAResultRecord:
+        """The stored form, ``qa/<job_key>.json``."""
+        return QAResultRecord(**self.to_dict())
+
     def to_json(self) -> bytes:
-        return (json.dumps(self.to_dict(), sort_keys=True, indent=1, allow_nan=False) + "\n").encode("utf-8")
+        return dump_document(self.to_record())
 
     @classmethod
     def from_dict(cls, data: Mapping) -> QAResult:
@@ -117,3 +123,19 @@ def decide(job_key: str, findings: Mapping[str, Finding], errors: Iterable[str] 
     if in_spot_check(job_key, sample_rate):
         return QAResult(job_key, "review", ("sampled",), scores, details)
     return QAResult(job_key, "pass", (), scores, details)
+
+
+def qa_error_lines(results: Iterable[QAResult]) -> list[str]:
+    """One line per QA error (a check that raised, a render missing or undecodable): what, which
+    file, why. Such renders go to review, but the run that met them must not report success."""
+    lines = []
+    for result in results:
+        where = render_key(result.job_key)
+        for reason in result.reasons:
+            if reason.startswith("check_error:"):
+                check = reason.removeprefix("check_error:")
+                why = result.details.get(f"error:{check}", "no message")
+                lines.append(f"QA error: check {check} failed on {where}: {why}")
+            elif reason in ("render_missing", "render_undecodable"):
+                lines.append(f"QA error: {reason.replace('_', ' ')}: {result.details.get('render', where)}")
+    return lines

@@ -7,10 +7,10 @@ Every option is a keyword of ``device_settings`` or an environment variable (doc
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-DEFAULT_CPU_THREADS = 1
+from settings import load_settings
+
 DEVICES = ("cpu", "cuda", "mps")
 
 
@@ -35,31 +35,16 @@ class DeviceSettings:
         return getattr(torch, self.dtype)
 
 
-def _env_flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name, "").strip().lower()
-    if not value:
-        return default
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"${name} must be 1/0 (true/false) but is {value!r}")
-
-
 def cpu_threads() -> int:
-    value = os.environ.get("BRANDBATCH_TORCH_THREADS", "").strip()
-    if not value:
-        return DEFAULT_CPU_THREADS
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"$BRANDBATCH_TORCH_THREADS must be a whole number >= 1 but is {value!r}")
-    return int(value)
+    """``$BRANDBATCH_TORCH_THREADS`` (default 1)."""
+    return load_settings().torch_threads
 
 
 def pick_device(device: str | None = None) -> str:
     """``device`` (or ``$BRANDBATCH_DEVICE``) if given, else cuda, then mps, then cpu."""
     import torch
 
-    wanted = device or os.environ.get("BRANDBATCH_DEVICE") or None
+    wanted = device or load_settings().device
     if wanted is None:
         if torch.cuda.is_available():
             return "cuda"
@@ -85,14 +70,10 @@ def device_settings(device: str | None = None, *, batch_invariant: bool | None =
 
     chosen = pick_device(device)
     kind = chosen.partition(":")[0]
-
-    def option(value: bool | None, name: str, default: bool) -> bool:
-        return _env_flag(f"BRANDBATCH_{name.upper()}", default) if value is None else value
-
-    options = dict(batch_invariant=option(batch_invariant, "batch_invariant", True),
-                   compile=option(compile, "compile", False), vae_tiling=option(vae_tiling, "vae_tiling", False),
-                   vae_slicing=option(vae_slicing, "vae_slicing", False),
-                   cpu_offload=option(cpu_offload, "cpu_offload", False))
+    given = dict(batch_invariant=batch_invariant, compile=compile, vae_tiling=vae_tiling, vae_slicing=vae_slicing,
+                 cpu_offload=cpu_offload)
+    settings = load_settings()
+    options = {name: getattr(settings, name) if value is None else value for name, value in given.items()}
     if options["cpu_offload"] and kind == "cpu":
         raise ValueError("cpu_offload (BRANDBATCH_CPU_OFFLOAD) moves idle model parts off a GPU; "
                          "it needs a cuda or mps device but the device is cpu")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from plan.jobs import RenderJob, sha256_text
 from render.stage import RenderFailure, RenderReport
+from store.documents import RenderFailureRecord, RenderReportRecord
 
 
 @dataclass(frozen=True)
@@ -84,16 +85,16 @@ def merge_reports(reports: Sequence[RenderReport]) -> RenderReport:
     return merged
 
 
-def report_to_dict(report: RenderReport) -> dict:
-    """JSON-ready form of a report (a shard writes it to the store for the campaign to read)."""
-    return {"rendered": list(report.rendered), "cached": list(report.cached),
-            "failed": [{"job_key": f.job_key, "reason": f.reason, "message": f.message} for f in report.failed],
-            "gpu_seconds": report.gpu_seconds, "job_seconds": dict(report.job_seconds),
-            "damaged": dict(report.damaged)}
+def report_to_record(report: RenderReport) -> RenderReportRecord:
+    """The stored form of a report (a shard writes it to the store for the campaign to read)."""
+    return RenderReportRecord(
+        rendered=list(report.rendered), cached=list(report.cached),
+        failed=[RenderFailureRecord(job_key=f.job_key, reason=f.reason, message=f.message) for f in report.failed],
+        gpu_seconds=report.gpu_seconds, job_seconds=dict(report.job_seconds), damaged=dict(report.damaged))
 
 
-def report_from_dict(data: dict) -> RenderReport:
-    return RenderReport(rendered=list(data["rendered"]), cached=list(data["cached"]),
-                        failed=[RenderFailure(**f) for f in data["failed"]], gpu_seconds=float(data["gpu_seconds"]),
-                        job_seconds={k: float(v) for k, v in data["job_seconds"].items()},
-                        damaged=dict(data.get("damaged", {})))
+def report_from_record(record: RenderReportRecord) -> RenderReport:
+    return RenderReport(rendered=list(record.rendered), cached=list(record.cached),
+                        failed=[RenderFailure(f.job_key, f.reason, f.message) for f in record.failed],
+                        gpu_seconds=record.gpu_seconds, job_seconds=dict(record.job_seconds),
+                        damaged=dict(record.damaged))

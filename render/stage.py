@@ -16,7 +16,6 @@ create-if-absent put decides, and the loser counts the job as cached.
 from __future__ import annotations
 
 import io
-import json
 import struct
 import time
 import zlib
@@ -30,6 +29,8 @@ from render.devices import DeviceSettings, device_settings
 from render.registry import ModelError, inpaint_pipeline_for, pipeline_for
 from render.expand import paste_master
 from store.base import Store, StoreError
+from store.documents import DocumentError, RenderSidecar, parse_document, write_document
+from store.keys import render_key, sidecar_key
 
 BLACK_MAX = 2  # an image whose brightest channel value is at most this (of 255) is black
 CHECK_THREADS = 8  # stored renders checked at once at the start of a run (I/O bound, S3 round trips)
@@ -39,7 +40,8 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @dataclass(frozen=True)
 class RenderFailure:
     """A job that produced no render. ``reason``: model_error, nan_output, black_output, oom,
-    budget, master_missing (an expansion whose master is not stored) or error."""
+    budget, prompt_too_long (a text encoder would cut a text), master_missing (an expansion whose
+    master is not stored) or error."""
 
     job_key: str
     reason: str
@@ -54,14 +56,6 @@ class RenderReport:
     gpu_seconds: float = 0.0  # device seconds spent in pipeline calls (CPU seconds on CPU)
     job_seconds: dict[str, float] = field(default_factory=dict)  # job key -> its share of its batch's seconds
     damaged: dict[str, str] = field(default_factory=dict)  # job key -> why its stored render was not used
-
-
-def render_key(job_key: str) -> str:
-    return f"renders/{job_key}.png"
-
-
-def sidecar_key(job_key: str) -> str:
-    return f"renders/{job_key}.json"
 
 
 def png_problem(data: bytes, width: int, height: int) -> str:
@@ -101,12 +95,12 @@ def stored_render_problem(store: Store, job: RenderJob) -> str:
     if problem := png_problem(png, job.width, job.height):
         return f"{render_key(key)} {problem}"
     try:
-        sidecar = json.loads(store.get(sidecar_key(key)))
+        sidecar = parse_document(store.get(sidecar_key(key)), RenderSidecar, sidecar_key(key))
     except FileNotFoundError:
         return f"{sidecar_key(key)} is missing"
-    except ValueError as exc:  # torn JSON, or not UTF-8
-        return f"{sidecar_key(key)} is not JSON: {exc}"
-    if not isinstance(sidecar, dict) or sidecar.get("job_key") != key:
+    except DocumentError as exc:  # torn JSON, not UTF-8, not a sidecar
+        return str(exc)
+    if sidecar.job_key != key:
         return f"{sidecar_key(key)} does not name job {key}"
     return ""
 
@@ -140,6 +134,33 @@ def generators(jobs: Sequence[RenderJob], settings: DeviceSettings) -> list:
     import torch
 
     return [torch.Generator(settings.device).manual_seed(job.seed) for job in jobs]
+
+
+def text_limit_problem(pipe, job: RenderJob) -> str:
+    """Why a text encoder of ``pipe`` would cut the job's prompt or negative prompt ('' if none).
+
+    Every tokenizer of the pipeline counts each text it would read, without truncation, against
+    its encoder's limit: a CLIP tokenizer's ``model_max_length`` (77), a T5 tokenizer's the
+    pipeline's ``max_sequence_length`` default (256 for SD3, 512 for FLUX). Diffusers would
+    truncate silently (a log warning); the job fails instead."""
+    import inspect
+
+    texts = {"prompt": job.prompt}
+    if job.model_family != "flux" and job.negative_prompt:  # FLUX reads no negative prompt
+        texts["negative prompt"] = job.negative_prompt
+    sequence = inspect.signature(pipe.__call__).parameters.get("max_sequence_length")
+    for attr in ("tokenizer", "tokenizer_2", "tokenizer_3"):
+        tokenizer = getattr(pipe, attr, None)
+        if tokenizer is None:
+            continue
+        t5 = "T5" in type(tokenizer).__name__
+        limit = sequence.default if t5 and sequence is not None else tokenizer.model_max_length
+        for what, text in texts.items():
+            count = len(tokenizer(text, truncation=False, verbose=False)["input_ids"])
+            if count > limit:
+                return (f"{what} is {count} tokens for the {'T5' if t5 else 'CLIP'} text encoder ({attr}), which "
+                        f"reads at most {limit}; it would be cut, so nothing is rendered (shorten the text)")
+    return ""
 
 
 @dataclass(frozen=True)
@@ -238,9 +259,8 @@ def _free_device_memory(settings: DeviceSettings) -> None:
 def _store_render(store: Store, job: RenderJob, pixels, settings: DeviceSettings, seconds: float) -> bool:
     """Sidecar first, then the PNG: a PNG in the store always has its sidecar. False when
     another run stored the PNG first (it is kept: the same job renders the same pixels)."""
-    sidecar = {**job.to_dict(), **asdict(settings), "job_key": job.key, "seconds": round(seconds, 4)}
-    store.put(sidecar_key(job.key), json.dumps(sidecar, sort_keys=True, indent=1).encode("utf-8"),
-              content_type="application/json", overwrite=True)
+    sidecar = RenderSidecar(**job.to_dict(), **asdict(settings), job_key=job.key, seconds=round(seconds, 4))
+    write_document(store, sidecar_key(job.key), sidecar)
     return store.put(render_key(job.key), encode_png(pixels), content_type="image/png")
 
 
@@ -421,7 +441,12 @@ def render_missing(
                 run.fail_all(group_jobs, "model_error", str(exc) if isinstance(exc, ModelError) else (
                     f"model {first.model_id!r} at revision {first.model_revision!r}: {type(exc).__name__}: {exc}"))
                 continue
-            queue = list(group_jobs)
+            queue = []
+            for job in group_jobs:
+                if too_long := text_limit_problem(pipe, job):
+                    run.fail(RenderFailure(job.key, "prompt_too_long", too_long))
+                else:
+                    queue.append(job)
             while queue and run.store_error is None:
                 if over := run.over_budget():
                     run.fail_all(queue, "budget", over)

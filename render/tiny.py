@@ -13,6 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from settings import load_settings
+
 TINY_PREFIX = "brandbatch/tiny-"
 TINY_REVISION = "builtin-1"
 BUILD_SEED = 0
@@ -24,8 +26,7 @@ def is_tiny(model_id: str) -> bool:
 
 def model_cache_root() -> Path:
     """``$BRANDBATCH_MODEL_CACHE``, else ``~/.cache/brandbatch/models``."""
-    env = os.environ.get("BRANDBATCH_MODEL_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "brandbatch" / "models"
+    return load_settings().model_cache
 
 
 def quiet_progress_bars() -> None:

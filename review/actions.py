@@ -33,9 +33,11 @@ def queue_for_review(out: str | os.PathLike[str], plan: CampaignPlan, results: M
     ``qa-auto`` and ``fail`` ones as rejected by ``qa-auto`` (reason ``qa_fail``), so the
     queue shows the whole campaign and designers can still reroll anything. A variant with
     a render missing (render failed) is left out: a rerun renders it and queues it then.
+    A queue that disagrees with its decision log raises ``ReviewStateLost`` before anything is queued.
     """
     queue = ReviewQueue.for_out(out)
     try:
+        queue.verify(plan.campaign)
         waiting = 0
         for jobs in by_variant(plan.jobs).values():
             if all(job.key in results for job in jobs):

@@ -14,7 +14,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,9 @@ from qa.report import upscale_warnings
 from review.auth import LoginThrottle, load_reviewers, reviewer_for, same_origin, token_fingerprint
 from review.queue import (DECISIONS, MAX_NOTE_CHARS, REASON_CODES, STATES, Conflict, InvalidDecision, Item,
                           ItemNotFound, ReviewQueue, check_item_id)
+from settings import load_settings
 from store import Store, open_store
+from store.keys import manifest_key, render_key
 
 Publish = Callable[[str, str, str], object]  # (campaign, reviewer, note) -> resume its waiting run, or export
 Rerender = Callable[[Sequence[RenderJob]], object]  # reroll jobs -> render, QA, re-queue
@@ -52,8 +54,7 @@ SECURITY_HEADERS = {
 
 
 def templates_dir() -> Path:
-    root = os.environ.get("BRANDBATCH_TEMPLATES")
-    return (Path(root) if root else Path(__file__).resolve().parents[1] / "templates") / "review"
+    return (load_settings().templates or Path(__file__).resolve().parents[1] / "templates") / "review"
 
 
 class Forbidden(Exception):
@@ -68,8 +69,10 @@ class _Review:
     """Request handlers over one queue and store."""
 
     def __init__(self, queue: ReviewQueue, store: Store, reviewers: Mapping[str, str],
-                 publish: Publish | None, rerender: Rerender | None, throttle: LoginThrottle) -> None:
+                 publish: Publish | None, rerender: Rerender | None, throttle: LoginThrottle,
+                 trusted_proxies: Sequence[str] = ()) -> None:
         self.queue, self.store, self.reviewers = queue, store, dict(reviewers)
+        self.trusted_proxies = frozenset(trusted_proxies)
         self.publish, self.rerender, self.throttle = publish, rerender, throttle
         self.secret = queue.secret()
         self.assets = templates_dir()
@@ -89,6 +92,9 @@ class _Review:
         token = self.reviewers.get(name) if isinstance(name, str) else None
         if token is None or request.session.get("fp") != token_fingerprint(self.secret, token):
             return None
+        session = request.session.get("sid")
+        if not isinstance(session, str) or self.queue.session_reviewer(session) != name:
+            return None  # logged out (or expired) on the server: a kept copy of the cookie is dead
         return name
 
     def csrf(self, request: Request) -> str:
@@ -142,7 +148,7 @@ class _Review:
     async def login(self, request: Request) -> Response:
         fields = await self.post_fields(request)
         target = _local(fields.get("next"))
-        client = request.client.host if request.client else "unknown"
+        client = client_address(request, self.trusted_proxies)
         wait = self.throttle.retry_after(client)
         if wait:
             response = self.page(request, "login.html", status=429, next=target,
@@ -157,11 +163,13 @@ class _Review:
         self.throttle.succeeded(client)
         request.session.clear()
         request.session.update(reviewer=name, fp=token_fingerprint(self.secret, self.reviewers[name]),
-                               csrf=secrets.token_urlsafe(32))
+                               csrf=secrets.token_urlsafe(32), sid=self.queue.open_session(name, SESSION_HOURS))
         return RedirectResponse(target, status_code=303)
 
     async def logout(self, request: Request) -> Response:
         await self.post_fields(request)
+        if isinstance(request.session.get("sid"), str):
+            self.queue.end_session(request.session["sid"])
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
@@ -181,7 +189,7 @@ class _Review:
     def upscale_warnings(self, campaign: str) -> list[str]:
         """Exported files of the campaign still enlarged above their style's max_upscale."""
         try:
-            rows = json.loads(self.store.get(f"{campaign}/manifest.json"))
+            rows = json.loads(self.store.get(manifest_key(campaign)))
         except FileNotFoundError:
             return []  # nothing exported yet
         return upscale_warnings(rows if isinstance(rows, list) else [])
@@ -196,9 +204,9 @@ class _Review:
 
     async def render(self, request: Request) -> Response:
         key = request.path_params["job_key"]
-        if not JOB_KEY.match(key) or not self.store.exists(f"renders/{key}.png"):
+        if not JOB_KEY.match(key) or not self.store.exists(render_key(key)):
             raise ItemNotFound(f"no render {key!r}")
-        return Response(self.store.get(f"renders/{key}.png"), media_type="image/png",
+        return Response(self.store.get(render_key(key)), media_type="image/png",
                         headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=86400, immutable"})
 
     async def asset(self, request: Request) -> Response:
@@ -269,6 +277,21 @@ class _Review:
         return RedirectResponse(f"/c/{campaign}", status_code=303, background=task)
 
 
+def client_address(request: Request, trusted_proxies: Collection[str] = ()) -> str:
+    """The address login throttling counts failures against: the TCP peer. Only when the peer is
+    one of ``trusted_proxies`` is its ``X-Forwarded-For`` read, from the right: the nearest
+    address that is not a trusted proxy (what a client puts further left is its own claim).
+    Nothing else in the request (headers, cookies, form fields) can change or spread it."""
+    peer = request.client.host if request.client else "unknown"
+    if peer not in trusted_proxies:
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",") if h.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted_proxies:
+            return hop
+    return peer
+
+
 def _version(value: object) -> int:
     try:
         return int(str(value))
@@ -302,7 +325,7 @@ def _error(request: Request, status: int, message: str) -> Response:
 def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: Store | None = None,
                publish: Publish | None = None, rerender: Rerender | None = None,
                allowed_hosts: Sequence[str] = ("127.0.0.1", "localhost"),
-               login_throttle: LoginThrottle | None = None) -> Starlette:
+               login_throttle: LoginThrottle | None = None, trusted_proxies: Sequence[str] = ()) -> Starlette:
     """The review app for the queue of ``out`` (see ``review.queue.database_url``).
 
     ``reviewers``: name -> token (default: :func:`review.auth.load_reviewers`).
@@ -312,10 +335,13 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
     them; None leaves them to the next ``pending_rerolls`` run.
     ``allowed_hosts``: Host headers served (guards against DNS rebinding).
     ``login_throttle``: failed logins allowed per client address (default 5 a minute).
+    ``trusted_proxies``: addresses of reverse proxies whose ``X-Forwarded-For`` names the client
+    (:func:`client_address`); none by default, so no request header is believed.
     """
     queue = ReviewQueue.for_out(out)
+    queue.verify()  # a queue that lost decisions is not served (ReviewStateLost names the recovery)
     review = _Review(queue, store or open_store(out), load_reviewers() if reviewers is None else reviewers,
-                     publish, rerender, login_throttle or LoginThrottle())
+                     publish, rerender, login_throttle or LoginThrottle(), trusted_proxies)
     public = {"/healthz", "/login", "/assets/review.css", "/assets/review.js"}
 
     async def guard(request: Request, call_next: Callable) -> Response:
@@ -356,6 +382,20 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
     return app
 
 
+def trusted_proxies_from_env() -> tuple[str, ...]:
+    """``$BRANDBATCH_TRUSTED_PROXIES``: comma list of reverse-proxy addresses (none by default)."""
+    return tuple(p.strip() for p in (load_settings().trusted_proxies or "").split(",") if p.strip())
+
+
+def server_config(app: Starlette, host: str, port: int) -> Any:
+    """uvicorn's configuration: its own proxy-header handling off (it would believe
+    ``X-Forwarded-For`` from any local client); the app reads it from trusted proxies only."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, log_level="info", proxy_headers=False,
+                          server_header=False)
+
+
 def serve(out: str, host: str = "127.0.0.1", port: int = 8765, *, publish: Publish | None = None,
           styles_dir: str | os.PathLike[str] | None = None) -> None:
     """Run the review app with uvicorn (127.0.0.1 unless told otherwise). Rerolls render in
@@ -367,5 +407,5 @@ def serve(out: str, host: str = "127.0.0.1", port: int = 8765, *, publish: Publi
     store = open_store(out)
     hosts = ["127.0.0.1", "localhost"] + ([host] if host not in ("0.0.0.0", "::") else [])
     app = create_app(out, store=store, publish=publish, rerender=rerenderer(out, store, styles_dir),
-                     allowed_hosts=hosts)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+                     allowed_hosts=hosts, trusted_proxies=trusted_proxies_from_env())
+    uvicorn.Server(server_config(app, host, port)).run()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-import os
 import re
 import threading
 import time
@@ -24,9 +23,9 @@ from urllib.parse import urlsplit
 import yaml
 
 from review.queue import ReviewError
+from settings import load_settings, variable
 
-FILE_ENV = "BRANDBATCH_REVIEWERS_FILE"
-TOKENS_ENV = "BRANDBATCH_REVIEWER_TOKENS"
+FILE_ENV, TOKENS_ENV = variable("reviewers_file"), variable("reviewer_tokens")
 MIN_TOKEN_CHARS = 16
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@ -]{0,99}$")
 
@@ -48,10 +47,11 @@ def _checked(tokens: Mapping[object, object], where: str) -> dict[str, str]:
 
 
 def load_reviewers(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """name -> token from the reviewers file, else the tokens variable; error if neither."""
-    env = os.environ if env is None else env
-    if env.get(FILE_ENV):
-        path = Path(env[FILE_ENV])
+    """name -> token from the reviewers file, else the tokens variable; error if neither.
+    ``env``: where the settings come from (default: this process's environment)."""
+    settings = load_settings(env)
+    if settings.reviewers_file:
+        path = settings.reviewers_file
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))  # YAML reads JSON too
         except (OSError, yaml.YAMLError) as exc:
@@ -59,9 +59,9 @@ def load_reviewers(env: Mapping[str, str] | None = None) -> dict[str, str]:
         if not isinstance(data, dict) or not data:
             raise ReviewError(f"{path}: must be a mapping of reviewer name -> token (YAML or JSON)")
         return _checked(data, str(path))
-    if env.get(TOKENS_ENV):
+    if settings.reviewer_tokens:
         pairs: dict[str, str] = {}
-        for part in env[TOKENS_ENV].split(","):
+        for part in settings.reviewer_tokens.split(","):
             name, sep, token = part.strip().partition(":")
             if not sep:
                 raise ReviewError(f"{TOKENS_ENV}: entries must be name:token, but one is {name!r}")

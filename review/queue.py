@@ -10,6 +10,12 @@ was made on, and loses with :class:`Conflict` if someone else decided first.
 
 SQLite file ``<out>/review.sqlite3`` by default; any SQLAlchemy URL via ``BRANDBATCH_REVIEW_DB``
 (tested on SQLite and PostgreSQL with ``postgresql+psycopg://``).
+
+Lost state fails closed: every change is also written, before its transaction commits, to the
+append-only decision log in the artefact store (``review.decision_log``). A queue that is behind
+its log (a database lost, emptied or restored from an old copy) or ahead of it raises
+:class:`ReviewStateLost` naming both and the recovery command, and a database that cannot be
+read raises :class:`ReviewStoreDamaged` naming it; neither queues, approves or exports anything.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from sqlalchemy.exc import IntegrityError
 from plan.jobs import RenderJob, reseed, sha256_text
 from qa.verdicts import QAResult
 from review.approvals import AUTO_REVIEWER, auto_approval
+from review.decision_log import RECOVERY, DecisionLog, LogRecord
+from settings import load_settings, variable
 
 State = Literal["queued", "approved", "rejected", "reroll_requested"]
 STATES: tuple[State, ...] = ("queued", "approved", "rejected", "reroll_requested")
@@ -38,7 +46,7 @@ REASON_CODES = ("off_brand", "artifact", "wrong_product", "text_or_logo", "compo
 SYSTEM_REVIEWER = "brandbatch"  # records re-queues of new renders in the audit log
 MAX_NOTE_CHARS = 2000
 ITEM_ID = re.compile(r"^[0-9a-f]{32}$")
-DB_ENV = "BRANDBATCH_REVIEW_DB"
+DB_ENV = variable("review_db")
 _AFTER = {"approve": "approved", "reject": "rejected", "reroll": "reroll_requested"}
 
 metadata = sa.MetaData()
@@ -81,6 +89,12 @@ settings_table = sa.Table(
     sa.Column("name", sa.String(40), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
+sessions_table = sa.Table(  # the review app's logins: a session ends here at logout, whatever the cookie says
+    "review_sessions", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # sha256 of the session id the cookie holds
+    sa.Column("reviewer", sa.String(100), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
 
 
 class ReviewError(Exception):
@@ -89,6 +103,14 @@ class ReviewError(Exception):
 
 class ItemNotFound(ReviewError, LookupError):
     pass
+
+
+class ReviewStoreDamaged(ReviewError):
+    """The queue's database cannot be read (torn, not a database, no permission)."""
+
+
+class ReviewStateLost(ReviewError):
+    """The queue and its decision log disagree: decisions were lost on one side."""
 
 
 class Conflict(ReviewError):
@@ -199,8 +221,8 @@ def variant_verdict(results: Sequence[QAResult]) -> str:
 
 def database_url(out: str | os.PathLike[str]) -> str:
     """``$BRANDBATCH_REVIEW_DB``, else SQLite ``<out>/review.sqlite3`` (local ``--out`` only)."""
-    if os.environ.get(DB_ENV):
-        return os.environ[DB_ENV]
+    if url := load_settings().review_db:
+        return url
     out = str(out)
     if "://" in out:
         raise ReviewError(f"--out {out!r} is not a local folder: set {DB_ENV} to a SQLAlchemy URL "
@@ -217,26 +239,104 @@ def _utc(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)  # SQLite drops the zone
 
 
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _record_item(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An item row as JSON (the decision log's copy)."""
+    return {name: (value.isoformat() if isinstance(value, dt.datetime) else value) for name, value in row.items()}
+
+
 def _keys_json(jobs: Mapping[str, RenderJob]) -> str:
     return json.dumps({a: j.key for a, j in sorted(jobs.items())}, sort_keys=True)
 
 
 class ReviewQueue:
-    """Items and decisions in one database. Safe to share between threads and processes."""
+    """Items and decisions in one database. Safe to share between threads and processes.
 
-    def __init__(self, url: str) -> None:
+    ``log``: the decision log every change is also written to (``for_out`` always gives one);
+    ``out``: the ``--out`` named in recovery advice."""
+
+    def __init__(self, url: str, log: DecisionLog | None = None, *, out: str = "OUT") -> None:
         kwargs: dict[str, Any] = {"pool_pre_ping": True}  # a server database may drop idle connections
         if url.startswith("sqlite"):
             kwargs = {"connect_args": {"timeout": 30, "check_same_thread": False}}
-        self.url = url
+        self.url, self.log, self.out = url, log, out
         self.engine = sa.create_engine(url, **kwargs)
+        self.location = (self.engine.url.database or url) if url.startswith("sqlite") else \
+            self.engine.url.render_as_string(hide_password=True)
+        sa.event.listen(self.engine, "handle_error", self._damaged)
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
+        if url.startswith("sqlite"):
+            with self.engine.connect() as conn:
+                problems = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check")]
+            if problems != ["ok"]:
+                raise self._damaged_error(problems[0])
 
     @classmethod
     def for_out(cls, out: str | os.PathLike[str]) -> ReviewQueue:
-        return cls(database_url(out))
+        from store import open_store
+
+        return cls(database_url(out), DecisionLog(open_store(str(out))), out=str(out))
+
+    @property
+    def recovery(self) -> str:
+        return f"`{RECOVERY} --out {self.out}`"
+
+    def _damaged_error(self, cause: object) -> ReviewStoreDamaged:
+        return ReviewStoreDamaged(f"review queue {self.location} cannot be read ({_one_line(cause)}); nothing was "
+                                  f"queued, approved or exported: rebuild it from its decision log with {self.recovery}")
+
+    def _damaged(self, context: Any) -> None:
+        """Any database failure but a constraint (used as a signal) is one line naming the queue."""
+        if not context.is_pre_ping and not isinstance(context.sqlalchemy_exception, IntegrityError):
+            raise self._damaged_error(context.original_exception) from None
+
+    def verify(self, campaign: str | None = None) -> None:
+        """Raise :class:`ReviewStateLost` if the queue (of ``campaign``, or all) and its decision
+        log disagree on any item's version; a listing of the log, no record is read."""
+        if self.log is None:
+            return
+        logged = self.log.versions(campaign)
+        query = sa.select(items_table.c.id, items_table.c.asset_id, items_table.c.variant, items_table.c.version)
+        if campaign is not None:
+            query = query.where(items_table.c.campaign == campaign)
+        with self.engine.connect() as conn:
+            held = {r.id: r for r in conn.execute(query)}
+        behind = sorted(i for i, (_c, v) in logged.items() if i not in held or held[i].version < v)
+        ahead = sorted(i for i, r in held.items() if r.version > logged.get(i, ("", 0))[1])
+        where = self.log.location(campaign)
+        if behind:
+            first = behind[0]
+            now = f"version {held[first].version}" if first in held else "missing"
+            raise ReviewStateLost(
+                f"review queue {self.location} has lost decisions kept in its decision log {where}: "
+                f"{len(behind)} item(s) behind the log (item {first}: {now} in the queue, version "
+                f"{logged[first][1]} in the log); nothing was queued, approved or exported: rebuild the queue "
+                f"with {self.recovery}")
+        if ahead:
+            first = held[ahead[0]]
+            raise ReviewStateLost(
+                f"decision log {where} lacks decisions the review queue {self.location} has: {len(ahead)} "
+                f"item(s) ahead of the log ({first.asset_id} v{first.variant}: version {first.version} in the "
+                f"queue, {logged.get(first.id, ('', 0))[1] or 'none'} in the log); nothing was queued, approved "
+                f"or exported: {self.recovery} writes them back to the log")
+
+    def _append(self, conn: sa.Connection, item_id: str, decision: Mapping[str, Any] | None) -> None:
+        """Write the item's row as it is now in this transaction (and ``decision``) to the log.
+        A version the log has already means this queue is behind it: fail closed."""
+        if self.log is None:
+            return
+        row = conn.execute(sa.select(items_table).where(items_table.c.id == item_id)).mappings().one()
+        record = LogRecord(item=_record_item(row), decision=_record_item(decision) if decision else None)
+        if not self.log.append(record):
+            raise ReviewStateLost(
+                f"review queue {self.location} is behind its decision log {self.log.location(row['campaign'])}: "
+                f"{row['asset_id']} v{row['variant']} has version {row['version']} logged already; nothing was "
+                f"queued, approved or exported: rebuild the queue with {self.recovery}")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -311,12 +411,17 @@ class ReviewQueue:
         if state != "queued":
             self._log(conn, item_id, 1, AUTO_REVIEWER, "approve" if approval else "reject", reason, None,
                       approval.approval_id if approval else None, _jobs(values["jobs"]))
+        else:
+            self._append(conn, item_id, None)
 
     def _log(self, conn: sa.Connection, item_id: str, version: int, reviewer: str, decision: str,
              reason: str | None, note: str | None, approval_id: str | None, jobs: Mapping[str, RenderJob]) -> None:
-        conn.execute(decisions_table.insert().values(
-            item_id=item_id, item_version=version, reviewer=reviewer, decided_at=_now(), decision=decision,
-            reason=reason, note=note, approval_id=approval_id, job_keys=_keys_json(jobs)))
+        """Record a decision in the audit table and, with the item as it is now, in the decision log."""
+        values = dict(item_id=item_id, item_version=version, reviewer=reviewer, decided_at=_now(),
+                      decision=decision, reason=reason, note=note, approval_id=approval_id,
+                      job_keys=_keys_json(jobs))
+        conn.execute(decisions_table.insert().values(**values))
+        self._append(conn, item_id, values)
 
     def decide(self, item_id: str, reviewer: str, decision: str, reason: str | None = None,
                note: str | None = None, *, expected_version: int) -> Item:
@@ -449,6 +554,40 @@ class ReviewQueue:
             with self.engine.connect() as conn:
                 value = conn.execute(query).scalar_one()
         return value
+
+
+    # -- review app sessions ---------------------------------------------------------------
+
+    def open_session(self, reviewer: str, hours: float) -> str:
+        """A new session id for ``reviewer`` (the cookie keeps it; the database keeps its hash)."""
+        session = secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            conn.execute(sessions_table.delete().where(sessions_table.c.expires_at < _now()))
+            conn.execute(sessions_table.insert().values(id=sha256_text(session), reviewer=reviewer,
+                                                        expires_at=_now() + dt.timedelta(hours=hours)))
+        return session
+
+    def session_reviewer(self, session: str) -> str | None:
+        """The reviewer of a live session; None once it ended (logout) or expired."""
+        query = sa.select(sessions_table.c.reviewer, sessions_table.c.expires_at).where(
+            sessions_table.c.id == sha256_text(session))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return row.reviewer if row is not None and _utc(row.expires_at) > _now() else None
+
+    def end_session(self, session: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sessions_table.delete().where(sessions_table.c.id == sha256_text(session)))
+
+
+def check_queue(out: str | os.PathLike[str], campaign: str | None = None) -> None:
+    """Open the queue of ``out`` and compare it with its decision log (of ``campaign``, or all):
+    :class:`ReviewStoreDamaged` / :class:`ReviewStateLost` before a command does any work."""
+    queue = ReviewQueue.for_out(out)
+    try:
+        queue.verify(campaign)
+    finally:
+        queue.close()
 
 
 def _jobs(text: str) -> dict[str, RenderJob]:

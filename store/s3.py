@@ -16,7 +16,9 @@ import mimetypes
 import os
 from typing import Any
 
+from settings import load_settings
 from store.base import StoreError, check_key
+from store.keys import in_renders
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REWRITTEN = "no-cache"
@@ -39,7 +41,7 @@ def cache_control(key: str) -> str:
     """Renders are content-addressed (by job key), so immutable; everything else may be
     rewritten under its key (exports are replaced after a reroll or deleted when their
     approval is withdrawn), so caches must revalidate it."""
-    return IMMUTABLE if key.startswith("renders/") else REWRITTEN
+    return IMMUTABLE if in_renders(key) else REWRITTEN
 
 
 class S3Store:
@@ -49,7 +51,7 @@ class S3Store:
     def __init__(self, url: str, *, endpoint_url: str | None = None, max_attempts: int = 5) -> None:
         self.bucket, self.prefix = parse_s3_url(url)
         self.root = f"s3://{self.bucket}/{self.prefix}"
-        self.endpoint_url = (endpoint_url or os.environ.get("BRANDBATCH_S3_ENDPOINT")
+        self.endpoint_url = (endpoint_url or load_settings().s3_endpoint
                              or os.environ.get("AWS_ENDPOINT_URL") or None)
         self.max_attempts = max_attempts
         self._client: Any = None

@@ -41,7 +41,7 @@ def manifest_assets(workdir: Path) -> set[str]:
 def test_only_designer_approved_assets_are_exported(workdir: Path):
     run = brandbatch("run", "camp.csv", "--out", "out", "--formats", "webp", cwd=workdir)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "2 waiting for review; 0 export files" in run.stdout, run.stdout
+    assert "2 variants waiting for review; 0 export files" in run.stdout, run.stdout
     assert manifest_assets(workdir) == set()
 
     queue = ReviewQueue.for_out(workdir / "out")

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from exports.stage import ExportItem, render_key
+from exports.stage import ExportItem
 from plan.jobs import RenderJob
+from store.keys import render_key
 from store.local import LocalStore
 
 ASPECT_SIZES = {"1:1": (128, 128), "9:16": (96, 160), "1.91:1": (192, 96)}
@@ -47,7 +48,7 @@ def put_render(store: LocalStore, job: RenderJob, *, exif: bool = True) -> None:
         data[0x8825] = {1: "N", 2: (51.0, 30.0, 0.0)}
         extra["exif"] = data.tobytes()
     image.save(buffer, "PNG", **extra)
-    store.put(render_key(job), buffer.getvalue())
+    store.put(render_key(job.key), buffer.getvalue())
 
 
 def make_item(store: LocalStore, placements: tuple[str, ...], *, asset: str = "pack-01", variant: int = 1,

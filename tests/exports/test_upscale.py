@@ -15,9 +15,10 @@ from PIL import Image
 from tests.exports.conftest import make_item
 
 from exports.placements import Placement, SafeZone
-from exports.stage import export_assets, upscaled_key
+from exports.stage import export_assets
 from qa.report import upscale_warnings
 from render.upscale import UpscalerSpec, upscale, upscaler_spec
+from store import keys
 
 
 def placement(pid: str, size: int) -> Placement:
@@ -61,7 +62,7 @@ def test_the_upscaler_runs_above_max_upscale_and_never_at_or_below(store, item):
 def test_upscaled_sources_are_content_addressed_and_reused(store, item):
     export_assets([item], store, PLACEMENTS, formats=["png"], workers=1)
     render = item.renders["1:1"]
-    key = upscaled_key(hashlib.sha256(store.get(f"renders/{render.key}.png")).hexdigest(), item.upscaler)
+    key = keys.upscaled_key(hashlib.sha256(store.get(keys.render_key(render.key))).hexdigest(), item.upscaler.tag)
     with Image.open(io.BytesIO(store.get(key))) as image:
         assert image.size == (512, 512)
     # a stored upscaled source is used as it is: replace it by a flat one and export again

@@ -15,8 +15,9 @@ from tests.render.jobs import make_job
 from exports.placements import load_placements
 from exports.stage import ExportItem, export_assets, write_manifests
 from plan.jobs import RenderJob
-from render.stage import render_key, render_missing, stored_render_problem
+from render.stage import render_missing, stored_render_problem
 from store import open_store
+from store.keys import render_key
 
 PLACEMENTS = ("google.display.upload.300x250", "google.display.upload.320x50")
 FORMATS = ("webp", "jpeg")

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from tests.render.jobs import make_job
 
-from render.stage import render_key, render_missing, stored_render_problem
+from render.stage import render_missing, stored_render_problem
 from store import S3Store, StoreError
+from store.keys import render_key
 
 MAX_ATTEMPTS = 3
 

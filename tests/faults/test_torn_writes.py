@@ -10,7 +10,8 @@ import pytest
 from tests.render.jobs import make_job
 
 from exports.manifest import write_manifests
-from render.stage import png_problem, render_key, render_missing, sidecar_key
+from render.stage import png_problem, render_missing
+from store.keys import render_key, sidecar_key
 from store.local import LocalStore
 
 
@@ -40,7 +41,7 @@ def test_damaged_renders_are_rendered_again_and_intact_ones_kept(tmp_path):
     assert sorted(report.rendered) == sorted(report.damaged) == sorted([cut, zeroed, flipped, torn_sidecar, swapped])
     assert "truncated" in report.damaged[cut] and "bad CRC in chunk 'IDAT'" in report.damaged[zeroed]
     assert "bad CRC in chunk 'IDAT'" in report.damaged[flipped]
-    assert report.damaged[torn_sidecar].startswith(f"{sidecar_key(torn_sidecar)} is not JSON")
+    assert report.damaged[torn_sidecar].startswith(f"{sidecar_key(torn_sidecar)}: not a valid RenderSidecar document")
     assert report.damaged[swapped].endswith("is 32x32 but the job is 48x32")
     for job in jobs:  # the same job renders the same bytes: everything is as before the damage
         assert store.get(render_key(job.key)) == original[job.key]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 import yaml
 
 from exports.overlay import DEFAULT_FONT, OverlayStyle
-from flows.assemble import asset_snapshot, assets_key, export_items, load_assets, resolve_paths
+from flows.assemble import asset_snapshot, export_items, load_assets, resolve_paths, save_assets
 from plan.errors import InputError
 from plan.planner import PlanSettings, plan_campaign
 from plan.sheet import read_sheet
@@ -36,7 +35,7 @@ def test_export_items_come_from_approvals_and_the_asset_snapshot(plan, tmp_path,
     from store import open_store
 
     store = open_store(str(tmp_path / "out"))
-    store.put(assets_key(plan.campaign), asset_snapshot(plan, repo / "styles"))
+    save_assets(store, plan.campaign, asset_snapshot(plan, repo / "styles"))
     assert asset_snapshot(plan, repo / "styles") == asset_snapshot(plan, repo / "styles")
     assets = load_assets(store, plan.campaign)
     v2 = {j.aspect: j for j in plan.jobs if j.variant == 2}
@@ -76,7 +75,7 @@ def test_the_styles_overlay_focal_hint_and_logo_reach_the_export_items(repo, tmp
     assert "must be a .png/.jpg/.jpeg/.webp file path" in plan.problems[0].message
     assert f"no such file in {sheets}" in plan.problems[1].message
 
-    assets = json.loads(asset_snapshot(plan, tmp_path / "styles"))
+    assets = asset_snapshot(plan, tmp_path / "styles").assets
     approved = [ApprovedVariant(plan.campaign, row.asset_id, row.row, 1,
                                 {j.aspect: j for j in plan.jobs if j.row_key == row.asset_id}, "pass", "x", "qa-auto")
                 for row in plan.rows]

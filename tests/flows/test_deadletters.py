@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from tests.qa.synth import make_job
 
-from flows.deadletters import (dead_letters_key, load_dead_letters, rendered_jobs, retry_jobs, save_dead_letters,
-                               update_dead_letters)
-from plan.errors import InputError
-from render.stage import RenderFailure, RenderReport, render_key
+from flows.deadletters import load_dead_letters, rendered_jobs, retry_jobs, save_dead_letters, update_dead_letters
+from render.stage import RenderFailure, RenderReport
+from store.keys import dead_letters_key, render_key
+from store.documents import DocumentError
 from store.local import LocalStore
 
 T1 = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.timezone.utc)
@@ -64,10 +64,11 @@ def test_store_round_trip_writes_only_on_change_and_removes_an_empty_list(tmp_pa
     assert save_dead_letters(store, "spring", []) is True and not store.exists(dead_letters_key("spring"))
 
 
-def test_a_broken_file_is_an_input_error_naming_it(tmp_path: Path):
+def test_a_broken_file_is_a_document_error_naming_it(tmp_path: Path):
     store = LocalStore(tmp_path)
     store.put(dead_letters_key("spring"), b'{"format": 1, "dead_letters": [{"job_key": "x"}]}')
-    with pytest.raises(InputError, match=r"dead-letters\.json: not a dead-letter list \(KeyError"):
+    with pytest.raises(DocumentError, match=r"dead-letters\.json: not a valid DeadLetters document \(campaign: Field "
+                                            r"required \(and \d+ more\)\); fix or delete the file"):
         load_dead_letters(store, "spring")
 
 

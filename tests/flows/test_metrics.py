@@ -13,12 +13,12 @@ from tests.qa.synth import make_job
 from flows import metrics
 from flows.assemble import plan_settings
 from flows.deadletters import update_dead_letters
-from plan.errors import InputError
 from plan.planner import plan_campaign
 from plan.sheet import read_sheet
 from qa import render_report
 from qa.verdicts import QAResult
 from render.stage import RenderFailure, RenderReport
+from store.documents import DocumentError
 from store.local import LocalStore
 
 START = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.timezone.utc)
@@ -92,7 +92,7 @@ def test_runs_round_trip_through_the_store_and_sum_into_campaign_metrics(tmp_pat
     assert camp.dead_letters == {"oom": 1} and camp.verdicts == {"fail": 0, "review": 1, "pass": 0}
 
     store.put("spring/runs/broken.json", b"{}")
-    with pytest.raises(InputError, match=r"broken\.json: not a run record"):
+    with pytest.raises(DocumentError, match=r"broken\.json: not a valid RunRecord document"):
         metrics.load_runs(store, "spring")
 
 

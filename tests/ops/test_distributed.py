@@ -231,7 +231,7 @@ def test_sharded_campaign_on_two_workers_equals_in_process(cluster: Cluster, tmp
     in_process = cluster.start("in-process", *run_args(sheet, tmp_path / "in-process"), cwd=tmp_path)
     sharded = brandbatch(cluster, sheet, tmp_path / "sharded", BRANDBATCH_SHARD_DEPLOYMENT="render_shard/render-shard")
     assert sharded.returncode == 0, sharded.stdout + sharded.stderr + cluster.log("w1") + cluster.log("w2")
-    assert "40 jobs (40 rendered, 0 already there, 0 failed)" in sharded.stdout, sharded.stdout
+    assert "40 render jobs (40 rendered, 0 already there, 0 failed)" in sharded.stdout, sharded.stdout
     assert in_process.wait(timeout=300) == 0, cluster.log("in-process")
     cluster.procs.pop("in-process")
 
@@ -284,7 +284,7 @@ def test_worker_killed_mid_shard_costs_no_render_twice_and_frees_its_gpu_slot(cl
     assert campaign.wait(timeout=400) == 0, cluster.log("chaos-run")
     cluster.mark("campaign done")
     cluster.procs.pop("chaos-run")
-    summary = f"{CHAOS_JOBS} jobs ({CHAOS_JOBS - len(before)} rendered, {len(before)} already there, 0 failed)"
+    summary = f"{CHAOS_JOBS} render jobs ({CHAOS_JOBS - len(before)} rendered, {len(before)} already there, 0 failed)"
     assert summary in cluster.log("chaos-run"), cluster.log("chaos-run")
 
     # every job rendered exactly once: by the killed shard before it died, or by one finished shard

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from render.shards import merge_reports, render_waves, report_from_dict, report_to_dict, split_budget, split_shards
-from render.stage import RenderFailure, RenderReport, render_key, render_missing
+from render.shards import (merge_reports, render_waves, report_from_record, report_to_record, split_budget,
+                           split_shards)
+from render.stage import RenderFailure, RenderReport, render_missing
 from store import LocalStore
+from store.keys import render_key
 from tests.render.jobs import make_job
 
 
@@ -54,8 +56,9 @@ def test_report_survives_json_and_merges():
     one = RenderReport(rendered=["a"], cached=["b"], failed=[RenderFailure("c", "oom", "too big")], gpu_seconds=1.5,
                        job_seconds={"a": 1.5}, damaged={"a": "renders/a.png truncated"})
     two = RenderReport(rendered=["d"], gpu_seconds=0.5, job_seconds={"d": 0.5})
-    assert report_from_dict(report_to_dict(one)) == one
-    assert set(report_to_dict(one)) == {f.name for f in fields(RenderReport)}, "a shard must carry every field"
+    assert report_from_record(report_to_record(one)) == one
+    assert set(type(report_to_record(one)).model_fields) == {f.name for f in fields(RenderReport)}, \
+        "a shard must carry every field"
     merged = merge_reports([one, two])
     assert merged.rendered == ["a", "d"] and merged.cached == ["b"] and merged.failed == one.failed
     assert merged.gpu_seconds == 2.0 and merged.job_seconds == {"a": 1.5, "d": 0.5}

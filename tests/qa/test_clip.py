@@ -11,7 +11,8 @@ from PIL import Image
 from tests.qa.synth import make_job, make_style, noise, scene
 
 from qa import run_qa
-from qa.clip import embedding_key, judge, load_clip
+from qa.clip import judge, load_clip
+from store.keys import embedding_key
 
 TINY = {"clip_model": "brandbatch-tiny-clip", "min_clip_score": 0.0, "clip_uncertainty": 0.0,
         "unsafe_threshold": 1.0, "unsafe_uncertainty": 0.0, "duplicate_cosine": 1.0}

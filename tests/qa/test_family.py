@@ -13,7 +13,8 @@ from tests.render.jobs import make_family
 from qa import run_qa
 from qa.family import seam_ratio
 from render.expand import master_box
-from render.stage import render_key, render_missing
+from render.stage import render_missing
+from store.keys import render_key
 from review.queue import variant_verdict
 
 TINY_CLIP = {"clip_model": "brandbatch-tiny-clip", "min_clip_score": 0.0, "clip_uncertainty": 0.0,

@@ -8,8 +8,9 @@ import pytest
 from tests.qa.synth import make_job, make_style, noise, scene, solid
 
 from qa import QAResult, run_qa
-from qa.stage import RENDER_CHECKS, checks_key
+from qa.stage import RENDER_CHECKS
 from qa.verdicts import in_spot_check
+from store.keys import checks_key
 
 STYLES = {"acme@2": make_style()}
 

@@ -11,9 +11,10 @@ from tests.render.jobs import make_job
 from diffusers import StableDiffusionPipeline
 
 from render.devices import device_settings
-from render.stage import RenderFailure, render_batch, render_key, render_missing, sidecar_key
+from render.stage import RenderFailure, render_batch, render_missing
 from render.tiny import build_tiny
 from store.base import StoreError
+from store.keys import render_key, sidecar_key
 from store.local import LocalStore
 
 

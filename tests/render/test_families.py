@@ -14,7 +14,8 @@ from tests.render.jobs import make_family
 
 from plan.jobs import reseed
 from render.expand import master_box
-from render.stage import render_key, render_missing
+from render.stage import render_missing
+from store.keys import render_key
 from store.local import LocalStore
 
 

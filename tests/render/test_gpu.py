@@ -9,7 +9,8 @@ import torch
 from tests.render.jobs import make_job
 
 from render.devices import device_settings
-from render.stage import render_key, render_missing
+from render.stage import render_missing
+from store.keys import render_key
 from store.local import LocalStore
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

@@ -10,7 +10,8 @@ from tests.render.jobs import make_job
 
 from render.devices import device_settings
 from render.registry import load_pipeline
-from render.stage import render_key, render_missing, sidecar_key
+from render.stage import render_missing
+from store.keys import render_key, sidecar_key
 from store.local import LocalStore
 
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from tests.render.jobs import make_job
 
-from render.stage import RenderFailure, render_key, render_missing, sidecar_key
+from render.stage import RenderFailure, render_missing
+from store.keys import render_key, sidecar_key
 from store.local import LocalStore
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,0 +1,108 @@
+"""Where every artefact lives in the store: the only module that spells a store key.
+
+Keys are '/'-separated paths relative to the store root (``--out``); stages call these
+functions and never format a key themselves (``tests/store/test_keys.py`` greps for that).
+
+=============================================  ==================================================
+key                                            what
+=============================================  ==================================================
+``renders/<job key>.png``                      a render (content-addressed by its job key)
+``renders/<job key>.json``                     its sidecar (the job, device settings, seconds)
+``qa/<job key>.json``                          the QA result of a render
+``qa/checks/<job key>.json``                   kept per-render QA findings (resume)
+``qa/embeddings/<model tag>/<job key>.npy``    cached CLIP image embedding
+``upscaled/<sha256>.png``                      a render upscaled by a model (render bytes + weights)
+``shards/<flow run id>.json``                  the report of one render shard
+``<campaign>/assets.json``                     asset snapshot: what export needs of each row
+``<campaign>/dead-letters.json``               jobs that failed and have not rendered since
+``<campaign>/runs/<start>-<run id>.json``      one record per run that did render work
+``<campaign>/exports/<placement>/<name>.<ext>``  an export file
+``<campaign>/manifest.json``, ``manifest.csv``   the campaign's manifests (contract)
+``<campaign>/report.html``                     run report + contact sheet (contract)
+=============================================  ==================================================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+def render_key(job_key: str) -> str:
+    return f"renders/{job_key}.png"
+
+
+def in_renders(key: str) -> bool:
+    """A render or its sidecar: content-addressed by job key, so never different bytes."""
+    return key.startswith("renders/")
+
+
+def sidecar_key(job_key: str) -> str:
+    return f"renders/{job_key}.json"
+
+
+def qa_key(job_key: str) -> str:
+    return f"qa/{job_key}.json"
+
+
+CHECKS_PREFIX = "qa/checks"
+EMBEDDINGS_PREFIX = "qa/embeddings"
+
+
+def checks_key(job_key: str) -> str:
+    return f"{CHECKS_PREFIX}/{job_key}.json"
+
+
+def embedding_key(model_tag: str, job_key: str) -> str:
+    return f"{EMBEDDINGS_PREFIX}/{model_tag}/{job_key}.npy"
+
+
+def upscaled_key(render_sha256: str, upscaler_tag: str) -> str:
+    """A render upscaled by a super-resolution model, content-addressed by the render's bytes and
+    the weights (``<id>@<sha256[:16]>``): made once, reused by every export and run."""
+    digest = hashlib.sha256(f"brandbatch-upscaled-v1|{render_sha256}|{upscaler_tag}".encode()).hexdigest()
+    return f"upscaled/{digest}.png"
+
+
+def shard_report_key(flow_run_id: str) -> str:
+    return f"shards/{flow_run_id}.json"
+
+
+def assets_key(campaign: str) -> str:
+    return f"{campaign}/assets.json"
+
+
+def dead_letters_key(campaign: str) -> str:
+    return f"{campaign}/dead-letters.json"
+
+
+def runs_prefix(campaign: str) -> str:
+    """The folder of the campaign's run records (for ``Store.list``)."""
+    return f"{campaign}/runs"
+
+
+def run_record_key(campaign: str, started: str, run_id: str) -> str:
+    """``started``: ISO 8601; ``run_id``: its letters and digits (first 12) name the record."""
+    stamp = dt.datetime.fromisoformat(started).strftime("%Y%m%dT%H%M%SZ")
+    return f"{runs_prefix(campaign)}/{stamp}-{''.join(c for c in run_id if c.isalnum())[:12] or 'run'}.json"
+
+
+def export_stem(campaign: str, placement_id: str, asset_id: str, variant: int) -> str:
+    """An export file's key without its extension (variant 1 has no ``-v1`` suffix)."""
+    name = asset_id if variant == 1 else f"{asset_id}-v{variant}"
+    return f"{campaign}/exports/{placement_id}/{name}"
+
+
+def export_key(campaign: str, placement_id: str, asset_id: str, variant: int, extension: str) -> str:
+    return f"{export_stem(campaign, placement_id, asset_id, variant)}.{extension}"
+
+
+def manifest_key(campaign: str) -> str:
+    return f"{campaign}/manifest.json"
+
+
+def manifest_csv_key(campaign: str) -> str:
+    return f"{campaign}/manifest.csv"
+
+
+def report_key(campaign: str) -> str:
+    return f"{campaign}/report.html"
