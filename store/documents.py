@@ -267,6 +267,8 @@ class ManifestRow(BaseModel):
     height: int | str = ""
     job_key: str = ""
     locale: str = ""
+    master_job_key: str = ""  # creative families: the master an expansion was outpainted from
+    max_upscale: float | str | None = None
     model: str = ""
     model_revision: str | None = None
     path: str
@@ -282,6 +284,8 @@ class ManifestRow(BaseModel):
     style_version: int | str | None = None
     upscale: float | str | None = None
     upscale_flagged: bool | str = False
+    upscaler: str = ""  # <id>@<sha256[:16]> of the model that upscaled the source ("" none)
+    upscaler_factor: float | str | None = None
     variant: int | str
     width: int | str = ""
 
