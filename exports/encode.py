@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, PngImagePlugin
+import PIL
+from PIL import Image, PngImagePlugin, features
 
 FORMATS = ("webp", "avif", "jpeg", "png")
 EXTENSIONS = {"webp": "webp", "avif": "avif", "jpeg": "jpg", "png": "png"}
@@ -22,6 +23,15 @@ CONTENT_TYPES = {"webp": "image/webp", "avif": "image/avif", "jpeg": "image/jpeg
 # (lowest allowed quality, highest quality, prior d ln(bytes) / d scale(quality) near the top).
 QUALITY = {"jpeg": (40, 92, 0.65), "webp": (40, 90, 0.1), "avif": (30, 80, 0.05)}
 PNG_COLOURS = (256, 64)  # lossless first, then these palette sizes when over the cap
+# Fixed encoder options per format: with the quality, these decide the bytes (see ``encoder_identity``).
+SAVE_OPTIONS: dict[str, dict[str, object]] = {
+    "jpeg": {"subsampling": 2, "optimize": True, "progressive": True},
+    "webp": {"method": 4},
+    "avif": {"speed": 8, "max_threads": 1, "subsampling": "4:2:0"},
+    "png": {"compress_level": 6},
+}
+_PIL_NAMES = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF", "png": "PNG"}
+_CODECS = {"jpeg": "jpg", "webp": "webp", "avif": "avif", "png": "zlib"}  # PIL.features names
 MAX_ENCODES = 6
 TOLERANCE = 2  # quality steps: a fit this close to the predicted best is taken as the best
 _AIM = 0.95  # predict for slightly under the cap so that a prediction usually fits
@@ -49,17 +59,24 @@ class Encoded:
 
 def _save(image: Image.Image, fmt: str, xmp: bytes, quality: int | None = None) -> bytes:
     buffer = io.BytesIO()
-    if fmt == "jpeg":
-        image.save(buffer, "JPEG", quality=quality, subsampling=2, optimize=True, progressive=True, xmp=xmp)
-    elif fmt == "webp":
-        image.save(buffer, "WEBP", quality=quality, method=4, xmp=xmp)
-    elif fmt == "avif":
-        image.save(buffer, "AVIF", quality=quality, speed=8, max_threads=1, subsampling="4:2:0", xmp=xmp)
-    else:
+    if fmt == "png":
         info = PngImagePlugin.PngInfo()
         info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8"))
-        image.save(buffer, "PNG", compress_level=6, pnginfo=info)
+        image.save(buffer, "PNG", pnginfo=info, **SAVE_OPTIONS[fmt])
+    else:
+        image.save(buffer, _PIL_NAMES[fmt], quality=quality, xmp=xmp, **SAVE_OPTIONS[fmt])
     return buffer.getvalue()
+
+
+def encoder_identity(fmt: str) -> dict[str, object]:
+    """Everything besides the pixels and the XMP that decides the bytes ``encode`` writes for
+    ``fmt``: its options, the quality search's settings and the library versions."""
+    return {
+        "format": fmt, "options": SAVE_OPTIONS[fmt], "quality": QUALITY.get(fmt),
+        "png_colours": PNG_COLOURS if fmt == "png" else None,
+        "search": [MAX_ENCODES, TOLERANCE, _AIM, _FLATTEN],
+        "pillow": PIL.__version__, "codec": features.version(_CODECS[fmt]), "numpy": np.__version__,
+    }
 
 
 def _clean(image: Image.Image) -> Image.Image:

@@ -6,6 +6,7 @@ an error, and truncated or corrupt files fail instead of being drawn half-decode
 
 from __future__ import annotations
 
+import io
 import warnings
 
 from PIL import Image, UnidentifiedImageError
@@ -18,12 +19,25 @@ class LogoError(ValueError):
     """A logo that cannot be used; the message names the file and why."""
 
 
-def load_logo(path: str) -> Image.Image:
-    """The logo at ``path``, fully decoded, as RGBA. Raises ``LogoError`` naming the file."""
+def read_logo(path: str) -> bytes:
+    """The bytes of the logo file at ``path`` (the export fingerprint hashes exactly the bytes
+    that are drawn). Raises ``LogoError`` naming the file."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise LogoError(f"logo {path} does not exist") from None
+    except OSError as exc:
+        raise LogoError(f"logo {path} cannot be read: {exc.strerror or exc}") from None
+
+
+def load_logo(path: str, data: bytes) -> Image.Image:
+    """The logo ``data`` (read from ``path`` by ``read_logo``), fully decoded, as RGBA.
+    Raises ``LogoError`` naming the file."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path, formats=LOGO_FORMATS) as image:
+            with Image.open(io.BytesIO(data), formats=LOGO_FORMATS) as image:
                 pixels = image.width * image.height
                 if pixels > MAX_LOGO_PIXELS:
                     raise LogoError(f"logo {path} is {image.width}x{image.height} = {pixels} pixels; "
@@ -32,8 +46,6 @@ def load_logo(path: str) -> Image.Image:
                 return image.convert("RGBA")
     except LogoError:
         raise
-    except FileNotFoundError:
-        raise LogoError(f"logo {path} does not exist") from None
     except UnidentifiedImageError:
         raise LogoError(f"logo {path} is not a {', '.join(LOGO_FORMATS)} image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -4,6 +4,8 @@ One row per export file (key: ``path``, the file's store key). Rows of earlier r
 and replaced by path, rows are sorted by path, and nothing time-dependent is written, so a
 rerun that exports nothing new rewrites byte-identical manifests. A manifest torn on disk (cut
 short, zero-filled) is rebuilt from the rows given; a file that is not a manifest is refused.
+The JSON rows also keep ``export_inputs`` (the digest of each part of the export fingerprint,
+see ``exports.fingerprint``), which tell a later run why a file is stale; the CSV leaves it out.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ MANIFEST_FIELDS = (
     "asset_id", "row", "variant", "placement", "platform", "format", "width", "height", "bytes", "sha256", "path",
     "status", "error", "upscale", "upscale_flagged", "max_upscale", "upscaler", "upscaler_factor", "seed", "style",
     "style_version", "model", "model_revision", "job_key", "master_job_key", "prompt_sha256", "qa_verdict",
-    "approval_id", "approved_by", "alt_text", "headline", "cta", "locale", "c2pa_credential",
+    "approval_id", "approved_by", "alt_text", "headline", "cta", "locale", "c2pa_credential", "export_fingerprint",
 )
+JSON_ONLY_FIELDS = ("export_inputs",)  # in manifest.json rows, not in the CSV
+RUN_ONLY_FIELDS = ("rewritten",)  # what this run did to a file: in the rows a run returns, not in manifests
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -52,29 +56,40 @@ def _torn(data: bytes, error: DocumentError) -> bool:
     return not data.strip(b"\0 \t\r\n") or (error.unparsable and data.lstrip().startswith(b"["))
 
 
+def manifest_row(row: dict) -> dict:
+    """``row`` as the manifest keeps it: without what one run did to the file (``RUN_ONLY_FIELDS``)."""
+    return {name: value for name, value in row.items() if name not in RUN_ONLY_FIELDS}
+
+
+def read_manifest(store: Store, campaign: str) -> dict[str, dict]:
+    """The campaign's manifest rows by path: none if there is no manifest or it is torn; raises
+    ``ValueError`` naming the file if it is something else."""
+    key = manifest_key(campaign)
+    data = store.get(key) if store.exists(key) else b"[]"
+    try:
+        stored = parse_document(data, Manifest, store.location(key))
+    except DocumentError as exc:
+        if not _torn(data, exc):
+            raise ValueError(f"{store.location(key)} is not a brandbatch manifest (a JSON list of rows with a "
+                             f"'path'): {exc}; move it away to start a new one") from None
+        return {}  # rebuilt from the rows of this run: the export stage gives them for every approved variant
+    return {row.path: row.model_dump(exclude_unset=True) for row in stored.root}
+
+
 def write_manifests(store: Store, campaign: str, rows: Iterable[dict],
                     approved: Collection[tuple[str, int]] | None = None) -> list[dict]:
     """Merge ``rows`` over the campaign's existing manifest (by path), write JSON + CSV; returns
     the merged rows. With ``approved`` (the (asset_id, variant) pairs approved now), earlier
     rows of anything else are withdrawn: their files are deleted and their rows dropped."""
-    key = manifest_key(campaign)
-    data = store.get(key) if store.exists(key) else b"[]"
-    try:
-        stored = parse_document(data, Manifest, store.location(key))
-        merged = {row.path: row.model_dump(exclude_unset=True) for row in stored.root}
-    except DocumentError as exc:
-        if not _torn(data, exc):
-            raise ValueError(f"{store.location(key)} is not a brandbatch manifest (a JSON list of rows with a "
-                             f"'path'): {exc}; move it away to start a new one") from None
-        merged = {}  # rebuilt from ``rows``: the export stage gives them for every approved variant
+    merged = read_manifest(store, campaign)
     if approved is not None:
         for path, row in list(merged.items()):
             if (row["asset_id"], row["variant"]) not in approved:
                 store.delete(path)
                 del merged[path]
-    merged.update((row["path"], row) for row in rows)
+    merged.update((row["path"], manifest_row(row)) for row in rows)
     ordered = [merged[path] for path in sorted(merged)]
-    store.put(key, manifest_json(ordered), content_type="application/json", overwrite=True)
+    store.put(manifest_key(campaign), manifest_json(ordered), content_type="application/json", overwrite=True)
     store.put(manifest_csv_key(campaign), manifest_csv(ordered), content_type="text/csv; charset=utf-8",
               overwrite=True)
     return ordered

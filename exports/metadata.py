@@ -1,5 +1,6 @@
 """XMP written into every export: IPTC DigitalSourceType (made by a trained model), the job key,
-style, seed, model and model revision.
+style, seed, model, model revision and the export fingerprint (``exports.fingerprint``:
+everything that shaped the file).
 
 Read back with ``PIL.Image.open(...).getxmp()``; JPEG, PNG (iTXt ``XML:com.adobe.xmp``), WebP
 and AVIF all carry it.
@@ -15,11 +16,11 @@ BRANDBATCH_NS = "urn:brandbatch:xmp:1.0/"
 
 
 def xmp_packet(job_key: str, style: str, *, seed: int | None = None, model: str = "",
-               model_revision: str | None = None) -> bytes:
+               model_revision: str | None = None, fingerprint: str = "") -> bytes:
     """A minimal XMP packet (UTF-8) naming the source type, the render's job key and style, and
-    (when given) its seed, model and model revision."""
+    (when given) its seed, model, model revision and the file's export fingerprint."""
     made = {"JobKey": job_key, "Style": style, "Seed": "" if seed is None else str(seed), "Model": model,
-            "ModelRevision": model_revision or ""}
+            "ModelRevision": model_revision or "", "ExportFingerprint": fingerprint}
     attributes = "".join(f" brandbatch:{name}={quoteattr(value)}" for name, value in made.items() if value)
     return (
         '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'

@@ -59,7 +59,7 @@ class Provenance:
 
 
 @lru_cache(maxsize=1)
-def _version() -> str:
+def brandbatch_version() -> str:
     try:
         return metadata.version("brandbatch")
     except metadata.PackageNotFoundError:  # run from a checkout that is not installed
@@ -67,10 +67,10 @@ def _version() -> str:
 
 
 def manifest_definition(provenance: Provenance, title: str) -> dict:
-    agent = {"name": "brandbatch", "version": _version(), "model": provenance.model,
+    agent = {"name": "brandbatch", "version": brandbatch_version(), "model": provenance.model,
              "model_revision": provenance.model_revision or ""}
     return {
-        "claim_generator_info": [{"name": "brandbatch", "version": _version()}],
+        "claim_generator_info": [{"name": "brandbatch", "version": brandbatch_version()}],
         "title": title,
         "assertions": [
             {"label": "c2pa.actions", "data": {"actions": [{

@@ -1,23 +1,25 @@
 """Export stage: approved asset variants -> one file per placement x format, plus manifest rows.
 
-Files go to ``<campaign>/exports/<placement-id>/<asset_id>[-v<variant>].<ext>``. A file that is
-already in the store is not encoded again (resume); its manifest row is rebuilt from the stored
-bytes, so a rerun gives the same manifest. A file that cannot be made (render missing, byte cap
-unreachable) gets a row with ``status: failed`` and the reason, and the rest carry on.
+Files go to ``<campaign>/exports/<placement-id>/<asset_id>[-v<variant>].<ext>``. A file whose
+export fingerprint (``exports.fingerprint``: render bytes, placement spec, copy, logo, overlay
+style, crop, encoder) is unchanged since the manifest recorded it, and whose bytes still verify,
+is not encoded again (resume); its manifest row is rebuilt from the stored bytes, so a rerun
+gives the same manifest. Any other file is written again, and its row says why. A file that
+cannot be made (render missing, byte cap unreachable) gets a row with ``status: failed`` and the
+reason, and the rest carry on.
 Work is spread over a process pool in tasks of (item, render, placements cut from that render),
 so each render is decoded once per task; results equal serial ones.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
@@ -25,10 +27,11 @@ from PIL import Image, UnidentifiedImageError
 
 from exports.credentials import Credential, load_credential
 from exports.encode import CONTENT_TYPES, EXTENSIONS, FORMATS, ByteCapError, encode
-from exports.fit import cover_fit, focal_point, nearest_render, upscale_factor
-from exports.manifest import MANIFEST_FIELDS, write_manifests
+from exports.fingerprint import changed_parts, export_fingerprint, fingerprint_parts, overlay_identity, sha256_hex
+from exports.fit import cover_fit, crop_box, focal_point, nearest_render, upscale_factor
+from exports.logo import LogoError, load_logo, read_logo
+from exports.manifest import MANIFEST_FIELDS, read_manifest, write_manifests
 from exports.metadata import xmp_packet
-from exports.logo import LogoError, load_logo
 from exports.overlay import OverlayStyle, apply_overlays, overlay_problems
 from exports.placements import Placement, sized_for, unknown_placement
 from exports.provenance import Provenance, SigningError, sign, verify
@@ -84,8 +87,7 @@ def _base_row(item: ExportItem, placement: Placement, job: RenderJob | None) -> 
         "seed": job.seed if job else None, "style": job.style if job else "",
         "style_version": job.style_version if job else None, "model": job.model_id if job else "",
         "model_revision": job.model_revision if job else None, "job_key": job.key if job else "",
-        "master_job_key": (job.master_key or "") if job else "",
-        "prompt_sha256": job.prompt_sha256 if job else "", "qa_verdict": item.qa_verdict,
+        "master_job_key": (job.master_key or "") if job else "", "prompt_sha256": job.prompt_sha256 if job else "", "qa_verdict": item.qa_verdict,
         "approval_id": item.approval_id, "approved_by": item.approved_by, "alt_text": item.alt_text,
         "headline": item.headline, "cta": item.cta, "locale": item.locale, "upscale": None, "upscale_flagged": False,
         "max_upscale": item.max_upscale, "upscaler": "", "upscaler_factor": None,
@@ -100,19 +102,18 @@ def _file_row(base: dict, fmt: str, key: str, data: bytes, credential: str,
         with Image.open(io.BytesIO(data)) as image:
             size = image.size
     return {**base, "format": fmt, "path": key, "width": size[0], "height": size[1], "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(), "c2pa_credential": credential, "status": "exported",
-            "error": ""}
+            "sha256": sha256_hex(data), "c2pa_credential": credential, "status": "exported", "error": ""}
 
 
 def _held_row(base: dict, fmt: str, key: str, reason: str) -> dict:
     """A file not made because its overlays would be illegible: the item goes back to review."""
     return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "c2pa_credential": "", "status": "review",
-            "error": reason}
+            "error": reason, "export_fingerprint": "", "rewritten": ""}
 
 
 def _failed_row(base: dict, fmt: str, key: str, reason: str) -> dict:
     return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "c2pa_credential": "", "status": "failed",
-            "error": reason}
+            "error": reason, "export_fingerprint": "", "rewritten": ""}
 
 
 def _signed_with(data: bytes, fmt: str) -> str:
@@ -126,23 +127,39 @@ def _has_overlays(item: ExportItem, overlays: bool) -> bool:
     return overlays and bool(item.headline.strip() or item.cta.strip() or item.logo)
 
 
-@dataclass(frozen=True)
-class _Source:
-    """What every placement cut from one render needs: the decoded render, its focal point, the logo."""
+@dataclass
+class _Inputs:
+    """What every placement cut from one render needs: the render's and logo's bytes (read
+    once, hashed for the fingerprint), the decoded logo, the overlay's identity; the render is
+    decoded only when a file is drawn."""
 
-    render: Image.Image
-    focal: tuple[float, float]
+    render: bytes
+    render_sha256: str
     logo: Image.Image | None
+    logo_sha256: str | None
+    overlay: dict[str, object] | None  # None: nothing is drawn over the render
+    decoded: dict[str, tuple[Image.Image, tuple[float, float]]] = field(default_factory=dict)  # by source key
 
 
-def _load_logo(item: ExportItem, overlays: bool) -> Image.Image | None:
-    """The item's logo if it draws one; ``ValueError`` with the reason if it cannot be used."""
-    if not (item.logo and _has_overlays(item, overlays)):
-        return None
+def _read_inputs(item: ExportItem, job: RenderJob, store: Store, overlays: bool) -> _Inputs:
+    """Raises ``ValueError`` with the reason when an input is missing or unreadable."""
     try:
-        return load_logo(item.logo)
-    except LogoError as exc:
-        raise ValueError(f"{exc} (asset {item.asset_id})") from None
+        render = store.get(keys.render_key(job.key))
+    except (FileNotFoundError, KeyError):
+        raise ValueError(f"render {keys.render_key(job.key)} is not in the store") from None
+    logo, logo_sha256, overlay = None, None, None
+    if _has_overlays(item, overlays):
+        try:
+            overlay = overlay_identity(item.overlay, (item.headline, item.cta), item.locale)
+        except OSError as exc:  # the style's font file cannot be read
+            raise ValueError(f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}") from None
+        if item.logo:
+            try:
+                data = read_logo(item.logo)
+                logo, logo_sha256 = load_logo(item.logo, data), sha256_hex(data)
+            except LogoError as exc:
+                raise ValueError(f"{exc} (asset {item.asset_id})") from None
+    return _Inputs(render, sha256_hex(render), logo, logo_sha256, overlay)
 
 
 def needs_model_upscale(item: ExportItem, job: RenderJob, placement: Placement) -> bool:
@@ -154,7 +171,8 @@ def needs_model_upscale(item: ExportItem, job: RenderJob, placement: Placement) 
 
 def ensure_upscaled(store: Store, job: RenderJob, upscaler: UpscalerSpec) -> tuple[str, tuple[int, int]]:
     """(store key, size) of the job's render upscaled by ``upscaler``, made and stored the first
-    time (content-addressed, written once) and reused after. Raises ``ValueError`` with the reason."""
+    time (content-addressed by the render's bytes and the weights, written once) and reused
+    after. Raises ``ValueError`` with the reason."""
     from render.stage import encode_png
     from render.upscale import upscale
 
@@ -162,7 +180,7 @@ def ensure_upscaled(store: Store, job: RenderJob, upscaler: UpscalerSpec) -> tup
         data = store.get(keys.render_key(job.key))
     except FileNotFoundError:
         raise ValueError(f"render {keys.render_key(job.key)} is not in the store") from None
-    key = keys.upscaled_key(hashlib.sha256(data).hexdigest(), upscaler.tag)
+    key = keys.upscaled_key(sha256_hex(data), upscaler.tag)
     stored = _stored(store, key)
     if stored is None:
         try:
@@ -176,28 +194,31 @@ def ensure_upscaled(store: Store, job: RenderJob, upscaler: UpscalerSpec) -> tup
         return key, opened.size
 
 
-def _load_source(item: ExportItem, store: Store, logo: Image.Image | None, key: str) -> _Source:
-    """The source at store ``key`` (the render, or its upscaled copy); raises ``ValueError`` with
-    the reason when an input is missing or unreadable."""
-    try:
-        with Image.open(io.BytesIO(store.get(key))) as opened:
-            render = opened.convert("RGB")
-    except (FileNotFoundError, KeyError):
-        raise ValueError(f"{key} is not in the store") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"{key} cannot be decoded: {exc}") from None
-    render.info = {}  # nothing of the render's metadata reaches an export
-    focal = item.focal if item.focal is not None else focal_point(render)
-    return _Source(render, focal, logo)
+def _decoded(item: ExportItem, job: RenderJob, inputs: _Inputs, store: Store,
+             source: str) -> tuple[Image.Image, tuple[float, float]]:
+    """The decoded source (the render, or its upscaled copy at store key ``source``) and its focal
+    point, made once per task. Raises ``ValueError``."""
+    if source not in inputs.decoded:
+        try:
+            data = inputs.render if source == render_source_key(job.key) else store.get(source)
+            with Image.open(io.BytesIO(data)) as opened:
+                render = opened.convert("RGB")
+        except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
+            raise ValueError(f"{source} cannot be decoded: {exc}") from None
+        render.info = {}  # nothing of the render's metadata reaches an export
+        inputs.decoded[source] = (render, item.focal if item.focal is not None else focal_point(render))
+    return inputs.decoded[source]
 
 
-def _draw(item: ExportItem, placement: Placement, source: _Source, overlays: bool) -> Image.Image:
-    """The render fitted to the placement, with its overlays."""
-    fitted = cover_fit(source.render, placement.width, placement.height, source.focal)
-    if not _has_overlays(item, overlays):
+def _draw(item: ExportItem, job: RenderJob, placement: Placement, inputs: _Inputs, store: Store,
+          source: str) -> Image.Image:
+    """The source fitted to the placement, with its overlays. Raises ``ValueError``."""
+    render, focal = _decoded(item, job, inputs, store, source)
+    fitted = cover_fit(render, placement.width, placement.height, focal)
+    if inputs.overlay is None:
         return fitted
     try:
-        return apply_overlays(fitted, placement, headline=item.headline, cta=item.cta, logo=source.logo,
+        return apply_overlays(fitted, placement, headline=item.headline, cta=item.cta, logo=inputs.logo,
                               style=item.overlay, locale=item.locale)[0]
     except OSError as exc:  # the style's font file cannot be read
         raise ValueError(f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}") from None
@@ -210,19 +231,55 @@ def _stored(store: Store, key: str) -> bytes | None:
         return None
 
 
-def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[Placement], formats: Sequence[str],
-                  store: Store, overlays: bool = True, credential: Credential | None = None) -> list[dict]:
-    """Every requested format of ``item`` in each of ``placements``, all cut from the render
-    ``job`` (None: the item has no render), which is decoded once (and its upscaled copy, for
-    placements that need more than the style's ``max_upscale``), each file signed (C2PA) with
-    ``credential`` (None: the configured one); never raises for bad input."""
-    credential = credential or load_credential()
-    sources: dict[str, _Source] = {}
-    logo, logo_reason = None, ""
+def _stale(previous: dict | None, data: bytes | None, fmt: str, parts: dict[str, str], fingerprint: str,
+           cap: int | None) -> tuple[str, str]:
+    """(why the stored file ``data`` (None: none) with manifest row ``previous`` cannot be kept
+    for ``fingerprint``, or "" if it can; the kind of credential it is signed with). A file
+    counts when its row names this fingerprint and its bytes, re-verified, match the row's
+    sha256 and fit the cap; without such a row (another run wrote it and has not written the
+    manifest yet, or the manifest was torn), when its own XMP names this fingerprint, it
+    decodes whole, its C2PA manifest is valid and it fits the cap."""
+    if data is None:
+        return "new file", ""
+    fits = cap is None or len(data) <= cap
+    if previous is not None and previous.get("status") == "exported" \
+            and previous.get("export_fingerprint") == fingerprint:
+        if sha256_hex(data) != previous.get("sha256"):
+            return "file changed since export", ""
+        return ("", previous.get("c2pa_credential", "")) if fits else ("over the cap", "")
+    if fits and fingerprint.encode("ascii") in data and _decodes(data) and (signed := _signed_with(data, fmt)):
+        return "", signed
+    if previous is None or previous.get("status") != "exported":
+        return "not in the manifest", ""
+    return changed_parts(parts, previous.get("export_inputs") or {}) or "fingerprint changed", ""
+
+
+def _decodes(data: bytes) -> bool:
     try:
-        logo = _load_logo(item, overlays) if job else None
-    except ValueError as exc:
-        logo_reason = str(exc)
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return False
+    return True
+
+
+def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[Placement], formats: Sequence[str],
+                  store: Store, overlays: bool = True, credential: Credential | None = None,
+                  previous: Mapping[str, dict] | None = None) -> list[dict]:
+    """Every requested format of ``item`` in each of ``placements``, all cut from the render
+    ``job`` (None: the item has no render), which is decoded once (and its copy upscaled by the
+    style's upscaler, for placements that need more than ``max_upscale``), each file signed
+    (C2PA) with ``credential`` (None: the configured one); never raises for bad input.
+
+    A file is written only when its fingerprint differs from that of its row in ``previous``
+    (the campaign's manifest rows by path) or the stored file fails verification; each row's
+    ``rewritten`` says why it was written this run ("" when the stored file was kept). A stale
+    file that cannot be made again (byte cap, undecodable render) is removed, so no file
+    outlives what shaped it; one whose inputs cannot be read (missing render or logo) or that
+    cannot be signed now is kept."""
+    credential = credential or load_credential()
+    previous = previous or {}
+    inputs: _Inputs | None = None
     rows = []
     for placement in placements:
         placement = sized_for(placement, (job.width, job.height)) if job else placement
@@ -232,66 +289,96 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
             rows += [_failed_row(base, fmt, key, f"no render to export for {item.asset_id} v{item.variant}")
                      for fmt, key in keys.items()]
             continue
-        image, reason, held = None, logo_reason, []
-        source_key, source_size = render_source_key(job.key), (job.width, job.height)
+        image: Image.Image | None = None
+        reason, held = "", []
+        source, source_size = render_source_key(job.key), (job.width, job.height)
         if needs_model_upscale(item, job, placement):
             try:
-                source_key, source_size = ensure_upscaled(store, job, item.upscaler)
+                source, source_size = ensure_upscaled(store, job, item.upscaler)
                 base["upscaler"], base["upscaler_factor"] = item.upscaler.tag, round(source_size[0] / job.width, 3)
             except ValueError as exc:
-                reason = reason or str(exc)
+                reason = str(exc)
         base["upscale"] = round(upscale_factor(source_size, placement.width, placement.height), 3)
         base["upscale_flagged"] = base["upscale"] > item.max_upscale
         try:
-            if _has_overlays(item, overlays) and not reason:
+            inputs = inputs or _read_inputs(item, job, store, overlays)
+            if inputs.overlay is not None:
                 held = overlay_problems(placement, headline=item.headline, cta=item.cta,
-                                        logo_size=logo.size if logo else None, style=item.overlay, locale=item.locale)
+                                        logo_size=inputs.logo.size if inputs.logo else None, style=item.overlay,
+                                        locale=item.locale)
         except OSError as exc:
             reason = f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}"
+        except ValueError as exc:
+            reason = reason or str(exc)
         if held and not reason:  # text or logo below legible size, a CTA that does not fit, no font
             for fmt, key in keys.items():
                 if _stored(store, key) is not None:
                     store.delete(key)  # shipped before the rules held it: not any more
                 rows.append(_held_row(base, fmt, key, "; ".join(held)))
             continue
-        # A stored file is current if its XMP names this job's key and its C2PA manifest is valid;
-        # one of another render (a reroll, changed inputs) or with a broken manifest is replaced.
-        stored = {fmt: _stored(store, key) for fmt, key in keys.items()}
-        current = {fmt: (data, signed) for fmt, data in stored.items()
-                   if data is not None and job.key.encode("ascii") in data and (signed := _signed_with(data, fmt))}
-        if len(current) < len(keys) and not reason:
-            try:
-                if source_key not in sources:
-                    sources[source_key] = _load_source(item, store, logo, source_key)
-                image = _draw(item, placement, sources[source_key], overlays)
-            except ValueError as exc:
-                reason = str(exc)
         style = f"{job.style}@{job.style_version}"
-        xmp = xmp_packet(job.key, style, seed=job.seed, model=job.model_id, model_revision=job.model_revision)
-        made = Provenance(job_key=job.key, seed=job.seed, style=style, model=job.model_id,
-                          model_revision=job.model_revision, placement=placement.id, approval_id=item.approval_id,
-                          approved_by=item.approved_by, export_fingerprint=base.get("export_fingerprint", ""))
         for fmt, key in keys.items():
-            if fmt in current:
-                rows.append(_file_row(base, fmt, key, *current[fmt]))
-                continue
-            if image is None:
+            if inputs is None or reason:  # the inputs cannot be read now: a stored file is left as it is
                 rows.append(_failed_row(base, fmt, key, reason))
                 continue
+            drawn = inputs.overlay is not None
+            parts = fingerprint_parts(
+                job_key=job.key, render_sha256=inputs.render_sha256, upscaler=base["upscaler"] or None,
+                placement=placement, fmt=fmt,
+                texts=(item.headline, item.cta, item.locale) if drawn else None, logo_sha256=inputs.logo_sha256,
+                overlay=inputs.overlay,
+                crop=crop_box((job.width, job.height), placement.width, placement.height, item.focal)
+                if item.focal is not None else None,
+                approval=(item.approval_id, item.approved_by), credential=credential)
+            fingerprint = export_fingerprint(parts)
+            stored = _stored(store, key)
+            why, signed = _stale(previous.get(key), stored, fmt, parts, fingerprint, placement.max_bytes)
+            identity = {"export_fingerprint": fingerprint, "export_inputs": parts, "rewritten": why}
+            if not why:
+                rows.append(_file_row(base, fmt, key, stored, signed) | identity)
+                continue
+            made = Provenance(job_key=job.key, seed=job.seed, style=style, model=job.model_id,
+                              model_revision=job.model_revision, placement=placement.id, approval_id=item.approval_id,
+                              approved_by=item.approved_by, export_fingerprint=fingerprint)
             try:
-                encoded = encode(image, fmt, max_bytes=placement.max_bytes, xmp=xmp,
+                image = image or _draw(item, job, placement, inputs, store, source)
+                encoded = encode(image, fmt, max_bytes=placement.max_bytes,
+                                 xmp=xmp_packet(job.key, style, seed=job.seed, model=job.model_id,
+                                                model_revision=job.model_revision, fingerprint=fingerprint),
                                  finish=partial(sign, fmt=fmt, provenance=made, credential=credential,
                                                 title=key.rsplit("/", 1)[-1]))
-            except (ByteCapError, SigningError) as exc:
+            except SigningError as exc:  # the signer cannot be used now: a stored file is left as it is
                 rows.append(_failed_row(base, fmt, key, f"{fmt} for {placement.id}: {exc}"))
                 continue
-            written = store.put(key, encoded.data, content_type=CONTENT_TYPES[fmt], overwrite=stored[fmt] is not None)
-            if written:
-                rows.append(_file_row(base, fmt, key, encoded.data, credential.kind, image.size))
+            except ByteCapError as exc:
+                rows.append(_failed_row(base, fmt, key, _removed(store, key, stored, f"{fmt} for {placement.id}: {exc}")))
+                continue
+            except ValueError as exc:  # the render cannot be decoded, the font cannot be drawn
+                rows.append(_failed_row(base, fmt, key, _removed(store, key, stored, str(exc))))
+                continue
+            if store.put(key, encoded.data, content_type=CONTENT_TYPES[fmt], overwrite=stored is not None):
+                rows.append(_file_row(base, fmt, key, encoded.data, credential.kind, image.size) | identity)
             else:  # written meanwhile by another run
                 data = store.get(key)
-                rows.append(_file_row(base, fmt, key, data, _signed_with(data, fmt)))
+                rows.append(_file_row(base, fmt, key, data, _signed_with(data, fmt)) | identity)
     return rows
+
+
+def _removed(store: Store, key: str, stored: bytes | None, reason: str) -> str:
+    """Remove the stale file at ``key`` (if any) that could not be made again; the row's error."""
+    if stored is None:
+        return reason
+    store.delete(key)
+    return f"{reason} (the earlier file was removed)"
+
+
+def rewrite_counts(rows: Sequence[dict]) -> dict[str, int]:
+    """How many files a run wrote, by reason (``{"copy changed": 3, "new file": 1}``)."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        if row.get("rewritten"):
+            counts[row["rewritten"]] = counts.get(row["rewritten"], 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _export_task(args: tuple) -> list[dict]:
@@ -348,6 +435,8 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
                   formats: Sequence[str] = DEFAULT_FORMATS, workers: int | None = None,
                   overlays: bool = True, credential: Credential | None = None) -> list[dict]:
     """Export every item to each of its placements in each format; manifest rows sorted by path.
+    Files whose export fingerprint matches their row in the campaign's manifest (and whose bytes
+    still verify) are kept as they are; ``rewrite_counts`` of the rows says what was written and why.
 
     ``formats``: any of webp, avif, jpeg, png, upload. ``workers``: processes (None: all
     cores; 1: in this process). A placement that enlarges its render more than the item's
@@ -356,7 +445,8 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     more than that is exported and flagged (``upscale_flagged``). ``overlays``: draw each item's headline,
     CTA and logo in its ``overlay`` style (False: export the bare render); a placement where text
     or logo would be below its legible minimum, or the CTA does not fit, or a glyph has no font,
-    is not made: its rows have ``status: review`` and the reasons in ``error``. Every file carries C2PA Content Credentials signed with
+    is not made: its rows have ``status: review`` and the reasons in ``error``. Every file carries
+    C2PA Content Credentials signed with
     ``credential`` (None: ``load_credential()``: the configured one, else the development one;
     ``CredentialError`` if the configuration is incomplete); rows say which kind in ``c2pa_credential``.
     """
@@ -366,6 +456,12 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     count = workers or os.cpu_count() or 1
     credential = credential or load_credential()
     tasks, rows = _tasks(items, placements, count)
+    manifests = {campaign: read_manifest(store, campaign) for campaign in {item.campaign for item in items}}
+
+    def previous(item: ExportItem, group: Sequence[Placement]) -> dict[str, dict]:
+        keys = (export_key(item, p.id, fmt) for p in group for fmt in _formats_for(formats, p))
+        return {key: manifests[item.campaign][key] for key in keys if key in manifests[item.campaign]}
+
     for item, job, group in tasks:  # the model runs in this process only, once per render and upscaler
         if job is not None and any(needs_model_upscale(item, job, sized_for(p, (job.width, job.height)))
                                    for p in group):
@@ -373,7 +469,8 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
                 ensure_upscaled(store, job, item.upscaler)
             except ValueError:
                 pass  # export_render gives the failed rows their reason
-    args = [(item, job, group, tuple(formats), store, overlays, credential) for item, job, group in tasks]
+    args = [(item, job, group, tuple(formats), store, overlays, credential, previous(item, group))
+            for item, job, group in tasks]
     if min(count, len(args)) <= 1:
         results = [_export_task(task) for task in args]
     else:
@@ -467,5 +564,5 @@ def refuse_banned_text(items: Sequence[ExportItem], banned_for: Callable[[Render
     return passed, rows
 
 
-__all__ = ["DEFAULT_FORMATS", "RUN_FORMATS", "ExportItem", "export_assets", "export_failure_lines", "export_render",
-           "held_for_review", "refuse_banned_text", "write_manifests"]
+__all__ = ["DEFAULT_FORMATS", "RUN_FORMATS", "ExportItem", "export_assets", "export_failure_lines",
+           "export_render", "held_for_review", "refuse_banned_text", "rewrite_counts", "write_manifests"]

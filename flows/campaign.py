@@ -18,8 +18,8 @@ from prefect.runtime import flow_run
 
 from exports.overlay import sheet_text_problems
 from exports.provenance import credential_note
-from exports.stage import DEFAULT_FORMATS, export_failure_lines
-from flows.assemble import asset_snapshot, plan_settings, resolve_paths, save_assets
+from exports.stage import DEFAULT_FORMATS, export_failure_lines, rewrite_counts
+from flows.assemble import asset_snapshot, plan_settings, save_assets
 from flows.deadletters import load_dead_letters, rendered_jobs, retry_jobs
 from flows.export import export_task
 from flows import metrics
@@ -33,7 +33,7 @@ from qa import QAResult, render_report, run_qa, summary_markdown
 from qa.report import upscale_warnings
 from qa.verdicts import qa_error_lines
 from render.stage import RenderReport, render_missing
-from review.actions import queue_for_review, render_rerolls, styles_qa
+from review.actions import queue_for_review, queue_rerolls, styles_qa
 from review.queue import ReviewQueue, database_url
 from settings import load_settings
 from store import Store, open_store
@@ -50,6 +50,7 @@ class CampaignSummary:
     failed: list[dict]
     verdicts: dict[str, int]
     exported: int
+    rewritten: dict[str, int] = field(default_factory=dict)  # export files written this run, by reason
     queued: int = 0
     rerolled: int = 0
     problems: list[str] = field(default_factory=list)
@@ -94,18 +95,30 @@ def qa_task(jobs: Sequence[RenderJob], store: Store, plan: CampaignPlan) -> list
 
 
 @task(cache_policy=NO_CACHE)
-def review_task(out: str, plan: CampaignPlan, results: list[QAResult], store: Store, styles_dir: str,
-                batch_size: int, rerolls: bool = True) -> tuple[int, int]:
-    """Queue the campaign; render and check rerolls designers asked for since the last run
-    (unless ``rerolls`` is off: ``--retry-failed`` renders dead letters only).
-    Returns (variants waiting for a designer, reroll jobs rendered)."""
-    queue_for_review(out, plan, {r.job_key: r for r in results})
+def rerolls_task(out: str, campaign: str) -> list[RenderJob]:
+    """The jobs of the rerolls designers asked for since the last run."""
     queue = ReviewQueue.for_out(out)
     try:
-        pending = queue.pending_rerolls(plan.campaign) if rerolls else []
-        if pending:
-            render_rerolls(queue, store, pending, styles_qa(store, styles_dir), batch_size=batch_size)
-        return len(queue.items(plan.campaign, state="queued")), len(pending)
+        return queue.pending_rerolls(campaign)
+    finally:
+        queue.close()
+
+
+@task(cache_policy=NO_CACHE)
+def reroll_qa_task(jobs: Sequence[RenderJob], store: Store, styles_dir: str) -> list[QAResult]:
+    return styles_qa(store, styles_dir)(jobs) if jobs else []
+
+
+@task(cache_policy=NO_CACHE)
+def review_task(out: str, plan: CampaignPlan, results: list[QAResult], rerolls: Sequence[RenderJob],
+                rendered_rerolls: Sequence[RenderJob]) -> int:
+    """Queue the campaign and the rerolls rendered this run; returns the variants waiting for a designer."""
+    by_key = {r.job_key: r for r in results}
+    queue_for_review(out, plan, by_key)
+    queue = ReviewQueue.for_out(out)
+    try:
+        queue_rerolls(queue, rendered_rerolls, by_key, rerolls)
+        return len(queue.items(plan.campaign, state="queued"))
     finally:
         queue.close()
 
@@ -143,16 +156,21 @@ def campaign_batch(
     for problem in plan.problems:
         logger.warning(str(problem))
     letters = load_dead_letters(store, plan.campaign)
-    jobs = retry_jobs(plan.jobs, letters) if retry_failed else plan.jobs
+    # Designers' rerolls render, check and queue like planned jobs (on the GPU pool when sharded);
+    # --retry-failed renders dead letters only.
+    rerolls = [] if retry_failed else rerolls_task(out, plan.campaign)
+    jobs = [*(retry_jobs(plan.jobs, letters) if retry_failed else plan.jobs), *rerolls]
     tracker = metrics.RunProgress(plan.campaign, len(jobs))
 
     rendered = render_task(jobs, store, batch_size, progress, max_images, max_gpu_seconds, tracker.render_done)
     for failure in rendered.failed:
         logger.error("render %s failed (%s): %s", failure.job_key[:12], failure.reason, failure.message)
     tracker.render_finished()
-    results = qa_task(rendered_jobs(plan.jobs, rendered, store), store, plan)
-    queued, rerolled = review_task(out, plan, results, store, str(resolve_paths(styles).styles), batch_size,
-                                   rerolls=not retry_failed)
+    rendered_rerolls = rendered_jobs(rerolls, rendered, store)
+    results = [*qa_task(rendered_jobs(plan.jobs, rendered, store), store, plan),
+               *reroll_qa_task(rendered_rerolls, store, str(settings.styles_dir))]
+    queued = review_task(out, plan, results, rerolls, rendered_rerolls)
+    rerolled = len(rendered_rerolls)
     review_wait.wait_for_designers(plan.campaign, wait_for_review, queued)  # deployments: suspend until published
 
     campaign = plan.campaign
@@ -175,7 +193,8 @@ def campaign_batch(
         campaign=campaign, out=store.root, jobs=len(plan.jobs), rendered=len(rendered.rendered),
         cached=len(rendered.cached),
         failed=[{"job_key": f.job_key, "reason": f.reason, "message": f.message} for f in rendered.failed],
-        verdicts=verdicts, exported=sum(1 for r in rows if r.get("status") == "exported"), queued=queued,
+        verdicts=verdicts, exported=sum(1 for r in rows if r.get("status") == "exported"),
+        rewritten=rewrite_counts(rows), queued=queued,
         rerolled=rerolled, problems=[str(p) for p in plan.problems],
         manifest=store.location(manifest_key(campaign)), report=store.location(report_key(campaign)),
         dead_letters=len(letters), credential=credential_note(rows),

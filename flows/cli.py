@@ -53,6 +53,13 @@ def _prefect_home() -> None:
     Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser().mkdir(parents=True, exist_ok=True)
 
 
+def _rewritten(counts: dict[str, int]) -> str:
+    """`` (3 written: 2 copy changed, 1 new file)``; "" when no file was written."""
+    if not counts:
+        return ""
+    return f" ({sum(counts.values())} written: " + ", ".join(f"{n} {why}" for why, n in counts.items()) + ")"
+
+
 def _formats(text: str) -> list[str]:
     """``--formats``, checked against what the export stage can write."""
     from exports.stage import RUN_FORMATS
@@ -143,8 +150,8 @@ def run(
     rerolls = f", {summary.rerolled} reroll renders" if summary.rerolled else ""
     typer.echo(f"campaign {summary.campaign}: {summary.jobs} render jobs ({summary.rendered} rendered, "
                f"{summary.cached} already there, {len(summary.failed)} failed{rerolls}); QA of renders: {verdicts}; "
-               f"{summary.queued} variants waiting for review; {summary.exported} export files "
-               f"({len(summary.export_failures)} export failures)")
+               f"{summary.queued} variants waiting for review; {summary.exported} export files"
+               f"{_rewritten(summary.rewritten)} ({len(summary.export_failures)} export failures)")
     for line in summary.upscale_warnings:
         typer.echo(f"warning: {line}", err=True)
     if summary.dead_letters:
@@ -204,11 +211,13 @@ def export(
     out: OutOpt = "out",
     formats: Annotated[str, typer.Option("--formats", help="Comma list of webp, avif, jpeg, png, upload.")] = "webp,avif,upload",
 ) -> None:
-    """Export every approved, not yet exported asset of a campaign."""
+    """Export every approved, not yet exported asset of a campaign; rewrite the files whose
+    inputs changed since (copy, logo, overlay style, placement, render, encoder)."""
     chosen = _formats(formats)
     _prefect_home()
     from exports.credentials import CredentialError
     from exports.provenance import credential_note
+    from exports.stage import rewrite_counts
     from flows.export import export_campaign
     from qa.report import upscale_warnings
     from review.queue import ReviewError, check_queue
@@ -235,8 +244,8 @@ def export(
     for line in upscale_warnings(rows):
         typer.echo(f"warning: {line}", err=True)
     held = sum(1 for r in rows if r.get("status") == "review")
-    typer.echo(f"campaign {campaign}: {exported} export files written or current, {held} export files held for "
-               f"review, {len(failures)} export failures")
+    typer.echo(f"campaign {campaign}: {exported} export files written or current{_rewritten(rewrite_counts(rows))}, "
+               f"{held} export files held for review, {len(failures)} export failures")
     if credential_note(rows):
         typer.echo(credential_note(rows))
     raise typer.Exit(1 if failures else 0)

@@ -1,7 +1,7 @@
 """The ``export_campaign`` flow: export every approved, not yet exported asset of a campaign.
 
 Approvals come from the review queue (designers, and ``qa-auto`` for clean passes); files
-already exported are skipped, so this is safe to run any time (``brandbatch export``, the
+already exported with the same export fingerprint are kept, so this is safe to run any time (``brandbatch export``, the
 review page's "publish approved" button, or a deployment).
 """
 

@@ -58,11 +58,17 @@ def render_rerolls(queue: ReviewQueue, store: Store, jobs: Sequence[RenderJob], 
     failed = {f.job_key for f in report.failed}
     usable = [j for j in jobs if j.key not in failed]
     results = {r.job_key: r for r in check(usable)} if check is not None and usable else {}
-    queued = []
-    for variant_jobs in by_variant(jobs).values():
-        if not any(j.key in failed for j in variant_jobs):
-            queued.append(queue.enqueue(variant_jobs, results))
-    return queued
+    return queue_rerolls(queue, usable, results, jobs)
+
+
+def queue_rerolls(queue: ReviewQueue, rendered: Sequence[RenderJob], results: Mapping[str, QAResult],
+                  jobs: Sequence[RenderJob]) -> list[Item]:
+    """Queue each variant of the reroll ``jobs`` whose renders all exist (``rendered``), with
+    their QA ``results`` (a render without one queues as ``review``: fail closed); a variant
+    with a render missing keeps waiting for its reroll (the next run renders it)."""
+    have = {job.key for job in rendered}
+    return [queue.enqueue(variant_jobs, results) for variant_jobs in by_variant(jobs).values()
+            if all(job.key in have for job in variant_jobs)]
 
 
 def reroll_and_render(queue: ReviewQueue, store: Store, item_id: str, reviewer: str, *, expected_version: int,

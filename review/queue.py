@@ -9,7 +9,8 @@ updated or deleted. Each item carries a ``version`` counter: a decision names th
 was made on, and loses with :class:`Conflict` if someone else decided first.
 
 SQLite file ``<out>/review.sqlite3`` by default; any SQLAlchemy URL via ``BRANDBATCH_REVIEW_DB``
-(tested on SQLite and PostgreSQL with ``postgresql+psycopg://``).
+(tested on SQLite and PostgreSQL with ``postgresql+psycopg://``). The tables below are the
+schema's newest revision; ``review/migrations`` (alembic) creates them and upgrades older queues.
 
 Lost state fails closed: every change is also written, before its transaction commits, to the
 append-only decision log in the artefact store (``review.decision_log``). A queue that is behind
@@ -37,6 +38,7 @@ from plan.jobs import RenderJob, reseed, sha256_text
 from qa.verdicts import QAResult
 from review.approvals import AUTO_REVIEWER, auto_approval
 from review.decision_log import RECOVERY, DecisionLog, LogRecord
+from review.migrations import SchemaError, upgrade
 from settings import load_settings, variable
 
 State = Literal["queued", "approved", "rejected", "reroll_requested"]
@@ -269,12 +271,16 @@ class ReviewQueue:
         sa.event.listen(self.engine, "handle_error", self._damaged)
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
-        if url.startswith("sqlite"):
             with self.engine.connect() as conn:
                 problems = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check")]
             if problems != ["ok"]:
                 raise self._damaged_error(problems[0])
+        try:
+            upgrade(url)  # creates the tables, or upgrades an older queue's in place (review/migrations)
+        except SchemaError as exc:
+            raise ReviewError(str(exc)) from None
+        except sa.exc.DBAPIError as exc:  # on the migrations' own connection
+            raise self._damaged_error(exc.orig) from None
 
     @classmethod
     def for_out(cls, out: str | os.PathLike[str]) -> ReviewQueue:

@@ -262,6 +262,8 @@ class ManifestRow(BaseModel):
     c2pa_credential: str = ""
     cta: str = ""
     error: str = ""
+    export_fingerprint: str = ""  # exports.fingerprint: everything that shaped the file
+    export_inputs: dict[str, str] = {}  # the digest of each part of the fingerprint
     format: str = ""
     headline: str = ""
     height: int | str = ""

@@ -83,7 +83,7 @@ def test_a_hostile_logo_fails_only_its_item(name, store, tmp_path, placements, r
 def test_a_logo_is_decoded_whole_and_as_rgba(tmp_path):
     path = tmp_path / "logo.jpg"
     Image.new("RGB", (40, 20), "navy").save(path, "JPEG")
-    logo = load_logo(str(path))
+    logo = load_logo(str(path), path.read_bytes())
     assert logo.mode == "RGBA" and logo.size == (40, 20)
 
 
@@ -92,5 +92,5 @@ def test_the_bomb_defence_leaves_pillow_and_warnings_settings_alone(tmp_path):
     path = tmp_path / "bomb.png"
     path.write_bytes(_png_claiming(10_000, 10_000))
     with pytest.raises(ValueError, match="decompression bomb"):
-        load_logo(str(path))
+        load_logo(str(path), path.read_bytes())
     assert Image.MAX_IMAGE_PIXELS == limit and warnings.filters == filters

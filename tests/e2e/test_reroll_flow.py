@@ -1,0 +1,42 @@
+"""A designer's reroll is rendered by the campaign flow like any planned job (render pass,
+QA, dead letters, metrics), then queued for the designers again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from review.queue import ReviewQueue
+from store import open_store
+from store.keys import qa_key, render_key
+from tests.e2e.test_export_identity import Project
+
+
+@pytest.mark.slow
+def test_the_next_campaign_run_renders_checks_and_queues_a_reroll(tmp_path: Path, repo: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch):
+    project = Project(tmp_path, repo)
+    monkeypatch.setenv("BRANDBATCH_PLACEMENTS", str(tmp_path / "placements.yaml"))
+    first = project.run()
+    assert first.rerolled == 0
+    queue = ReviewQueue.for_out(project.out)
+    try:
+        (item,) = [i for i in queue.items("identity") if i.asset_id == "pack-01"]
+        (job,) = queue.reroll(item.id, "dana", expected_version=item.version, reason="composition")
+    finally:
+        queue.close()
+    store = open_store(str(project.out))
+    assert not store.exists(render_key(job.key))  # the review app only recorded the request
+
+    summary = project.run()
+    assert summary.rerolled == 1 and summary.rendered == 1 and not summary.failed
+    assert store.exists(render_key(job.key)) and store.exists(qa_key(job.key))
+    queue = ReviewQueue.for_out(project.out)
+    try:
+        again = queue.item(item.id)
+        assert again.state in ("queued", "approved") and again.reroll == 1 and again.job_keys == {"1:1": job.key}
+        assert [d.decision for d in queue.decisions(item.id)][-2:] == ["reroll", "requeue"]
+    finally:
+        queue.close()
+    assert project.run().rerolled == 0  # done: nothing left to reroll
