@@ -4,7 +4,7 @@
 
 A sheet of ``--rows`` rows x 1 variant, each placed on meta.feed.square, meta.feed.portrait,
 meta.stories and linkedin.single_image.landscape (aspects 1:1, 4:5, 9:16, 1.91:1), planned twice:
-with ``acme@4`` (``composition: expand``: a 128 px 1:1 master by tiny-sd, then 3 expansions by
+with ``acme@5`` (``composition: expand``: a 128 px 1:1 master by tiny-sd, then 3 expansions by
 tiny-sd-inpaint on 128x160, 128x240 and 256x128 canvases, paste-back included) and with
 ``acme@2`` (independent: 4 renders by tiny-sd at the 128 px buckets). Both 12 euler steps,
 CFG 6, ``render_missing`` batch-invariant, batch 4, the same thread count, best of ``--repeat``,
@@ -74,7 +74,7 @@ def main() -> None:
 
     device_settings("cpu")
     work = Path(tempfile.mkdtemp(prefix="bench-families-"))
-    families = plan(work, args.rows, "acme@4")
+    families = plan(work, args.rows, "acme@5")
     independent = plan(work, args.rows, "acme@2")
     for model in ("brandbatch/tiny-sd", "brandbatch/tiny-sd-inpaint"):
         ensure_tiny(model, "builtin-1")  # built once, outside every timing
@@ -92,7 +92,7 @@ def main() -> None:
         Row("seconds per asset, family", family / args.rows, "s", alone / args.rows),
     ],
         setup=f"`bench/families.py --rows {args.rows} --repeat {args.repeat}`: {args.rows} assets x 4 aspect ratios "
-              f"(1:1, 4:5, 9:16, 1.91:1); families: acme@4 (tiny-sd master 128x128 + tiny-sd-inpaint expansions), "
+              f"(1:1, 4:5, 9:16, 1.91:1); families: acme@5 (tiny-sd master 128x128 + tiny-sd-inpaint expansions), "
               f"independent: acme@2 (tiny-sd, 128 px buckets); 12 euler steps, CFG 6, CPU fp32, {threads} torch "
               f"thread(s), batch-invariant, best of {args.repeat}, pipeline loading included.",
         baseline="",

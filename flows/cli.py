@@ -182,7 +182,7 @@ def review(
     _prefect_home()
     from flows.assemble import resolve_paths
     from flows.review_wait import publisher
-    from review.app import serve
+    from review.app import listen, open_url, serve
     from review.queue import ReviewError
     from store import StoreError
 
@@ -198,8 +198,11 @@ def review(
             typer.echo(line)
         return
     try:
-        serve(out, host, port, publish=publisher(out),
-              styles_dir=resolve_paths(styles).styles)
+        with listen(out, host, port) as sock:
+            serve(out, sock, publish=publisher(out), styles_dir=resolve_paths(styles).styles,
+                  ready=lambda: typer.echo(f"review queue: open {open_url(host, port)} and log in with your "
+                                           "reviewer token (BRANDBATCH_REVIEWER_TOKENS or "
+                                           "BRANDBATCH_REVIEWERS_FILE); Ctrl-C stops"))
     except ReviewError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

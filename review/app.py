@@ -14,6 +14,7 @@ import json
 import os
 import re
 import secrets
+import socket
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from plan.jobs import RenderJob
 from qa.report import upscale_warnings
 from review.auth import LoginThrottle, load_reviewers, reviewer_for, same_origin, token_fingerprint
 from review.queue import (DECISIONS, MAX_NOTE_CHARS, REASON_CODES, STATES, Conflict, InvalidDecision, Item,
-                          ItemNotFound, ReviewQueue, check_item_id)
+                          ItemNotFound, ReviewError, ReviewQueue, check_item_id)
 from settings import load_settings
 from store import Store, open_store
 from store.keys import manifest_key, render_key
@@ -396,16 +397,40 @@ def server_config(app: Starlette, host: str, port: int) -> Any:
                           server_header=False)
 
 
-def serve(out: str, host: str = "127.0.0.1", port: int = 8765, *, publish: Publish | None = None,
-          styles_dir: str | os.PathLike[str] | None = None) -> None:
-    """Run the review app with uvicorn (127.0.0.1 unless told otherwise). Rerolls render in
-    the server process and are QA'd with the styles in ``styles_dir`` when given."""
+def listen(out: str, host: str, port: int) -> socket.socket:
+    """The review app's listening socket, or a one-line ReviewError: a local ``out`` that is not
+    a folder (nothing has run there, so the queue would only look empty) or a port already taken."""
+    if not out.startswith("s3://") and not Path(out).is_dir():
+        raise ReviewError(f"--out {out}: no such folder, so there is no review queue to serve; run "
+                          f"`brandbatch run SHEET --out {out}` first, or pass the --out that run used")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise ReviewError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (another server there? "
+                          f"pick a free one with --port)") from None
+
+
+def open_url(host: str, port: int) -> str:
+    """The address to open in a browser for a server bound to ``host``."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return f"http://{f'[{shown}]' if ':' in shown else shown}:{port}/"
+
+
+def serve(out: str, sock: socket.socket, *, publish: Publish | None = None,
+          styles_dir: str | os.PathLike[str] | None = None, ready: Callable[[], object] | None = None) -> None:
+    """Run the review app with uvicorn on ``sock`` (from :func:`listen`). Rerolls render in
+    the server process and are QA'd with the styles in ``styles_dir`` when given. ``ready`` is
+    called once the app could be built (queue readable, reviewers configured), before serving."""
     import uvicorn
 
     from review.actions import rerenderer
 
+    host, port = sock.getsockname()[:2]
     store = open_store(out)
     hosts = ["127.0.0.1", "localhost"] + ([host] if host not in ("0.0.0.0", "::") else [])
     app = create_app(out, store=store, publish=publish, rerender=rerenderer(out, store, styles_dir),
                      allowed_hosts=hosts, trusted_proxies=trusted_proxies_from_env())
-    uvicorn.Server(server_config(app, host, port)).run()
+    if ready:
+        ready()
+    uvicorn.Server(server_config(app, host, port)).run(sockets=[sock])

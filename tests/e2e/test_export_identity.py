@@ -130,10 +130,7 @@ CHANGES: list[tuple[str, Callable[[Project], None], set[str], str]] = [
 
 
 @pytest.mark.slow
-def test_each_change_rewrites_exactly_the_files_it_shapes(tmp_path: Path, repo: Path,
-                                                          monkeypatch: pytest.MonkeyPatch):
-    project = Project(tmp_path, repo)
-    monkeypatch.setenv("BRANDBATCH_PLACEMENTS", str(tmp_path / "placements.yaml"))
+def test_each_change_rewrites_exactly_the_files_it_shapes(project: Project):
     first = project.run()
     assert first.exported == len(_paths()) and first.rewritten == {"new file": len(_paths())}, first
     _assert_manifest_matches_files(project)

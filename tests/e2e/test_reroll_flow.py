@@ -3,8 +3,6 @@ QA, dead letters, metrics), then queued for the designers again."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from review.queue import ReviewQueue
@@ -14,10 +12,7 @@ from tests.e2e.test_export_identity import Project
 
 
 @pytest.mark.slow
-def test_the_next_campaign_run_renders_checks_and_queues_a_reroll(tmp_path: Path, repo: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch):
-    project = Project(tmp_path, repo)
-    monkeypatch.setenv("BRANDBATCH_PLACEMENTS", str(tmp_path / "placements.yaml"))
+def test_the_next_campaign_run_renders_checks_and_queues_a_reroll(project: Project):
     first = project.run()
     assert first.rerolled == 0
     queue = ReviewQueue.for_out(project.out)

@@ -169,7 +169,7 @@ def test_model_override_may_carry_a_pinned_revision(settings, write_sheet):
 
 
 def test_expand_styles_plan_a_master_and_one_expansion_per_other_aspect(write_sheet, settings: PlanSettings) -> None:
-    rows = [f"a{i},acme@4,product {i},scene {i},2,meta.stories;google.display.upload.300x250\n" for i in range(6)]
+    rows = [f"a{i},acme@5,product {i},scene {i},2,meta.stories;google.display.upload.300x250\n" for i in range(6)]
     plan = plan_campaign(read_sheet(write_sheet(HEADER + "".join(rows), "c.csv")), settings)
     assert plan.problems == []
     jobs = [j for j in plan.jobs if j.row_key == "a0" and j.variant == 1]
@@ -183,13 +183,13 @@ def test_expand_styles_plan_a_master_and_one_expansion_per_other_aspect(write_sh
     # row order and other rows change nothing, and the same row plans the same family
     shuffled = rows[:]
     random.Random(3).shuffle(shuffled)
-    again = plan_campaign(read_sheet(write_sheet(HEADER + "new,acme@4,x,y,1,\n" + "".join(shuffled), "c.csv")),
+    again = plan_campaign(read_sheet(write_sheet(HEADER + "new,acme@5,x,y,1,\n" + "".join(shuffled), "c.csv")),
                           settings)
     assert {j.key for j in plan.jobs} <= {j.key for j in again.jobs}
 
 
 def test_a_row_whose_placements_skip_the_master_aspect_still_renders_the_master(write_sheet, settings: PlanSettings) -> None:
-    plan = plan_campaign(read_sheet(write_sheet(HEADER + "a,acme@4,p,s,1,meta.stories\n")), settings)
+    plan = plan_campaign(read_sheet(write_sheet(HEADER + "a,acme@5,p,s,1,meta.stories\n")), settings)
     assert [(j.aspect, j.is_expansion) for j in plan.jobs] == [("1:1", False), ("9:16", True)]
 
 
@@ -212,14 +212,14 @@ def test_bad_family_styles_are_reported_on_the_style_file_and_key_and_nothing_is
 
     styles = tmp_path / "styles"
     shutil.copytree(repo / "styles", styles)
-    v4 = (styles / "acme" / "v4.yaml").read_text(encoding="utf-8")
-    assert change[0] in v4
-    (styles / "acme" / "v5.yaml").write_text(v4.replace("version: 4", "version: 5").replace(*change),
+    v5 = (styles / "acme" / "v5.yaml").read_text(encoding="utf-8")
+    assert change[0] in v5
+    (styles / "acme" / "v6.yaml").write_text(v5.replace("version: 5", "version: 6").replace(*change),
                                              encoding="utf-8")
     strict = dataclasses.replace(settings, styles_dir=styles, model_pin_problem=pinning_problem)
-    plan = plan_campaign(read_sheet(write_sheet(HEADER + "a1,acme@5,tent,lake,1,\n")), strict)
+    plan = plan_campaign(read_sheet(write_sheet(HEADER + "a1,acme@6,tent,lake,1,\n")), strict)
     assert plan.jobs == [] and plan.rows == []
     (problem,) = plan.problems
     assert (problem.row, problem.column) == (2, "style") and expected in problem.message, problem.message
     if "unpinned" not in expected:
-        assert str(styles / "acme" / "v5.yaml") in problem.message
+        assert str(styles / "acme" / "v6.yaml") in problem.message

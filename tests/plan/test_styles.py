@@ -30,7 +30,7 @@ placements: [meta.feed.square]
 def test_repo_styles_all_load(repo: Path) -> None:
     library = StyleLibrary(repo / "styles")
     assert library.names() == ["acme", "nordic"]
-    assert library.versions("acme") == [1, 2, 3, 4]
+    assert library.versions("acme") == [1, 2, 3, 4, 5]
     for name in library.names():
         for version in library.versions(name):
             style = library.get(name, version)
@@ -130,6 +130,6 @@ def test_family_defaults_new_styles_expand_and_the_repo_styles_stay_independent(
     style = load_style_file(_write(tmp_path, "demo", 1, FAMILY.replace("composition: expand\n", "")))
     assert (style.composition, style.master_aspect, style.max_upscale, style.upscaler) == ("expand", "1:1", 1.25, None)
     library = StyleLibrary(repo / "styles")
-    assert {v: library.get("acme", v).composition for v in (1, 2, 3, 4)} == {
-        1: "independent", 2: "independent", 3: "independent", 4: "expand"}
+    assert {v: library.get("acme", v).composition for v in (1, 2, 3, 4, 5)} == {
+        1: "independent", 2: "independent", 3: "independent", 4: "independent", 5: "expand"}
     assert library.get("nordic", 1).composition == "independent"
