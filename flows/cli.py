@@ -80,7 +80,7 @@ def validate(
 ) -> None:
     """Validate a sheet and the styles it references; render nothing."""
     from exports.overlay import sheet_text_problems
-    from flows.assemble import plan_settings
+    from exports.assemble import plan_settings
     from plan.planner import plan_campaign
     from plan.sheet import read_sheet
 
@@ -180,7 +180,7 @@ def review(
     """Serve the designers' review queue (approve / reject / reroll; "publish" resumes the run
     waiting for the review, else exports)."""
     _prefect_home()
-    from flows.assemble import resolve_paths
+    from exports.assemble import resolve_paths
     from flows.review_wait import publisher
     from review.app import listen, open_url, serve
     from review.queue import ReviewError
@@ -235,7 +235,7 @@ def export(
         raise typer.Exit(1) from None
     from exports.placements import load_placements
     from exports.stage import export_failure_lines
-    from flows.assemble import resolve_paths
+    from exports.assemble import resolve_paths
 
     for row in rows:
         if row.get("status") == "review":
@@ -257,7 +257,7 @@ def export(
 @styles_app.command("list")
 def styles_list(styles: StylesOpt = None) -> None:
     """Every style and version with its status."""
-    from flows.assemble import resolve_paths
+    from exports.assemble import resolve_paths
     from plan.styles import StyleLibrary
 
     library = StyleLibrary(resolve_paths(styles).styles)
@@ -273,7 +273,7 @@ def styles_list(styles: StylesOpt = None) -> None:
 
 
 def _load(ref: str, styles: str | None):
-    from flows.assemble import resolve_paths
+    from exports.assemble import resolve_paths
     from plan.styles import StyleLibrary, parse_style_ref
 
     library = StyleLibrary(resolve_paths(styles).styles)
@@ -337,7 +337,7 @@ def verify(paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="
 def _placements() -> dict:
     """The bundled presets with $BRANDBATCH_PLACEMENTS merged over them."""
     from exports.placements import load_placements
-    from flows.assemble import resolve_paths
+    from exports.assemble import resolve_paths
 
     try:
         return load_placements(resolve_paths().placements_file)

@@ -295,25 +295,29 @@ def load_style_file(path: Path) -> Style:
     where = str(path)
     match = _VERSION_FILE.match(path.name)
     if not match:
-        raise InputError([Problem(where, "style files are named v<N>.yaml (N = 1, 2, ...)")])
+        raise InputError([Problem(where, "style files are named v<N>.yaml (N = 1, 2, ...)", code="bad_file_name")])
     if path.stat().st_size > MAX_STYLE_BYTES:
-        raise InputError([Problem(where, f"file is larger than the {MAX_STYLE_BYTES} byte cap for styles")])
+        raise InputError([Problem(where, f"file is larger than the {MAX_STYLE_BYTES} byte cap for styles",
+                                  code="file_too_large")])
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError([Problem(where, f"is not UTF-8 text (byte {exc.start}): {exc.reason}")]) from None
+        raise InputError([Problem(where, f"is not UTF-8 text (byte {exc.start}): {exc.reason}",
+                                  code="not_utf8")]) from None
     data = load_yaml(text, where)  # safe tags only; alias bombs and deep nesting refused
     if not isinstance(data, dict):
-        raise InputError([Problem(where, f"top level must be a mapping but is {type(data).__name__}")])
+        raise InputError([Problem(where, f"top level must be a mapping but is {type(data).__name__}", code="bad_yaml")])
     try:
         style = Style.model_validate(data, context={"folder": path.parent})
     except ValidationError as exc:
-        raise InputError([Problem(where, _describe(e)) for e in exc.errors()]) from None
+        raise InputError([Problem(where, _describe(e), code="invalid_style") for e in exc.errors()]) from None
     problems = []
     if style.name != path.parent.name:
-        problems.append(Problem(where, f"name: must match its folder {path.parent.name!r} but is {style.name!r}"))
+        problems.append(Problem(where, f"name: must match its folder {path.parent.name!r} but is {style.name!r}",
+                                code="invalid_style"))
     if style.version != int(match.group(1)):
-        problems.append(Problem(where, f"version: must match the file name ({match.group(1)}) but is {style.version}"))
+        problems.append(Problem(where, f"version: must match the file name ({match.group(1)}) but is {style.version}",
+                                code="invalid_style"))
     if problems:
         raise InputError(problems)
     return style

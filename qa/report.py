@@ -44,7 +44,7 @@ class ScoreStats:
 
 @dataclass(frozen=True)
 class Table:
-    """A titled table for the report (e.g. the run metrics computed by flows/metrics.py);
+    """A titled table for the report (e.g. the run metrics computed by qa/metrics.py);
     ``empty`` is shown instead when there are no rows."""
 
     title: str

@@ -179,9 +179,9 @@ class _Review:
 
     async def grid(self, request: Request) -> Response:
         campaign = self.campaign_or_404(request.path_params["campaign"])
-        state = request.query_params.get("state") or None
+        state = request.query_params.get("state")  # the queue unless asked for "all" or another state
         verdict = request.query_params.get("verdict") or None
-        state = state if state in STATES else None
+        state = None if state == "all" else state if state in STATES else "queued"
         verdict = verdict if verdict in VERDICTS else None
         items = self.queue.items(campaign, state=state, verdict=verdict)
         return self.page(request, "grid.html", campaign=campaign, items=items, state=state, verdict=verdict,
@@ -197,11 +197,14 @@ class _Review:
 
     async def detail(self, request: Request) -> Response:
         item = self.queue.item(request.path_params["item_id"])
-        siblings = [i.id for i in self.queue.items(item.campaign)]
+        everything = self.queue.items(item.campaign)
+        siblings = [i.id for i in everything]
         at = siblings.index(item.id)
+        waiting = [i.id for i in everything[at + 1:] + everything[:at] if i.state == "queued"]
         return self.page(request, "detail.html", item=item, decisions=self.queue.decisions(item.id),
                          prev_id=siblings[at - 1] if at > 0 else None,
-                         next_id=siblings[at + 1] if at + 1 < len(siblings) else None)
+                         next_id=siblings[at + 1] if at + 1 < len(siblings) else None,
+                         next_queued=waiting[0] if waiting else None)
 
     async def render(self, request: Request) -> Response:
         key = request.path_params["job_key"]
@@ -211,7 +214,7 @@ class _Review:
                         headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=86400, immutable"})
 
     async def asset(self, request: Request) -> Response:
-        name = {"review.js": "text/javascript", "review.css": "text/css"}
+        name = {"review.js": "text/javascript", "review.css": "text/css", "favicon.svg": "image/svg+xml"}
         filename = request.path_params["name"]
         if filename not in name:
             raise ItemNotFound(filename)
@@ -343,7 +346,7 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
     queue.verify()  # a queue that lost decisions is not served (ReviewStateLost names the recovery)
     review = _Review(queue, store or open_store(out), load_reviewers() if reviewers is None else reviewers,
                      publish, rerender, login_throttle or LoginThrottle(), trusted_proxies)
-    public = {"/healthz", "/login", "/assets/review.css", "/assets/review.js"}
+    public = {"/healthz", "/login", "/assets/review.css", "/assets/review.js", "/assets/favicon.svg"}
 
     async def guard(request: Request, call_next: Callable) -> Response:
         if request.url.path not in public and review.reviewer(request) is None:

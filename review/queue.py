@@ -451,7 +451,8 @@ class ReviewQueue:
         current = self.item(item_id)
         if current.version != expected_version:
             raise Conflict(f"item {item_id} is at version {current.version}, not {expected_version}: "
-                           f"it changed meanwhile (now {current.state}); reload and decide again", current)
+                           f"it changed meanwhile ({self._last_change(item_id, current)}); reload and decide again",
+                           current)
         if current.state == "reroll_requested":
             raise Conflict(f"item {item_id} waits for its reroll's renders; decide on them when they arrive", current)
         if decision == "approve" and current.verdict == "fail":
@@ -467,8 +468,8 @@ class ReviewQueue:
                 state=_AFTER[decision], version=expected_version + 1, updated_at=decided_at,
                 approval_id=approval_id, approved_by=reviewer if approval_id else None))
             if updated.rowcount != 1:
-                raise Conflict(f"item {item_id} changed while deciding (version {expected_version} is gone); "
-                               "reload and decide again")
+                raise Conflict(f"item {item_id} changed while deciding (version {expected_version} is gone: "
+                               f"{self._last_change(item_id)}); reload and decide again")
             self._log(conn, item_id, expected_version + 1, reviewer, decision, reason, note, approval_id,
                       current.jobs)
         return self.item(item_id)
@@ -527,6 +528,17 @@ class ReviewQueue:
             for campaign, state, count in conn.execute(query):
                 out.setdefault(campaign, dict.fromkeys(STATES, 0))[state] = count
         return out
+
+    def _last_change(self, item_id: str, current: Item | None = None) -> str:
+        """Who moved the item last, for a conflict message: 'lee approved it at 14:02:11 UTC, now approved'."""
+        current = current or self.item(item_id)
+        last = self.decisions(item_id)[-1:] if current.version > 1 else []
+        if not last:
+            return f"now {current.state}"
+        done = {"approve": "approved", "reject": "rejected", "reroll": "asked for a reroll of",
+                "requeue": "re-queued"}.get(last[0].decision, last[0].decision)
+        return (f"{last[0].reviewer} {done} it at {last[0].decided_at.strftime('%H:%M:%S UTC')}, "
+                f"now {current.state.replace('_', ' ')}")
 
     def decisions(self, item_id: str) -> list[DecisionRecord]:
         check_item_id(item_id)

@@ -52,8 +52,10 @@ class Settings(BaseSettings):
     torch_threads: int = Field(1, ge=1, description="CPU threads torch uses (fixed, so CPU pixels are reproducible).",
                                json_schema_extra={"allowed": "a whole number >= 1"})
     batch_invariant: bool = Field(True, description="One pipeline call per image, so pixels never depend on the "
-                                  "batch (0: batch the denoiser for throughput).", json_schema_extra={"allowed": "1/0 (true/false)"})
-    compile: bool = Field(False, description="`torch.compile` the denoiser.", json_schema_extra={"allowed": "1/0 (true/false)"})
+                                  "batch (0: batch the denoiser for throughput).",
+                                  json_schema_extra={"allowed": "1/0 (true/false)"})
+    compile: bool = Field(False, description="`torch.compile` the denoiser.",
+                          json_schema_extra={"allowed": "1/0 (true/false)"})
     vae_tiling: bool = Field(False, description="Decode large images tile by tile (less memory).",
                              json_schema_extra={"allowed": "1/0 (true/false)"})
     vae_slicing: bool = Field(False, description="Decode a batch one image at a time (less memory).",

@@ -86,10 +86,14 @@ def run_record_key(campaign: str, started: str, run_id: str) -> str:
     return f"{runs_prefix(campaign)}/{stamp}-{''.join(c for c in run_id if c.isalnum())[:12] or 'run'}.json"
 
 
+def export_name(asset_id: str, variant: int) -> str:
+    """An export file's name without its extension (variant 1 has no ``-v1`` suffix)."""
+    return asset_id if variant == 1 else f"{asset_id}-v{variant}"
+
+
 def export_stem(campaign: str, placement_id: str, asset_id: str, variant: int) -> str:
-    """An export file's key without its extension (variant 1 has no ``-v1`` suffix)."""
-    name = asset_id if variant == 1 else f"{asset_id}-v{variant}"
-    return f"{campaign}/exports/{placement_id}/{name}"
+    """An export file's key without its extension."""
+    return f"{campaign}/exports/{placement_id}/{export_name(asset_id, variant)}"
 
 
 def export_key(campaign: str, placement_id: str, asset_id: str, variant: int, extension: str) -> str:

@@ -49,10 +49,12 @@ def test_every_validation_error_is_reported_and_good_rows_still_plan(write_sheet
         + "ok-3,acme@2,a lamp,a study,3,meta.stories\n"             # row 15: good
     )
     plan = plan_campaign(read_sheet(path), settings)
-    got = sorted((p.row, p.column) for p in plan.problems)
+    got = sorted((p.row, p.column, p.code) for p in plan.problems)
     assert got == [
-        (3, "asset_id"), (4, "style"), (5, "style"), (6, "style"), (7, "variants"), (8, "placements"),
-        (9, "asset_id"), (10, "scene"), (11, "product"), (12, "style"), (13, "room"), (14, "asset_id"),
+        (3, "asset_id", "duplicate_asset_id"), (4, "style", "unknown_style"), (5, "style", "unknown_style_version"),
+        (6, "style", "draft_style"), (7, "variants", "bad_variants"), (8, "placements", "unknown_placement"),
+        (9, "asset_id", "empty_value"), (10, "scene", "bad_prompt"), (11, "product", "banned_term"),
+        (12, "style", "deprecated_style"), (13, "room", "bad_prompt"), (14, "asset_id", "bad_asset_id"),
     ]
     lines = [str(p) for p in plan.problems]
     assert f"{path}:3:asset_id: duplicate asset_id 'ok-1' (first on row 2)" in lines
@@ -62,6 +64,16 @@ def test_every_validation_error_is_reported_and_good_rows_still_plan(write_sheet
     assert any("acme@3 is a draft" in line for line in lines)
     assert [r.asset_id for r in plan.rows] == ["ok-1", "ok-3"]
     assert len(plan.jobs) == 1 + 3
+
+
+def test_a_problem_needs_a_known_code() -> None:
+    from plan.errors import PROBLEM_CODES, Problem
+
+    assert Problem("s.csv", "m", 2, "style", code="unknown_style").code in PROBLEM_CODES
+    with pytest.raises(ValueError, match="problem code must be one of file_not_found, .* but is 'unknwon_style'"):
+        Problem("s.csv", "m", 2, "style", code="unknwon_style")
+    with pytest.raises(TypeError):
+        Problem("s.csv", "m", 2, "style")  # type: ignore[call-arg]  # every problem says what kind it is
 
 
 def test_empty_scene_is_rejected_by_the_template(write_sheet, settings: PlanSettings) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.assemble import plan_settings
+from exports.assemble import plan_settings
 from plan.planner import plan_campaign
 from plan.sheet import read_sheet
 from plan.styles import StyleLibrary

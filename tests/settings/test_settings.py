@@ -3,7 +3,6 @@ variable, its value and what is allowed, and README.md documents each one."""
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
@@ -11,22 +10,15 @@ import pytest
 from typer.testing import CliRunner
 
 from settings import Settings, SettingsError, load_settings, settings_table, unknown_variables, variable
+from tests.source_literals import REPO, literals_matching
 
-REPO = Path(__file__).resolve().parents[2]
-SOURCES = ("bench", "exports", "flows", "plan", "qa", "render", "review", "store")
 NAME = re.compile(r"^BRANDBATCH_[A-Z0-9_]*$")
 
 
 def variable_names_outside_settings(root: Path) -> list[str]:
-    """``path:line: literal`` for every string literal (f-string pieces included) that is a
-    variable name, outside settings/: reading one is the settings module's job."""
-    found = []
-    for package in SOURCES:
-        for path in sorted((root / package).rglob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.Constant) and isinstance(node.value, str) and NAME.match(node.value):
-                    found.append(f"{path.relative_to(root)}:{node.lineno}: {node.value!r}")
-    return found
+    """Every literal (f-string pieces included) outside settings/ that is a variable name:
+    reading one is the settings module's job."""
+    return literals_matching(root, NAME, "settings/")
 
 
 def test_only_the_settings_module_names_a_variable():

@@ -1,6 +1,5 @@
-"""Plain glue between stages: where inputs live, and what export needs of a plan and its approvals.
-
-Kept out of the Prefect flow so it is unit-tested without a server.
+"""Where inputs live, and what export needs of a plan and its approvals (the asset snapshot,
+export items). Plain functions, unit-tested without Prefect; the flows call them.
 """
 
 from __future__ import annotations
