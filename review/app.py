@@ -45,6 +45,8 @@ JOB_KEY = re.compile(r"^[0-9a-f]{64}$")
 CAMPAIGN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 VERDICTS = ("pass", "review", "fail")
 SESSION_HOURS = 12
+PAGE_SIZE = 60  # grid items per page
+MAX_SEARCH_CHARS = 100
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self'; script-src 'self'; style-src 'self'; "
                                "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -79,6 +81,7 @@ class _Review:
         self.assets = templates_dir()
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(self.assets), autoescape=True,
                                       undefined=jinja2.StrictUndefined)
+        self.env.filters["dominant_colours"] = dominant_colours
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -183,9 +186,18 @@ class _Review:
         verdict = request.query_params.get("verdict") or None
         state = None if state == "all" else state if state in STATES else "queued"
         verdict = verdict if verdict in VERDICTS else None
-        items = self.queue.items(campaign, state=state, verdict=verdict)
+        search = request.query_params.get("q", "").strip()[:MAX_SEARCH_CHARS] or None
+        total = self.queue.count_items(campaign, state=state, verdict=verdict, search=search)
+        pages = max(1, -(-total // PAGE_SIZE))
+        try:
+            page = min(max(1, int(request.query_params.get("page", "1"))), pages)
+        except ValueError:
+            page = 1
+        items = self.queue.items(campaign, state=state, verdict=verdict, search=search, limit=PAGE_SIZE,
+                                 offset=(page - 1) * PAGE_SIZE)
         return self.page(request, "grid.html", campaign=campaign, items=items, state=state, verdict=verdict,
-                         counts=self.queue.campaigns()[campaign], warnings=self.upscale_warnings(campaign))
+                         counts=self.queue.campaigns()[campaign], search=search or "", total=total,
+                         page_no=page, pages=pages, warnings=self.upscale_warnings(campaign))
 
     def upscale_warnings(self, campaign: str) -> list[str]:
         """Exported files of the campaign still enlarged above their style's max_upscale."""
@@ -279,6 +291,22 @@ class _Review:
             return JSONResponse({"campaign": campaign, "approved": approved, "started": True}, status_code=202,
                                 background=task)
         return RedirectResponse(f"/c/{campaign}", status_code=303, background=task)
+
+
+DOMINANT = re.compile(r"^(#[0-9A-Fa-f]{6}) (\d{1,3})% dE ([0-9.]+) to (#[0-9A-Fa-f]{6})$")
+
+
+def dominant_colours(text: str) -> list[dict[str, str]]:
+    """The palette check's ``dominant_colours`` detail ('#839099 33% dE 27.7 to #F5F1E8; ...')
+    as rows to draw: the render's colour, its share, CIEDE2000 and the nearest brand colour.
+    Parts in another form are left out (the raw text stays on the page)."""
+    rows = []
+    for part in text.split(";"):
+        found = DOMINANT.match(part.strip())
+        if found:
+            colour, share, delta, brand = found.groups()
+            rows.append({"colour": colour.upper(), "share": share, "delta_e": delta, "brand": brand.upper()})
+    return rows
 
 
 def client_address(request: Request, trusted_proxies: Collection[str] = ()) -> str:

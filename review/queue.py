@@ -509,15 +509,36 @@ class ReviewQueue:
             raise ItemNotFound(f"no review item {item_id}")
         return _item(row)
 
-    def items(self, campaign: str, *, state: str | None = None, verdict: str | None = None) -> list[Item]:
-        query = sa.select(items_table).where(items_table.c.campaign == campaign)
+    def items(self, campaign: str, *, state: str | None = None, verdict: str | None = None,
+              search: str | None = None, limit: int | None = None, offset: int = 0) -> list[Item]:
+        """A campaign's items in sheet order; ``search``: part of the asset id (any case);
+        ``limit``/``offset``: one page of them."""
+        query = self._where(sa.select(items_table), campaign, state, verdict, search)
+        query = query.order_by(items_table.c.row, items_table.c.asset_id, items_table.c.variant)
+        if limit is not None:
+            query = query.limit(limit).offset(offset)
+        with self.engine.connect() as conn:
+            return [_item(r) for r in conn.execute(query).mappings()]
+
+    def count_items(self, campaign: str, *, state: str | None = None, verdict: str | None = None,
+                    search: str | None = None) -> int:
+        """How many items :meth:`items` would list without ``limit``."""
+        query = self._where(sa.select(sa.func.count()).select_from(items_table), campaign, state, verdict, search)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    @staticmethod
+    def _where(query: sa.Select, campaign: str, state: str | None, verdict: str | None,
+               search: str | None) -> sa.Select:
+        query = query.where(items_table.c.campaign == campaign)
         if state:
             query = query.where(items_table.c.state == state)
         if verdict:
             query = query.where(items_table.c.verdict == verdict)
-        query = query.order_by(items_table.c.row, items_table.c.asset_id, items_table.c.variant)
-        with self.engine.connect() as conn:
-            return [_item(r) for r in conn.execute(query).mappings()]
+        if search:
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(sa.func.lower(items_table.c.asset_id).like(f"%{escaped.lower()}%", escape="\\"))
+        return query
 
     def campaigns(self) -> dict[str, dict[str, int]]:
         """campaign -> {state: count} (every state present, zeros included)."""
