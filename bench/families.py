@@ -31,7 +31,7 @@ PLACEMENTS = "meta.feed.square;meta.feed.portrait;meta.stories;linkedin.single_i
 
 
 def plan(work: Path, rows: int, style: str):
-    from flows.assemble import plan_settings
+    from exports.assemble import plan_settings
     from plan.planner import plan_campaign
     from plan.sheet import read_sheet
 
@@ -71,6 +71,7 @@ def main() -> None:
 
     from render.devices import device_settings
     from render.tiny import ensure_tiny
+    from settings import load_settings
 
     device_settings("cpu")
     work = Path(tempfile.mkdtemp(prefix="bench-families-"))
@@ -82,7 +83,7 @@ def main() -> None:
     alone = min(timed(independent, work / f"independent{i}") for i in range(args.repeat))
     pixels = sum(j.width * j.height for j in families) / sum(j.width * j.height for j in independent)
     expansions = sum(j.is_expansion for j in families)
-    threads = os.environ.get("BRANDBATCH_TORCH_THREADS", "1")
+    threads = load_settings().torch_threads
 
     from bench.common import Row, report
 
