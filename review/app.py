@@ -10,6 +10,7 @@ only. Decisions answer JSON to the page's scripts (no reload) or redirect plain 
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import secrets
@@ -30,12 +31,13 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from starlette.routing import Route
 
 from plan.jobs import RenderJob
+from qa.report import upscale_warnings
 from review.auth import LoginThrottle, load_reviewers, reviewer_for, same_origin, token_fingerprint
 from review.queue import (DECISIONS, MAX_NOTE_CHARS, REASON_CODES, STATES, Conflict, InvalidDecision, Item,
                           ItemNotFound, ReviewError, ReviewQueue, check_item_id)
 from settings import load_settings
 from store import Store, open_store
-from store.keys import render_key
+from store.keys import manifest_key, render_key
 
 Publish = Callable[[str, str, str], object]  # (campaign, reviewer, note) -> resume its waiting run, or export
 Rerender = Callable[[Sequence[RenderJob]], object]  # reroll jobs -> render, QA, re-queue
@@ -43,6 +45,8 @@ JOB_KEY = re.compile(r"^[0-9a-f]{64}$")
 CAMPAIGN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 VERDICTS = ("pass", "review", "fail")
 SESSION_HOURS = 12
+PAGE_SIZE = 60  # grid items per page
+MAX_SEARCH_CHARS = 100
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self'; script-src 'self'; style-src 'self'; "
                                "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -77,6 +81,7 @@ class _Review:
         self.assets = templates_dir()
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(self.assets), autoescape=True,
                                       undefined=jinja2.StrictUndefined)
+        self.env.filters["dominant_colours"] = dominant_colours
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -181,9 +186,26 @@ class _Review:
         verdict = request.query_params.get("verdict") or None
         state = None if state == "all" else state if state in STATES else "queued"
         verdict = verdict if verdict in VERDICTS else None
-        items = self.queue.items(campaign, state=state, verdict=verdict)
+        search = request.query_params.get("q", "").strip()[:MAX_SEARCH_CHARS] or None
+        total = self.queue.count_items(campaign, state=state, verdict=verdict, search=search)
+        pages = max(1, -(-total // PAGE_SIZE))
+        try:
+            page = min(max(1, int(request.query_params.get("page", "1"))), pages)
+        except ValueError:
+            page = 1
+        items = self.queue.items(campaign, state=state, verdict=verdict, search=search, limit=PAGE_SIZE,
+                                 offset=(page - 1) * PAGE_SIZE)
         return self.page(request, "grid.html", campaign=campaign, items=items, state=state, verdict=verdict,
-                         counts=self.queue.campaigns()[campaign])
+                         counts=self.queue.campaigns()[campaign], search=search or "", total=total,
+                         page_no=page, pages=pages, warnings=self.upscale_warnings(campaign))
+
+    def upscale_warnings(self, campaign: str) -> list[str]:
+        """Exported files of the campaign still enlarged above their style's max_upscale."""
+        try:
+            rows = json.loads(self.store.get(manifest_key(campaign)))
+        except FileNotFoundError:
+            return []  # nothing exported yet
+        return upscale_warnings(rows if isinstance(rows, list) else [])
 
     async def detail(self, request: Request) -> Response:
         item = self.queue.item(request.path_params["item_id"])
@@ -269,6 +291,22 @@ class _Review:
             return JSONResponse({"campaign": campaign, "approved": approved, "started": True}, status_code=202,
                                 background=task)
         return RedirectResponse(f"/c/{campaign}", status_code=303, background=task)
+
+
+DOMINANT = re.compile(r"^(#[0-9A-Fa-f]{6}) (\d{1,3})% dE ([0-9.]+) to (#[0-9A-Fa-f]{6})$")
+
+
+def dominant_colours(text: str) -> list[dict[str, str]]:
+    """The palette check's ``dominant_colours`` detail ('#839099 33% dE 27.7 to #F5F1E8; ...')
+    as rows to draw: the render's colour, its share, CIEDE2000 and the nearest brand colour.
+    Parts in another form are left out (the raw text stays on the page)."""
+    rows = []
+    for part in text.split(";"):
+        found = DOMINANT.match(part.strip())
+        if found:
+            colour, share, delta, brand = found.groups()
+            rows.append({"colour": colour.upper(), "share": share, "delta_e": delta, "brand": brand.upper()})
+    return rows
 
 
 def client_address(request: Request, trusted_proxies: Collection[str] = ()) -> str:

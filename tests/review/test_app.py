@@ -381,3 +381,57 @@ def test_favicon_and_shortcuts_are_on_every_page(client: TestClient) -> None:
     login(client)
     page = client.get("/").text
     assert '<dialog id="keys-dialog"' in page and "<kbd>?</kbd>" in page
+
+
+def test_long_queues_page_and_search(out: Path, enqueue) -> None:
+    for n in range(63):
+        enqueue(f"pack-{n:03d}")
+    enqueue("Tent_%-01")
+    with app_for(out) as client:
+        login(client)
+        first = client.get(f"/c/{CAMPAIGN}").text
+        assert first.count('class="item"') == 60 and "64 items · page 1 of 2" in first
+        assert 'href="?state=queued&amp;page=2" rel="next"' in first
+        second = client.get(f"/c/{CAMPAIGN}?state=queued&page=2").text
+        assert second.count('class="item"') == 4 and 'rel="prev"' in second and 'rel="next"' not in second
+        assert client.get(f"/c/{CAMPAIGN}?page=99").text.count('class="item"') == 4  # past the end: the last page
+        assert client.get(f"/c/{CAMPAIGN}?page=x").text.count('class="item"') == 60
+        found = client.get(f"/c/{CAMPAIGN}", params={"q": "tent_%"}).text  # any case; % and _ are literal
+        assert found.count('class="item"') == 1 and "Tent_%-01" in found and "1 item" in found
+        assert client.get(f"/c/{CAMPAIGN}", params={"q": "pack-00"}).text.count('class="item"') == 10
+        none = client.get(f"/c/{CAMPAIGN}", params={"q": "_%"}).text
+        assert none.count('class="item"') == 1
+        assert "No items match." in client.get(f"/c/{CAMPAIGN}", params={"q": "zzz"}).text
+
+
+def test_palette_findings_show_dominant_and_brand_swatches(out: Path, queue: ReviewQueue) -> None:
+    from qa.verdicts import QAResult
+
+    jobs = make_jobs("tent-02")
+    detail = "#839099 33% dE 27.7 to #F5F1E8; #a7523a 8% dE 13.1 to #E4572E; garbled part"
+    item = queue.enqueue(jobs, {j.key: QAResult(j.key, "review", ("palette_uncertain",), {"palette_share": 0.1},
+                                                {"dominant_colours": detail}) for j in jobs})
+    with app_for(out) as client:
+        login(client)
+        text = client.get(f"/i/{item.id}").text
+    table = text[text.index('<table class="swatches"'):]
+    table = table[:table.index("</table>")]
+    assert re.findall(r'fill="(#[0-9A-F]{6})"', table) == ["#839099", "#F5F1E8", "#A7523A", "#E4572E"]
+    assert "<td>33 %</td><td>27.7</td>" in table and "garbled" not in table
+
+
+def test_the_campaign_page_warns_about_exports_still_above_max_upscale(out: Path, items):
+    import json
+
+    client = app_for(out)
+    login(client)
+    assert "enlarged more than the style allows" not in client.get(f"/c/{CAMPAIGN}").text  # no manifest yet
+    rows = [{"path": f"{CAMPAIGN}/exports/meta.stories/tent-02.webp", "status": "exported", "upscale": 8.438,
+             "upscale_flagged": True, "max_upscale": 1.25, "upscaler": ""},
+            {"path": f"{CAMPAIGN}/exports/meta.feed.square/tent-02.webp", "status": "exported", "upscale": 1.0,
+             "upscale_flagged": False, "max_upscale": 1.25, "upscaler": ""}]
+    LocalStore(out).put(f"{CAMPAIGN}/manifest.json", json.dumps(rows).encode())
+    page = client.get(f"/c/{CAMPAIGN}").text
+    assert "1 exported file is enlarged more than the style allows (max_upscale)" in page
+    assert "meta.stories/tent-02.webp: enlarged 8.438x from its render, above 1.25x (max_upscale)" in page
+    assert "meta.feed.square/tent-02.webp: enlarged" not in page
