@@ -114,6 +114,7 @@ def stack(workdir: Path, tmp_path: Path, repo: Path) -> Iterator[dict]:
     env.pop("BRANDBATCH_REVIEW_DB", None)
     bin_dir = Path(sys.executable).parent
     procs = Processes(tmp_path)
+    (workdir / "out").mkdir()  # the review server serves an existing --out only
     try:
         server, server_log = procs.start("server", [str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1",
                                                     "--port", str(api_port)], env, workdir)
