@@ -59,7 +59,7 @@ def write_sheet(path: Path, rows: int) -> Path:
 OURS = """
 import json, resource, sys, time
 start = time.perf_counter()
-from flows.assemble import plan_settings
+from exports.assemble import plan_settings
 from plan.planner import plan_campaign
 from plan.sheet import read_sheet
 settings, _ = plan_settings(None)

@@ -58,7 +58,7 @@ def write_sheet(path: Path, rows: int) -> Path:
 
 
 def plan_jobs(sheet: Path) -> list[RenderJob]:
-    from flows.assemble import plan_settings
+    from exports.assemble import plan_settings
     from plan.planner import plan_campaign
     from plan.sheet import read_sheet
 

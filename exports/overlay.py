@@ -371,5 +371,5 @@ def sheet_text_problems(plan: CampaignPlan, styles_dir: Path) -> list[Problem]:
             except OSError as exc:  # the style's font file is broken
                 face, why = None, str(exc)
             if face is None:
-                problems.append(Problem(str(plan.sheet), why, row.row, role))
+                problems.append(Problem(str(plan.sheet), why, row.row, role, code="text_unrenderable"))
     return problems

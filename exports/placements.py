@@ -114,15 +114,17 @@ def _read_entries(path: Path) -> list[tuple[int, dict]]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError([Problem(where, "placements file not found")]) from None
+        raise InputError([Problem(where, "placements file not found", code="file_not_found")]) from None
     except yaml.YAMLError as exc:
-        raise InputError([Problem(where, f"not valid YAML: {exc}")]) from None
+        raise InputError([Problem(where, f"not valid YAML: {exc}", code="bad_yaml")]) from None
     if not isinstance(data, dict) or not isinstance(data.get("placements"), list):
-        raise InputError([Problem(where, "must be a mapping with a 'placements:' list of presets")])
+        raise InputError([Problem(where, "must be a mapping with a 'placements:' list of presets",
+                                  code="bad_placements")])
     problems, entries = [], []
     for index, raw in enumerate(data["placements"]):
         if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
-            problems.append(Problem(where, f"placements[{index}]: must be a mapping with a string 'id' but is {raw!r}"))
+            problems.append(Problem(where, f"placements[{index}]: must be a mapping with a string 'id' but is {raw!r}",
+                                    code="bad_placements"))
         else:
             entries.append((index, raw))
     if problems:
@@ -135,11 +137,11 @@ def _problem(path: Path, index: int, pid: str, error: dict) -> Problem:
     key = f"placements[{index}] ({pid})" + (f".{loc}" if loc else "")
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "missing":
-        return Problem(str(path), f"{key}: required key is missing")
+        return Problem(str(path), f"{key}: required key is missing", code="bad_placements")
     if error["type"] == "extra_forbidden":
         allowed = ", ".join(_PlacementModel.model_fields) if "." not in loc else "top, right, bottom, left"
-        return Problem(str(path), f"{key}: unknown key (allowed: {allowed})")
-    return Problem(str(path), f"{key}: {message} but is {error['input']!r}")
+        return Problem(str(path), f"{key}: unknown key (allowed: {allowed})", code="bad_placements")
+    return Problem(str(path), f"{key}: {message} but is {error['input']!r}", code="bad_placements")
 
 
 def load_placements(extra: Path | None = None) -> dict[str, Placement]:

@@ -16,11 +16,10 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from exports.assemble import asset_snapshot, plan_settings, save_assets
 from exports.overlay import sheet_text_problems
 from exports.provenance import credential_note
 from exports.stage import DEFAULT_FORMATS, export_failure_lines, rewrite_counts
-from flows.assemble import asset_snapshot, plan_settings, save_assets
-from flows.deadletters import load_dead_letters, rendered_jobs, retry_jobs
 from flows.export import export_task
 from flows import metrics
 from flows.progress import progress_bar
@@ -31,7 +30,10 @@ from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, plan_campaign
 from plan.sheet import read_sheet
 from qa import QAResult, render_report, run_qa, summary_markdown
+from qa.metrics import close_run, report_tables
+from qa.report import upscale_warnings
 from qa.verdicts import qa_error_lines
+from render.deadletters import load_dead_letters, rendered_jobs, retry_jobs
 from render.stage import RenderReport, render_missing
 from review.actions import queue_for_review, queue_rerolls, styles_qa
 from review.queue import ReviewQueue, database_url
@@ -61,6 +63,7 @@ class CampaignSummary:
     held: int = 0  # export files held for review: overlays would be illegible (status "review")
     qa_errors: list[str] = field(default_factory=list)  # one line each
     export_failures: list[str] = field(default_factory=list)  # one line each
+    upscale_warnings: list[str] = field(default_factory=list)  # exports still enlarged above max_upscale
 
 
 @task(cache_policy=NO_CACHE)
@@ -179,12 +182,14 @@ def campaign_batch(
     rows = export_task(campaign, out, store, placements, formats, settings.styles_dir)
     create_markdown_artifact(summary_markdown(campaign, results), key=metrics.artifact_key("qa", campaign),
                              description=f"QA summary of {campaign}")
-    letters, tables = metrics.record_run(store, plan, jobs, rendered, results, rows, letters, started=started,
-                                         render_seconds=tracker.render_seconds, run_id=str(flow_run.get_id() or "local"),
-                                         retry_failed=retry_failed, whole_plan=limit is None)
+    closed = close_run(store, plan, jobs, rendered, results, rows, letters, started=started,
+                       render_seconds=tracker.render_seconds, run_id=str(flow_run.get_id() or "local"),
+                       retry_failed=retry_failed, whole_plan=limit is None)
+    metrics.publish_artifacts(closed.record, closed.totals, closed.runs, closed.letters)
+    letters = closed.letters
     html = render_report(campaign, plan.jobs, results, store, rows, extra={"problems": [str(p) for p in plan.problems],
                                                                           "credential": credential_note(rows)},
-                         tables=tables)
+                         tables=report_tables(closed.totals, closed.runs, letters))
     store.put(report_key(campaign), html.encode("utf-8"), content_type="text/html; charset=utf-8",
               overwrite=True)
     tracker.stage(100, f"done: {len(rendered.rendered)} rendered, {len(rendered.failed)} failed")
@@ -201,5 +206,5 @@ def campaign_batch(
         manifest=store.location(manifest_key(campaign)), report=store.location(report_key(campaign)),
         dead_letters=len(letters), credential=credential_note(rows),
         held=sum(1 for r in rows if r.get("status") == "review"), qa_errors=qa_error_lines(results),
-        export_failures=export_failure_lines(rows, placements, formats),
+        export_failures=export_failure_lines(rows, placements, formats), upscale_warnings=upscale_warnings(rows),
     )

@@ -80,7 +80,7 @@ def validate(
 ) -> None:
     """Validate a sheet and the styles it references; render nothing."""
     from exports.overlay import sheet_text_problems
-    from flows.assemble import plan_settings
+    from exports.assemble import plan_settings
     from plan.planner import plan_campaign
     from plan.sheet import read_sheet
 
@@ -152,6 +152,8 @@ def run(
                f"{summary.cached} already there, {len(summary.failed)} failed{rerolls}); QA of renders: {verdicts}; "
                f"{summary.queued} variants waiting for review; {summary.exported} export files"
                f"{_rewritten(summary.rewritten)} ({len(summary.export_failures)} export failures)")
+    for line in summary.upscale_warnings:
+        typer.echo(f"warning: {line}", err=True)
     if summary.dead_letters:
         typer.echo(f"dead letters: {summary.dead_letters} jobs failed and have not rendered since "
                    f"({dead_letters_key(summary.campaign)}); retry them alone with --retry-failed")
@@ -219,6 +221,7 @@ def export(
     from exports.provenance import credential_note
     from exports.stage import rewrite_counts
     from flows.export import export_campaign
+    from qa.report import upscale_warnings
     from review.queue import ReviewError, check_queue
     from store import StoreError
     from store.documents import DocumentError
@@ -231,7 +234,7 @@ def export(
         raise typer.Exit(1) from None
     from exports.placements import load_placements
     from exports.stage import export_failure_lines
-    from flows.assemble import resolve_paths
+    from exports.assemble import resolve_paths
 
     for row in rows:
         if row.get("status") == "review":
@@ -240,6 +243,8 @@ def export(
     for line in failures:
         typer.echo(line, err=True)
     exported = sum(1 for r in rows if r.get("status") == "exported")
+    for line in upscale_warnings(rows):
+        typer.echo(f"warning: {line}", err=True)
     held = sum(1 for r in rows if r.get("status") == "review")
     typer.echo(f"campaign {campaign}: {exported} export files written or current{_rewritten(rewrite_counts(rows))}, "
                f"{held} export files held for review, {len(failures)} export failures")
@@ -251,7 +256,7 @@ def export(
 @styles_app.command("list")
 def styles_list(styles: StylesOpt = None) -> None:
     """Every style and version with its status."""
-    from flows.assemble import resolve_paths
+    from exports.assemble import resolve_paths
     from plan.styles import StyleLibrary
 
     library = StyleLibrary(resolve_paths(styles).styles)
@@ -267,7 +272,7 @@ def styles_list(styles: StylesOpt = None) -> None:
 
 
 def _load(ref: str, styles: str | None):
-    from flows.assemble import resolve_paths
+    from exports.assemble import resolve_paths
     from plan.styles import StyleLibrary, parse_style_ref
 
     library = StyleLibrary(resolve_paths(styles).styles)
@@ -331,7 +336,7 @@ def verify(paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="
 def _placements() -> dict:
     """The bundled presets with $BRANDBATCH_PLACEMENTS merged over them."""
     from exports.placements import load_placements
-    from flows.assemble import resolve_paths
+    from exports.assemble import resolve_paths
 
     try:
         return load_placements(resolve_paths().placements_file)

@@ -13,9 +13,9 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from exports.assemble import banned_checker, export_items, load_assets, plan_settings
 from exports.placements import Placement
 from exports.stage import DEFAULT_FORMATS, export_assets, held_for_review, refuse_banned_text, write_manifests
-from flows.assemble import banned_checker, export_items, load_assets, plan_settings
 from review.queue import ReviewQueue, item_id_for
 from store import Store, open_store
 

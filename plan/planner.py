@@ -10,12 +10,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from plan.errors import InputError, Problem, did_you_mean
-from plan.jobs import RenderJob, derive_seed
+from plan.jobs import RenderJob, derive_expand_seed, derive_seed
 from plan.prompts import PromptError, find_banned_terms, render_prompt
-from plan.resolution import bucket, nearest_aspect
+from plan.resolution import bucket, expand_size, nearest_aspect
 from plan.sheet import MAX_CELL_CHARS, RESERVED_COLUMNS, Sheet
 from plan.styles import LOGO_SUFFIXES, Style, StyleLibrary, file_in_folder, parse_style_ref
 from plan.tokens import MAX_TOKENS, count_tokens
+from store.keys import export_name
 
 MAX_VARIANTS = 8
 # Asset ids name export files (exports/<placement>/<asset-id>[-v<N>].<ext>): ASCII only, no
@@ -87,32 +88,37 @@ class _RowProblems(Exception):
 
 
 def _style_for(cell: str, library: StyleLibrary, settings: PlanSettings, where: str, row: int) -> Style:
-    def fail(message: str) -> _RowProblems:
-        return _RowProblems([Problem(where, message, row, "style")])
+    def fail(code: str, message: str) -> _RowProblems:
+        return _RowProblems([Problem(where, message, row, "style", code=code)])
 
     if not cell:
-        raise fail("required value is empty (expected name@version, e.g. acme@2)")
+        raise fail("empty_value", "required value is empty (expected name@version, e.g. acme@2)")
     try:
         name, version = parse_style_ref(cell)
     except ValueError as exc:
-        raise fail(str(exc)) from None
+        raise fail("bad_style_ref", str(exc)) from None
     versions = library.versions(name)
     if not versions:
-        raise fail(f"unknown style {name!r}; known styles: {', '.join(library.names()) or 'none'}")
+        raise fail("unknown_style", f"unknown style {name!r}; known styles: {', '.join(library.names()) or 'none'}")
     if version not in versions:
-        raise fail(f"style {name!r} has no version {version}; versions: {', '.join(map(str, versions))}")
+        raise fail("unknown_style_version",
+                   f"style {name!r} has no version {version}; versions: {', '.join(map(str, versions))}")
     try:
         style = library.get(name, version)
     except InputError as exc:
-        raise _RowProblems([Problem(where, f"style {cell} is invalid: {p}", row, "style") for p in exc.problems]) from None
+        raise _RowProblems([Problem(where, f"style {cell} is invalid: {p}", row, "style",
+                                    code="invalid_style") for p in exc.problems]) from None
     if style.status == "approved" and settings.model_pin_problem and not settings.model_override:
-        unpinned = settings.model_pin_problem(style.model.id, style.model.revision)
-        if unpinned:
-            raise fail(f"approved style {cell} ({library.path(name, version)}) names an unpinned model: {unpinned}")
+        for key, model in (("model", style.model), ("expand_model", style.expand_model)):
+            unpinned = model and settings.model_pin_problem(model.id, model.revision)
+            if unpinned:
+                raise fail("unpinned_model", f"approved style {cell} ({library.path(name, version)}) names an "
+                                             f"unpinned {key}: {unpinned}")
     if style.status == "draft" and not settings.allow_draft:
-        raise fail(f"style {cell} is a draft; production runs need an approved style (or --allow-draft)")
+        raise fail("draft_style", f"style {cell} is a draft; production runs need an approved style (or --allow-draft)")
     if style.status == "deprecated" and style.deprecated_on and style.deprecated_on <= settings.today:
-        raise fail(f"style {cell} was deprecated on {style.deprecated_on}; use a newer version ({max(versions)})")
+        raise fail("deprecated_style",
+                   f"style {cell} was deprecated on {style.deprecated_on}; use a newer version ({max(versions)})")
     return style
 
 
@@ -139,16 +145,17 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
     problems: list[Problem] = []
     for column, value in cells.items():
         if len(value) > MAX_CELL_CHARS:
-            problems.append(Problem(where, f"value is {len(value)} characters; at most {MAX_CELL_CHARS}", row, column))
+            problems.append(Problem(where, f"value is {len(value)} characters; at most {MAX_CELL_CHARS}", row, column,
+                                    code="cell_too_long"))
     asset_id = cells.get("asset_id", "")
     if not asset_id:
-        problems.append(Problem(where, "required value is empty", row, "asset_id"))
+        problems.append(Problem(where, "required value is empty", row, "asset_id", code="empty_value"))
     elif not _ASSET_ID.fullmatch(asset_id):
         problems.append(Problem(where, f"must be 1-100 ASCII letters, digits, '.', '_' or '-' (not starting with "
-                                       f". _ -) but is {asset_id!r}", row, "asset_id"))
+                                       f". _ -) but is {asset_id!r}", row, "asset_id", code="bad_asset_id"))
     elif _DEVICE_NAMES.fullmatch(asset_id):
         problems.append(Problem(where, f"{asset_id!r} is a reserved device name on Windows; choose another id",
-                                row, "asset_id"))
+                                row, "asset_id", code="bad_asset_id"))
     style = None
     try:
         style = _style_for(cells.get("style", ""), library, settings, where, row)
@@ -164,7 +171,7 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
             variants = -1
         if not 1 <= variants <= MAX_VARIANTS:
             problems.append(Problem(where, f"must be a whole number from 1 to {MAX_VARIANTS} but is {raw_variants!r}",
-                                    row, "variants"))
+                                    row, "variants", code="bad_variants"))
 
     placements: tuple[str, ...] = ()
     raw_placements = cells.get("placements", "")
@@ -174,15 +181,17 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
         placements = style.placements
     for unknown in (p for p in placements if p not in settings.placements):
         problems.append(Problem(where, f"unknown placement {unknown!r}{did_you_mean(unknown, settings.placements)}; "
-                                       "`brandbatch placements list` shows the ids", row, "placements"))
+                                       "`brandbatch placements list` shows the ids", row, "placements",
+                                code="unknown_placement"))
     locale = cells.get("locale", "")
     if locale and not _LOCALE.match(locale):
         problems.append(Problem(where, f"must be a BCP 47 language tag such as de, de-CH, ar-EG or zh-Hant-TW but is "
-                                       f"{locale!r}", row, "locale"))
+                                       f"{locale!r}", row, "locale", code="bad_locale"))
     logo = cells.get("logo", "")
     logo_problem = logo and file_in_folder(logo, LOGO_SUFFIXES, Path(where).parent)
     if logo_problem:
-        problems.append(Problem(where, f"{logo_problem} (the sheet's folder) but is {logo!r}", row, "logo"))
+        problems.append(Problem(where, f"{logo_problem} (the sheet's folder) but is {logo!r}", row, "logo",
+                                code="bad_logo"))
     if style is None or problems:
         raise _RowProblems(problems)
 
@@ -194,63 +203,86 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
     for column, value in cells.items():  # every column: any of them may reach an ad, a manifest or a platform
         hits = find_banned_terms(value, banned) if value else []
         if hits:
-            problems.append(Problem(where, f"banned term {', '.join(map(repr, hits))} (style {style.ref})", row, column))
+            problems.append(Problem(where, f"banned term {', '.join(map(repr, hits))} (style {style.ref})", row, column,
+                                    code="banned_term"))
     try:
         prompt = render_prompt(settings.templates_dir, style.prompt_template,
                                {**variables, "style_tokens": list(style.style_tokens)})
     except PromptError as exc:
-        problems.append(Problem(where, str(exc), row, exc.column or "style"))
+        problems.append(Problem(where, str(exc), row, exc.column or "style", code="bad_prompt"))
         raise _RowProblems(problems) from None
     if not problems:
         hits = find_banned_terms(prompt, banned)
         if hits:
-            problems.append(Problem(where, f"prompt contains banned term {', '.join(map(repr, hits))}", row, "prompt"))
+            problems.append(Problem(where, f"prompt contains banned term {', '.join(map(repr, hits))}", row, "prompt",
+                                    code="banned_term"))
     n_tokens = count_tokens(prompt)
     if n_tokens > MAX_TOKENS:
         problems.append(Problem(where, f"prompt is {n_tokens} tokens; the text encoder reads at most {MAX_TOKENS} "
-                                       "(shorten the row's text or the style tokens)", row, "prompt"))
+                                       "(shorten the row's text or the style tokens)", row, "prompt",
+                                code="prompt_too_long"))
     if problems:
         raise _RowProblems(problems)
-    aspects = tuple(sorted({nearest_aspect(*settings.placements[p], style.aspect_ratios) for p in placements},
-                           key=style.aspect_ratios.index))
+    aspects = {nearest_aspect(*settings.placements[p], style.aspect_ratios) for p in placements}
+    if style.composition == "expand":  # the master is rendered whichever aspects the placements need
+        aspects.add(style.master_aspect)
+    aspects = tuple(sorted(aspects, key=style.aspect_ratios.index))
     return PlannedRow(row=row, asset_id=asset_id, style=style, variants=variants, placements=placements,
                       aspects=aspects, prompt=prompt, cells=dict(cells))
 
 
 def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
                  rerolls: Mapping[int, int] | None = None) -> list[RenderJob]:
-    """One job per (variant, aspect); ``rerolls`` maps variant -> reroll count."""
+    """One job per (variant, aspect); ``rerolls`` maps variant -> reroll count. A style with
+    ``composition: expand`` gives per variant its master (at ``master_aspect``, first) and one
+    expansion of it per other aspect."""
     style = planned.style
     model_id, revision = style.model.id, style.model.revision
+    expand_id, expand_revision = (style.expand_model or style.model).id, (style.expand_model or style.model).revision
     if settings.model_override:
         model_id, _, pinned = settings.model_override.partition("@")
         revision = pinned or None
+        expand_id, expand_revision = model_id, revision
+    family, resolution = style.model.family, style.model.resolution
+    expand = style.composition == "expand"
     jobs = []
     for variant in range(1, planned.variants + 1):
         reroll = (rerolls or {}).get(variant, 0)
         seed = derive_seed(campaign, planned.asset_id, variant, style.ref, reroll)
+        common = dict(campaign=campaign, row_key=planned.asset_id, row=planned.row, variant=variant,
+                      prompt=planned.prompt, negative_prompt=style.negative_prompt, model_family=family,
+                      scheduler=style.scheduler, steps=style.steps, guidance=style.guidance, style=style.name,
+                      style_version=style.version, reroll=reroll)
+        if not expand:
+            for aspect in planned.aspects:
+                width, height = bucket(aspect, family, resolution)
+                jobs.append(RenderJob(aspect=aspect, width=width, height=height, model_id=model_id,
+                                      model_revision=revision, seed=seed, **common))
+            continue
+        width, height = bucket(style.master_aspect, family, resolution)
+        master = RenderJob(aspect=style.master_aspect, width=width, height=height, model_id=model_id,
+                           model_revision=revision, seed=seed, **common)
+        jobs.append(master)
         for aspect in planned.aspects:
-            width, height = bucket(aspect, style.model.family, style.model.resolution)
-            jobs.append(RenderJob(
-                campaign=campaign, row_key=planned.asset_id, row=planned.row, variant=variant, aspect=aspect,
-                width=width, height=height, prompt=planned.prompt, negative_prompt=style.negative_prompt,
-                model_id=model_id, model_revision=revision,
-                model_family=style.model.family, scheduler=style.scheduler, steps=style.steps,
-                guidance=style.guidance, seed=seed, style=style.name, style_version=style.version, reroll=reroll,
-            ))
+            if aspect == style.master_aspect:
+                continue
+            width, height = expand_size((master.width, master.height), aspect, family, resolution)
+            jobs.append(RenderJob(aspect=aspect, width=width, height=height, model_id=expand_id,
+                                  model_revision=expand_revision, seed=derive_expand_seed(master.key, aspect),
+                                  master_key=master.key, expand_focal=style.focal, **common))
     return jobs
 
 
 def _claim_file_names(planned: PlannedRow, taken: dict[str, tuple[int, str]], where: str) -> None:
     """Export files are ``<asset_id>[-v<N>].<ext>``: refuse a row whose file names another row
     already uses, also when they differ only in letter case (case-insensitive file systems)."""
-    stems = [planned.asset_id if v == 1 else f"{planned.asset_id}-v{v}" for v in range(1, planned.variants + 1)]
+    stems = [export_name(planned.asset_id, v) for v in range(1, planned.variants + 1)]
     for stem in stems:
         if stem.casefold() in taken:
             row, other = taken[stem.casefold()]
             raise _RowProblems([Problem(where, f"export file name {stem!r} is already used by row {row} ({other!r}); "
                                                "asset ids must differ in more than letter case or a '-v<N>' "
-                                               "variant suffix", planned.row, "asset_id")])
+                                               "variant suffix", planned.row, "asset_id", code="file_name_clash")])
     taken.update((stem.casefold(), (planned.row, stem)) for stem in stems)
 
 
@@ -266,7 +298,7 @@ def plan_campaign(sheet: Sheet, settings: PlanSettings, limit: int | None = None
         asset_id = sheet_row.cells.get("asset_id", "")
         if asset_id and asset_id in first_seen:
             plan.problems.append(Problem(where, f"duplicate asset_id {asset_id!r} (first on row {first_seen[asset_id]})",
-                                         sheet_row.row, "asset_id"))
+                                         sheet_row.row, "asset_id", code="duplicate_asset_id"))
             continue
         if asset_id:
             first_seen[asset_id] = sheet_row.row

@@ -84,7 +84,7 @@ def _cell_problem(value: str) -> str | None:
 
 def _decode_csv(data: bytes, where: str) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise InputError([Problem(where, "is UTF-16 text; save the sheet as 'CSV UTF-8'")])
+        raise InputError([Problem(where, "is UTF-16 text; save the sheet as 'CSV UTF-8'", code="not_utf8")])
     # Undecodable bytes become lone surrogates and are reported on their row and column.
     return data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="surrogateescape")
 
@@ -97,7 +97,8 @@ def _csv_records(path: Path, where: str) -> Iterator[list[object]]:
     try:
         yield from reader
     except csv.Error as exc:
-        raise InputError([Problem(where, f"is not valid CSV near line {reader.line_num}: {exc}")]) from None
+        raise InputError([Problem(where, f"is not valid CSV near line {reader.line_num}: {exc}",
+                                  code="bad_csv")]) from None
 
 
 def _check_xml_prolog(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> None:
@@ -122,26 +123,28 @@ def _check_xml_prolog(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: st
         return
     except DefusedXmlException as exc:
         raise InputError([Problem(where, f"part {info.filename!r} declares a DTD or entities ({type(exc).__name__}); "
-                                         "workbooks never need them, so the file is refused")]) from None
+                                         "workbooks never need them, so the file is refused",
+                                  code="unsafe_xml")]) from None
     except Exception as exc:  # noqa: BLE001 - any parse failure means the part is not a workbook part
-        raise InputError([Problem(where, f"part {info.filename!r} is not valid XML: {exc}")]) from None
+        raise InputError([Problem(where, f"part {info.filename!r} is not valid XML: {exc}", code="bad_xlsx")]) from None
 
 
 def _check_xlsx_archive(path: Path, where: str) -> None:
     with path.open("rb") as handle:
         if handle.read(len(_OLE_MAGIC)) == _OLE_MAGIC:
             raise InputError([Problem(where, "is a legacy .xls or password-protected workbook; save it as .xlsx "
-                                             "without a password")])
+                                             "without a password", code="bad_xlsx")])
     try:
         archive = zipfile.ZipFile(path)
     except Exception as exc:  # noqa: BLE001 - BadZipFile, NotImplementedError, ValueError, ... on damaged files
-        raise InputError([Problem(where, f"is not an XLSX workbook (not a readable zip archive: {exc})")]) from None
+        raise InputError([Problem(where, f"is not an XLSX workbook (not a readable zip archive: {exc})",
+                                  code="bad_xlsx")]) from None
     with archive:
         infos = archive.infolist()
         unpacked = sum(info.file_size for info in infos)  # zipfile never inflates past these sizes
         if unpacked > MAX_XLSX_UNPACKED_BYTES:
             raise InputError([Problem(where, f"unpacks to {unpacked} bytes; the cap for XLSX sheets is "
-                                             f"{MAX_XLSX_UNPACKED_BYTES} bytes")])
+                                             f"{MAX_XLSX_UNPACKED_BYTES} bytes", code="file_too_large")])
         for info in infos:
             if info.filename.lower().endswith((".xml", ".rels")):
                 _check_xml_prolog(archive, info, where)
@@ -175,10 +178,11 @@ def _xlsx_records(path: Path, where: str) -> Iterator[list[object]]:
     try:
         book = load_workbook(path, read_only=True, data_only=False, keep_links=False)
     except Exception as exc:  # noqa: BLE001 - openpyxl raises many types for broken workbooks
-        raise InputError([Problem(where, f"cannot be read as an XLSX workbook: {type(exc).__name__}: {exc}")]) from None
+        raise InputError([Problem(where, f"cannot be read as an XLSX workbook: {type(exc).__name__}: {exc}",
+                                  code="bad_xlsx")]) from None
     try:
         if not book.worksheets:
-            raise InputError([Problem(where, "the workbook has no worksheet")])
+            raise InputError([Problem(where, "the workbook has no worksheet", code="bad_xlsx")])
         sheet = book.worksheets[0]
         sheet.reset_dimensions()  # do not trust the stored dimensions: read what is there
         for cells in sheet.iter_rows():
@@ -186,7 +190,8 @@ def _xlsx_records(path: Path, where: str) -> Iterator[list[object]]:
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001
-        raise InputError([Problem(where, f"cannot be read as an XLSX workbook: {type(exc).__name__}: {exc}")]) from None
+        raise InputError([Problem(where, f"cannot be read as an XLSX workbook: {type(exc).__name__}: {exc}",
+                                  code="bad_xlsx")]) from None
     finally:
         book.close()
 
@@ -197,7 +202,8 @@ def _records(path: Path, where: str) -> Iterator[list[object]]:
         return _csv_records(path, where)
     if suffix in (".xlsx", ".xlsm"):
         return _xlsx_records(path, where)
-    raise InputError([Problem(where, f"sheet must be .csv or .xlsx but is {suffix or 'without extension'!r}")])
+    raise InputError([Problem(where, f"sheet must be .csv or .xlsx but is {suffix or 'without extension'!r}",
+                              code="unsupported_format")])
 
 
 def _header(record: list[object], where: str) -> tuple[list[str], list[Problem]]:
@@ -207,18 +213,19 @@ def _header(record: list[object], where: str) -> tuple[list[str], list[Problem]]
     problems = []
     for index, value in enumerate(record[: len(names)]):
         if isinstance(value, _Refused):
-            problems.append(Problem(where, f"column {index + 1} header {value.reason}", 1))
+            problems.append(Problem(where, f"column {index + 1} header {value.reason}", 1, code="bad_header"))
     if len(names) > MAX_COLUMNS:
-        problems.append(Problem(where, f"has {len(names)} columns; at most {MAX_COLUMNS}", 1))
+        problems.append(Problem(where, f"has {len(names)} columns; at most {MAX_COLUMNS}", 1, code="too_many_columns"))
         return names, problems
     problems += [
         Problem(where, f"column name must be lowercase letters, digits and '_' (at most 64) but is {c!r}", 1,
-                c if _COLUMN.fullmatch(c) else f"column {i + 1}")
+                c if _COLUMN.fullmatch(c) else f"column {i + 1}", code="bad_header")
         for i, c in enumerate(names) if c and not _COLUMN.fullmatch(c)
     ]
-    problems += [Problem(where, f"column {c!r} appears more than once", 1, c)
+    problems += [Problem(where, f"column {c!r} appears more than once", 1, c, code="duplicate_column")
                  for c in sorted(set(names)) if c and names.count(c) > 1]
-    problems += [Problem(where, "required column is missing", 1, c) for c in REQUIRED_COLUMNS if c not in names]
+    problems += [Problem(where, "required column is missing", 1, c,
+                         code="missing_column") for c in REQUIRED_COLUMNS if c not in names]
     return names, problems
 
 
@@ -230,22 +237,22 @@ def _row(number: int, record: list[object], names: list[str], where: str) -> She
     for index, value in enumerate(record[:width]):
         name = names[index]
         if isinstance(value, _Refused):
-            problems.append(Problem(where, value.reason, number, name or f"column {index + 1}"))
+            problems.append(Problem(where, value.reason, number, name or f"column {index + 1}", code="bad_cell"))
             continue
         text = "" if value is None else str(value).strip()
         if not name:
             if text:
                 problems.append(Problem(where, f"column {index + 1} has a value but no header", number,
-                                        f"column {index + 1}"))
+                                        f"column {index + 1}", code="bad_cell"))
             continue
         reason = _cell_problem(text)
         if reason:
-            problems.append(Problem(where, reason, number, name))
+            problems.append(Problem(where, reason, number, name, code="bad_cell"))
         cells[name] = text
     extra = [i for i, v in enumerate(record[width:], start=width) if v is not None and str(v).strip() != ""]
     if extra:
         problems.append(Problem(where, f"has a value in column {extra[0] + 1}, beyond the {width} named columns",
-                                number, f"column {extra[0] + 1}"))
+                                number, f"column {extra[0] + 1}", code="bad_cell"))
     for name in names:
         if name:
             cells.setdefault(name, "")
@@ -258,7 +265,8 @@ def _rows(records: Iterable[list[object]], names: list[str], where: str) -> list
     rows = []
     for number, record in enumerate(records, start=2):
         if number - 1 > MAX_ROWS:
-            raise InputError([Problem(where, f"has more than {MAX_ROWS} rows below the header; split the campaign")])
+            raise InputError([Problem(where, f"has more than {MAX_ROWS} rows below the header; split the campaign",
+                                      code="too_many_rows")])
         row = _row(number, record, names, where)
         if row is not None:
             rows.append(row)
@@ -270,20 +278,21 @@ def read_sheet(path: Path) -> Sheet:
     path = Path(path)
     where = str(path)
     if not path.is_file():
-        raise InputError([Problem(where, "file not found")])
+        raise InputError([Problem(where, "file not found", code="file_not_found")])
     if path.stat().st_size > MAX_SHEET_BYTES:
-        raise InputError([Problem(where, f"file is larger than the {MAX_SHEET_BYTES} byte cap for sheets")])
+        raise InputError([Problem(where, f"file is larger than the {MAX_SHEET_BYTES} byte cap for sheets",
+                                  code="file_too_large")])
     records = _records(path, where)
     try:
         first = next(records, None)
         if first is None:
-            raise InputError([Problem(where, "the sheet is empty (row 1 must be the header)", 1)])
+            raise InputError([Problem(where, "the sheet is empty (row 1 must be the header)", 1, code="empty_sheet")])
         names, problems = _header(first, where)
         if problems:
             raise InputError(problems)
         rows = _rows(records, names, where)
     except OSError as exc:
-        raise InputError([Problem(where, f"cannot be read: {exc}")]) from None
+        raise InputError([Problem(where, f"cannot be read: {exc}", code="file_unreadable")]) from None
     finally:
         records.close()
     return Sheet(path=path, columns=tuple(n for n in names if n), rows=tuple(rows))

@@ -34,7 +34,7 @@ def _check_graph(root: yaml.Node, where: str) -> None:
             return sizes[key], depths[key]
         if key in on_path:
             raise InputError([Problem(where, "an alias refers to a node that contains it (a cycle); "
-                                             "YAML aliases must not nest into themselves")])
+                                             "YAML aliases must not nest into themselves", code="bad_yaml")])
         if isinstance(node, yaml.ScalarNode):
             size, depth = 1, 0
         else:
@@ -52,9 +52,10 @@ def _check_graph(root: yaml.Node, where: str) -> None:
             on_path.discard(key)
         if size > MAX_YAML_NODES:
             raise InputError([Problem(where, f"expands to more than {MAX_YAML_NODES} values (YAML aliases "
-                                             "repeat what they point to); write the values out or simplify")])
+                                             "repeat what they point to); write the values out or simplify",
+                                      code="yaml_too_big")])
         if depth > MAX_YAML_DEPTH:
-            raise InputError([Problem(where, f"nests more than {MAX_YAML_DEPTH} levels deep")])
+            raise InputError([Problem(where, f"nests more than {MAX_YAML_DEPTH} levels deep", code="yaml_too_big")])
         sizes[key], depths[key] = size, depth
         return size, depth
 
@@ -69,7 +70,7 @@ def load_yaml(text: str, where: str) -> object:
         loader = yaml.SafeLoader(text)
     except yaml.reader.ReaderError as exc:  # raised while the loader checks the text
         raise InputError([Problem(where, f"not valid YAML: {exc.reason} (U+{exc.character:04X} at "
-                                         f"character {exc.position})")]) from None
+                                         f"character {exc.position})", code="bad_yaml")]) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -77,12 +78,14 @@ def load_yaml(text: str, where: str) -> object:
         _check_graph(node, where)
         return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
-        raise InputError([Problem(where, f"not valid YAML{_mark(exc)}: {exc.problem or exc.context}")]) from None
+        raise InputError([Problem(where, f"not valid YAML{_mark(exc)}: {exc.problem or exc.context}",
+                                  code="bad_yaml")]) from None
     except yaml.YAMLError as exc:
-        raise InputError([Problem(where, f"not valid YAML: {exc}")]) from None
+        raise InputError([Problem(where, f"not valid YAML: {exc}", code="bad_yaml")]) from None
     except RecursionError:
-        raise InputError([Problem(where, f"nests more than {MAX_YAML_DEPTH} levels deep")]) from None
+        raise InputError([Problem(where, f"nests more than {MAX_YAML_DEPTH} levels deep",
+                                  code="yaml_too_big")]) from None
     except (ValueError, OverflowError) as exc:  # a value the constructor cannot build, e.g. date 0000-00-00
-        raise InputError([Problem(where, f"not valid YAML: {exc}")]) from None
+        raise InputError([Problem(where, f"not valid YAML: {exc}", code="bad_yaml")]) from None
     finally:
         loader.dispose()

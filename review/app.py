@@ -10,6 +10,7 @@ only. Decisions answer JSON to the page's scripts (no reload) or redirect plain 
 from __future__ import annotations
 
 import html
+import json
 import re
 import secrets
 import socket
@@ -29,12 +30,13 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from starlette.routing import Route
 
 from plan.jobs import RenderJob
+from qa.report import upscale_warnings
 from review.auth import LoginThrottle, load_reviewers, reviewer_for, same_origin, token_fingerprint
 from review.queue import (DECISIONS, MAX_NOTE_CHARS, REASON_CODES, STATES, Conflict, InvalidDecision, Item,
                           ItemNotFound, ReviewError, ReviewQueue, check_item_id)
 from settings import load_settings
 from store import Store, open_store
-from store.keys import render_key
+from store.keys import manifest_key, render_key
 
 Publish = Callable[[str, str, str], object]  # (campaign, reviewer, note) -> resume its waiting run, or export
 Rerender = Callable[[Sequence[RenderJob]], object]  # reroll jobs -> start the flow that renders them
@@ -42,6 +44,8 @@ JOB_KEY = re.compile(r"^[0-9a-f]{64}$")
 CAMPAIGN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 VERDICTS = ("pass", "review", "fail")
 SESSION_HOURS = 12
+PAGE_SIZE = 60  # grid items per page
+MAX_SEARCH_CHARS = 100
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self'; script-src 'self'; style-src 'self'; "
                                "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -76,6 +80,7 @@ class _Review:
         self.assets = templates_dir()
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(self.assets), autoescape=True,
                                       undefined=jinja2.StrictUndefined)
+        self.env.filters["dominant_colours"] = dominant_colours
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -176,21 +181,41 @@ class _Review:
 
     async def grid(self, request: Request) -> Response:
         campaign = self.campaign_or_404(request.path_params["campaign"])
-        state = request.query_params.get("state") or None
+        state = request.query_params.get("state")  # the queue unless asked for "all" or another state
         verdict = request.query_params.get("verdict") or None
-        state = state if state in STATES else None
+        state = None if state == "all" else state if state in STATES else "queued"
         verdict = verdict if verdict in VERDICTS else None
-        items = self.queue.items(campaign, state=state, verdict=verdict)
+        search = request.query_params.get("q", "").strip()[:MAX_SEARCH_CHARS] or None
+        total = self.queue.count_items(campaign, state=state, verdict=verdict, search=search)
+        pages = max(1, -(-total // PAGE_SIZE))
+        try:
+            page = min(max(1, int(request.query_params.get("page", "1"))), pages)
+        except ValueError:
+            page = 1
+        items = self.queue.items(campaign, state=state, verdict=verdict, search=search, limit=PAGE_SIZE,
+                                 offset=(page - 1) * PAGE_SIZE)
         return self.page(request, "grid.html", campaign=campaign, items=items, state=state, verdict=verdict,
-                         counts=self.queue.campaigns()[campaign])
+                         counts=self.queue.campaigns()[campaign], search=search or "", total=total,
+                         page_no=page, pages=pages, warnings=self.upscale_warnings(campaign))
+
+    def upscale_warnings(self, campaign: str) -> list[str]:
+        """Exported files of the campaign still enlarged above their style's max_upscale."""
+        try:
+            rows = json.loads(self.store.get(manifest_key(campaign)))
+        except FileNotFoundError:
+            return []  # nothing exported yet
+        return upscale_warnings(rows if isinstance(rows, list) else [])
 
     async def detail(self, request: Request) -> Response:
         item = self.queue.item(request.path_params["item_id"])
-        siblings = [i.id for i in self.queue.items(item.campaign)]
+        everything = self.queue.items(item.campaign)
+        siblings = [i.id for i in everything]
         at = siblings.index(item.id)
+        waiting = [i.id for i in everything[at + 1:] + everything[:at] if i.state == "queued"]
         return self.page(request, "detail.html", item=item, decisions=self.queue.decisions(item.id),
                          prev_id=siblings[at - 1] if at > 0 else None,
-                         next_id=siblings[at + 1] if at + 1 < len(siblings) else None)
+                         next_id=siblings[at + 1] if at + 1 < len(siblings) else None,
+                         next_queued=waiting[0] if waiting else None)
 
     async def render(self, request: Request) -> Response:
         key = request.path_params["job_key"]
@@ -200,7 +225,7 @@ class _Review:
                         headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=86400, immutable"})
 
     async def asset(self, request: Request) -> Response:
-        name = {"review.js": "text/javascript", "review.css": "text/css"}
+        name = {"review.js": "text/javascript", "review.css": "text/css", "favicon.svg": "image/svg+xml"}
         filename = request.path_params["name"]
         if filename not in name:
             raise ItemNotFound(filename)
@@ -265,6 +290,22 @@ class _Review:
             return JSONResponse({"campaign": campaign, "approved": approved, "started": True}, status_code=202,
                                 background=task)
         return RedirectResponse(f"/c/{campaign}", status_code=303, background=task)
+
+
+DOMINANT = re.compile(r"^(#[0-9A-Fa-f]{6}) (\d{1,3})% dE ([0-9.]+) to (#[0-9A-Fa-f]{6})$")
+
+
+def dominant_colours(text: str) -> list[dict[str, str]]:
+    """The palette check's ``dominant_colours`` detail ('#839099 33% dE 27.7 to #F5F1E8; ...')
+    as rows to draw: the render's colour, its share, CIEDE2000 and the nearest brand colour.
+    Parts in another form are left out (the raw text stays on the page)."""
+    rows = []
+    for part in text.split(";"):
+        found = DOMINANT.match(part.strip())
+        if found:
+            colour, share, delta, brand = found.groups()
+            rows.append({"colour": colour.upper(), "share": share, "delta_e": delta, "brand": brand.upper()})
+    return rows
 
 
 def client_address(request: Request, trusted_proxies: Collection[str] = ()) -> str:
@@ -333,7 +374,7 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
     queue.verify()  # a queue that lost decisions is not served (ReviewStateLost names the recovery)
     review = _Review(queue, store or open_store(out), load_reviewers() if reviewers is None else reviewers,
                      publish, rerender, login_throttle or LoginThrottle(), trusted_proxies)
-    public = {"/healthz", "/login", "/assets/review.css", "/assets/review.js"}
+    public = {"/healthz", "/login", "/assets/review.css", "/assets/review.js", "/assets/favicon.svg"}
 
     async def guard(request: Request, call_next: Callable) -> Response:
         if request.url.path not in public and review.reviewer(request) is None:

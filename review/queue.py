@@ -21,7 +21,6 @@ read raises :class:`ReviewStoreDamaged` naming it; neither queues, approves or e
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -35,7 +34,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from plan.jobs import RenderJob, derive_seed, sha256_text
+from plan.jobs import RenderJob, reseed, sha256_text
 from qa.verdicts import QAResult
 from review.approvals import AUTO_REVIEWER, auto_approval
 from review.decision_log import RECOVERY, DecisionLog, LogRecord
@@ -203,17 +202,15 @@ def check_item_id(item_id: str) -> str:
     return item_id
 
 
-def planned_job(job: RenderJob) -> RenderJob:
-    """The job as planned, before any reroll (what a campaign rerun produces)."""
-    seed = derive_seed(job.campaign, job.row_key, job.variant, f"{job.style}@{job.style_version}", 0)
-    return dataclasses.replace(job, reroll=0, seed=seed)
+def planned_jobs(jobs: Sequence[RenderJob]) -> list[RenderJob]:
+    """An asset variant's jobs as planned, before any reroll (what a campaign rerun produces)."""
+    return reseed(jobs, 0)
 
 
-def rerolled_job(job: RenderJob) -> RenderJob:
-    """The next reroll of a job: reroll count + 1 and the seed derived from it."""
-    reroll = job.reroll + 1
-    seed = derive_seed(job.campaign, job.row_key, job.variant, f"{job.style}@{job.style_version}", reroll)
-    return dataclasses.replace(job, reroll=reroll, seed=seed)
+def rerolled_jobs(jobs: Sequence[RenderJob]) -> list[RenderJob]:
+    """The next reroll of an asset variant: reroll count + 1 and the seeds derived from it (a
+    family's expansions follow their new master)."""
+    return reseed(jobs, max(job.reroll for job in jobs) + 1)
 
 
 def variant_verdict(results: Sequence[QAResult]) -> str:
@@ -374,7 +371,7 @@ class ReviewQueue:
         qa = {a: results[j.key] if j.key in results else
               QAResult(j.key, "review", ("qa_missing",), {}) for a, j in by_aspect.items()}
         verdict = variant_verdict(list(qa.values()))
-        planned = sha256_text(json.dumps(sorted(planned_job(j).key for j in jobs)))
+        planned = sha256_text(json.dumps(sorted(j.key for j in planned_jobs(jobs))))
         item_id = item_id_for(first.campaign, first.row_key, first.variant)
         values = {
             "campaign": first.campaign, "asset_id": first.row_key, "variant": first.variant, "row": first.row,
@@ -454,7 +451,8 @@ class ReviewQueue:
         current = self.item(item_id)
         if current.version != expected_version:
             raise Conflict(f"item {item_id} is at version {current.version}, not {expected_version}: "
-                           f"it changed meanwhile (now {current.state}); reload and decide again", current)
+                           f"it changed meanwhile ({self._last_change(item_id, current)}); reload and decide again",
+                           current)
         if current.state == "reroll_requested":
             raise Conflict(f"item {item_id} waits for its reroll's renders; decide on them when they arrive", current)
         if decision == "approve" and current.verdict == "fail":
@@ -470,8 +468,8 @@ class ReviewQueue:
                 state=_AFTER[decision], version=expected_version + 1, updated_at=decided_at,
                 approval_id=approval_id, approved_by=reviewer if approval_id else None))
             if updated.rowcount != 1:
-                raise Conflict(f"item {item_id} changed while deciding (version {expected_version} is gone); "
-                               "reload and decide again")
+                raise Conflict(f"item {item_id} changed while deciding (version {expected_version} is gone: "
+                               f"{self._last_change(item_id)}); reload and decide again")
             self._log(conn, item_id, expected_version + 1, reviewer, decision, reason, note, approval_id,
                       current.jobs)
         return self.item(item_id)
@@ -511,15 +509,36 @@ class ReviewQueue:
             raise ItemNotFound(f"no review item {item_id}")
         return _item(row)
 
-    def items(self, campaign: str, *, state: str | None = None, verdict: str | None = None) -> list[Item]:
-        query = sa.select(items_table).where(items_table.c.campaign == campaign)
+    def items(self, campaign: str, *, state: str | None = None, verdict: str | None = None,
+              search: str | None = None, limit: int | None = None, offset: int = 0) -> list[Item]:
+        """A campaign's items in sheet order; ``search``: part of the asset id (any case);
+        ``limit``/``offset``: one page of them."""
+        query = self._where(sa.select(items_table), campaign, state, verdict, search)
+        query = query.order_by(items_table.c.row, items_table.c.asset_id, items_table.c.variant)
+        if limit is not None:
+            query = query.limit(limit).offset(offset)
+        with self.engine.connect() as conn:
+            return [_item(r) for r in conn.execute(query).mappings()]
+
+    def count_items(self, campaign: str, *, state: str | None = None, verdict: str | None = None,
+                    search: str | None = None) -> int:
+        """How many items :meth:`items` would list without ``limit``."""
+        query = self._where(sa.select(sa.func.count()).select_from(items_table), campaign, state, verdict, search)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    @staticmethod
+    def _where(query: sa.Select, campaign: str, state: str | None, verdict: str | None,
+               search: str | None) -> sa.Select:
+        query = query.where(items_table.c.campaign == campaign)
         if state:
             query = query.where(items_table.c.state == state)
         if verdict:
             query = query.where(items_table.c.verdict == verdict)
-        query = query.order_by(items_table.c.row, items_table.c.asset_id, items_table.c.variant)
-        with self.engine.connect() as conn:
-            return [_item(r) for r in conn.execute(query).mappings()]
+        if search:
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(sa.func.lower(items_table.c.asset_id).like(f"%{escaped.lower()}%", escape="\\"))
+        return query
 
     def campaigns(self) -> dict[str, dict[str, int]]:
         """campaign -> {state: count} (every state present, zeros included)."""
@@ -530,6 +549,17 @@ class ReviewQueue:
             for campaign, state, count in conn.execute(query):
                 out.setdefault(campaign, dict.fromkeys(STATES, 0))[state] = count
         return out
+
+    def _last_change(self, item_id: str, current: Item | None = None) -> str:
+        """Who moved the item last, for a conflict message: 'lee approved it at 14:02:11 UTC, now approved'."""
+        current = current or self.item(item_id)
+        last = self.decisions(item_id)[-1:] if current.version > 1 else []
+        if not last:
+            return f"now {current.state}"
+        done = {"approve": "approved", "reject": "rejected", "reroll": "asked for a reroll of",
+                "requeue": "re-queued"}.get(last[0].decision, last[0].decision)
+        return (f"{last[0].reviewer} {done} it at {last[0].decided_at.strftime('%H:%M:%S UTC')}, "
+                f"now {current.state.replace('_', ' ')}")
 
     def decisions(self, item_id: str) -> list[DecisionRecord]:
         check_item_id(item_id)
@@ -547,7 +577,7 @@ class ReviewQueue:
     def pending_rerolls(self, campaign: str, *, item_ids: Sequence[str] | None = None) -> list[RenderJob]:
         """The jobs still to render for the items waiting for a reroll."""
         items = [i for i in self.items(campaign, state="reroll_requested") if item_ids is None or i.id in item_ids]
-        return [rerolled_job(job) for item in items for _aspect, job in sorted(item.jobs.items())]
+        return [job for item in items for job in rerolled_jobs([job for _aspect, job in sorted(item.jobs.items())])]
 
     def secret(self) -> str:
         """A random secret kept in the database (signs the web app's session cookies), made once."""

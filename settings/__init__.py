@@ -10,6 +10,7 @@ allowed. An empty value counts as unset. README.md's settings table is ``setting
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -52,8 +53,10 @@ class Settings(BaseSettings):
     torch_threads: int = Field(1, ge=1, description="CPU threads torch uses (fixed, so CPU pixels are reproducible).",
                                json_schema_extra={"allowed": "a whole number >= 1"})
     batch_invariant: bool = Field(True, description="One pipeline call per image, so pixels never depend on the "
-                                  "batch (0: batch the denoiser for throughput).", json_schema_extra={"allowed": "1/0 (true/false)"})
-    compile: bool = Field(False, description="`torch.compile` the denoiser.", json_schema_extra={"allowed": "1/0 (true/false)"})
+                                  "batch (0: batch the denoiser for throughput).",
+                                  json_schema_extra={"allowed": "1/0 (true/false)"})
+    compile: bool = Field(False, description="`torch.compile` the denoiser.",
+                          json_schema_extra={"allowed": "1/0 (true/false)"})
     vae_tiling: bool = Field(False, description="Decode large images tile by tile (less memory).",
                              json_schema_extra={"allowed": "1/0 (true/false)"})
     vae_slicing: bool = Field(False, description="Decode a batch one image at a time (less memory).",
@@ -153,12 +156,22 @@ def _explain(exc: ValidationError) -> SettingsError:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """The settings of ``environ`` (default: this process's environment, read now). Raises
     ``SettingsError`` naming every bad variable, its value and what is allowed."""
+    if environ is None:  # the same variables (and home folder: defaults) give the same frozen settings
+        return _from_environment(tuple(sorted((k, v) for k, v in os.environ.items()
+                                              if k.upper().startswith(PREFIX) or k == "HOME")))
     try:
-        if environ is None:
-            return Settings()
         values = {name: environ[variable(name)] for name in Settings.model_fields
                   if environ.get(variable(name), "").strip()}
         return _FromMapping(**values)
+    except ValidationError as exc:
+        raise _explain(exc) from None
+
+
+@functools.lru_cache(maxsize=8)
+def _from_environment(_variables: tuple[tuple[str, str], ...]) -> Settings:
+    """``Settings()`` (reads ``os.environ``), once per set of variables (~ms each: stages ask often)."""
+    try:
+        return Settings()
     except ValidationError as exc:
         raise _explain(exc) from None
 

@@ -11,6 +11,7 @@ key                                            what
 ``qa/<job key>.json``                          the QA result of a render
 ``qa/checks/<job key>.json``                   kept per-render QA findings (resume)
 ``qa/embeddings/<model tag>/<job key>.npy``    cached CLIP image embedding
+``upscaled/<sha256>.png``                      a render upscaled by a model (render bytes + weights)
 ``shards/<flow run id>.json``                  the report of one render shard
 ``<campaign>/assets.json``                     asset snapshot: what export needs of each row
 ``<campaign>/dead-letters.json``               jobs that failed and have not rendered since
@@ -25,6 +26,7 @@ key                                            what
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 def render_key(job_key: str) -> str:
     return f"renders/{job_key}.png"
@@ -55,6 +57,13 @@ def embedding_key(model_tag: str, job_key: str) -> str:
     return f"{EMBEDDINGS_PREFIX}/{model_tag}/{job_key}.npy"
 
 
+def upscaled_key(render_sha256: str, upscaler_tag: str) -> str:
+    """A render upscaled by a super-resolution model, content-addressed by the render's bytes and
+    the weights (``<id>@<sha256[:16]>``): made once, reused by every export and run."""
+    digest = hashlib.sha256(f"brandbatch-upscaled-v1|{render_sha256}|{upscaler_tag}".encode()).hexdigest()
+    return f"upscaled/{digest}.png"
+
+
 def shard_report_key(flow_run_id: str) -> str:
     return f"shards/{flow_run_id}.json"
 
@@ -82,10 +91,14 @@ def run_record_key(campaign: str, started: str, run_id: str) -> str:
     return f"{runs_prefix(campaign)}/{stamp}-{''.join(c for c in run_id if c.isalnum())[:12] or 'run'}.json"
 
 
+def export_name(asset_id: str, variant: int) -> str:
+    """An export file's name without its extension (variant 1 has no ``-v1`` suffix)."""
+    return asset_id if variant == 1 else f"{asset_id}-v{variant}"
+
+
 def export_stem(campaign: str, placement_id: str, asset_id: str, variant: int) -> str:
-    """An export file's key without its extension (variant 1 has no ``-v1`` suffix)."""
-    name = asset_id if variant == 1 else f"{asset_id}-v{variant}"
-    return f"{campaign}/exports/{placement_id}/{name}"
+    """An export file's key without its extension."""
+    return f"{campaign}/exports/{placement_id}/{export_name(asset_id, variant)}"
 
 
 def export_key(campaign: str, placement_id: str, asset_id: str, variant: int, extension: str) -> str:

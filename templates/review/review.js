@@ -1,4 +1,4 @@
-// Keyboard-first review: j/k or arrows move, space selects, a approve, x reject (reason), r reroll.
+// Keyboard-first review: j/k or arrows move, space selects, a approve, x reject (reason), r reroll, ? shortcuts.
 "use strict";
 (() => {
   const csrf = document.querySelector('meta[name="csrf"]').content;
@@ -17,7 +17,12 @@
     const data = await response.json().catch(() => ({ error: response.statusText }));
     return { ok: response.ok, status: response.status, data };
   };
+  const count = (state, change) => {
+    const node = document.querySelector(`.count[data-state="${state}"]`);
+    if (node) node.textContent = String(Number(node.textContent) + change);
+  };
   const show = (card, summary) => {
+    if (card.dataset.state !== summary.state) { count(card.dataset.state, -1); count(summary.state, +1); }
     card.dataset.version = summary.version;
     card.dataset.state = summary.state;
     const badge = card.querySelector(".badge.state");
@@ -43,6 +48,10 @@
       show(card, data);
       say(`${decision === "reroll" ? "Reroll requested" : decision === "approve" ? "Approved" : "Rejected"}: ${card.querySelector("strong, h1").textContent.trim()}`);
       if (page === "grid") focus(at + 1);
+      else if (decision !== "reroll") {  // on to the next item waiting (or back to the queue after the last)
+        const next = document.body.dataset.nextQueued;
+        window.setTimeout(() => window.location.assign(next ? `/i/${next}` : `/c/${document.body.dataset.campaign}`), 600);
+      }
     } else {
       say(code === 409 ? `Conflict: ${data.error}` : `Error ${code}: ${data.error}`);
     }
@@ -78,6 +87,8 @@
     if (page === "detail" && (next || prev)) go(document.body.dataset[next ? "next" : "prev"]);
     else if (next) focus(at + 1);
     else if (prev) focus(at - 1);
+    else if (key === "?") { const keys = document.getElementById("keys-dialog"); if (keys) keys.showModal(); }
+    else if (key === "a" && document.getElementById("why-no-approve")) say(document.getElementById("why-no-approve").textContent);
     else if (key === "a") decide(card, "approve");
     else if (key === "x") askReject(card);
     else if (key === "r") decide(card, "reroll");

@@ -54,7 +54,7 @@ def test_a_banned_term_in_any_column_refuses_the_row(tmp_path: Path, settings_: 
     values[COLUMNS.index(column)] = BANNED_IN[column]
     plan = plan_campaign(read_sheet(_sheet(tmp_path, values)), settings_)
     assert plan.rows == [] and plan.jobs == []
-    assert any(p.column == column and "banned term" in p.message for p in plan.problems), plan.problems
+    assert any(p.column == column and p.code == "banned_term" for p in plan.problems), plan.problems
 
 
 @pytest.mark.parametrize("field", ["asset_id", "headline", "cta", "alt_text"])

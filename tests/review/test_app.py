@@ -310,3 +310,128 @@ def test_revoked_token_ends_the_session(out: Path, items: list[Item]) -> None:
 
 def test_foreign_host_header_is_refused(client: TestClient) -> None:
     assert client.get("/healthz", headers={"host": "rebound.evil.example"}).status_code == 400
+
+
+def test_the_grid_opens_on_the_queue_and_all_is_one_click(client: TestClient, items: list[Item]) -> None:
+    login(client)
+    queue_page = client.get(f"/c/{CAMPAIGN}").text  # bottle-03 passed QA: approved by qa-auto, not waiting
+    assert "tent-02" in queue_page and "trail-pack-01" in queue_page and "bottle-03" not in queue_page
+    assert re.search(r'<a href="\?state=queued" class="on">queued \(<span class="count" data-state="queued">2</span>\)',
+                     queue_page)
+    everything = client.get(f"/c/{CAMPAIGN}?state=all").text
+    assert "bottle-03" in everything and re.search(r'href="\?state=all" class="on">all</a>', everything)
+    assert 'href="?state=all&amp;verdict=pass"' in everything  # the QA filter keeps "all"
+    assert "bottle-03" in client.get(f"/c/{CAMPAIGN}?state=approved").text
+    assert "bottle-03" not in client.get(f"/c/{CAMPAIGN}?state=bogus").text  # unknown: the queue
+
+
+def test_an_empty_queue_says_how_items_arrive(out: Path, enqueue) -> None:
+    enqueue("tent-02", verdict="pass")
+    with app_for(out) as client:
+        login(client)
+        text = client.get(f"/c/{CAMPAIGN}").text
+    assert "Nothing waits for review" in text and "qa.review_sample_rate" in text and 'href="?state=all"' in text
+
+
+def test_approve_is_off_with_the_reason_on_a_qa_failure(out: Path, enqueue) -> None:
+    failed, fine = enqueue("tent-02", verdict="fail"), enqueue("trail-pack-01")
+    with app_for(out) as client:
+        login(client)
+        text = client.get(f"/i/{failed.id}").text
+        other = client.get(f"/i/{fine.id}").text
+    assert re.search(r'<button type="button" data-decision="approve" disabled aria-describedby="why-no-approve">', text)
+    assert 'id="why-no-approve">Approve is off: QA failed' in text
+    assert "why-no-approve" not in other and re.search(r'data-decision="approve">', other)
+
+
+def test_conflicts_say_who_decided(client: TestClient, items: list[Item]) -> None:
+    csrf = login(client, "lee")
+    assert decide(client, csrf, items[0], "reject", reason="off_brand").status_code == 200
+    dana = login(client, "dana")
+    conflict = decide(client, dana, items[0], "approve")  # still at version 1 on dana's screen
+    assert conflict.status_code == 409
+    assert re.search(r"lee rejected it at \d\d:\d\d:\d\d UTC, now rejected", conflict.json()["error"])
+
+
+def test_history_has_headers_and_only_columns_with_values(client: TestClient, items: list[Item]) -> None:
+    csrf = login(client)
+    assert decide(client, csrf, items[0], "approve").status_code == 200
+    text = client.get(f"/i/{items[0].id}").text
+    history = text[text.index('<table class="history">'):text.index("</table>")]
+    assert re.findall(r'<th scope="col">([^<]+)</th>', history) == ["When (UTC)", "Reviewer", "Decision", "Approval"]
+    assert "<td></td>" not in history  # no reason, no note: no empty columns
+    rejected = decide(client, csrf, items[1], "reject", reason="off_brand", note="too dark")
+    assert rejected.status_code == 200
+    text = client.get(f"/i/{items[1].id}").text
+    history = text[text.index('<table class="history">'):text.index("</table>")]
+    assert re.findall(r'<th scope="col">([^<]+)</th>', history) == ["When (UTC)", "Reviewer", "Decision", "Reason", "Note"]
+    assert "<td>off brand</td><" in history.replace("\n      ", "") and "too dark" in history
+
+
+def test_detail_advances_to_the_next_waiting_item(client: TestClient, items: list[Item]) -> None:
+    login(client)
+    assert f'data-next-queued="{items[1].id}"' in client.get(f"/i/{items[0].id}").text
+    assert f'data-next-queued="{items[0].id}"' in client.get(f"/i/{items[1].id}").text  # wraps, skips bottle-03
+
+
+def test_favicon_and_shortcuts_are_on_every_page(client: TestClient) -> None:
+    icon = client.get("/assets/favicon.svg")  # public: the login page shows it too
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml") and b"<svg" in icon.content
+    assert '<link rel="icon" href="/assets/favicon.svg"' in client.get("/login").text
+    login(client)
+    page = client.get("/").text
+    assert '<dialog id="keys-dialog"' in page and "<kbd>?</kbd>" in page
+
+
+def test_long_queues_page_and_search(out: Path, enqueue) -> None:
+    for n in range(63):
+        enqueue(f"pack-{n:03d}")
+    enqueue("Tent_%-01")
+    with app_for(out) as client:
+        login(client)
+        first = client.get(f"/c/{CAMPAIGN}").text
+        assert first.count('class="item"') == 60 and "64 items · page 1 of 2" in first
+        assert 'href="?state=queued&amp;page=2" rel="next"' in first
+        second = client.get(f"/c/{CAMPAIGN}?state=queued&page=2").text
+        assert second.count('class="item"') == 4 and 'rel="prev"' in second and 'rel="next"' not in second
+        assert client.get(f"/c/{CAMPAIGN}?page=99").text.count('class="item"') == 4  # past the end: the last page
+        assert client.get(f"/c/{CAMPAIGN}?page=x").text.count('class="item"') == 60
+        found = client.get(f"/c/{CAMPAIGN}", params={"q": "tent_%"}).text  # any case; % and _ are literal
+        assert found.count('class="item"') == 1 and "Tent_%-01" in found and "1 item" in found
+        assert client.get(f"/c/{CAMPAIGN}", params={"q": "pack-00"}).text.count('class="item"') == 10
+        none = client.get(f"/c/{CAMPAIGN}", params={"q": "_%"}).text
+        assert none.count('class="item"') == 1
+        assert "No items match." in client.get(f"/c/{CAMPAIGN}", params={"q": "zzz"}).text
+
+
+def test_palette_findings_show_dominant_and_brand_swatches(out: Path, queue: ReviewQueue) -> None:
+    from qa.verdicts import QAResult
+
+    jobs = make_jobs("tent-02")
+    detail = "#839099 33% dE 27.7 to #F5F1E8; #a7523a 8% dE 13.1 to #E4572E; garbled part"
+    item = queue.enqueue(jobs, {j.key: QAResult(j.key, "review", ("palette_uncertain",), {"palette_share": 0.1},
+                                                {"dominant_colours": detail}) for j in jobs})
+    with app_for(out) as client:
+        login(client)
+        text = client.get(f"/i/{item.id}").text
+    table = text[text.index('<table class="swatches"'):]
+    table = table[:table.index("</table>")]
+    assert re.findall(r'fill="(#[0-9A-F]{6})"', table) == ["#839099", "#F5F1E8", "#A7523A", "#E4572E"]
+    assert "<td>33 %</td><td>27.7</td>" in table and "garbled" not in table
+
+
+def test_the_campaign_page_warns_about_exports_still_above_max_upscale(out: Path, items):
+    import json
+
+    client = app_for(out)
+    login(client)
+    assert "enlarged more than the style allows" not in client.get(f"/c/{CAMPAIGN}").text  # no manifest yet
+    rows = [{"path": f"{CAMPAIGN}/exports/meta.stories/tent-02.webp", "status": "exported", "upscale": 8.438,
+             "upscale_flagged": True, "max_upscale": 1.25, "upscaler": ""},
+            {"path": f"{CAMPAIGN}/exports/meta.feed.square/tent-02.webp", "status": "exported", "upscale": 1.0,
+             "upscale_flagged": False, "max_upscale": 1.25, "upscaler": ""}]
+    LocalStore(out).put(f"{CAMPAIGN}/manifest.json", json.dumps(rows).encode())
+    page = client.get(f"/c/{CAMPAIGN}").text
+    assert "1 exported file is enlarged more than the style allows (max_upscale)" in page
+    assert "meta.stories/tent-02.webp: enlarged 8.438x from its render, above 1.25x (max_upscale)" in page
+    assert "meta.feed.square/tent-02.webp: enlarged" not in page

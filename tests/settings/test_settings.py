@@ -3,7 +3,6 @@ variable, its value and what is allowed, and README.md documents each one."""
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
@@ -11,22 +10,15 @@ import pytest
 from typer.testing import CliRunner
 
 from settings import Settings, SettingsError, load_settings, settings_table, unknown_variables, variable
+from tests.source_literals import REPO, literals_matching
 
-REPO = Path(__file__).resolve().parents[2]
-SOURCES = ("bench", "exports", "flows", "plan", "qa", "render", "review", "store")
 NAME = re.compile(r"^BRANDBATCH_[A-Z0-9_]*$")
 
 
 def variable_names_outside_settings(root: Path) -> list[str]:
-    """``path:line: literal`` for every string literal (f-string pieces included) that is a
-    variable name, outside settings/: reading one is the settings module's job."""
-    found = []
-    for package in SOURCES:
-        for path in sorted((root / package).rglob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.Constant) and isinstance(node.value, str) and NAME.match(node.value):
-                    found.append(f"{path.relative_to(root)}:{node.lineno}: {node.value!r}")
-    return found
+    """Every literal (f-string pieces included) outside settings/ that is a variable name:
+    reading one is the settings module's job."""
+    return literals_matching(root, NAME, "settings/")
 
 
 def test_only_the_settings_module_names_a_variable():
@@ -105,3 +97,14 @@ def test_the_command_line_checks_settings_before_any_command(monkeypatch: pytest
     assert "$BRANDBATCH_SHARD_SIZE must be a whole number >= 1 but is '0'" in result.output
     result = CliRunner().invoke(app, ["styles", "list"], env={"BRANDBATCH_SHARD_SIZ": "8"})
     assert result.exit_code == 0 and "did you mean $BRANDBATCH_SHARD_SIZE?" in result.output
+
+
+def test_settings_follow_the_environment_as_it_changes(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("BRANDBATCH_SHARD_SIZE", "7")
+    first = load_settings()
+    assert first.shard_size == 7 and load_settings() is first  # read once per set of variables
+    monkeypatch.setenv("BRANDBATCH_SHARD_SIZE", "9")
+    assert load_settings().shard_size == 9
+    monkeypatch.setenv("BRANDBATCH_SHARD_SIZE", "0")
+    with pytest.raises(SettingsError, match="SHARD_SIZE must be a whole number >= 1 but is '0'"):
+        load_settings()

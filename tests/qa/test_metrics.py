@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 from tests.qa.synth import make_job
 
-from flows import metrics
-from flows.assemble import plan_settings
-from flows.deadletters import update_dead_letters
+from exports.assemble import plan_settings
 from plan.planner import plan_campaign
 from plan.sheet import read_sheet
-from qa import render_report
+from qa import metrics, render_report
 from qa.verdicts import QAResult
+from render.deadletters import update_dead_letters
 from render.stage import RenderFailure, RenderReport
 from store.documents import DocumentError
 from store.local import LocalStore
@@ -135,8 +134,3 @@ def test_empty_history_and_no_dead_letters_say_so(tmp_path: Path):
     camp = metrics.campaign_metrics("spring", [], metrics.PlanBlocks(1, 0, 0), [], [])
     html = render_report("spring", [], [], LocalStore(tmp_path), [], tables=metrics.report_tables(camp, [], []))
     assert "No run has rendered anything yet." in html and "None: every planned job" in html
-
-
-def test_artifact_keys_are_lowercase_digits_and_dashes():
-    assert metrics.artifact_key("metrics", "Spring_Launch 2026") == "metrics-spring-launch-2026"
-    assert metrics.artifact_key("qa", "__") == "qa-campaign"

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from exports.overlay import DEFAULT_FONT, OverlayStyle
-from flows.assemble import asset_snapshot, export_items, load_assets, resolve_paths, save_assets
+from exports.assemble import asset_snapshot, export_items, load_assets, resolve_paths, save_assets
 from plan.errors import InputError
 from plan.planner import PlanSettings, plan_campaign
 from plan.sheet import read_sheet

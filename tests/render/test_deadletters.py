@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tests.qa.synth import make_job
 
-from flows.deadletters import load_dead_letters, rendered_jobs, retry_jobs, save_dead_letters, update_dead_letters
+from render.deadletters import load_dead_letters, rendered_jobs, retry_jobs, save_dead_letters, update_dead_letters
 from render.stage import RenderFailure, RenderReport
 from store.keys import dead_letters_key, render_key
 from store.documents import DocumentError
