@@ -12,8 +12,18 @@ the model to a temporary folder and times ``render_missing`` on the same number 
 best bare batch size (batch_invariant=False) against the bare loop: ratio = bare time /
 brandbatch time (1.00 = no overhead; the goal is >= 0.97).
 
-``--tiny`` uses ``brandbatch/tiny-sdxl`` on the CPU at 128 px and 4 steps: it proves the script
-works without a GPU; its numbers say nothing about GPU speed.
+Then two stages of creative families and exports on the same device:
+
+* **expand**: ``render_missing`` outpaints ``--expansions`` of the masters just rendered to 9:16
+  (1024x1856) and 1.91:1 (1984x1024) through ``StableDiffusionXLInpaintPipeline`` over the same
+  model (the style's own model reused; paste-back included): seconds per expansion against
+  seconds per master.
+* **upscale**: the full-size Real-ESRGAN x4plus architecture (RRDBNet, 64 filters, 23 blocks;
+  random weights saved as a ``.pth``, loaded with spandrel through ``render.upscale``) upscales
+  masters 4x (1024 -> 4096): seconds per image on the device (exports run it on the CPU).
+
+``--tiny`` uses ``brandbatch/tiny-sdxl`` on the CPU at 128 px and 4 steps (and the tiny upscaler):
+it proves the script works without a GPU; its numbers say nothing about GPU speed.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from plan.jobs import RenderJob, derive_seed  # noqa: E402
+from plan.jobs import RenderJob, derive_expand_seed, derive_seed  # noqa: E402
 
 
 def full_sdxl(dtype, device: str = "cuda"):
@@ -76,6 +86,29 @@ def make_jobs(n: int, model_id: str, size: int, steps: int) -> list[RenderJob]:
                       style_version=1) for i in range(n)]
 
 
+def expansion_jobs(masters: list[RenderJob], aspects: tuple[str, ...] = ("9:16", "1.91:1")) -> list[RenderJob]:
+    """One expansion per master and aspect, as the planner makes them for ``composition: expand``."""
+    from plan.resolution import expand_size
+
+    out = []
+    for master in masters:
+        for aspect in aspects:
+            width, height = expand_size((master.width, master.height), aspect, master.model_family,
+                                        master.width if master.width < 256 else None)
+            out.append(RenderJob.from_dict({**master.to_dict(), "aspect": aspect, "width": width, "height": height,
+                                            "seed": derive_expand_seed(master.key, aspect),
+                                            "master_key": master.key}))
+    return out
+
+
+def full_esrgan(path: Path) -> None:
+    """The Real-ESRGAN x4plus architecture (RRDBNet 64 filters, 23 blocks) with random weights, saved."""
+    import torch
+    from spandrel.architectures.ESRGAN import ESRGAN
+
+    torch.save(ESRGAN(in_nc=3, out_nc=3, num_filters=64, num_blocks=23, scale=4).state_dict(), path)
+
+
 def bare(pipe, jobs: list[RenderJob], batch: int, device: str) -> float:
     """Seconds for bare pipeline calls over ``jobs`` in batches (after one warm-up call)."""
     import torch
@@ -110,6 +143,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=None, help="images per measurement (default 16; --tiny 4)")
     parser.add_argument("--compile", choices=("both", "on", "off"), default=None,
                         help="torch.compile the UNet (default both; --tiny off)")
+    parser.add_argument("--expansions", type=int, default=None,
+                        help="masters expanded (x2 aspects) and upscaled in the family stages (default 4; --tiny 1)")
     args = parser.parse_args()
 
     import torch
@@ -173,6 +208,42 @@ def main() -> None:
           f"({len(jobs) / ours:.3f} images/s{failed}); bare {bare_seconds:.2f} s; "
           f"throughput ratio brandbatch/bare = {bare_seconds / ours:.3f}")
 
+    # -- creative families: expand the masters just rendered, then upscale masters -------------
+    masters = jobs[:args.expansions or (1 if args.tiny else 4)]
+    expansions = expansion_jobs(masters)
+    sync(settings.device)
+    start = time.perf_counter()
+    expanded = render_missing(expansions, LocalStore(work / "out"), batch_size=1, settings=settings)
+    sync(settings.device)
+    expand_seconds = time.perf_counter() - start
+    if expanded.failed:
+        raise SystemExit(f"expand stage failed: {expanded.failed[0]}")
+    print(f"expand: {len(expansions)} expansions ({', '.join(sorted({f'{j.width}x{j.height}' for j in expansions}))}) "
+          f"in {expand_seconds:.2f} s, {expand_seconds / len(expansions):.2f} s each; masters "
+          f"{ours / len(jobs):.2f} s each")
+
+    from PIL import Image
+
+    from render.upscale import UpscalerSpec, upscale, upscaler_spec
+    from plan.styles import file_sha256
+
+    if args.tiny:
+        spec = upscaler_spec("brandbatch/tiny-esrgan", None, None)
+    else:
+        weights = work / "RealESRGAN_x4plus-random.pth"
+        full_esrgan(weights)
+        spec = UpscalerSpec(weights.name, str(weights), file_sha256(weights))
+    sources = [Image.open(work / "out" / "renders" / f"{m.key}.png").convert("RGB") for m in masters]
+    upscale(sources[0], spec, settings.device)  # load + warm-up outside the timing
+    sync(settings.device)
+    start = time.perf_counter()
+    for image in sources:
+        upscaled, scale = upscale(image, spec, settings.device)
+    sync(settings.device)
+    upscale_seconds = time.perf_counter() - start
+    print(f"upscale: {len(sources)} masters x{scale} to {upscaled.width}x{upscaled.height} in {upscale_seconds:.2f} s, "
+          f"{upscale_seconds / len(sources):.2f} s each")
+
     from bench.common import Row, at_least
     from bench.common import report as report_section
 
@@ -186,6 +257,11 @@ def main() -> None:
     if not args.tiny:  # the GPU goals; a CPU smoke run says nothing about them
         rows.append(Row("render_missing images/s (goal on one H100)", len(jobs) / ours, "/s", goal=">= 1.2",
                         met=at_least(len(jobs) / ours, 1.2)))
+    rows.append(Row(f"expand stage: seconds per expansion ({len(expansions)} to 9:16 and 1.91:1), vs per master",
+                    expand_seconds / len(expansions), "s", ours / len(jobs)))
+    rows.append(Row(f"upscale stage: seconds per {size} px master upscaled x{scale} "
+                    f"({'tiny upscaler' if args.tiny else 'Real-ESRGAN x4plus architecture'})",
+                    upscale_seconds / len(sources), "s"))
     title = "CPU, tiny SDXL (smoke run: says nothing about GPU speed)" if args.tiny else "GPU"
     report_section(f"Rendering on {title}", rows,
            setup=f"`bench/render_gpu.py{' --tiny' if args.tiny else ''}`: {settings.device} "

@@ -43,7 +43,8 @@ def default_options(gpu: bool) -> dict[str, list[str]]:
         "render_cpu.py": ["--rows", "20", "--repeat", "1"],  # 80 jobs, plus the whole flow
         "render_gpu.py": [] if gpu else ["--tiny"],
         "qa_checks.py": ["--renders", "100", "--repeat", "2"],
-        "export_placements.py": ["--assets", "4", "--repeat", "2"],  # 48 placements: pool start-up amortised
+        "export_placements.py": ["--assets", "4", "--repeat", "2"],
+        "families.py": ["--rows", "4", "--repeat", "1"],  # 16 images per mode  # 48 placements: pool start-up amortised
         "plan_100k.py": ["--rows", "100000"],
         "resume.py": ["--rows", "250", "--batched"],  # 1,000 jobs
     }

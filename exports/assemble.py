@@ -13,11 +13,13 @@ from exports.placements import Placement, load_placements
 from exports.stage import ExportItem
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, banned_terms_for
+from plan.styles import DEFAULT_MAX_UPSCALE
 from render.registry import pinning_problem
+from render.upscale import upscaler_spec
 from review.queue import ApprovedVariant
 from settings import load_settings
 from store import Store
-from store.documents import AssetRecord, AssetSnapshot, read_document, write_document
+from store.documents import AssetRecord, AssetSnapshot, UpscalerRecord, read_document, write_document
 from store.keys import assets_key
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +65,7 @@ def plan_settings(styles: str | None = None, *, allow_draft: bool = False, model
 
 def asset_snapshot(plan: CampaignPlan, styles_dir: Path) -> AssetSnapshot:
     """What export needs of each planned row (placements, alt text, overlay text, the style's
-    overlay look, focal hint and logo), so that ``brandbatch export`` works later without the
+    overlay look, focal hint, logo, upscale limit and upscaler), so that ``brandbatch export`` works later without the
     sheet. Files are recorded as absolute paths: a sheet's ``logo`` column is relative to the
     sheet's folder and wins over the style's ``logo``; a style's files are relative to its folder.
     Stable bytes for stable input."""
@@ -78,11 +80,15 @@ def asset_snapshot(plan: CampaignPlan, styles_dir: Path) -> AssetSnapshot:
             logo = plan.sheet.parent / row.cells["logo"]
         elif style.logo:
             logo = folder / style.logo
+        upscaler = None
+        if style.upscaler is not None:
+            upscaler = UpscalerRecord(id=style.upscaler.id, sha256=style.upscaler.sha256,
+                                      path=None if style.upscaler.sha256 is None else str(style.upscaler.path(folder)))
         assets[row.asset_id] = AssetRecord(
             row=row.row, placements=list(row.placements), alt_text=row.alt_text,
             headline=row.cells.get("headline", ""), cta=row.cells.get("cta", ""), locale=row.cells.get("locale", ""),
             overlay=overlay, focal=tuple(style.focal) if style.focal else None,
-            logo=str(logo.resolve()) if logo else "",
+            logo=str(logo.resolve()) if logo else "", max_upscale=style.max_upscale, upscaler=upscaler,
         )
     return AssetSnapshot(assets=dict(sorted(assets.items())))
 
@@ -126,5 +132,7 @@ def export_items(campaign: str, approved: Sequence[ApprovedVariant], assets: Map
             approval_id=variant.approval_id, approved_by=variant.approved_by, alt_text=asset.alt_text,
             headline=asset.headline, cta=asset.cta, locale=asset.locale, logo=asset.logo, focal=asset.focal,
             overlay=OverlayStyle.from_settings(asset.overlay),
+            max_upscale=DEFAULT_MAX_UPSCALE if asset.max_upscale is None else asset.max_upscale,
+            upscaler=upscaler_spec(up.id, up.path, up.sha256) if (up := asset.upscaler) else None,
         ))
     return items

@@ -76,14 +76,16 @@ def signing_identity(credential: Credential) -> dict[str, object]:
             "c2pa": metadata.version("c2pa-python"), "brandbatch": brandbatch_version()}
 
 
-def fingerprint_parts(*, job_key: str, render_sha256: str, placement: Placement, fmt: str,
+def fingerprint_parts(*, job_key: str, render_sha256: str, placement: Placement, fmt: str, upscaler: str | None = None,
                       texts: Sequence[str] | None, logo_sha256: str | None, overlay: Mapping[str, object] | None,
                       crop: Sequence[float] | None, approval: Sequence[str], credential: Credential) -> dict[str, str]:
     """A short digest per part (see ``PARTS``). ``texts``, ``logo_sha256`` and ``overlay`` are
     None for what is not drawn (overlays off, no text, no logo); ``crop`` is the crop box in the
     render, None when it follows the render's saliency (a function of the render's bytes)."""
     values = {
-        "render": [job_key, render_sha256],
+        # the source: the render, or the render upscaled by ``upscaler`` (its tag; absent when the
+        # model did not run, so fingerprints made before upscalers existed stay the same)
+        "render": [job_key, render_sha256] + ([upscaler] if upscaler else []),
         "size": [placement.width, placement.height],
         "cap": placement.max_bytes,
         "safe zone": dataclasses.astuple(placement.safe_zone),

@@ -19,9 +19,10 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from exports.credentials import Credential, load_credential
@@ -36,12 +37,14 @@ from exports.placements import Placement, sized_for, unknown_placement
 from exports.provenance import Provenance, SigningError, sign, verify
 from plan.jobs import RenderJob
 from plan.planner import shipped_text_problems
+from plan.styles import DEFAULT_MAX_UPSCALE
+from render.upscale import UpscalerError, UpscalerSpec
 from store import keys
 from store.base import Store
+from store.keys import render_key as render_source_key  # export_render's ``keys`` are its files
 
 RUN_FORMATS = (*FORMATS, "upload")  # "upload": the placement's first accepted upload format
 DEFAULT_FORMATS = ("webp", "avif", "upload")
-DEFAULT_MAX_UPSCALE = 2.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class ExportItem:
     focal: tuple[float, float] | None = None  # the style's focal hint (x, y as 0..1); None: saliency
     overlay: OverlayStyle = OverlayStyle()  # the style's look for headline, CTA and logo
     locale: str = ""  # BCP 47 language of the headline and CTA ("" unknown)
+    max_upscale: float = DEFAULT_MAX_UPSCALE  # the style's: more enlargement uses ``upscaler`` first
+    upscaler: UpscalerSpec | None = None  # the style's super-resolution model; None: resample only
 
 
 def export_key(item: ExportItem, placement_id: str, fmt: str) -> str:
@@ -82,9 +87,10 @@ def _base_row(item: ExportItem, placement: Placement, job: RenderJob | None) -> 
         "seed": job.seed if job else None, "style": job.style if job else "",
         "style_version": job.style_version if job else None, "model": job.model_id if job else "",
         "model_revision": job.model_revision if job else None, "job_key": job.key if job else "",
-        "prompt_sha256": job.prompt_sha256 if job else "", "qa_verdict": item.qa_verdict,
+        "master_job_key": (job.master_key or "") if job else "", "prompt_sha256": job.prompt_sha256 if job else "", "qa_verdict": item.qa_verdict,
         "approval_id": item.approval_id, "approved_by": item.approved_by, "alt_text": item.alt_text,
         "headline": item.headline, "cta": item.cta, "locale": item.locale, "upscale": None, "upscale_flagged": False,
+        "max_upscale": item.max_upscale, "upscaler": "", "upscaler_factor": None,
     }
 
 
@@ -132,7 +138,7 @@ class _Inputs:
     logo: Image.Image | None
     logo_sha256: str | None
     overlay: dict[str, object] | None  # None: nothing is drawn over the render
-    decoded: tuple[Image.Image, tuple[float, float]] | None = None
+    decoded: dict[str, tuple[Image.Image, tuple[float, float]]] = field(default_factory=dict)  # by source key
 
 
 def _read_inputs(item: ExportItem, job: RenderJob, store: Store, overlays: bool) -> _Inputs:
@@ -156,22 +162,58 @@ def _read_inputs(item: ExportItem, job: RenderJob, store: Store, overlays: bool)
     return _Inputs(render, sha256_hex(render), logo, logo_sha256, overlay)
 
 
-def _decoded(item: ExportItem, job: RenderJob, inputs: _Inputs) -> tuple[Image.Image, tuple[float, float]]:
-    """The decoded render and its focal point, made once per task. Raises ``ValueError``."""
-    if inputs.decoded is None:
+def needs_model_upscale(item: ExportItem, job: RenderJob, placement: Placement) -> bool:
+    """Whether the placement enlarges the render more than the style allows and the style names
+    an upscaler (never at or below ``max_upscale``)."""
+    return item.upscaler is not None and \
+        upscale_factor((job.width, job.height), placement.width, placement.height) > item.max_upscale
+
+
+def ensure_upscaled(store: Store, job: RenderJob, upscaler: UpscalerSpec) -> tuple[str, tuple[int, int]]:
+    """(store key, size) of the job's render upscaled by ``upscaler``, made and stored the first
+    time (content-addressed by the render's bytes and the weights, written once) and reused
+    after. Raises ``ValueError`` with the reason."""
+    from render.stage import encode_png
+    from render.upscale import upscale
+
+    try:
+        data = store.get(keys.render_key(job.key))
+    except FileNotFoundError:
+        raise ValueError(f"render {keys.render_key(job.key)} is not in the store") from None
+    key = keys.upscaled_key(sha256_hex(data), upscaler.tag)
+    stored = _stored(store, key)
+    if stored is None:
         try:
-            with Image.open(io.BytesIO(inputs.render)) as opened:
+            with Image.open(io.BytesIO(data)) as opened:
+                image, _scale = upscale(opened.convert("RGB"), upscaler)
+        except UpscalerError as exc:
+            raise ValueError(f"upscaling {keys.render_key(job.key)}: {exc}") from None
+        stored = encode_png(np.asarray(image))
+        store.put(key, stored, content_type="image/png")
+    with Image.open(io.BytesIO(stored)) as opened:
+        return key, opened.size
+
+
+def _decoded(item: ExportItem, job: RenderJob, inputs: _Inputs, store: Store,
+             source: str) -> tuple[Image.Image, tuple[float, float]]:
+    """The decoded source (the render, or its upscaled copy at store key ``source``) and its focal
+    point, made once per task. Raises ``ValueError``."""
+    if source not in inputs.decoded:
+        try:
+            data = inputs.render if source == render_source_key(job.key) else store.get(source)
+            with Image.open(io.BytesIO(data)) as opened:
                 render = opened.convert("RGB")
-        except (UnidentifiedImageError, OSError) as exc:
-            raise ValueError(f"render {keys.render_key(job.key)} cannot be decoded: {exc}") from None
+        except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
+            raise ValueError(f"{source} cannot be decoded: {exc}") from None
         render.info = {}  # nothing of the render's metadata reaches an export
-        inputs.decoded = (render, item.focal if item.focal is not None else focal_point(render))
-    return inputs.decoded
+        inputs.decoded[source] = (render, item.focal if item.focal is not None else focal_point(render))
+    return inputs.decoded[source]
 
 
-def _draw(item: ExportItem, job: RenderJob, placement: Placement, inputs: _Inputs) -> Image.Image:
-    """The render fitted to the placement, with its overlays. Raises ``ValueError``."""
-    render, focal = _decoded(item, job, inputs)
+def _draw(item: ExportItem, job: RenderJob, placement: Placement, inputs: _Inputs, store: Store,
+          source: str) -> Image.Image:
+    """The source fitted to the placement, with its overlays. Raises ``ValueError``."""
+    render, focal = _decoded(item, job, inputs, store, source)
     fitted = cover_fit(render, placement.width, placement.height, focal)
     if inputs.overlay is None:
         return fitted
@@ -222,11 +264,12 @@ def _decodes(data: bytes) -> bool:
 
 
 def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[Placement], formats: Sequence[str],
-                  store: Store, max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: bool = True,
-                  credential: Credential | None = None, previous: Mapping[str, dict] | None = None) -> list[dict]:
+                  store: Store, overlays: bool = True, credential: Credential | None = None,
+                  previous: Mapping[str, dict] | None = None) -> list[dict]:
     """Every requested format of ``item`` in each of ``placements``, all cut from the render
-    ``job`` (None: the item has no render), which is decoded once, each file signed (C2PA) with
-    ``credential`` (None: the configured one); never raises for bad input.
+    ``job`` (None: the item has no render), which is decoded once (and its copy upscaled by the
+    style's upscaler, for placements that need more than ``max_upscale``), each file signed
+    (C2PA) with ``credential`` (None: the configured one); never raises for bad input.
 
     A file is written only when its fingerprint differs from that of its row in ``previous``
     (the campaign's manifest rows by path) or the stored file fails verification; each row's
@@ -246,10 +289,17 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
             rows += [_failed_row(base, fmt, key, f"no render to export for {item.asset_id} v{item.variant}")
                      for fmt, key in keys.items()]
             continue
-        base["upscale"] = round(upscale_factor((job.width, job.height), placement.width, placement.height), 3)
-        base["upscale_flagged"] = base["upscale"] > max_upscale
         image: Image.Image | None = None
         reason, held = "", []
+        source, source_size = render_source_key(job.key), (job.width, job.height)
+        if needs_model_upscale(item, job, placement):
+            try:
+                source, source_size = ensure_upscaled(store, job, item.upscaler)
+                base["upscaler"], base["upscaler_factor"] = item.upscaler.tag, round(source_size[0] / job.width, 3)
+            except ValueError as exc:
+                reason = str(exc)
+        base["upscale"] = round(upscale_factor(source_size, placement.width, placement.height), 3)
+        base["upscale_flagged"] = base["upscale"] > item.max_upscale
         try:
             inputs = inputs or _read_inputs(item, job, store, overlays)
             if inputs.overlay is not None:
@@ -259,7 +309,7 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
         except OSError as exc:
             reason = f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}"
         except ValueError as exc:
-            reason = str(exc)
+            reason = reason or str(exc)
         if held and not reason:  # text or logo below legible size, a CTA that does not fit, no font
             for fmt, key in keys.items():
                 if _stored(store, key) is not None:
@@ -273,7 +323,8 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
                 continue
             drawn = inputs.overlay is not None
             parts = fingerprint_parts(
-                job_key=job.key, render_sha256=inputs.render_sha256, placement=placement, fmt=fmt,
+                job_key=job.key, render_sha256=inputs.render_sha256, upscaler=base["upscaler"] or None,
+                placement=placement, fmt=fmt,
                 texts=(item.headline, item.cta, item.locale) if drawn else None, logo_sha256=inputs.logo_sha256,
                 overlay=inputs.overlay,
                 crop=crop_box((job.width, job.height), placement.width, placement.height, item.focal)
@@ -290,7 +341,7 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
                               model_revision=job.model_revision, placement=placement.id, approval_id=item.approval_id,
                               approved_by=item.approved_by, export_fingerprint=fingerprint)
             try:
-                image = image or _draw(item, job, placement, inputs)
+                image = image or _draw(item, job, placement, inputs, store, source)
                 encoded = encode(image, fmt, max_bytes=placement.max_bytes,
                                  xmp=xmp_packet(job.key, style, seed=job.seed, model=job.model_id,
                                                 model_revision=job.model_revision, fingerprint=fingerprint),
@@ -382,15 +433,16 @@ def _tasks(items: Sequence[ExportItem], placements: Mapping[str, Placement], wor
 
 def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping[str, Placement], *,
                   formats: Sequence[str] = DEFAULT_FORMATS, workers: int | None = None,
-                  max_upscale: float = DEFAULT_MAX_UPSCALE, overlays: bool = True,
-                  credential: Credential | None = None) -> list[dict]:
+                  overlays: bool = True, credential: Credential | None = None) -> list[dict]:
     """Export every item to each of its placements in each format; manifest rows sorted by path.
     Files whose export fingerprint matches their row in the campaign's manifest (and whose bytes
     still verify) are kept as they are; ``rewrite_counts`` of the rows says what was written and why.
 
     ``formats``: any of webp, avif, jpeg, png, upload. ``workers``: processes (None: all
-    cores; 1: in this process). Renders enlarged more than ``max_upscale`` times are exported
-    and flagged (``upscale_flagged``) in their rows. ``overlays``: draw each item's headline,
+    cores; 1: in this process). A placement that enlarges its render more than the item's
+    ``max_upscale`` is cut from the render upscaled by the item's ``upscaler`` (made here, once
+    per render, before the workers start, and stored content-addressed); a file still enlarged
+    more than that is exported and flagged (``upscale_flagged``). ``overlays``: draw each item's headline,
     CTA and logo in its ``overlay`` style (False: export the bare render); a placement where text
     or logo would be below its legible minimum, or the CTA does not fit, or a glyph has no font,
     is not made: its rows have ``status: review`` and the reasons in ``error``. Every file carries
@@ -410,7 +462,14 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
         keys = (export_key(item, p.id, fmt) for p in group for fmt in _formats_for(formats, p))
         return {key: manifests[item.campaign][key] for key in keys if key in manifests[item.campaign]}
 
-    args = [(item, job, group, tuple(formats), store, max_upscale, overlays, credential, previous(item, group))
+    for item, job, group in tasks:  # the model runs in this process only, once per render and upscaler
+        if job is not None and any(needs_model_upscale(item, job, sized_for(p, (job.width, job.height)))
+                                   for p in group):
+            try:
+                ensure_upscaled(store, job, item.upscaler)
+            except ValueError:
+                pass  # export_render gives the failed rows their reason
+    args = [(item, job, group, tuple(formats), store, overlays, credential, previous(item, group))
             for item, job, group in tasks]
     if min(count, len(args)) <= 1:
         results = [_export_task(task) for task in args]
@@ -505,5 +564,5 @@ def refuse_banned_text(items: Sequence[ExportItem], banned_for: Callable[[Render
     return passed, rows
 
 
-__all__ = ["DEFAULT_FORMATS", "DEFAULT_MAX_UPSCALE", "RUN_FORMATS", "ExportItem", "export_assets", "export_failure_lines",
+__all__ = ["DEFAULT_FORMATS", "RUN_FORMATS", "ExportItem", "export_assets", "export_failure_lines",
            "export_render", "held_for_review", "refuse_banned_text", "rewrite_counts", "write_manifests"]

@@ -30,6 +30,7 @@ from plan.planner import CampaignPlan, PlanSettings, plan_campaign
 from plan.sheet import read_sheet
 from qa import QAResult, render_report, run_qa, summary_markdown
 from qa.metrics import close_run, report_tables
+from qa.report import upscale_warnings
 from qa.verdicts import qa_error_lines
 from render.deadletters import load_dead_letters, rendered_jobs, retry_jobs
 from render.stage import RenderReport, render_missing
@@ -61,6 +62,7 @@ class CampaignSummary:
     held: int = 0  # export files held for review: overlays would be illegible (status "review")
     qa_errors: list[str] = field(default_factory=list)  # one line each
     export_failures: list[str] = field(default_factory=list)  # one line each
+    upscale_warnings: list[str] = field(default_factory=list)  # exports still enlarged above max_upscale
 
 
 @task(cache_policy=NO_CACHE)
@@ -200,5 +202,5 @@ def campaign_batch(
         manifest=store.location(manifest_key(campaign)), report=store.location(report_key(campaign)),
         dead_letters=len(letters), credential=credential_note(rows),
         held=sum(1 for r in rows if r.get("status") == "review"), qa_errors=qa_error_lines(results),
-        export_failures=export_failure_lines(rows, placements, formats),
+        export_failures=export_failure_lines(rows, placements, formats), upscale_warnings=upscale_warnings(rows),
     )

@@ -152,6 +152,8 @@ def run(
                f"{summary.cached} already there, {len(summary.failed)} failed{rerolls}); QA of renders: {verdicts}; "
                f"{summary.queued} variants waiting for review; {summary.exported} export files"
                f"{_rewritten(summary.rewritten)} ({len(summary.export_failures)} export failures)")
+    for line in summary.upscale_warnings:
+        typer.echo(f"warning: {line}", err=True)
     if summary.dead_letters:
         typer.echo(f"dead letters: {summary.dead_letters} jobs failed and have not rendered since "
                    f"({dead_letters_key(summary.campaign)}); retry them alone with --retry-failed")
@@ -220,6 +222,7 @@ def export(
     from exports.provenance import credential_note
     from exports.stage import rewrite_counts
     from flows.export import export_campaign
+    from qa.report import upscale_warnings
     from review.queue import ReviewError, check_queue
     from store import StoreError
     from store.documents import DocumentError
@@ -241,6 +244,8 @@ def export(
     for line in failures:
         typer.echo(line, err=True)
     exported = sum(1 for r in rows if r.get("status") == "exported")
+    for line in upscale_warnings(rows):
+        typer.echo(f"warning: {line}", err=True)
     held = sum(1 for r in rows if r.get("status") == "review")
     typer.echo(f"campaign {campaign}: {exported} export files written or current{_rewritten(rewrite_counts(rows))}, "
                f"{held} export files held for review, {len(failures)} export failures")

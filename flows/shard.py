@@ -39,7 +39,8 @@ from prefect.runtime import flow_run as current_flow_run
 from prefect.tasks import exponential_backoff
 
 from plan.jobs import RenderJob
-from render.shards import Shard, merge_reports, report_from_record, report_to_record, split_budget, split_shards
+from render.shards import (Shard, merge_reports, render_waves, report_from_record, report_to_record, split_budget,
+                           split_shards)
 from render.stage import CHECK_THREADS, RenderFailure, RenderReport, render_missing, stored_render_problem
 from settings import load_settings, variable
 from store import Store, open_store
@@ -193,25 +194,30 @@ def render_sharded(jobs: Sequence[RenderJob], store: Store, deployment: str, *, 
 
     with get_client(sync_client=True) as client:
         _check_gpu_limit(client)
-        running = {submit(i, 1).id: (i, 1) for i in range(len(shards))}
-        logger.info("rendering %d jobs as %d shards on %s", sum(len(s.jobs) for s in shards), len(shards), deployment)
         reports: dict[int, RenderReport] = {}
-        while running:
-            time.sleep(POLL_SECONDS)
-            for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(running)))):
-                state = run.state
-                if state is None or not state.is_final():
-                    continue
-                index, attempt = running.pop(run.id)
-                shard = shards[index]
-                if state.is_crashed() and attempt < SHARD_ATTEMPTS:
-                    logger.warning("shard %s (flow run %s) crashed: %s; running it again", shard.id, run.name,
-                                   state.message)
-                    running[submit(index, attempt + 1).id] = (index, attempt + 1)
-                    continue
-                reports[index] = _shard_report(store, shard, run, state)
-                for job in shard.jobs:
-                    done(job.key)
+        # masters first: a wave's shards all finish before the next wave (expansions) starts
+        for wave in render_waves([job for shard in shards for job in shard.jobs]):
+            keys = {job.key for job in wave}
+            indexes = [i for i, shard in enumerate(shards) if shard.jobs[0].key in keys]
+            running = {submit(i, 1).id: (i, 1) for i in indexes}
+            logger.info("rendering %d jobs as %d shards on %s", sum(len(shards[i].jobs) for i in indexes),
+                        len(indexes), deployment)
+            while running:
+                time.sleep(POLL_SECONDS)
+                for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(running)))):
+                    state = run.state
+                    if state is None or not state.is_final():
+                        continue
+                    index, attempt = running.pop(run.id)
+                    shard = shards[index]
+                    if state.is_crashed() and attempt < SHARD_ATTEMPTS:
+                        logger.warning("shard %s (flow run %s) crashed: %s; running it again", shard.id, run.name,
+                                       state.message)
+                        running[submit(index, attempt + 1).id] = (index, attempt + 1)
+                        continue
+                    reports[index] = _shard_report(store, shard, run, state)
+                    for job in shard.jobs:
+                        done(job.key)
     return merge_reports([RenderReport(cached=cached)] + [reports[i] for i in range(len(shards))])
 
 

@@ -3,13 +3,19 @@
 ``seed = H(campaign, row key, variant, style version, reroll count)`` truncated to 63 bits,
 so reordering or adding rows changes no other row's pixels; a reroll bumps the count.
 A job key is the sha256 of the job's canonical JSON: identical jobs render once.
+
+Creative families (style ``composition: expand``): an asset variant renders one **master**;
+each other aspect ratio is an **expansion** (outpainting of the master) whose job names the
+master's key (``master_key``) and whose seed derives from that key and its aspect, so a new
+master (a reroll) gives new expansions and nothing else changes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
 from functools import cached_property
 
 SEED_BITS = 63
@@ -18,6 +24,13 @@ SEED_BITS = 63
 def derive_seed(campaign: str, row_key: str, variant: int, style_ref: str, reroll: int = 0) -> int:
     """Deterministic 63-bit seed; independent of row order, batching and machine."""
     payload = json.dumps(["brandbatch-seed-v1", campaign, row_key, variant, style_ref, reroll], ensure_ascii=False)
+    digest = hashlib.sha256(payload.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") >> (64 - SEED_BITS)
+
+
+def derive_expand_seed(master_key: str, aspect: str) -> int:
+    """Seed of an expansion: a function of its master's job key and its target aspect only."""
+    payload = json.dumps(["brandbatch-expand-seed-v1", master_key, aspect])
     digest = hashlib.sha256(payload.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") >> (64 - SEED_BITS)
 
@@ -53,6 +66,19 @@ class RenderJob:
     style: str
     style_version: int
     reroll: int = 0
+    # Expansions only (None for masters and independent renders, and then left out of the key,
+    # so jobs planned before families existed keep their keys): the master's job key, and the
+    # style's focal point (x, y as 0..1) that places the master on the canvas (None: saliency).
+    master_key: str | None = None
+    expand_focal: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.expand_focal is not None and not isinstance(self.expand_focal, tuple):
+            object.__setattr__(self, "expand_focal", tuple(self.expand_focal))  # from JSON: a list
+
+    @property
+    def is_expansion(self) -> bool:
+        return self.master_key is not None
 
     def to_dict(self) -> dict:
         return {name: getattr(self, name) for name in _FIELDS}  # plain values only: no deep copy
@@ -65,7 +91,11 @@ class RenderJob:
     def key(self) -> str:
         """sha256 of the canonical JSON of the job (the ``row`` number excluded: it is
         where the row sat in the sheet, which must not change what is rendered)."""
-        return sha256_text(canonical_json({name: getattr(self, name) for name in _KEY_FIELDS}))
+        values = {name: getattr(self, name) for name in _KEY_FIELDS}
+        for name in _FAMILY_FIELDS:
+            if values[name] is None:
+                del values[name]
+        return sha256_text(canonical_json(values))
 
     @property
     def prompt_sha256(self) -> str:
@@ -75,8 +105,29 @@ class RenderJob:
     def group(self) -> tuple:
         """Jobs with the same group can share one pipeline call (batch)."""
         return (self.model_id, self.model_revision, self.model_family, self.width, self.height,
-                self.scheduler, self.steps, self.guidance)
+                self.scheduler, self.steps, self.guidance, self.is_expansion)
 
 
 _FIELDS = tuple(f.name for f in fields(RenderJob))
 _KEY_FIELDS = tuple(name for name in _FIELDS if name != "row")
+_FAMILY_FIELDS = ("master_key", "expand_focal")
+
+
+def reseed(jobs: Sequence[RenderJob], reroll: int) -> list[RenderJob]:
+    """The jobs of one asset variant at reroll count ``reroll``, in the order given: masters and
+    independent renders get the seed derived for that count; each expansion follows its master
+    (the master's new key, and the seed derived from it)."""
+    masters = {job.key: replace(job, reroll=reroll, seed=derive_seed(
+        job.campaign, job.row_key, job.variant, f"{job.style}@{job.style_version}", reroll))
+        for job in jobs if not job.is_expansion}
+    out = []
+    for job in jobs:
+        if not job.is_expansion:
+            out.append(masters[job.key])
+            continue
+        if job.master_key not in masters:
+            raise ValueError(f"expansion {job.key} ({job.row_key} v{job.variant} {job.aspect}) has no master "
+                             f"among the variant's jobs (master key {job.master_key})")
+        master = masters[job.master_key]
+        out.append(replace(job, reroll=reroll, master_key=master.key, seed=derive_expand_seed(master.key, job.aspect)))
+    return out

@@ -10,9 +10,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from plan.errors import InputError, Problem, did_you_mean
-from plan.jobs import RenderJob, derive_seed
+from plan.jobs import RenderJob, derive_expand_seed, derive_seed
 from plan.prompts import PromptError, find_banned_terms, render_prompt
-from plan.resolution import bucket, nearest_aspect
+from plan.resolution import bucket, expand_size, nearest_aspect
 from plan.sheet import MAX_CELL_CHARS, RESERVED_COLUMNS, Sheet
 from plan.styles import LOGO_SUFFIXES, Style, StyleLibrary, file_in_folder, parse_style_ref
 from plan.tokens import MAX_TOKENS, count_tokens
@@ -109,10 +109,11 @@ def _style_for(cell: str, library: StyleLibrary, settings: PlanSettings, where: 
         raise _RowProblems([Problem(where, f"style {cell} is invalid: {p}", row, "style",
                                     code="invalid_style") for p in exc.problems]) from None
     if style.status == "approved" and settings.model_pin_problem and not settings.model_override:
-        unpinned = settings.model_pin_problem(style.model.id, style.model.revision)
-        if unpinned:
-            raise fail("unpinned_model",
-                       f"approved style {cell} ({library.path(name, version)}) names an unpinned model: {unpinned}")
+        for key, model in (("model", style.model), ("expand_model", style.expand_model)):
+            unpinned = model and settings.model_pin_problem(model.id, model.revision)
+            if unpinned:
+                raise fail("unpinned_model", f"approved style {cell} ({library.path(name, version)}) names an "
+                                             f"unpinned {key}: {unpinned}")
     if style.status == "draft" and not settings.allow_draft:
         raise fail("draft_style", f"style {cell} is a draft; production runs need an approved style (or --allow-draft)")
     if style.status == "deprecated" and style.deprecated_on and style.deprecated_on <= settings.today:
@@ -222,33 +223,53 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
                                 code="prompt_too_long"))
     if problems:
         raise _RowProblems(problems)
-    aspects = tuple(sorted({nearest_aspect(*settings.placements[p], style.aspect_ratios) for p in placements},
-                           key=style.aspect_ratios.index))
+    aspects = {nearest_aspect(*settings.placements[p], style.aspect_ratios) for p in placements}
+    if style.composition == "expand":  # the master is rendered whichever aspects the placements need
+        aspects.add(style.master_aspect)
+    aspects = tuple(sorted(aspects, key=style.aspect_ratios.index))
     return PlannedRow(row=row, asset_id=asset_id, style=style, variants=variants, placements=placements,
                       aspects=aspects, prompt=prompt, cells=dict(cells))
 
 
 def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
                  rerolls: Mapping[int, int] | None = None) -> list[RenderJob]:
-    """One job per (variant, aspect); ``rerolls`` maps variant -> reroll count."""
+    """One job per (variant, aspect); ``rerolls`` maps variant -> reroll count. A style with
+    ``composition: expand`` gives per variant its master (at ``master_aspect``, first) and one
+    expansion of it per other aspect."""
     style = planned.style
     model_id, revision = style.model.id, style.model.revision
+    expand_id, expand_revision = (style.expand_model or style.model).id, (style.expand_model or style.model).revision
     if settings.model_override:
         model_id, _, pinned = settings.model_override.partition("@")
         revision = pinned or None
+        expand_id, expand_revision = model_id, revision
+    family, resolution = style.model.family, style.model.resolution
+    expand = style.composition == "expand"
     jobs = []
     for variant in range(1, planned.variants + 1):
         reroll = (rerolls or {}).get(variant, 0)
         seed = derive_seed(campaign, planned.asset_id, variant, style.ref, reroll)
+        common = dict(campaign=campaign, row_key=planned.asset_id, row=planned.row, variant=variant,
+                      prompt=planned.prompt, negative_prompt=style.negative_prompt, model_family=family,
+                      scheduler=style.scheduler, steps=style.steps, guidance=style.guidance, style=style.name,
+                      style_version=style.version, reroll=reroll)
+        if not expand:
+            for aspect in planned.aspects:
+                width, height = bucket(aspect, family, resolution)
+                jobs.append(RenderJob(aspect=aspect, width=width, height=height, model_id=model_id,
+                                      model_revision=revision, seed=seed, **common))
+            continue
+        width, height = bucket(style.master_aspect, family, resolution)
+        master = RenderJob(aspect=style.master_aspect, width=width, height=height, model_id=model_id,
+                           model_revision=revision, seed=seed, **common)
+        jobs.append(master)
         for aspect in planned.aspects:
-            width, height = bucket(aspect, style.model.family, style.model.resolution)
-            jobs.append(RenderJob(
-                campaign=campaign, row_key=planned.asset_id, row=planned.row, variant=variant, aspect=aspect,
-                width=width, height=height, prompt=planned.prompt, negative_prompt=style.negative_prompt,
-                model_id=model_id, model_revision=revision,
-                model_family=style.model.family, scheduler=style.scheduler, steps=style.steps,
-                guidance=style.guidance, seed=seed, style=style.name, style_version=style.version, reroll=reroll,
-            ))
+            if aspect == style.master_aspect:
+                continue
+            width, height = expand_size((master.width, master.height), aspect, family, resolution)
+            jobs.append(RenderJob(aspect=aspect, width=width, height=height, model_id=expand_id,
+                                  model_revision=expand_revision, seed=derive_expand_seed(master.key, aspect),
+                                  master_key=master.key, expand_focal=style.focal, **common))
     return jobs
 
 

@@ -53,6 +53,22 @@ def bucket(aspect: str, family: str, resolution: int | None = None) -> tuple[int
     return min(candidates, key=score)
 
 
+def side_multiple(family: str, resolution: int | None = None) -> int:
+    native, multiple = FAMILY_NATIVE[family]
+    return SMALL_MULTIPLE if (resolution or native) < 256 else multiple
+
+
+def expand_size(master: tuple[int, int], aspect: str, family: str, resolution: int | None = None) -> tuple[int, int]:
+    """The canvas an expansion outpaints: the master at its own size, extended along one side to
+    ``aspect`` (rounded up to the family's side multiple), so the master's pixels are kept 1:1."""
+    width, height = master
+    multiple = side_multiple(family, resolution)
+    ratio = aspect_value(aspect)
+    if ratio >= width / height:
+        return max(width, math.ceil(height * ratio / multiple) * multiple), height
+    return width, max(height, math.ceil(width / ratio / multiple) * multiple)
+
+
 def nearest_aspect(width: int, height: int, aspects: tuple[str, ...]) -> str:
     """The aspect in ``aspects`` closest (in log ratio) to width:height."""
     target = width / height

@@ -7,7 +7,9 @@ A style is immutable once approved: a change is a new ``v<N+1>.yaml``. The schem
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
+from functools import lru_cache
 import reprlib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -66,9 +68,64 @@ class QAThresholds(_Frozen):
     duplicate_cosine: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.97  # CLIP image cosine at/above: near-duplicate
     clip_model: str | None = None  # open_clip model name (e.g. ViT-B-32, brandbatch-tiny-clip); None: no CLIP checks
     clip_weights: str | None = None  # local open_clip checkpoint file; None: random weights (smoke tests only)
+    # Creative families (composition: expand): every expansion against its master.
+    min_family_similarity: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.80  # CLIP image cosine to the master
+    max_seam_ratio: Annotated[float, Field(gt=0)] = 3.0  # luma step across the master's border / the image's own
 
 
 LOGO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+DEFAULT_MAX_UPSCALE = 1.25  # exports enlarging a render more than this use the style's upscaler
+TINY_UPSCALER = "brandbatch/tiny-esrgan"
+UPSCALER_SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt")
+
+
+@lru_cache(maxsize=64)
+def _file_sha256(path: str, _mtime_ns: int, _size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, computed again only when it changes (size or mtime)."""
+    stat = path.stat()
+    return _file_sha256(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+class Upscaler(_Frozen):
+    """The super-resolution model exports use when a placement needs more than ``max_upscale``
+    from its render: ``brandbatch/tiny-esrgan`` (built offline, random weights: tests and the
+    example), or an ESRGAN-family weights file (loaded with spandrel), absolute or relative to the
+    style's folder, pinned by its ``sha256``."""
+
+    id: str = Field(min_length=1)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _pinned(self, info: ValidationInfo) -> Upscaler:
+        if self.id == TINY_UPSCALER:
+            return self
+        if not self.id.lower().endswith(UPSCALER_SUFFIXES):
+            raise ValueError(f"id: must be {TINY_UPSCALER} or a weights file ({', '.join(UPSCALER_SUFFIXES)}) "
+                             f"but is {self.id!r}")
+        if self.sha256 is None:
+            raise ValueError(f"sha256: required for the weights file {self.id!r} (pins the exact weights)")
+        folder = (info.context or {}).get("folder")
+        if folder is not None:
+            path = self.path(Path(folder))
+            if not path.is_file():
+                raise ValueError(f"id: no such weights file {str(path)!r}")
+            actual = file_sha256(path)
+            if actual != self.sha256:
+                raise ValueError(f"sha256: the weights file {str(path)!r} has sha256 {actual}, not the pinned "
+                                 f"{self.sha256} (a different or damaged file)")
+        return self
+
+    def path(self, folder: Path) -> Path:
+        """The weights file (relative ids are relative to the style's folder)."""
+        return (Path(folder) / Path(self.id).expanduser()).resolve()
 
 
 def file_in_folder(value: str, suffixes: tuple[str, ...], folder: Path | None) -> str:
@@ -137,6 +194,17 @@ class Style(_Frozen):
     aspect_ratios: tuple[Literal["1:1", "4:5", "9:16", "16:9", "1.91:1", "2:3", "3:2"], ...] = Field(
         min_length=1
     )
+    # Creative families: ``expand`` renders one master per asset variant at ``master_aspect`` and
+    # outpaints it to every other aspect (with ``expand_model``, else ``model`` through its
+    # inpaint pipeline); ``independent`` renders each aspect on its own (styles written before
+    # families existed say so explicitly, so their renders do not change).
+    composition: Literal["independent", "expand"] = "expand"
+    master_aspect: Literal["1:1", "4:5", "9:16", "16:9", "1.91:1", "2:3", "3:2"] = "1:1"
+    expand_model: ModelRef | None = None
+    # Exports: a placement needing more than this enlargement of its render is first upscaled by
+    # ``upscaler`` (none: resampled only, and listed as a warning).
+    max_upscale: Annotated[float, Field(ge=1.0, le=16.0)] = DEFAULT_MAX_UPSCALE
+    upscaler: Upscaler | None = None
     palette: tuple[str, ...] = ()
     qa: QAThresholds = QAThresholds()
     placements: tuple[str, ...] = Field(min_length=1)
@@ -148,6 +216,24 @@ class Style(_Frozen):
     @classmethod
     def _logo(cls, v: str | None, info: ValidationInfo) -> str | None:
         return _file_in_style_folder(v, LOGO_SUFFIXES, info)
+
+    @field_validator("master_aspect")
+    @classmethod
+    def _master_aspect(cls, v: str, info: ValidationInfo) -> str:
+        aspects = info.data.get("aspect_ratios")
+        if info.data.get("composition") == "expand" and aspects and v not in aspects:
+            raise ValueError(f"must be one of the style's aspect_ratios ({', '.join(aspects)}) for composition: "
+                             "expand")
+        return v
+
+    @field_validator("expand_model")
+    @classmethod
+    def _expand_model(cls, v: ModelRef | None, info: ValidationInfo) -> ModelRef | None:
+        model = info.data.get("model")
+        if v is not None and model is not None and v.family != model.family:
+            raise ValueError(f"must be an inpainting model of the style's model family {model.family!r} (its "
+                             f"latents and text encoders), but its family is {v.family!r}")
+        return v
 
     @property
     def ref(self) -> str:

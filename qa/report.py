@@ -12,7 +12,7 @@ import base64
 import io
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -115,6 +115,7 @@ def _thumbnail(store: Store, key: str, size: int = THUMB_SIZE) -> str | None:
 
 def _tiles(jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store) -> list[tuple[str, list[dict]]]:
     by_key = {r.job_key: r for r in results}
+    expansions = Counter(job.master_key for job in {j.key: j for j in jobs}.values() if job.is_expansion)
     groups: dict[str, list[dict]] = {v: [] for v in (*VERDICTS, NOT_CHECKED)}
     seen: set[str] = set()
     for job in jobs:
@@ -125,6 +126,9 @@ def _tiles(jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store)
         groups[result.verdict if result else NOT_CHECKED].append({
             "title": f"{job.row_key} v{job.variant} {job.aspect}",
             "size": f"{job.width}x{job.height}",
+            "family": (f"expansion of master {job.master_key[:12]}" if job.is_expansion else
+                       f"master of {expansions[job.key]} expansion{'s' if expansions[job.key] != 1 else ''}"
+                       if expansions[job.key] else ""),
             "job_key": job.key,
             "reasons": list(result.reasons) if result else [],
             "details": sorted(result.details.items()) if result else [],
@@ -160,6 +164,19 @@ def _failures(rows: Sequence[dict]) -> list[dict]:
             for r in rows if r.get("status", "exported") != "exported"]
 
 
+def upscale_warnings(manifest_rows: Iterable[Mapping]) -> list[str]:
+    """One line per exported file still enlarged more than its style's ``max_upscale`` from its
+    source (the render, or its model-upscaled copy): the run summary, the report and the review
+    page show these."""
+    lines = []
+    for row in manifest_rows:
+        if row.get("status", "exported") == "exported" and row.get("upscale_flagged"):
+            source = f"its render upscaled by {row['upscaler']}" if row.get("upscaler") else "its render"
+            limit = f"{row['max_upscale']:g}x" if row.get("max_upscale") else "the style's limit"
+            lines.append(f"{row['path']}: enlarged {row['upscale']:g}x from {source}, above {limit} (max_upscale)")
+    return lines
+
+
 MANIFEST_COLUMNS = ("asset_id", "variant", "placement", "format", "width", "height", "bytes", "qa_verdict",
                     "c2pa_credential", "path")
 
@@ -192,6 +209,7 @@ def render_report(campaign: str, jobs: Sequence[RenderJob], results: Sequence[QA
         summary=summarize(results),
         tables=list(tables),
         problems=[str(p) for p in extra.get("problems", [])],
+        upscale_warnings=upscale_warnings(rows),
         credential=str(extra.get("credential", "")),
         groups=_tiles(jobs, results, store),
         shipped=_shipped(rows, store),

@@ -1,8 +1,8 @@
 """The QA stage: read each render from the store, run the checks, decide, write ``qa/<job_key>.json``.
 
 Per render: technical checks and the brand palette (``RENDER_CHECKS``) and a difference hash.
-Then, across the campaign: CLIP score and safety (styles that name a CLIP model) and
-near-duplicates among variants. Fail closed: a check that raises sends the render to review
+Then, across the campaign: CLIP score and safety (styles that name a CLIP model),
+near-duplicates among variants, and each expansion against its master (``qa.family``). Fail closed: a check that raises sends the render to review
 (``check_error:<check>``); a render that is missing or cannot be decoded never passes; a job
 whose style is unknown goes to review. Results come back in job order, byte-identical for
 the same renders.
@@ -27,6 +27,7 @@ from plan.styles import Style
 from qa.checks import TECHNICAL_CHECKS, Check
 from qa.clip import clip_checks
 from qa.duplicates import dhash, near_duplicates
+from qa.family import family_checks
 from qa.image import RenderImage
 from qa.palette import palette
 from qa.verdicts import Finding, QAResult, decide
@@ -162,6 +163,11 @@ def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, 
     except Exception as exc:  # fail closed for every render the comparison covered
         for job in readable:
             state[job.key].errors["near_duplicate"] = _error_text(exc)
+    family, family_errors = family_checks(readable, store, styles_by_ref, clip.embeddings)
+    for key, finding in family.items():
+        state[key].findings["family"] = finding
+    for key, message in family_errors.items():
+        state[key].errors["family"] = message
 
     results = []
     for job, key in zip(jobs, keys, strict=True):

@@ -119,16 +119,53 @@ def make_scheduler(name: str, family: str, base_config: dict):
     return getattr(diffusers, class_name).from_config(base_config, **extra)
 
 
-def pipeline_for(model_id: str, revision: str | None, family: str, scheduler: str, settings: DeviceSettings):
-    """A pipeline view for one job group: the shared loaded weights plus its own scheduler.
+# text-to-image pipeline class -> the inpainting pipeline that reuses its weights (4-channel
+# denoisers: the known area is blended back into the latents each step). Inpainting checkpoints
+# (9-channel UNet, FLUX Fill) load as their own inpainting class and are used as they are.
+INPAINT_CLASSES = {
+    "StableDiffusionPipeline": "StableDiffusionInpaintPipeline",
+    "StableDiffusionXLPipeline": "StableDiffusionXLInpaintPipeline",
+    "StableDiffusion3Pipeline": "StableDiffusion3InpaintPipeline",
+    "FluxPipeline": "FluxInpaintPipeline",
+}
+INPAINT_PIPELINES = (*INPAINT_CLASSES.values(), "FluxFillPipeline")
 
-    Built with the pipeline's own constructor (not ``from_pipe``, which casts to fp32)."""
+
+def _view(pipe, cls, family: str, scheduler: str):
+    """``cls`` over the shared loaded weights of ``pipe`` with its own scheduler; built with the
+    constructor (what ``from_pipe`` does, without its cast to fp32)."""
     import inspect
 
-    pipe = load_pipeline(model_id, revision, settings)
-    params = inspect.signature(type(pipe).__init__).parameters
+    params = inspect.signature(cls.__init__).parameters
     config = {k: v for k, v in pipe.config.items() if k in params and k not in pipe.components}
-    components = {**pipe.components, "scheduler": make_scheduler(scheduler, family, pipe.scheduler.config)}
-    view = type(pipe)(**components, **config)
+    components = {k: v for k, v in pipe.components.items() if k in params}
+    components["scheduler"] = make_scheduler(scheduler, family, pipe.scheduler.config)
+    view = cls(**components, **config)
     view.set_progress_bar_config(disable=True)
     return view
+
+
+def pipeline_for(model_id: str, revision: str | None, family: str, scheduler: str, settings: DeviceSettings):
+    """A pipeline view for one job group: the shared loaded weights plus its own scheduler."""
+    pipe = load_pipeline(model_id, revision, settings)
+    return _view(pipe, type(pipe), family, scheduler)
+
+
+def inpaint_pipeline_for(model_id: str, revision: str | None, family: str, scheduler: str,
+                         settings: DeviceSettings):
+    """The inpainting view of a model for expansions: an inpainting checkpoint as it is, a
+    text-to-image model through its family's inpainting pipeline (``INPAINT_CLASSES``)."""
+    import diffusers
+
+    pipe = load_pipeline(model_id, revision, settings)
+    name = type(pipe).__name__
+    if name not in INPAINT_PIPELINES and name not in INPAINT_CLASSES:
+        raise ModelError(f"model {model_id!r} is a {name}, which has no inpainting pipeline for expansions; "
+                         f"allowed: {', '.join(INPAINT_CLASSES)} or an inpainting checkpoint "
+                         f"({', '.join(INPAINT_PIPELINES)})")
+    if name == "StableDiffusion3Pipeline" and pipe.transformer.config.in_channels not in (16, 33):
+        raise ModelError(f"model {model_id!r} cannot expand: diffusers' StableDiffusion3InpaintPipeline needs a "
+                         f"transformer with 16 (or 33) latent channels, this one has "
+                         f"{pipe.transformer.config.in_channels} (the tiny sd3 model); use composition: independent")
+    cls = type(pipe) if name in INPAINT_PIPELINES else getattr(diffusers, INPAINT_CLASSES[name])
+    return _view(pipe, cls, family, scheduler)

@@ -4,6 +4,8 @@ A shard is a list of jobs of one render group (same model, size, scheduler, step
 one resolution bucket of one model), at most ``max_jobs`` long, so a worker loads one
 pipeline per shard and pixels never depend on the split (each image has its own generator).
 Splitting is deterministic: the same jobs give the same shards in the same order.
+Expansions (creative families) outpaint their stored master, so ``render_waves`` splits jobs
+into waves: every master's shard runs (and finishes) in a wave before its expansions' shards.
 """
 
 from __future__ import annotations
@@ -47,6 +49,13 @@ def split_shards(jobs: Sequence[RenderJob], max_jobs: int) -> list[Shard]:
             shards.append(Shard(sha256_text("\n".join(j.key for j in part))[:16], part))
             start = end
     return shards
+
+
+def render_waves(jobs: Sequence[RenderJob]) -> list[list[RenderJob]]:
+    """Jobs in the waves they must run in: masters and independent renders, then expansions
+    (empty waves left out)."""
+    waves = [[job for job in jobs if not job.is_expansion], [job for job in jobs if job.is_expansion]]
+    return [wave for wave in waves if wave]
 
 
 def split_budget(total: float | None, shards: Sequence[Shard], *, whole: bool) -> list[float | None]:

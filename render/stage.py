@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, field
 
 from plan.jobs import RenderJob
 from render.devices import DeviceSettings, device_settings
-from render.registry import ModelError, pipeline_for
+from render.registry import ModelError, inpaint_pipeline_for, pipeline_for
+from render.expand import paste_master
 from store.base import Store, StoreError
 from store.documents import DocumentError, RenderSidecar, parse_document, write_document
 from store.keys import render_key, sidecar_key
@@ -39,7 +40,8 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @dataclass(frozen=True)
 class RenderFailure:
     """A job that produced no render. ``reason``: model_error, nan_output, black_output, oom,
-    budget, prompt_too_long (a text encoder would cut a text) or error."""
+    budget, prompt_too_long (a text encoder would cut a text), master_missing (an expansion whose
+    master is not stored) or error."""
 
     job_key: str
     reason: str
@@ -161,8 +163,41 @@ def text_limit_problem(pipe, job: RenderJob) -> str:
     return ""
 
 
-def call_pipeline(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings):
-    """Float images (N, H, W, 3) in [0, 1] for jobs of one group, in job order: one pipeline call."""
+@dataclass(frozen=True)
+class Expansion:
+    """What an expansion job's pipeline call needs besides the job: its master on the canvas,
+    the inpainting mask, where the master sits, and the master's pixels for the paste-back."""
+
+    canvas: object  # PIL RGB image, job.width x job.height
+    mask: object  # PIL L image, 255 = paint
+    box: tuple[int, int, int, int]
+    master: object  # uint8 HxWx3
+
+
+def load_expansion(store: Store, job: RenderJob) -> Expansion:
+    """Raises ``LookupError`` when the master's render is not in the store."""
+    import numpy as np
+    from PIL import Image
+
+    from render.expand import expansion_inputs
+
+    try:
+        data = store.get(render_key(job.master_key))
+    except FileNotFoundError:
+        raise LookupError(f"master render {render_key(job.master_key)} is not in the store (it failed or was not "
+                          f"planned); the {job.aspect} expansion renders once its master does") from None
+    with Image.open(io.BytesIO(data)) as opened:
+        master = opened.convert("RGB")
+    canvas, mask, box = expansion_inputs(master, job)
+    return Expansion(canvas, mask, box, np.asarray(master))
+
+
+def call_pipeline(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings,
+                  expansions: dict[str, Expansion] | None = None):
+    """Float images (N, H, W, 3) in [0, 1] for jobs of one group, in job order: one pipeline call.
+    Expansion jobs call the inpainting pipeline with their canvas and mask (``expansions``)."""
+    import inspect
+
     import torch
 
     first = jobs[0]
@@ -170,6 +205,11 @@ def call_pipeline(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings):
                   guidance_scale=first.guidance, output_type="np")
     if first.model_family != "flux":  # FLUX is guidance-distilled: no negative prompt
         kwargs["negative_prompt"] = [j.negative_prompt for j in jobs]
+    if first.is_expansion:
+        kwargs["image"] = [expansions[j.key].canvas for j in jobs]
+        kwargs["mask_image"] = [expansions[j.key].mask for j in jobs]
+        if "strength" in inspect.signature(pipe.__call__).parameters:
+            kwargs["strength"] = 1.0  # the new area starts from pure noise
     with torch.inference_mode():
         return pipe(prompt=[j.prompt for j in jobs], generator=generators(jobs, settings), **kwargs).images
 
@@ -180,18 +220,19 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.cuda.OutOfMemoryError)
 
 
-def render_batch(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings) -> tuple[list, float]:
+def render_batch(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings,
+                 expansions: dict[str, Expansion] | None = None) -> tuple[list, float]:
     """([float image or RenderFailure per job], seconds).
 
     Batch-invariant mode: one pipeline call per image. Otherwise one call for the batch; out of
     device memory, it is retried at half the size down to single images; on any other error
     each job is retried alone, so one bad job fails only itself."""
     if len(jobs) > 1 and settings.batch_invariant:
-        parts = [render_batch(pipe, [job], settings) for job in jobs]
+        parts = [render_batch(pipe, [job], settings, expansions) for job in jobs]
         return [r for results, _ in parts for r in results], sum(seconds for _, seconds in parts)
     start = time.perf_counter()
     try:
-        images = list(call_pipeline(pipe, jobs, settings))
+        images = list(call_pipeline(pipe, jobs, settings, expansions))
         return images, time.perf_counter() - start
     except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the run
         seconds = time.perf_counter() - start
@@ -200,7 +241,7 @@ def render_batch(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings) -> t
             _free_device_memory(settings)
         if len(jobs) > 1:
             half = (len(jobs) + 1) // 2 if oom else 1
-            parts = [render_batch(pipe, jobs[i:i + half], settings) for i in range(0, len(jobs), half)]
+            parts = [render_batch(pipe, jobs[i:i + half], settings, expansions) for i in range(0, len(jobs), half)]
             return [r for results, _ in parts for r in results], seconds + sum(s for _, s in parts)
         if oom:
             return [RenderFailure(jobs[0].key, "oom", f"out of device memory on {settings.device} even for a "
@@ -303,6 +344,27 @@ class _Run:
         return ""
 
 
+def _with_masters(jobs: list[RenderJob], store: Store, expansions: dict[str, Expansion], run: _Run) -> list[RenderJob]:
+    """The expansion jobs whose master is stored (their inputs put in ``expansions``); the others
+    fail with reason ``master_missing`` (or ``error`` when the master cannot be used)."""
+    ready = []
+    for job in jobs:
+        try:
+            expansions[job.key] = load_expansion(store, job)
+        except LookupError as exc:
+            run.fail(RenderFailure(job.key, "master_missing", str(exc)))
+            continue
+        except (StoreError, OSError, ValueError) as exc:
+            if isinstance(exc, StoreError):
+                run.store_error = exc
+                break
+            run.fail(RenderFailure(job.key, "error", f"master {job.master_key} cannot be used: "
+                                   f"{type(exc).__name__}: {exc}"))
+            continue
+        ready.append(job)
+    return ready
+
+
 def render_missing(
     jobs: Sequence[RenderJob],
     store: Store,
@@ -354,8 +416,10 @@ def render_missing(
 
     settings = settings or device_settings(device, batch_invariant=batch_invariant)
     models = list(dict.fromkeys((g[0].model_id, g[0].model_revision) for g in groups.values()))
-    # groups of one model run back to back, so each model is loaded once even when many alternate
-    ordered = sorted(groups.values(), key=lambda g: models.index((g[0].model_id, g[0].model_revision)))
+    # masters (and independent renders) before expansions, which outpaint stored masters; groups
+    # of one model run back to back, so each model is loaded once even when many alternate
+    ordered = sorted(groups.values(), key=lambda g: (g[0].is_expansion,
+                                                     models.index((g[0].model_id, g[0].model_revision))))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render-store") as writer:
         for group_jobs in ordered:
             if run.store_error is not None:
@@ -364,9 +428,15 @@ def render_missing(
                 run.fail_all(group_jobs, "budget", over)
                 continue
             first = group_jobs[0]
+            expansions: dict[str, Expansion] = {}
+            if first.is_expansion:
+                run.settle(wait=True)  # every master rendered so far is in the store
+                group_jobs = _with_masters(group_jobs, store, expansions, run)
+                if not group_jobs or run.store_error is not None:
+                    continue
             try:
-                pipe = pipeline_for(first.model_id, first.model_revision, first.model_family, first.scheduler,
-                                    settings)
+                load = inpaint_pipeline_for if first.is_expansion else pipeline_for
+                pipe = load(first.model_id, first.model_revision, first.model_family, first.scheduler, settings)
             except Exception as exc:  # noqa: BLE001 - a model that cannot load fails its jobs only
                 run.fail_all(group_jobs, "model_error", str(exc) if isinstance(exc, ModelError) else (
                     f"model {first.model_id!r} at revision {first.model_revision!r}: {type(exc).__name__}: {exc}"))
@@ -383,7 +453,7 @@ def render_missing(
                     break
                 room = batch_size if max_images is None else min(batch_size, max_images - run.images)
                 batch, queue = queue[:room], queue[room:]
-                results, seconds = render_batch(pipe, batch, settings)
+                results, seconds = render_batch(pipe, batch, settings, expansions)
                 run.report.gpu_seconds += seconds
                 for job, result in zip(batch, results):
                     if isinstance(result, RenderFailure):
@@ -393,6 +463,8 @@ def render_missing(
                     if failure is not None:
                         run.fail(failure)
                     else:
+                        if job.is_expansion:
+                            pixels = paste_master(pixels, expansions[job.key].master, expansions[job.key].box)
                         run.store_later(writer, store, job, pixels, settings, seconds / len(batch))
                 run.settle(wait=False)
         run.settle(wait=True)

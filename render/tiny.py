@@ -62,17 +62,36 @@ def _vae():
     )
 
 
+def _sd_unet(in_channels: int = 4):
+    """``in_channels`` 9 is the inpainting UNet: latents + mask + masked-image latents."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=in_channels, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32,
+    )
+
+
+def _sdxl_unet(in_channels: int = 4):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=in_channels, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=8, transformer_layers_per_block=(1, 1),
+        projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64, norm_num_groups=1,
+    )
+
+
 def _build_sd():
-    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
     from transformers import CLIPTextModel
 
     from plan.tokens import clip_tokenizer
 
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32,
-    )
+    unet = _sd_unet()
     vae = _vae()
     text_encoder = CLIPTextModel(_clip_text_config())
     scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
@@ -84,18 +103,12 @@ def _build_sd():
 
 
 def _build_sdxl():
-    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     from plan.tokens import clip_tokenizer
 
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
-        addition_time_embed_dim=8, transformer_layers_per_block=(1, 1),
-        projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64, norm_num_groups=1,
-    )
+    unet = _sdxl_unet()
     vae = _vae()
     text_encoder = CLIPTextModel(_clip_text_config())
     text_encoder_2 = CLIPTextModelWithProjection(_clip_text_config(projection=True))
@@ -165,18 +178,26 @@ def _build_sd3():
     )
 
 
+def _flux_transformer(in_channels: int = 16):
+    """Packed 2x2 latents: 4 latent channels -> 16. The Fill transformer also takes the packed
+    masked-image latents (16) and the packed 8x8 mask (64 x 4 = 256): 288 in, 16 out."""
+    from diffusers import FluxTransformer2DModel
+
+    return FluxTransformer2DModel(
+        patch_size=1, in_channels=in_channels, out_channels=16, num_layers=1, num_single_layers=1,
+        attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32,
+        axes_dims_rope=(4, 4, 8), guidance_embeds=True,
+    )
+
+
 def _build_flux():
-    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline
     from transformers import CLIPTextModel
 
     from plan.tokens import clip_tokenizer
 
     t5_tok = t5_tokenizer()
-    transformer = FluxTransformer2DModel(
-        patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
-        num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=(4, 4, 8),
-        guidance_embeds=True,
-    )
+    transformer = _flux_transformer()
     return FluxPipeline(
         transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(), vae=_flow_vae(),
         text_encoder=CLIPTextModel(_clip_text_config()), tokenizer=clip_tokenizer(),
@@ -184,7 +205,39 @@ def _build_flux():
     )
 
 
-BUILDERS = {"sd": _build_sd, "sdxl": _build_sdxl, "sd3": _build_sd3, "flux": _build_flux}
+def _with_denoiser(pipeline_class, base, **denoiser):
+    """An inpainting pipeline of ``pipeline_class`` from a base pipeline's components with a new
+    denoiser (built after the base under the same seed: the base's text encoders and VAE, as
+    real inpainting checkpoints are fine-tuned from their base model)."""
+    import inspect
+
+    params = inspect.signature(pipeline_class.__init__).parameters
+    components = {k: v for k, v in base.components.items() if k in params and k not in denoiser}
+    extra = {k: v for k, v in base.config.items() if k in params and k not in base.components}
+    return pipeline_class(**components, **extra, **denoiser)
+
+
+def _build_sd_inpaint():
+    from diffusers import StableDiffusionInpaintPipeline
+
+    return _with_denoiser(StableDiffusionInpaintPipeline, _build_sd(), unet=_sd_unet(in_channels=9))
+
+
+def _build_sdxl_inpaint():
+    from diffusers import StableDiffusionXLInpaintPipeline
+
+    return _with_denoiser(StableDiffusionXLInpaintPipeline, _build_sdxl(), unet=_sdxl_unet(in_channels=9))
+
+
+def _build_flux_fill():
+    from diffusers import FluxFillPipeline
+
+    return _with_denoiser(FluxFillPipeline, _build_flux(), transformer=_flux_transformer(in_channels=16 + 16 + 256))
+
+
+BUILDERS = {"sd": _build_sd, "sdxl": _build_sdxl, "sd3": _build_sd3, "flux": _build_flux,
+            # inpainting checkpoints for creative families (a style's expand_model)
+            "sd-inpaint": _build_sd_inpaint, "sdxl-inpaint": _build_sdxl_inpaint, "flux-fill": _build_flux_fill}
 
 
 def tiny_family(model_id: str) -> str:

@@ -10,6 +10,7 @@ only. Decisions answer JSON to the page's scripts (no reload) or redirect plain 
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import secrets
@@ -30,12 +31,13 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from starlette.routing import Route
 
 from plan.jobs import RenderJob
+from qa.report import upscale_warnings
 from review.auth import LoginThrottle, load_reviewers, reviewer_for, same_origin, token_fingerprint
 from review.queue import (DECISIONS, MAX_NOTE_CHARS, REASON_CODES, STATES, Conflict, InvalidDecision, Item,
                           ItemNotFound, ReviewError, ReviewQueue, check_item_id)
 from settings import load_settings
 from store import Store, open_store
-from store.keys import render_key
+from store.keys import manifest_key, render_key
 
 Publish = Callable[[str, str, str], object]  # (campaign, reviewer, note) -> resume its waiting run, or export
 Rerender = Callable[[Sequence[RenderJob]], object]  # reroll jobs -> render, QA, re-queue
@@ -195,7 +197,15 @@ class _Review:
                                  offset=(page - 1) * PAGE_SIZE)
         return self.page(request, "grid.html", campaign=campaign, items=items, state=state, verdict=verdict,
                          counts=self.queue.campaigns()[campaign], search=search or "", total=total,
-                         page_no=page, pages=pages)
+                         page_no=page, pages=pages, warnings=self.upscale_warnings(campaign))
+
+    def upscale_warnings(self, campaign: str) -> list[str]:
+        """Exported files of the campaign still enlarged above their style's max_upscale."""
+        try:
+            rows = json.loads(self.store.get(manifest_key(campaign)))
+        except FileNotFoundError:
+            return []  # nothing exported yet
+        return upscale_warnings(rows if isinstance(rows, list) else [])
 
     async def detail(self, request: Request) -> Response:
         item = self.queue.item(request.path_params["item_id"])

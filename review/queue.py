@@ -21,7 +21,6 @@ read raises :class:`ReviewStoreDamaged` naming it; neither queues, approves or e
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -35,7 +34,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from plan.jobs import RenderJob, derive_seed, sha256_text
+from plan.jobs import RenderJob, reseed, sha256_text
 from qa.verdicts import QAResult
 from review.approvals import AUTO_REVIEWER, auto_approval
 from review.decision_log import RECOVERY, DecisionLog, LogRecord
@@ -203,17 +202,15 @@ def check_item_id(item_id: str) -> str:
     return item_id
 
 
-def planned_job(job: RenderJob) -> RenderJob:
-    """The job as planned, before any reroll (what a campaign rerun produces)."""
-    seed = derive_seed(job.campaign, job.row_key, job.variant, f"{job.style}@{job.style_version}", 0)
-    return dataclasses.replace(job, reroll=0, seed=seed)
+def planned_jobs(jobs: Sequence[RenderJob]) -> list[RenderJob]:
+    """An asset variant's jobs as planned, before any reroll (what a campaign rerun produces)."""
+    return reseed(jobs, 0)
 
 
-def rerolled_job(job: RenderJob) -> RenderJob:
-    """The next reroll of a job: reroll count + 1 and the seed derived from it."""
-    reroll = job.reroll + 1
-    seed = derive_seed(job.campaign, job.row_key, job.variant, f"{job.style}@{job.style_version}", reroll)
-    return dataclasses.replace(job, reroll=reroll, seed=seed)
+def rerolled_jobs(jobs: Sequence[RenderJob]) -> list[RenderJob]:
+    """The next reroll of an asset variant: reroll count + 1 and the seeds derived from it (a
+    family's expansions follow their new master)."""
+    return reseed(jobs, max(job.reroll for job in jobs) + 1)
 
 
 def variant_verdict(results: Sequence[QAResult]) -> str:
@@ -374,7 +371,7 @@ class ReviewQueue:
         qa = {a: results[j.key] if j.key in results else
               QAResult(j.key, "review", ("qa_missing",), {}) for a, j in by_aspect.items()}
         verdict = variant_verdict(list(qa.values()))
-        planned = sha256_text(json.dumps(sorted(planned_job(j).key for j in jobs)))
+        planned = sha256_text(json.dumps(sorted(j.key for j in planned_jobs(jobs))))
         item_id = item_id_for(first.campaign, first.row_key, first.variant)
         values = {
             "campaign": first.campaign, "asset_id": first.row_key, "variant": first.variant, "row": first.row,
@@ -580,7 +577,7 @@ class ReviewQueue:
     def pending_rerolls(self, campaign: str, *, item_ids: Sequence[str] | None = None) -> list[RenderJob]:
         """The jobs still to render for the items waiting for a reroll."""
         items = [i for i in self.items(campaign, state="reroll_requested") if item_ids is None or i.id in item_ids]
-        return [rerolled_job(job) for item in items for _aspect, job in sorted(item.jobs.items())]
+        return [job for item in items for job in rerolled_jobs([job for _aspect, job in sorted(item.jobs.items())])]
 
     def secret(self) -> str:
         """A random secret kept in the database (signs the web app's session cookies), made once."""

@@ -10,6 +10,7 @@ allowed. An empty value counts as unset. README.md's settings table is ``setting
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -155,12 +156,22 @@ def _explain(exc: ValidationError) -> SettingsError:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """The settings of ``environ`` (default: this process's environment, read now). Raises
     ``SettingsError`` naming every bad variable, its value and what is allowed."""
+    if environ is None:  # the same variables (and home folder: defaults) give the same frozen settings
+        return _from_environment(tuple(sorted((k, v) for k, v in os.environ.items()
+                                              if k.upper().startswith(PREFIX) or k == "HOME")))
     try:
-        if environ is None:
-            return Settings()
         values = {name: environ[variable(name)] for name in Settings.model_fields
                   if environ.get(variable(name), "").strip()}
         return _FromMapping(**values)
+    except ValidationError as exc:
+        raise _explain(exc) from None
+
+
+@functools.lru_cache(maxsize=8)
+def _from_environment(_variables: tuple[tuple[str, str], ...]) -> Settings:
+    """``Settings()`` (reads ``os.environ``), once per set of variables (~ms each: stages ask often)."""
+    try:
+        return Settings()
     except ValidationError as exc:
         raise _explain(exc) from None
 

@@ -147,6 +147,16 @@ class KeptFindings(Document):
 
 # ---- campaign state ----
 
+class UpscalerRecord(BaseModel):
+    """A style's upscaler as exports load it: id, weights file (None: the built-in tiny one), sha256."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    path: str | None = None
+    sha256: str | None = None
+
+
 class AssetRecord(BaseModel):
     """What export needs of one planned sheet row."""
 
@@ -161,6 +171,8 @@ class AssetRecord(BaseModel):
     overlay: dict[str, Any] = {}
     focal: tuple[float, float] | None = None
     logo: str = ""
+    max_upscale: float | None = None  # the style's (None: snapshots written before it: the default)
+    upscaler: UpscalerRecord | None = None
 
 
 class AssetSnapshot(Document):
@@ -257,6 +269,8 @@ class ManifestRow(BaseModel):
     height: int | str = ""
     job_key: str = ""
     locale: str = ""
+    master_job_key: str = ""  # creative families: the master an expansion was outpainted from
+    max_upscale: float | str | None = None
     model: str = ""
     model_revision: str | None = None
     path: str
@@ -272,6 +286,8 @@ class ManifestRow(BaseModel):
     style_version: int | str | None = None
     upscale: float | str | None = None
     upscale_flagged: bool | str = False
+    upscaler: str = ""  # <id>@<sha256[:16]> of the model that upscaled the source ("" none)
+    upscaler_factor: float | str | None = None
     variant: int | str
     width: int | str = ""
 

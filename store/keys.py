@@ -11,6 +11,7 @@ key                                            what
 ``qa/<job key>.json``                          the QA result of a render
 ``qa/checks/<job key>.json``                   kept per-render QA findings (resume)
 ``qa/embeddings/<model tag>/<job key>.npy``    cached CLIP image embedding
+``upscaled/<sha256>.png``                      a render upscaled by a model (render bytes + weights)
 ``shards/<flow run id>.json``                  the report of one render shard
 ``<campaign>/assets.json``                     asset snapshot: what export needs of each row
 ``<campaign>/dead-letters.json``               jobs that failed and have not rendered since
@@ -24,6 +25,7 @@ key                                            what
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 def render_key(job_key: str) -> str:
     return f"renders/{job_key}.png"
@@ -52,6 +54,13 @@ def checks_key(job_key: str) -> str:
 
 def embedding_key(model_tag: str, job_key: str) -> str:
     return f"{EMBEDDINGS_PREFIX}/{model_tag}/{job_key}.npy"
+
+
+def upscaled_key(render_sha256: str, upscaler_tag: str) -> str:
+    """A render upscaled by a super-resolution model, content-addressed by the render's bytes and
+    the weights (``<id>@<sha256[:16]>``): made once, reused by every export and run."""
+    digest = hashlib.sha256(f"brandbatch-upscaled-v1|{render_sha256}|{upscaler_tag}".encode()).hexdigest()
+    return f"upscaled/{digest}.png"
 
 
 def shard_report_key(flow_run_id: str) -> str:

@@ -32,7 +32,7 @@ def test_run_to_s3_then_rerun_changes_nothing(s3_out, tmp_path: Path, repo: Path
 
     second = brandbatch("run", "spring-launch.csv", "--out", s3_out, "--formats", "webp,upload", cwd=tmp_path)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "(0 rendered, 9 already there" in second.stdout
+    assert "(0 rendered, 10 already there" in second.stdout
     after = {o["Key"]: (o["ETag"], o["LastModified"])
              for o in client.list_objects_v2(Bucket=bucket)["Contents"]}
     changed = {k for k in after if after[k] != before.get(k)}

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from render.shards import merge_reports, report_from_record, report_to_record, split_budget, split_shards
+from render.shards import (merge_reports, render_waves, report_from_record, report_to_record, split_budget,
+                           split_shards)
 from render.stage import RenderFailure, RenderReport, render_missing
 from store import LocalStore
 from store.keys import render_key
@@ -102,3 +103,26 @@ def test_render_retries_skip_bad_arguments():
     assert transient(None, None, Failed(data=OSError("connection reset")))
     assert not transient(None, None, Failed(data=ValueError("batch_size must be >= 1 but is 0")))
     assert RENDER_RETRIES["retries"] == 2 and RENDER_RETRIES["retry_jitter_factor"] > 0
+
+
+def test_families_render_in_waves_masters_first_and_shards_never_mix_them(tmp_path: Path):
+    from tests.render.jobs import make_family
+
+    families = [make_family(i, "sd", expand_model="brandbatch/tiny-sd-inpaint") for i in range(2)]
+    jobs = [j for family in reversed(families) for j in reversed(family)]  # expansions first
+    waves = render_waves(jobs)
+    assert [[j.is_expansion for j in wave] for wave in waves] == [[False] * 2, [True] * 4]
+    shards = split_shards(jobs, max_jobs=8)
+    assert all(len({j.is_expansion for j in s.jobs}) == 1 for s in shards)
+    # shard by shard in wave order (as render_sharded runs them) equals one call
+    store = LocalStore(tmp_path / "waves")
+    for wave in waves:
+        keys = {j.key for j in wave}
+        for shard in [s for s in shards if s.jobs[0].key in keys]:
+            assert render_missing(list(shard.jobs), store, batch_size=2).failed == []
+    whole = LocalStore(tmp_path / "whole")
+    assert render_missing(jobs, whole, batch_size=4).failed == []
+    assert all(store.get(render_key(j.key)) == whole.get(render_key(j.key)) for j in jobs)
+    # an expansion shard run before its masters fails those jobs alone (master_missing)
+    early = render_missing(list(shards[0].jobs), LocalStore(tmp_path / "early"), batch_size=2)
+    assert shards[0].jobs[0].is_expansion and {f.reason for f in early.failed} == {"master_missing"}

@@ -8,7 +8,7 @@ import openpyxl
 import pytest
 
 from plan.errors import InputError
-from plan.jobs import derive_seed
+from plan.jobs import derive_expand_seed, derive_seed
 from plan.planner import PlanSettings, plan_campaign
 from plan.sheet import read_sheet
 
@@ -178,3 +178,60 @@ def test_model_override_may_carry_a_pinned_revision(settings, write_sheet):
     assert {(j.model_id, j.model_revision) for j in plan_campaign(sheet, pinned).jobs} == {("org/model", "a" * 40)}
     folder = dataclasses.replace(settings, model_override="/models/mine")
     assert {(j.model_id, j.model_revision) for j in plan_campaign(sheet, folder).jobs} == {("/models/mine", None)}
+
+
+def test_expand_styles_plan_a_master_and_one_expansion_per_other_aspect(write_sheet, settings: PlanSettings) -> None:
+    rows = [f"a{i},acme@5,product {i},scene {i},2,meta.stories;google.display.upload.300x250\n" for i in range(6)]
+    plan = plan_campaign(read_sheet(write_sheet(HEADER + "".join(rows), "c.csv")), settings)
+    assert plan.problems == []
+    jobs = [j for j in plan.jobs if j.row_key == "a0" and j.variant == 1]
+    master, *expansions = jobs
+    # meta.stories needs 9:16 and the 300x250 banner 1:1 (the master): one expansion
+    assert (master.aspect, master.master_key, [e.aspect for e in expansions]) == ("1:1", None, ["9:16"])
+    (expansion,) = expansions
+    assert expansion.master_key == master.key and expansion.model_id == "brandbatch/tiny-sd-inpaint"
+    assert (expansion.width, expansion.height) == (128, 240)  # the master's 128 px kept, extended to 9:16
+    assert expansion.seed == derive_expand_seed(master.key, "9:16") != master.seed
+    # row order and other rows change nothing, and the same row plans the same family
+    shuffled = rows[:]
+    random.Random(3).shuffle(shuffled)
+    again = plan_campaign(read_sheet(write_sheet(HEADER + "new,acme@5,x,y,1,\n" + "".join(shuffled), "c.csv")),
+                          settings)
+    assert {j.key for j in plan.jobs} <= {j.key for j in again.jobs}
+
+
+def test_a_row_whose_placements_skip_the_master_aspect_still_renders_the_master(write_sheet, settings: PlanSettings) -> None:
+    plan = plan_campaign(read_sheet(write_sheet(HEADER + "a,acme@5,p,s,1,meta.stories\n")), settings)
+    assert [(j.aspect, j.is_expansion) for j in plan.jobs] == [("1:1", False), ("9:16", True)]
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (("composition: expand", "composition: collage"), "composition: Input should be 'independent' or 'expand'"),
+    (('master_aspect: "1:1"', 'master_aspect: "3:2"'), "master_aspect: must be one of the style's aspect_ratios"),
+    (("  id: brandbatch/tiny-sd-inpaint\n  revision: builtin-1\n  family: sd",
+      "  id: brandbatch/tiny-flux-fill\n  revision: builtin-1\n  family: flux"), "expand_model: must be an inpainting"),
+    (("upscaler: {id: brandbatch/tiny-esrgan}", "upscaler: {id: esrgan.pth, sha256: " + "ab" * 32 + "}"),
+     "upscaler: id: no such weights file"),
+    (("  id: brandbatch/tiny-sd-inpaint\n  revision: builtin-1",
+      "  id: acme/sd-inpainting\n  revision: main"), "unpinned expand_model"),
+])
+def test_bad_family_styles_are_reported_on_the_style_file_and_key_and_nothing_is_planned(
+        settings, write_sheet, tmp_path, repo, change, expected):
+    import dataclasses
+    import shutil
+
+    from render.registry import pinning_problem
+
+    styles = tmp_path / "styles"
+    shutil.copytree(repo / "styles", styles)
+    v5 = (styles / "acme" / "v5.yaml").read_text(encoding="utf-8")
+    assert change[0] in v5
+    (styles / "acme" / "v6.yaml").write_text(v5.replace("version: 5", "version: 6").replace(*change),
+                                             encoding="utf-8")
+    strict = dataclasses.replace(settings, styles_dir=styles, model_pin_problem=pinning_problem)
+    plan = plan_campaign(read_sheet(write_sheet(HEADER + "a1,acme@6,tent,lake,1,\n")), strict)
+    assert plan.jobs == [] and plan.rows == []
+    (problem,) = plan.problems
+    assert (problem.row, problem.column) == (2, "style") and expected in problem.message, problem.message
+    if "unpinned" not in expected:
+        assert str(styles / "acme" / "v6.yaml") in problem.message

@@ -30,7 +30,7 @@ placements: [meta.feed.square]
 def test_repo_styles_all_load(repo: Path) -> None:
     library = StyleLibrary(repo / "styles")
     assert library.names() == ["acme", "nordic"]
-    assert library.versions("acme") == [1, 2, 3, 4]
+    assert library.versions("acme") == [1, 2, 3, 4, 5]
     for name in library.names():
         for version in library.versions(name):
             style = library.get(name, version)
@@ -87,3 +87,49 @@ def test_palette_must_be_hex(tmp_path: Path) -> None:
 def test_style_ref_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="name@version"):
         parse_style_ref(text)
+
+
+FAMILY = GOOD.replace('["1:1"]', '["1:1", "9:16"]') + "composition: expand\n"
+
+
+@pytest.mark.parametrize(("extra", "key", "expected"), [
+    ("composition: collage\n", "composition", "'independent' or 'expand'"),
+    ('composition: expand\nmaster_aspect: "1.91:1"\n', "master_aspect", "aspect_ratios (1:1, 9:16)"),
+    ("composition: expand\nexpand_model: {id: brandbatch/tiny-flux-fill, family: flux}\n", "expand_model",
+     "family 'sd'"),
+    ("upscaler: {id: weights/esrgan.pth}\n", "upscaler", "sha256: required"),
+    ("upscaler: {id: esrgan.bin, sha256: " + "ab" * 32 + "}\n", "upscaler", "brandbatch/tiny-esrgan"),
+    ("upscaler: {id: missing.pth, sha256: " + "ab" * 32 + "}\n", "upscaler", "no such weights file"),
+    ("max_upscale: 0.5\n", "max_upscale", "greater than or equal to 1"),
+])
+def test_bad_family_and_upscaler_keys_name_file_key_and_allowed(tmp_path: Path, extra, key, expected) -> None:
+    path = _write(tmp_path, "demo", 1, GOOD.replace('["1:1"]', '["1:1", "9:16"]') + extra)
+    with pytest.raises(InputError) as err:
+        load_style_file(path)
+    message = str(err.value)
+    assert str(path) in message and f"{key}:" in message and expected in message, message
+
+
+def test_upscaler_weights_are_pinned_by_sha256(tmp_path: Path) -> None:
+    import hashlib
+
+    weights = tmp_path / "demo" / "esrgan.pth"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"weights v1")
+    good = hashlib.sha256(b"weights v1").hexdigest()
+    path = _write(tmp_path, "demo", 1, GOOD + f"upscaler: {{id: esrgan.pth, sha256: {good}}}\n")
+    assert load_style_file(path).upscaler.path(path.parent) == weights.resolve()
+    weights.write_bytes(b"weights v2 (swapped)")
+    with pytest.raises(InputError) as err:
+        load_style_file(path)
+    assert "upscaler: sha256:" in str(err.value) and good in str(err.value)
+    assert hashlib.sha256(b"weights v2 (swapped)").hexdigest() in str(err.value)
+
+
+def test_family_defaults_new_styles_expand_and_the_repo_styles_stay_independent(tmp_path: Path, repo: Path) -> None:
+    style = load_style_file(_write(tmp_path, "demo", 1, FAMILY.replace("composition: expand\n", "")))
+    assert (style.composition, style.master_aspect, style.max_upscale, style.upscaler) == ("expand", "1:1", 1.25, None)
+    library = StyleLibrary(repo / "styles")
+    assert {v: library.get("acme", v).composition for v in (1, 2, 3, 4, 5)} == {
+        1: "independent", 2: "independent", 3: "independent", 4: "independent", 5: "expand"}
+    assert library.get("nordic", 1).composition == "independent"

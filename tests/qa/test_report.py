@@ -73,3 +73,18 @@ def test_contact_sheet_of_what_ships_comes_first_then_failures(store, put_render
     assert "headline would be 9 px high" in html[not_shipped:summary]
     empty = render_report("spring", jobs, results, store, [])
     assert "Nothing exported yet" in empty and "None: every export file of this campaign was written." in empty
+
+
+def test_files_still_above_max_upscale_are_warned_about(store, put_render):
+    jobs, results = run(store, put_render)
+    flagged = {**MANIFEST[0], "path": "spring/exports/meta.stories/good.webp", "status": "exported",
+               "upscale": 2.109, "upscale_flagged": True, "max_upscale": 1.25,
+               "upscaler": "brandbatch/tiny-esrgan@320a563b1dad5eb3"}
+    within = {**MANIFEST[0], "status": "exported", "upscale": 0.844, "upscale_flagged": False, "max_upscale": 1.25}
+    failed = {**flagged, "path": "spring/exports/x/failed.webp", "status": "failed"}
+    html = render_report("spring", jobs, results, store, [flagged, within, failed])
+    assert "1 exported files are enlarged more than their style allows" in html
+    assert ("spring/exports/meta.stories/good.webp: enlarged 2.109x from its render upscaled by "
+            "brandbatch/tiny-esrgan@320a563b1dad5eb3, above 1.25x (max_upscale)") in html
+    assert "failed.webp: enlarged" not in html
+    assert "None: every exported file is within" in render_report("spring", jobs, results, store, [within])

@@ -17,3 +17,24 @@ def make_job(i: int, family: str = "sd", *, width: int = 64, height: int = 64, s
         scheduler=scheduler, steps=steps, guidance=5.0, seed=derive_seed("test", f"row-{i}", 0, "acme@2"),
         style="acme", style_version=2,
     )
+
+
+def make_family(i: int, family: str = "sd", *, expand_model: str | None = None, reroll: int = 0,
+                aspects: tuple[str, ...] = ("9:16", "1.91:1"), steps: int = 2) -> list[RenderJob]:
+    """A creative family: a 64 px master at 1:1 and one expansion per aspect, as the planner
+    makes them (``plan.planner.jobs_for_row``)."""
+    from plan.jobs import derive_expand_seed
+    from plan.resolution import expand_size
+
+    scheduler = "flow_euler" if family in ("sd3", "flux") else "euler"
+    master = make_job(i, family, scheduler=scheduler, steps=steps)
+    master = RenderJob.from_dict({**master.to_dict(), "variant": 1, "reroll": reroll,
+                                  "seed": derive_seed("test", f"row-{i}", 1, "acme@2", reroll)})
+    jobs = [master]
+    for aspect in aspects:
+        width, height = expand_size((master.width, master.height), aspect, family, 64)
+        jobs.append(RenderJob.from_dict({
+            **master.to_dict(), "aspect": aspect, "width": width, "height": height,
+            "model_id": expand_model or master.model_id, "seed": derive_expand_seed(master.key, aspect),
+            "master_key": master.key}))
+    return jobs

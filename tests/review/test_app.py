@@ -418,3 +418,20 @@ def test_palette_findings_show_dominant_and_brand_swatches(out: Path, queue: Rev
     table = table[:table.index("</table>")]
     assert re.findall(r'fill="(#[0-9A-F]{6})"', table) == ["#839099", "#F5F1E8", "#A7523A", "#E4572E"]
     assert "<td>33 %</td><td>27.7</td>" in table and "garbled" not in table
+
+
+def test_the_campaign_page_warns_about_exports_still_above_max_upscale(out: Path, items):
+    import json
+
+    client = app_for(out)
+    login(client)
+    assert "enlarged more than the style allows" not in client.get(f"/c/{CAMPAIGN}").text  # no manifest yet
+    rows = [{"path": f"{CAMPAIGN}/exports/meta.stories/tent-02.webp", "status": "exported", "upscale": 8.438,
+             "upscale_flagged": True, "max_upscale": 1.25, "upscaler": ""},
+            {"path": f"{CAMPAIGN}/exports/meta.feed.square/tent-02.webp", "status": "exported", "upscale": 1.0,
+             "upscale_flagged": False, "max_upscale": 1.25, "upscaler": ""}]
+    LocalStore(out).put(f"{CAMPAIGN}/manifest.json", json.dumps(rows).encode())
+    page = client.get(f"/c/{CAMPAIGN}").text
+    assert "1 exported file is enlarged more than the style allows (max_upscale)" in page
+    assert "meta.stories/tent-02.webp: enlarged 8.438x from its render, above 1.25x (max_upscale)" in page
+    assert "meta.feed.square/tent-02.webp: enlarged" not in page

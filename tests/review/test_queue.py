@@ -9,7 +9,7 @@ from tests.review.review_factories import BACKENDS, CAMPAIGN, make_jobs, results
 from plan.planner import CampaignPlan
 from review.actions import queue_for_review
 from review.approvals import auto_approval
-from review.queue import Conflict, InvalidDecision, ItemNotFound, ReviewError, ReviewQueue, database_url, rerolled_job
+from review.queue import Conflict, InvalidDecision, ItemNotFound, ReviewError, ReviewQueue, database_url, rerolled_jobs
 
 
 @pytest.fixture(params=BACKENDS)
@@ -99,7 +99,7 @@ def test_reroll_returns_new_jobs_and_new_renders_requeue(queue: ReviewQueue, enq
     assert sorted(j.aspect for j in jobs) == sorted(old)
     for job in jobs:
         assert job.reroll == 1 and job.seed != old[job.aspect].seed and job.key != old[job.aspect].key
-        assert job == rerolled_job(old[job.aspect])
+    assert jobs == rerolled_jobs([job for _aspect, job in sorted(old.items())])
     assert queue.item(item.id).state == "reroll_requested"
     assert queue.pending_rerolls(CAMPAIGN) == jobs
     with pytest.raises(Conflict, match="waits for its reroll"):

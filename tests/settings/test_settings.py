@@ -97,3 +97,14 @@ def test_the_command_line_checks_settings_before_any_command(monkeypatch: pytest
     assert "$BRANDBATCH_SHARD_SIZE must be a whole number >= 1 but is '0'" in result.output
     result = CliRunner().invoke(app, ["styles", "list"], env={"BRANDBATCH_SHARD_SIZ": "8"})
     assert result.exit_code == 0 and "did you mean $BRANDBATCH_SHARD_SIZE?" in result.output
+
+
+def test_settings_follow_the_environment_as_it_changes(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("BRANDBATCH_SHARD_SIZE", "7")
+    first = load_settings()
+    assert first.shard_size == 7 and load_settings() is first  # read once per set of variables
+    monkeypatch.setenv("BRANDBATCH_SHARD_SIZE", "9")
+    assert load_settings().shard_size == 9
+    monkeypatch.setenv("BRANDBATCH_SHARD_SIZE", "0")
+    with pytest.raises(SettingsError, match="SHARD_SIZE must be a whole number >= 1 but is '0'"):
+        load_settings()

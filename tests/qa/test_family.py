@@ -1,0 +1,103 @@
+"""Cross-ratio QA of creative families, on a family rendered by the tiny SD + SD-inpaint models."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from tests.qa.synth import make_style, png
+from tests.render.jobs import make_family
+
+from qa import run_qa
+from qa.family import seam_ratio
+from render.expand import master_box
+from render.stage import render_missing
+from store.keys import render_key
+from review.queue import variant_verdict
+
+TINY_CLIP = {"clip_model": "brandbatch-tiny-clip", "min_clip_score": 0.0, "clip_uncertainty": 0.0,
+             "unsafe_labels": []}
+
+
+@pytest.fixture
+def family(store):
+    jobs = make_family(1, "sd", expand_model="brandbatch/tiny-sd-inpaint")
+    assert render_missing(jobs, store, batch_size=3).failed == []
+    return jobs
+
+
+def pixels(store, job) -> np.ndarray:
+    return np.array(Image.open(io.BytesIO(store.get(render_key(job.key)))).convert("RGB"))
+
+
+def styles(**qa):
+    return {"acme@2": make_style(**qa)}
+
+
+def test_a_rendered_family_passes_and_records_its_scores(store, family):
+    results = run_qa(family, store, styles())
+    assert [r.verdict for r in results] == ["pass"] * 3, [r.reasons for r in results]
+    assert "seam_ratio" not in results[0].scores  # the master has no master
+    for result, job in zip(results[1:], family[1:]):
+        assert 0 < result.scores["seam_ratio"] <= make_style().qa.max_seam_ratio
+        assert result.details["master_job_key"] == family[0].key
+
+
+def test_a_broken_seam_routes_the_family_to_review(store, family):
+    master = pixels(store, family[0])
+    broken = pixels(store, family[1])
+    left, top, right, bottom = master_box(Image.fromarray(master), family[1])
+    outside = np.ones(broken.shape[:2], bool)
+    outside[top:bottom, left:right] = False
+    broken[outside] = (255, 255, 255)  # new area painted flat white: a hard edge at the master's border
+    store.put(render_key(family[1].key), png(broken), overwrite=True)
+    results = run_qa(family, store, styles())
+    assert results[1].verdict == "review" and results[1].reasons == ("family_seam",)
+    assert results[1].scores["seam_ratio"] > make_style().qa.max_seam_ratio
+    assert variant_verdict(results) == "review"  # the whole family waits for a designer, none exports
+    assert run_qa(family, store, styles(max_seam_ratio=1e6))[1].verdict == "pass"  # the gate is the style's
+
+
+def test_changed_master_pixels_fail_closed_to_review(store, family):
+    changed = pixels(store, family[2])
+    left, top, _, _ = master_box(Image.fromarray(pixels(store, family[0])), family[2])
+    changed[top + 5, left + 5] = 255 - changed[top + 5, left + 5]
+    store.put(render_key(family[2].key), png(changed), overwrite=True)
+    result = run_qa(family, store, styles())[2]
+    assert result.verdict == "review" and "family_master_changed" in result.reasons
+    assert "1 master pixels differ" in result.details["family_master_changed"]
+
+
+def test_a_missing_master_sends_its_expansions_to_review(store, family):
+    store.delete(render_key(family[0].key))
+    results = run_qa(family[1:], store, styles())
+    assert [r.reasons for r in results] == [("family_master_missing",)] * 2
+
+
+def test_clip_similarity_to_the_master_is_gated_by_the_style(store, family):
+    loose = run_qa(family, store, styles(**TINY_CLIP, min_family_similarity=-1.0))
+    assert [r.verdict for r in loose] == ["pass"] * 3
+    similarity = loose[1].scores["family_similarity"]
+    strict = run_qa(family, store, styles(**TINY_CLIP, min_family_similarity=similarity + 0.001))
+    assert strict[1].verdict == "review" and strict[1].reasons == ("family_low_similarity",)
+
+
+def test_seam_ratio_compares_the_border_step_with_the_pictures_own_detail():
+    rng = np.random.default_rng(0)
+    smooth = np.clip(rng.normal(128, 10, (40, 20, 3)), 0, 255).astype(np.uint8)
+    box = (0, 10, 20, 30)
+    assert seam_ratio(smooth, box) == pytest.approx(1.0, abs=0.3)
+    cut = smooth.copy()
+    cut[:10] = 0
+    assert seam_ratio(cut, box) > 5
+    assert seam_ratio(smooth, (0, 0, 20, 40)) == 0.0  # no new area, no seam
+
+
+def test_the_report_shows_each_master_with_its_expansions(store, family):
+    from qa import render_report
+
+    html = render_report("spring", family, run_qa(family, store, styles()), store, [])
+    assert html.count("master of 2 expansions") == 1
+    assert html.count(f"expansion of master {family[0].key[:12]}") == 2
