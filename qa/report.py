@@ -98,8 +98,13 @@ def summary_markdown(campaign: str, results: Sequence[QAResult]) -> str:
 
 def thumbnail_uri(store: Store, job_key: str, size: int = THUMB_SIZE) -> str | None:
     """A small JPEG ``data:`` URI of the job's render, or None if it cannot be read."""
+    return _thumbnail(store, render_key(job_key), size)
+
+
+def _thumbnail(store: Store, key: str, size: int = THUMB_SIZE) -> str | None:
+    """A small JPEG ``data:`` URI of the image stored at ``key``, or None if it cannot be read."""
     try:
-        image = decode(store.get(render_key(job_key)))
+        image = decode(store.get(key))
     except Exception:  # a missing or broken render shows as a placeholder in the report
         return None
     image.thumbnail((size, size), Image.Resampling.LANCZOS)
@@ -132,6 +137,33 @@ def _tiles(jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store)
     return [(name, tiles) for name, tiles in groups.items() if tiles]
 
 
+SHEET_FORMATS = ("png", "jpeg", "webp", "avif")  # which export file shows a placement on the contact sheet
+
+
+def _shipped(rows: Sequence[dict], store: Store) -> list[dict]:
+    """The contact sheet of what ships: one tile per exported (asset, variant, placement), its
+    thumbnail made from an exported file (lossless first), with the approver."""
+    best: dict[tuple, dict] = {}
+    for row in rows:
+        if row.get("status", "exported") != "exported" or row.get("format") not in SHEET_FORMATS:
+            continue
+        key = (str(row.get("asset_id")), int(row.get("variant") or 0), str(row.get("placement")))
+        if key not in best or SHEET_FORMATS.index(row["format"]) < SHEET_FORMATS.index(best[key]["format"]):
+            best[key] = row
+    return [{"asset_id": asset, "variant": variant, "placement": placement,
+             "approved_by": str(row.get("approved_by") or ""), "state": str(row.get("status", "exported")),
+             "size": f"{row.get('width')}x{row.get('height')}", "thumb": _thumbnail(store, str(row["path"]))}
+            for (asset, variant, placement), row in sorted(best.items())]
+
+
+def _failures(rows: Sequence[dict]) -> list[dict]:
+    """Export rows that did not ship (failed, or held for review), with their reasons."""
+    return [{"asset_id": str(r.get("asset_id", "")), "variant": r.get("variant", ""),
+             "placement": str(r.get("placement", "")), "format": str(r.get("format", "")),
+             "state": str(r.get("status", "")), "reason": str(r.get("error", ""))}
+            for r in rows if r.get("status", "exported") != "exported"]
+
+
 def upscale_warnings(manifest_rows: Iterable[Mapping]) -> list[str]:
     """One line per exported file still enlarged more than its style's ``max_upscale`` from its
     source (the render, or its model-upscaled copy): the run summary, the report and the review
@@ -157,8 +189,10 @@ def relative_link(campaign: str, path: str) -> str:
 
 def render_report(campaign: str, jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store,
                   manifest_rows: Sequence[dict], extra: Mapping | None = None, tables: Sequence[Table] = ()) -> str:
-    """The self-contained offline HTML run report: summary, ``tables`` (metrics), QA counts,
-    planning problems, a contact sheet grouped by verdict and links to the exported files."""
+    """The self-contained offline HTML run report: the contact sheet of what ships (each exported
+    placement with its approver), export failures with reasons, then the summary, ``tables``
+    (metrics), QA counts, planning problems, the renders grouped by verdict and links to the
+    exported files."""
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
                       keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _num
@@ -178,6 +212,8 @@ def render_report(campaign: str, jobs: Sequence[RenderJob], results: Sequence[QA
         upscale_warnings=upscale_warnings(rows),
         credential=str(extra.get("credential", "")),
         groups=_tiles(jobs, results, store),
+        shipped=_shipped(rows, store),
+        failures=_failures(rows),
         manifest_columns=MANIFEST_COLUMNS,
         manifest=[([row.get(c, "") for c in MANIFEST_COLUMNS],
                    relative_link(campaign, str(row["path"])) if ok and row.get("path") else None)

@@ -48,6 +48,33 @@ def test_markdown_summary_counts_verdicts_reasons_and_scores(store, put_render):
     assert re.search(r"\| luma_mean \| 3 \| 0 \| [0-9.]+ \| [0-9.]+ \|", md)
 
 
+def test_contact_sheet_of_what_ships_comes_first_then_failures(store, put_render):
+    import io
+
+    from PIL import Image
+
+    jobs, results = run(store, put_render)
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 250), (228, 87, 46)).save(buffer, format="PNG")
+    store.put("spring/exports/google.display.upload.300x250/good.png", buffer.getvalue())
+    shipped = {"asset_id": "good", "variant": 1, "placement": "google.display.upload.300x250", "width": 300,
+               "height": 250, "approved_by": "dana", "status": "exported", "qa_verdict": "pass"}
+    rows = [{**shipped, "format": "png", "path": "spring/exports/google.display.upload.300x250/good.png"},
+            {**shipped, "format": "avif", "path": "spring/exports/google.display.upload.300x250/good.avif"},
+            {**shipped, "placement": "meta.stories", "format": "webp", "status": "review", "approved_by": "dana",
+             "error": "headline would be 9 px high; at least 14 px is legible", "path": "spring/exports/x.webp"}]
+    html = render_report("spring", jobs, results, store, rows)
+    ships, not_shipped, summary = (html.index("<h2>What ships (1 placements)</h2>"),
+                                   html.index("Not shipped (1 files)</h2>"), html.index("<h2>Summary</h2>"))
+    assert ships < not_shipped < summary < html.index("<h2>Renders by QA verdict</h2>")
+    sheet = html[ships:not_shipped]
+    assert sheet.count('src="data:image/jpeg;base64,') == 1  # the PNG, once for both files of the placement
+    assert "<strong>good</strong> v1" in sheet and "approved by dana" in sheet and "meta.stories" not in sheet
+    assert "headline would be 9 px high" in html[not_shipped:summary]
+    empty = render_report("spring", jobs, results, store, [])
+    assert "Nothing exported yet" in empty and "None: every export file of this campaign was written." in empty
+
+
 def test_files_still_above_max_upscale_are_warned_about(store, put_render):
     jobs, results = run(store, put_render)
     flagged = {**MANIFEST[0], "path": "spring/exports/meta.stories/good.webp", "status": "exported",
