@@ -24,6 +24,7 @@ from flows.export import export_task
 from flows import metrics
 from flows.progress import progress_bar
 from flows import review_wait
+from flows.reroll import record_launch
 from flows.shard import RENDER_RETRIES, render_sharded, shard_deployment
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, plan_campaign
@@ -154,6 +155,9 @@ def campaign_batch(
     settings, placements = plan_settings(styles, allow_draft=allow_draft, model=model)
     store = open_store(out)
     plan = plan_task(sheet, settings, limit, store)
+    record_launch(out, plan.campaign, {"sheet": sheet, "out": out, "model": model, "limit": limit, "styles": styles,
+                                       "allow_draft": allow_draft, "batch_size": batch_size, "formats": list(formats),
+                                       "max_images": max_images, "max_gpu_seconds": max_gpu_seconds})
     for problem in plan.problems:
         logger.warning(str(problem))
     letters = load_dead_letters(store, plan.campaign)

@@ -172,15 +172,14 @@ def review(
     out: OutOpt = "out",
     host: Annotated[str, typer.Option("--host", help="Interface to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8765,
-    styles: StylesOpt = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild the review queue from its decision log "
                                           "(after it was lost or damaged), write back what the log lacks, "
                                           "then exit.")] = False,
 ) -> None:
     """Serve the designers' review queue (approve / reject / reroll; "publish" resumes the run
-    waiting for the review, else exports)."""
+    waiting for the review, else exports; a reroll starts the campaign's flow)."""
     _prefect_home()
-    from exports.assemble import resolve_paths
+    from flows.reroll import reroller
     from flows.review_wait import publisher
     from review.app import listen, open_url, serve
     from review.queue import ReviewError
@@ -199,7 +198,7 @@ def review(
         return
     try:
         with listen(out, host, port) as sock:
-            serve(out, sock, publish=publisher(out), styles_dir=resolve_paths(styles).styles,
+            serve(out, sock, publish=publisher(out), rerender=reroller(out),
                   ready=lambda: typer.echo(f"review queue: open {open_url(host, port)} and log in with your "
                                            "reviewer token (BRANDBATCH_REVIEWER_TOKENS or "
                                            "BRANDBATCH_REVIEWERS_FILE); Ctrl-C stops"))

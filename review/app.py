@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import secrets
 import socket
@@ -40,7 +39,7 @@ from store import Store, open_store
 from store.keys import manifest_key, render_key
 
 Publish = Callable[[str, str, str], object]  # (campaign, reviewer, note) -> resume its waiting run, or export
-Rerender = Callable[[Sequence[RenderJob]], object]  # reroll jobs -> render, QA, re-queue
+Rerender = Callable[[Sequence[RenderJob]], object]  # reroll jobs -> start the flow that renders them
 JOB_KEY = re.compile(r"^[0-9a-f]{64}$")
 CAMPAIGN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 VERDICTS = ("pass", "review", "fail")
@@ -363,8 +362,9 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
     ``reviewers``: name -> token (default: :func:`review.auth.load_reviewers`).
     ``publish``: called (after the response) with (campaign, reviewer, note) to resume the run
     waiting for that campaign's review, or else export its approved items; None hides the button.
-    ``rerender``: called (after the response) with a reroll's jobs to render, QA and re-queue
-    them; None leaves them to the next ``pending_rerolls`` run.
+    ``rerender``: called (after the response) with a reroll's jobs, to start the campaign flow
+    that renders, checks and re-queues them (``flows.reroll.reroller``); the app never renders.
+    None leaves them to the campaign's next run.
     ``allowed_hosts``: Host headers served (guards against DNS rebinding).
     ``login_throttle``: failed logins allowed per client address (default 5 a minute).
     ``trusted_proxies``: addresses of reverse proxies whose ``X-Forwarded-For`` names the client
@@ -448,19 +448,18 @@ def open_url(host: str, port: int) -> str:
     return f"http://{f'[{shown}]' if ':' in shown else shown}:{port}/"
 
 
-def serve(out: str, sock: socket.socket, *, publish: Publish | None = None,
-          styles_dir: str | os.PathLike[str] | None = None, ready: Callable[[], object] | None = None) -> None:
-    """Run the review app with uvicorn on ``sock`` (from :func:`listen`). Rerolls render in
-    the server process and are QA'd with the styles in ``styles_dir`` when given. ``ready`` is
-    called once the app could be built (queue readable, reviewers configured), before serving."""
+def serve(out: str, sock: socket.socket, *, publish: Publish | None = None, rerender: Rerender | None = None,
+          ready: Callable[[], object] | None = None) -> None:
+    """Run the review app with uvicorn on ``sock`` (from :func:`listen`). ``publish`` and
+    ``rerender`` as for :func:`create_app` (the command line starts the campaign flow for a
+    reroll: ``flows.reroll``; the app itself never renders). ``ready`` is called once the app
+    could be built (queue readable, reviewers configured), before serving."""
     import uvicorn
-
-    from review.actions import rerenderer
 
     host, port = sock.getsockname()[:2]
     store = open_store(out)
     hosts = ["127.0.0.1", "localhost"] + ([host] if host not in ("0.0.0.0", "::") else [])
-    app = create_app(out, store=store, publish=publish, rerender=rerenderer(out, store, styles_dir),
+    app = create_app(out, store=store, publish=publish, rerender=rerender,
                      allowed_hosts=hosts, trusted_proxies=trusted_proxies_from_env())
     if ready:
         ready()

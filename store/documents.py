@@ -217,6 +217,21 @@ class DeadLetters(Document):
     dead_letters: list[DeadLetter]
 
 
+class CampaignLaunch(Document):
+    """``<campaign>/launch.json``: how the campaign's latest run was started, so that a designer's
+    reroll can start the campaign flow again the same way. ``parameters``: the ``campaign_batch``
+    parameters that say what to run (sheet, out, styles, model, formats, ...; not the run's own
+    options such as ``retry_failed`` or ``wait_for_review``), as the run got them; ``cwd``: the
+    folder relative paths among them are relative to; ``deployment``: ``flow/deployment`` when
+    the run was a deployment run, else None, and ``job_variables`` the run's (e.g. its env)."""
+
+    campaign: str
+    parameters: dict[str, Any]
+    cwd: str
+    deployment: str | None = None
+    job_variables: dict[str, Any] = {}
+
+
 class RunRecord(Document):
     """``<campaign>/runs/<start>-<run id>.json``: what one run did (written once). ``jobs``: jobs
     its render pass was given (the plan, or the dead letters under ``--retry-failed``);

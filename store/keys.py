@@ -16,6 +16,7 @@ key                                            what
 ``<campaign>/assets.json``                     asset snapshot: what export needs of each row
 ``<campaign>/dead-letters.json``               jobs that failed and have not rendered since
 ``<campaign>/runs/<start>-<run id>.json``      one record per run that did render work
+``<campaign>/launch.json``                     how the campaign's last run was started (rerolls)
 ``<campaign>/exports/<placement>/<name>.<ext>``  an export file
 ``<campaign>/manifest.json``, ``manifest.csv``   the campaign's manifests (contract)
 ``<campaign>/report.html``                     run report + contact sheet (contract)
@@ -73,6 +74,10 @@ def assets_key(campaign: str) -> str:
 
 def dead_letters_key(campaign: str) -> str:
     return f"{campaign}/dead-letters.json"
+
+
+def launch_key(campaign: str) -> str:
+    return f"{campaign}/launch.json"
 
 
 def runs_prefix(campaign: str) -> str:

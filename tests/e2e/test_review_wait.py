@@ -114,6 +114,7 @@ def stack(workdir: Path, tmp_path: Path, repo: Path) -> Iterator[dict]:
     env.pop("BRANDBATCH_REVIEW_DB", None)
     bin_dir = Path(sys.executable).parent
     procs = Processes(tmp_path)
+    (workdir / "out").mkdir()  # the review server serves an existing --out only
     try:
         server, server_log = procs.start("server", [str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1",
                                                     "--port", str(api_port)], env, workdir)
@@ -270,3 +271,49 @@ def test_runs_wait_for_designers_then_publish_resumes_or_exports(workdir: Path, 
     assert state.is_completed() and state.result() is None
     wait_until("the local run's warning", lambda: "wait_for_review is ignored: this run of camp-a has no deployment"
                in run_logs(api, str(state.state_details.flow_run_id)), 30)
+
+
+def reroll(review: str, item_id: str, version: int) -> None:
+    """A designer's reroll through the review app (login, CSRF, decision)."""
+    with httpx.Client(base_url=review, follow_redirects=False, timeout=30) as client:
+        page = client.get("/login")
+        csrf = re.search(r'<meta name="csrf" content="([^"]+)">', page.text).group(1)
+        origin = {"origin": review}
+        assert client.post("/login", data={"token": TOKEN, "csrf": csrf}, headers=origin).status_code == 303
+        csrf = re.search(r'<meta name="csrf" content="([^"]+)">', client.get("/").text).group(1)
+        response = client.post(f"/i/{item_id}/decide", json={"decision": "reroll", "version": version,
+                                                             "reason": "composition"},
+                               headers={**origin, "x-csrf-token": csrf, "accept": "application/json"})
+        assert response.status_code == 200 and response.json()["state"] == "reroll_requested", response.text
+
+
+@pytest.mark.slow
+def test_a_reroll_in_the_review_app_starts_a_run_of_the_campaigns_deployment(workdir: Path, stack: dict) -> None:
+    api = stack["api"]
+    first = start_run(api, workdir, "camp-b", None)
+    wait_until("camp-b's first run", lambda: run_state(api, first)["type"] == "COMPLETED", 240, stack["worker"],
+               stack["log"])
+    queue = ReviewQueue.for_out(workdir / "out")
+    try:
+        (item,) = queue.items("camp-b")
+    finally:
+        queue.close()
+    assert item.state == "queued" and item.reroll == 0
+
+    reroll(stack["review"], item.id, item.version)
+    runs = wait_until("a reroll run of the deployment", lambda: prefect_api.post_json(
+        f"{api}/flow_runs/filter", {"flow_runs": {"tags": {"all_": ["reroll"]}}}), 60, stack["worker"], stack["log"])
+    (run,) = runs
+    deployment = prefect_api.get_json(f"{api}/deployments/name/campaign_batch/spring-launch-nightly")
+    assert run["deployment_id"] == deployment["id"] and run["parameters"]["sheet"] == str(workdir / "camp-b.csv")
+    done = wait_until("the reroll run to finish", lambda: (s := run_state(api, run["id"]))["type"] in
+                      ("COMPLETED", "FAILED", "CRASHED") and s, 240, stack["worker"], stack["log"])
+    assert done["type"] == "COMPLETED", done
+    queue = ReviewQueue.for_out(workdir / "out")
+    try:
+        again = queue.item(item.id)
+        assert (again.state, again.reroll) == ("queued", 1)  # rendered by the deployment's run, back in the queue
+        assert again.job_keys != item.job_keys
+        assert [d.decision for d in queue.decisions(item.id)][-2:] == ["reroll", "requeue"]
+    finally:
+        queue.close()

@@ -1,6 +1,7 @@
 """End to end in headless Chromium (Debian's chromium + chromium-driver, driven by Selenium):
 log in, approve with the keyboard, reject with a reason, reroll; the reroll renders for real
-with the tiny offline model. With BRANDBATCH_SCREENSHOTS=1 it also refreshes the screenshots
+with the tiny offline model (through the stage functions a campaign run uses for it: the app
+itself only hands the jobs on). With BRANDBATCH_SCREENSHOTS=1 it also refreshes the screenshots
 in docs/screenshots/ (otherwise they go to the test's temporary folder)."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from tests.review.review_factories import CAMPAIGN, make_jobs, results_for
 
-from review.actions import rerenderer
+from review.actions import queue_rerolls, styles_qa
 from review.app import create_app
 from review.queue import ReviewQueue
 from store import LocalStore
@@ -60,8 +61,18 @@ def server(out: Path, queue: ReviewQueue) -> Iterator[str]:
         jobs = make_jobs(asset, row=n + 2)
         assert not render_missing(jobs, store).failed
         queue.enqueue(jobs, results_for(jobs, "review"))
+    check = styles_qa(store, REPO / "styles")
+
+    def campaign_run(jobs):  # what the campaign flow started for a reroll does with its jobs
+        assert not render_missing(jobs, store).failed
+        rerolls = ReviewQueue.for_out(out)
+        try:
+            queue_rerolls(rerolls, jobs, {r.job_key: r for r in check(jobs)}, jobs)
+        finally:
+            rerolls.close()
+
     app = create_app(str(out), reviewers={"dana": TOKEN}, store=store, allowed_hosts=["127.0.0.1"],
-                     rerender=rerenderer(out, store, styles_dir=REPO / "styles"))
+                     rerender=campaign_run)
     port = free_port()
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)
