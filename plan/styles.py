@@ -196,9 +196,10 @@ class Style(_Frozen):
     )
     # Creative families: ``expand`` renders one master per asset variant at ``master_aspect`` and
     # outpaints it to every other aspect (with ``expand_model``, else ``model`` through its
-    # inpaint pipeline); ``independent`` renders each aspect on its own (styles written before
-    # families existed say so explicitly, so their renders do not change).
-    composition: Literal["independent", "expand"] = "expand"
+    # inpaint pipeline); ``independent`` renders each aspect on its own. A file without the key is
+    # ``independent``: that is what every style written before families meant, and an approved
+    # file must mean the same after an upgrade (new versions say ``composition: expand``).
+    composition: Literal["independent", "expand"] = "independent"
     master_aspect: Literal["1:1", "4:5", "9:16", "16:9", "1.91:1", "2:3", "3:2"] = "1:1"
     expand_model: ModelRef | None = None
     # Exports: a placement needing more than this enlargement of its render is first upscaled by

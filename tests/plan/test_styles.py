@@ -126,9 +126,14 @@ def test_upscaler_weights_are_pinned_by_sha256(tmp_path: Path) -> None:
     assert hashlib.sha256(b"weights v2 (swapped)").hexdigest() in str(err.value)
 
 
-def test_family_defaults_new_styles_expand_and_the_repo_styles_stay_independent(tmp_path: Path, repo: Path) -> None:
+def test_a_style_without_composition_renders_as_before_and_the_repo_styles_keep_their_mode(tmp_path: Path,
+                                                                                          repo: Path) -> None:
+    """A file without ``composition`` means what it meant before families existed, so an
+    approved style's renders do not change when brandbatch is upgraded."""
     style = load_style_file(_write(tmp_path, "demo", 1, FAMILY.replace("composition: expand\n", "")))
-    assert (style.composition, style.master_aspect, style.max_upscale, style.upscaler) == ("expand", "1:1", 1.25, None)
+    assert (style.composition, style.master_aspect, style.max_upscale, style.upscaler) == (
+        "independent", "1:1", 1.25, None)
+    assert load_style_file(_write(tmp_path / "new", "demo", 1, FAMILY)).composition == "expand"
     library = StyleLibrary(repo / "styles")
     assert {v: library.get("acme", v).composition for v in (1, 2, 3, 4, 5)} == {
         1: "independent", 2: "independent", 3: "independent", 4: "independent", 5: "expand"}
