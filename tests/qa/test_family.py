@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import numpy as np
@@ -14,11 +15,21 @@ from qa import run_qa
 from qa.family import seam_ratio
 from render.expand import master_box
 from render.stage import render_missing
-from store.keys import render_key
 from review.queue import variant_verdict
+from store.documents import RenderSidecar, read_document, write_document
+from store.keys import render_key, sidecar_key
 
 TINY_CLIP = {"clip_model": "brandbatch-tiny-clip", "min_clip_score": 0.0, "clip_uncertainty": 0.0,
              "unsafe_labels": []}
+
+
+def replace_render(store, job, image) -> None:
+    """Store ``image`` as the job's render, as if the model had made it (the sidecar records its
+    sha256, so QA checks the pixels rather than refusing a damaged file)."""
+    data = png(image)
+    sidecar = read_document(store, sidecar_key(job.key), RenderSidecar)
+    store.put(render_key(job.key), data, overwrite=True)
+    write_document(store, sidecar_key(job.key), sidecar.model_copy(update={"sha256": hashlib.sha256(data).hexdigest()}))
 
 
 @pytest.fixture
@@ -52,7 +63,7 @@ def test_a_broken_seam_routes_the_family_to_review(store, family):
     outside = np.ones(broken.shape[:2], bool)
     outside[top:bottom, left:right] = False
     broken[outside] = (255, 255, 255)  # new area painted flat white: a hard edge at the master's border
-    store.put(render_key(family[1].key), png(broken), overwrite=True)
+    replace_render(store, family[1], broken)
     results = run_qa(family, store, styles())
     assert results[1].verdict == "review" and results[1].reasons == ("family_seam",)
     assert results[1].scores["seam_ratio"] > make_style().qa.max_seam_ratio
@@ -64,7 +75,7 @@ def test_changed_master_pixels_fail_closed_to_review(store, family):
     changed = pixels(store, family[2])
     left, top, _, _ = master_box(Image.fromarray(pixels(store, family[0])), family[2])
     changed[top + 5, left + 5] = 255 - changed[top + 5, left + 5]
-    store.put(render_key(family[2].key), png(changed), overwrite=True)
+    replace_render(store, family[2], changed)
     result = run_qa(family, store, styles())[2]
     assert result.verdict == "review" and "family_master_changed" in result.reasons
     assert "1 master pixels differ" in result.details["family_master_changed"]
