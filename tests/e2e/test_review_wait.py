@@ -172,16 +172,20 @@ def flow_run_processes(worker: subprocess.Popen) -> list[str]:
     return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
 
 
-def publish(review: str, campaign: str, note: str) -> None:
+def post_as_designer(review: str, path: str, body: dict) -> httpx.Response:
+    """Log in to the review app with the reviewer token and post ``body`` to ``path`` (CSRF, origin)."""
     with httpx.Client(base_url=review, follow_redirects=False, timeout=30) as client:
         page = client.get("/login")
         csrf = re.search(r'<meta name="csrf" content="([^"]+)">', page.text).group(1)
         origin = {"origin": review}
         assert client.post("/login", data={"token": TOKEN, "csrf": csrf}, headers=origin).status_code == 303
         csrf = re.search(r'<meta name="csrf" content="([^"]+)">', client.get("/").text).group(1)
-        response = client.post(f"/c/{campaign}/publish", json={"note": note},
-                               headers={**origin, "x-csrf-token": csrf, "accept": "application/json"})
-        assert response.status_code == 202, response.text
+        return client.post(path, json=body, headers={**origin, "x-csrf-token": csrf, "accept": "application/json"})
+
+
+def publish(review: str, campaign: str, note: str) -> None:
+    response = post_as_designer(review, f"/c/{campaign}/publish", {"note": note})
+    assert response.status_code == 202, response.text
 
 
 def manifest(workdir: Path, campaign: str) -> list[dict]:
@@ -274,17 +278,10 @@ def test_runs_wait_for_designers_then_publish_resumes_or_exports(workdir: Path, 
 
 
 def reroll(review: str, item_id: str, version: int) -> None:
-    """A designer's reroll through the review app (login, CSRF, decision)."""
-    with httpx.Client(base_url=review, follow_redirects=False, timeout=30) as client:
-        page = client.get("/login")
-        csrf = re.search(r'<meta name="csrf" content="([^"]+)">', page.text).group(1)
-        origin = {"origin": review}
-        assert client.post("/login", data={"token": TOKEN, "csrf": csrf}, headers=origin).status_code == 303
-        csrf = re.search(r'<meta name="csrf" content="([^"]+)">', client.get("/").text).group(1)
-        response = client.post(f"/i/{item_id}/decide", json={"decision": "reroll", "version": version,
-                                                             "reason": "composition"},
-                               headers={**origin, "x-csrf-token": csrf, "accept": "application/json"})
-        assert response.status_code == 200 and response.json()["state"] == "reroll_requested", response.text
+    """A designer's reroll through the review app."""
+    response = post_as_designer(review, f"/i/{item_id}/decide", {"decision": "reroll", "version": version,
+                                                                 "reason": "composition"})
+    assert response.status_code == 200 and response.json()["state"] == "reroll_requested", response.text
 
 
 @pytest.mark.slow

@@ -8,7 +8,6 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from exports.fit import cover_fit
 from exports.overlay import OverlayStyle, apply_overlays, overlay_problems
