@@ -13,7 +13,6 @@ its process id, which ``LocalStore.clean_temp_files`` removes in the next run.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import signal
 import socket
@@ -21,6 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from store.base import Store
+from store.documents import InterruptedRun, write_document
+from store.keys import interrupted_key
 
 GRACE_SECONDS = 10.0
 
@@ -79,10 +80,9 @@ def mark_interrupted(store: Store, campaign: str, signal_name: str, started: dt.
                      children: list[int]) -> str:
     """Record that the run was cut short; returns where."""
     now = dt.datetime.now(dt.UTC)
-    key = f"{campaign}/interrupted/{now.strftime('%Y%m%dT%H%M%S%fZ')}-{os.getpid()}.json"
-    record = {"campaign": campaign, "signal": signal_name, "started": started.isoformat(timespec="seconds"),
-              "interrupted": now.isoformat(timespec="seconds"), "host": socket.gethostname(), "pid": os.getpid(),
-              "children_ended": children}
-    store.put(key, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode("utf-8"),
-              content_type="application/json")
+    key = interrupted_key(campaign, now.strftime("%Y%m%dT%H%M%S%fZ"), os.getpid())
+    write_document(store, key, InterruptedRun(
+        campaign=campaign, signal=signal_name, started=started.isoformat(timespec="seconds"),
+        interrupted=now.isoformat(timespec="seconds"), host=socket.gethostname(), pid=os.getpid(),
+        children_ended=children))
     return store.location(key)

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from store.base import Store
+from store.keys import review_log_key, review_log_prefix
 
-PREFIX = "review-log"
 RECOVERY = "brandbatch review --rebuild"
 
 
@@ -53,10 +53,10 @@ class DecisionLog:
         self.store = store
 
     def key(self, campaign: str, item_id: str, version: int) -> str:
-        return f"{PREFIX}/{campaign}/{item_id}/{version:06d}.json"
+        return review_log_key(campaign, item_id, version)
 
     def location(self, campaign: str | None = None) -> str:
-        return self.store.location(f"{PREFIX}/{campaign}" if campaign else PREFIX)
+        return self.store.location(review_log_prefix(campaign))
 
     def append(self, record: LogRecord) -> bool:
         """Write ``record``; False (nothing written) if its version of the item is logged already."""
@@ -68,7 +68,7 @@ class DecisionLog:
     def versions(self, campaign: str | None = None) -> dict[str, tuple[str, int]]:
         """item id -> (campaign, newest logged version), from the listing alone."""
         out: dict[str, tuple[str, int]] = {}
-        for key in self.store.list(f"{PREFIX}/{campaign}" if campaign else PREFIX):
+        for key in self.store.list(review_log_prefix(campaign)):
             parts = key.split("/")
             if len(parts) != 4 or not parts[3].endswith(".json") or not parts[3][:-5].isdigit():
                 continue
@@ -79,7 +79,7 @@ class DecisionLog:
         return out
 
     def keys(self) -> list[str]:
-        return [k for k in self.store.list(PREFIX) if k.endswith(".json")]
+        return [k for k in self.store.list(review_log_prefix()) if k.endswith(".json")]
 
     def read(self, key: str) -> LogRecord:
         """The record under ``key``; :class:`DamagedRecord` when it is torn or altered."""

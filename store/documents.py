@@ -233,6 +233,18 @@ class CampaignLaunch(Document):
     job_variables: dict[str, Any] = {}
 
 
+class InterruptedRun(Document):
+    """``<campaign>/interrupted/<when>-<pid>.json``: a run cut short by a signal (written once)."""
+
+    campaign: str
+    signal: str  # SIGTERM, SIGINT
+    started: str  # ISO 8601 UTC
+    interrupted: str
+    host: str
+    pid: int
+    children_ended: list[int]  # the child processes it ended (Prefect's server, pool workers)
+
+
 class RunRecord(Document):
     """``<campaign>/runs/<start>-<run id>.json``: what one run did (written once). ``jobs``: jobs
     its render pass was given (the plan, or the dead letters under ``--retry-failed``);

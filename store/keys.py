@@ -17,6 +17,9 @@ key                                            what
 ``<campaign>/dead-letters.json``               jobs that failed and have not rendered since
 ``<campaign>/runs/<start>-<run id>.json``      one record per run that did render work
 ``<campaign>/launch.json``                     how the campaign's last run was started (rerolls)
+``<campaign>/.run.lock``                       the local run lock (flock); ``run.lease`` on S3
+``<campaign>/interrupted/<when>-<pid>.json``   a run cut short by SIGTERM/SIGINT
+``review-log/<campaign>/<item>/<version>.json``  the review queue's append-only decision log
 ``<campaign>/exports/<placement>/<name>.<ext>``  an export file
 ``<campaign>/manifest.json``, ``manifest.csv``   the campaign's manifests (contract)
 ``<campaign>/report.html``                     run report + contact sheet (contract)
@@ -78,6 +81,33 @@ def dead_letters_key(campaign: str) -> str:
 
 def launch_key(campaign: str) -> str:
     return f"{campaign}/launch.json"
+
+
+def run_lock_key(campaign: str) -> str:
+    """The file a local run of ``campaign`` holds an ``flock`` on."""
+    return f"{campaign}/.run.lock"
+
+
+def run_lease_key(campaign: str) -> str:
+    """The lease object a run of ``campaign`` on S3 holds (conditional writes)."""
+    return f"{campaign}/run.lease"
+
+
+def interrupted_key(campaign: str, stamp: str, pid: int) -> str:
+    """``stamp``: the UTC time the run was cut short, ``%Y%m%dT%H%M%S%fZ``."""
+    return f"{campaign}/interrupted/{stamp}-{pid}.json"
+
+
+REVIEW_LOG_PREFIX = "review-log"
+
+
+def review_log_prefix(campaign: str | None = None) -> str:
+    """The decision log of one campaign, or of the whole queue (for ``Store.list``)."""
+    return f"{REVIEW_LOG_PREFIX}/{campaign}" if campaign else REVIEW_LOG_PREFIX
+
+
+def review_log_key(campaign: str, item_id: str, version: int) -> str:
+    return f"{review_log_prefix(campaign)}/{item_id}/{version:06d}.json"
 
 
 def runs_prefix(campaign: str) -> str:

@@ -26,9 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from store.base import Store, StoreError, check_key
+from store.keys import run_lease_key, run_lock_key
 
-LOCK_NAME = ".run.lock"
-LEASE_NAME = "run.lease"
 DEFAULT_TTL = 120.0
 POLL_SECONDS = 0.5
 
@@ -68,7 +67,7 @@ def campaign_lock(store: Store, campaign: str, *, wait: float = 0.0, ttl: float 
         yield
         return
     lock = _lease(store, campaign, wait, ttl) if isinstance(store, S3Store) else \
-        _file_lock(Path(store.root) / campaign / LOCK_NAME, campaign, wait)
+        _file_lock(Path(store.root) / run_lock_key(campaign), campaign, wait)
     with lock:
         with _HELD_LOCK:
             _HELD.add(held)
@@ -114,8 +113,8 @@ def _file_lock(path: Path, campaign: str, wait: float) -> Iterator[None]:
 def _lease(store, campaign: str, wait: float, ttl: float) -> Iterator[None]:
     from botocore.exceptions import ClientError
 
-    key = store._key(f"{campaign}/{LEASE_NAME}")
-    where = store.location(f"{campaign}/{LEASE_NAME}")
+    key = store._key(run_lease_key(campaign))
+    where = store.location(run_lease_key(campaign))
     client = store.client
     holder = _holder(uuid.uuid4().hex)
 

@@ -10,9 +10,9 @@ import pydantic
 import pytest
 
 from store import documents
-from store.documents import (AssetSnapshot, CampaignLaunch, DeadLetters, DocumentError, KeptFindings, Manifest,
-                             ManifestRow, QAResultRecord, RenderSidecar, RunRecord, ShardReport, parse_document,
-                             read_document, write_document)
+from store.documents import (AssetSnapshot, CampaignLaunch, DeadLetters, DocumentError, InterruptedRun, KeptFindings,
+                             Manifest, ManifestRow, QAResultRecord, RenderSidecar, RunRecord, ShardReport,
+                             parse_document, read_document, write_document)
 from store.local import LocalStore
 
 JOB = "ab" * 32
@@ -42,7 +42,7 @@ def _documents() -> list[type[documents.Document]]:
 
 
 def test_every_document_is_versioned_and_has_a_legacy_example():
-    assert set(_documents()) == set(LEGACY) | {AssetSnapshot, CampaignLaunch}  # launch.json is new: no legacy
+    assert set(_documents()) == set(LEGACY) | {AssetSnapshot, CampaignLaunch, InterruptedRun}  # new: no legacy files
     assert all("schema_version" in cls.model_fields for cls in _documents())
 
 

@@ -11,7 +11,8 @@ from tests.source_literals import REPO, literals_matching
 
 # a piece of each key format, as it appears in a string literal that spells it
 KEY_PARTS = re.compile(r"renders/|qa/|shards/|upscaled/|/runs|runs/|/exports/|assets\.json|dead-letters\.json"
-                       r"|manifest\.json|manifest\.csv|report\.html(?!\.j2)")
+                       r"|manifest\.json|manifest\.csv|report\.html(?!\.j2)|launch\.json|\.run\.lock|run\.lease"
+                       r"|/interrupted|review-log")
 
 
 def key_spellings(root: Path) -> list[str]:
@@ -52,3 +53,9 @@ def test_keys_are_the_layout_outputs_have_always_had():
     assert keys.manifest_key("spring") == "spring/manifest.json"
     assert keys.manifest_csv_key("spring") == "spring/manifest.csv"
     assert keys.report_key("spring") == "spring/report.html"
+    assert keys.launch_key("spring") == "spring/launch.json"
+    assert keys.run_lock_key("spring") == "spring/.run.lock" and keys.run_lease_key("spring") == "spring/run.lease"
+    assert (keys.interrupted_key("spring", "20261130T170000123456Z", 42)
+            == "spring/interrupted/20261130T170000123456Z-42.json")
+    assert keys.review_log_prefix() == "review-log" and keys.review_log_prefix("spring") == "review-log/spring"
+    assert keys.review_log_key("spring", "ab12", 3) == "review-log/spring/ab12/000003.json"
