@@ -18,7 +18,7 @@ from pathlib import Path
 
 from plan.jobs import RenderJob
 from store import open_store
-from store.documents import CampaignLaunch, read_document, write_document
+from store.documents import CampaignLaunch, DocumentError, read_document, write_document
 from store.keys import launch_key
 
 LOG = logging.getLogger("brandbatch.reroll")
@@ -34,13 +34,20 @@ def launch_of(out: str, campaign: str) -> CampaignLaunch | None:
 
 
 def record_launch(out: str, campaign: str, parameters: dict) -> None:
-    """Written by every campaign run, so a reroll can start the flow again the same way."""
+    """Recorded by every campaign run (written only when it changed), so a reroll can start the
+    flow again the same way."""
     from prefect.runtime import deployment, flow_run
 
     name = f"{flow_run.flow_name}/{deployment.name}" if deployment.id else None
-    write_document(open_store(out), launch_key(campaign), CampaignLaunch(
-        campaign=campaign, parameters=parameters, cwd=os.getcwd(), deployment=name,
-        job_variables=dict(flow_run.job_variables or {}) if name else {}))
+    launch = CampaignLaunch(campaign=campaign, parameters=parameters, cwd=os.getcwd(), deployment=name,
+                            job_variables=dict(flow_run.job_variables or {}) if name else {})
+    store = open_store(out)
+    try:
+        if read_document(store, launch_key(campaign), CampaignLaunch) == launch:
+            return  # a rerun started the same way writes nothing
+    except (FileNotFoundError, DocumentError):
+        pass  # none yet, or damaged: write it
+    write_document(store, launch_key(campaign), launch)
 
 
 def local_parameters(launch: CampaignLaunch) -> dict:
