@@ -193,7 +193,7 @@ def review(
     """Serve the designers' review queue (approve / reject / reroll; "publish" resumes the run
     waiting for the review, else exports; a reroll starts the campaign's flow)."""
     _prefect_home()
-    from flows.reroll import reroller
+    from flows.reroll import Reroller
     from flows.review_wait import publisher
     from review.app import listen, open_url, serve
     from review.queue import ReviewError
@@ -212,7 +212,7 @@ def review(
         return
     try:
         with listen(out, host, port) as sock:
-            serve(out, sock, publish=publisher(out), rerender=reroller(out),
+            serve(out, sock, publish=publisher(out), rerender=Reroller(out),
                   ready=lambda: typer.echo(f"review queue: open {open_url(host, port)} and log in with your "
                                            "reviewer token (BRANDBATCH_REVIEWER_TOKENS or "
                                            "BRANDBATCH_REVIEWERS_FILE); Ctrl-C stops"))

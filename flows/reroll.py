@@ -111,30 +111,31 @@ class BackgroundRuns:
                     self._cv.notify_all()
 
 
-def reroller(out: str) -> Callable[[Sequence[RenderJob]], None]:
+class Reroller:
     """What the review app calls (after its response) with the jobs of a reroll it recorded:
-    start the campaign flow of their campaign (see the module's docstring)."""
-    def run_in_process(campaign: str) -> None:
+    start the campaign flow of their campaign (see the module's docstring). ``background``
+    runs the flow in this process when the campaign has no deployment to start."""
+
+    def __init__(self, out: str) -> None:
+        self.out = out
+        self.background = BackgroundRuns(self._run_in_process)
+
+    def _run_in_process(self, campaign: str) -> None:
         from flows.campaign import campaign_batch
 
-        launch = launch_of(out, campaign)
+        launch = launch_of(self.out, campaign)
         if launch is not None:
             campaign_batch(**local_parameters(launch))
 
-    background = BackgroundRuns(run_in_process)
-
-    def reroll(jobs: Sequence[RenderJob]) -> None:
+    def __call__(self, jobs: Sequence[RenderJob]) -> None:
         from prefect.settings import PREFECT_API_URL
 
         for campaign in dict.fromkeys(job.campaign for job in jobs):
-            launch = launch_of(out, campaign)
+            launch = launch_of(self.out, campaign)
             if launch is None:
-                LOG.warning("%s has no recorded run under %s: its rerolls render in its next run", campaign, out)
+                LOG.warning("%s has no recorded run under %s: its rerolls render in its next run", campaign, self.out)
             elif launch.deployment and PREFECT_API_URL.value():
                 run_id = start_deployment_run(launch)
                 LOG.info("reroll of %s: started run %s of deployment %s", campaign, run_id, launch.deployment)
             else:
-                background.submit(campaign)
-
-    reroll.background = background  # type: ignore[attr-defined]
-    return reroll
+                self.background.submit(campaign)

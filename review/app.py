@@ -363,7 +363,7 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
     ``publish``: called (after the response) with (campaign, reviewer, note) to resume the run
     waiting for that campaign's review, or else export its approved items; None hides the button.
     ``rerender``: called (after the response) with a reroll's jobs, to start the campaign flow
-    that renders, checks and re-queues them (``flows.reroll.reroller``); the app never renders.
+    that renders, checks and re-queues them (``flows.reroll.Reroller``); the app never renders.
     None leaves them to the campaign's next run.
     ``allowed_hosts``: Host headers served (guards against DNS rebinding).
     ``login_throttle``: failed logins allowed per client address (default 5 a minute).

@@ -43,7 +43,7 @@ def test_a_reroll_in_the_review_app_runs_the_campaign_flow_in_the_background(pro
     the campaign flow in its process (recorded parameters), which renders, checks and queues."""
     from starlette.testclient import TestClient
 
-    from flows.reroll import launch_of, reroller
+    from flows.reroll import Reroller, launch_of
     from review.app import create_app
     from store.keys import runs_prefix
     from tests.review.test_app import REVIEWERS, decide, login
@@ -60,7 +60,7 @@ def test_a_reroll_in_the_review_app_runs_the_campaign_flow_in_the_background(pro
     finally:
         queue.close()
 
-    reroll = reroller(str(project.out))
+    reroll = Reroller(str(project.out))
     app = create_app(str(project.out), reviewers=REVIEWERS, allowed_hosts=["testserver"], rerender=reroll)
     with TestClient(app, follow_redirects=False) as client:
         csrf = login(client)
