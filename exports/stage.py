@@ -382,10 +382,6 @@ def rewrite_counts(rows: Sequence[dict]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def _export_task(args: tuple) -> list[dict]:
-    return export_render(*args)
-
-
 def _take_callers_environment(environ: dict[str, str], cwd: str) -> None:
     """Pool initializer: a fork-server worker inherits the server's environment and folder, which
     are those of the first pool's caller; take this caller's (e.g. S3 credentials set since)."""
@@ -432,6 +428,53 @@ def _tasks(items: Sequence[ExportItem], placements: Mapping[str, Placement], wor
     return tasks, rows
 
 
+ExportTask = tuple  # the arguments of one ``export_render`` call, as ``prepare_exports`` gives them
+
+
+def prepare_exports(items: Sequence[ExportItem], store: Store, placements: Mapping[str, Placement], *,
+                    formats: Sequence[str] = DEFAULT_FORMATS, workers: int = 1, overlays: bool = True,
+                    credential: Credential | None = None, manifests: dict[str, dict[str, dict]] | None = None
+                    ) -> tuple[list[ExportTask], list[dict]]:
+    """The ``export_render`` calls that export ``items`` (see ``export_assets``), and the rows of
+    their unknown placements. Upscaled copies the tasks need are made here (the model runs in
+    this process, once per render). ``manifests``: campaign -> its manifest rows by path, read
+    once by a caller that prepares many batches (missing campaigns are read and added)."""
+    bad = [f for f in formats if f not in RUN_FORMATS]
+    if bad or not formats:
+        raise ValueError(f"formats must be some of {', '.join(RUN_FORMATS)} but are {list(formats)!r}")
+    credential = credential or load_credential()
+    tasks, rows = _tasks(items, placements, workers)
+    manifests = {} if manifests is None else manifests
+    for campaign in {item.campaign for item in items} - set(manifests):
+        manifests[campaign] = read_manifest(store, campaign)
+
+    def previous(item: ExportItem, group: Sequence[Placement]) -> dict[str, dict]:
+        keys = (export_key(item, p.id, fmt) for p in group for fmt in _formats_for(formats, p))
+        return {key: manifests[item.campaign][key] for key in keys if key in manifests[item.campaign]}
+
+    for item, job, group in tasks:  # the model runs in this process only, once per render and upscaler
+        if job is not None and any(needs_model_upscale(item, job, sized_for(p, (job.width, job.height)))
+                                   for p in group):
+            try:
+                ensure_upscaled(store, job, item.upscaler)
+            except ValueError:
+                pass  # export_render gives the failed rows their reason
+    return [(item, job, group, tuple(formats), store, overlays, credential, previous(item, group))
+            for item, job, group in tasks], rows
+
+
+def export_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes for ``run_export_task`` (forked from a fork server, with
+    this process's environment and folder)."""
+    return ProcessPoolExecutor(workers, mp_context=_pool_context(), initializer=_take_callers_environment,
+                               initargs=(dict(os.environ), os.getcwd()))
+
+
+def run_export_task(task: ExportTask) -> list[dict]:
+    """The rows of one task of ``prepare_exports`` (picklable: a process pool can run it)."""
+    return export_render(*task)
+
+
 def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping[str, Placement], *,
                   formats: Sequence[str] = DEFAULT_FORMATS, workers: int | None = None,
                   overlays: bool = True, credential: Credential | None = None) -> list[dict]:
@@ -451,42 +494,22 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     ``credential`` (None: ``load_credential()``: the configured one, else the development one;
     ``CredentialError`` if the configuration is incomplete); rows say which kind in ``c2pa_credential``.
     """
-    bad = [f for f in formats if f not in RUN_FORMATS]
-    if bad or not formats:
-        raise ValueError(f"formats must be some of {', '.join(RUN_FORMATS)} but are {list(formats)!r}")
     count = workers or os.cpu_count() or 1
-    credential = credential or load_credential()
-    tasks, rows = _tasks(items, placements, count)
-    manifests = {campaign: read_manifest(store, campaign) for campaign in {item.campaign for item in items}}
-
-    def previous(item: ExportItem, group: Sequence[Placement]) -> dict[str, dict]:
-        keys = (export_key(item, p.id, fmt) for p in group for fmt in _formats_for(formats, p))
-        return {key: manifests[item.campaign][key] for key in keys if key in manifests[item.campaign]}
-
-    for item, job, group in tasks:  # the model runs in this process only, once per render and upscaler
-        if job is not None and any(needs_model_upscale(item, job, sized_for(p, (job.width, job.height)))
-                                   for p in group):
-            try:
-                ensure_upscaled(store, job, item.upscaler)
-            except ValueError:
-                pass  # export_render gives the failed rows their reason
-    args = [(item, job, group, tuple(formats), store, overlays, credential, previous(item, group))
-            for item, job, group in tasks]
+    args, rows = prepare_exports(items, store, placements, formats=formats, workers=count, overlays=overlays,
+                                 credential=credential)
     if min(count, len(args)) <= 1:
-        results = [_export_task(task) for task in args]
+        results = [run_export_task(task) for task in args]
     else:
         args.sort(key=lambda task: -sum(p.width * p.height for p in task[2]))  # largest first: no long task last
-        with ProcessPoolExecutor(min(count, len(args)), mp_context=_pool_context(),
-                                 initializer=_take_callers_environment,
-                                 initargs=(dict(os.environ), os.getcwd())) as pool:
-            futures = [pool.submit(_export_task, task) for task in args]
+        with export_pool(min(count, len(args))) as pool:
+            futures = [pool.submit(run_export_task, task) for task in args]
             # This process works too rather than only wait (while the workers start, and at the
             # end): it takes the smallest tasks, from the end of the queue, that no worker has begun.
             here = {}
             for index in reversed(range(len(futures))):
                 if not futures[index].cancel():
                     break
-                here[index] = _export_task(args[index])
+                here[index] = run_export_task(args[index])
             results = [here[i] if i in here else future.result() for i, future in enumerate(futures)]
     rows.extend(row for result in results for row in result)
     return sorted(rows, key=lambda row: row["path"])
@@ -566,4 +589,5 @@ def refuse_banned_text(items: Sequence[ExportItem], banned_for: Callable[[Render
 
 
 __all__ = ["DEFAULT_FORMATS", "RUN_FORMATS", "ExportItem", "export_assets", "export_failure_lines",
-           "export_render", "held_for_review", "refuse_banned_text", "rewrite_counts", "write_manifests"]
+           "export_pool", "export_render", "held_for_review", "prepare_exports", "refuse_banned_text",
+           "rewrite_counts", "run_export_task", "write_manifests"]

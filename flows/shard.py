@@ -154,11 +154,13 @@ def _check_gpu_limit(client) -> None:
 
 def render_sharded(jobs: Sequence[RenderJob], store: Store, deployment: str, *, batch_size: int,
                    max_images: int | None = None, max_gpu_seconds: float | None = None,
-                   on_done: Callable[[str], None] | None = None) -> RenderReport:
+                   on_done: Callable[[str], None] | None = None,
+                   on_failed: Callable[[str], None] | None = None) -> RenderReport:
     """Render the missing jobs as flow runs of ``deployment`` and merge their reports into the
     report ``render_missing`` would give. Budgets are shared among shards by job count. A shard
     run that crashed is run again (at most ``SHARD_ATTEMPTS`` runs); one that failed or ran out of
-    attempts fails its jobs with reason ``error``, and the next campaign run resumes them."""
+    attempts fails its jobs with reason ``error``, and the next campaign run resumes them.
+    ``on_done``/``on_failed`` as for ``render_missing``, called as each shard's report arrives."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.deployments import run_deployment
@@ -216,7 +218,10 @@ def render_sharded(jobs: Sequence[RenderJob], store: Store, deployment: str, *, 
                         running[submit(index, attempt + 1).id] = (index, attempt + 1)
                         continue
                     reports[index] = _shard_report(store, shard, run, state)
+                    failed = {failure.job_key for failure in reports[index].failed}
                     for job in shard.jobs:
+                        if on_failed is not None and job.key in failed:
+                            on_failed(job.key)
                         done(job.key)
     return merge_reports([RenderReport(cached=cached)] + [reports[i] for i in range(len(shards))])
 

@@ -192,6 +192,13 @@ class ApprovedVariant:
         return {aspect: job.key for aspect, job in self.jobs.items()}
 
 
+def approved_variant(item: Item) -> ApprovedVariant:
+    """What exports need of an approved ``item``."""
+    return ApprovedVariant(campaign=item.campaign, asset_id=item.asset_id, row=item.row, variant=item.variant,
+                           jobs=item.jobs, qa_verdict=item.verdict, approval_id=item.approval_id or "",
+                           approved_by=item.approved_by or "")
+
+
 def item_id_for(campaign: str, asset_id: str, variant: int) -> str:
     return sha256_text(json.dumps(["review-item-v1", campaign, asset_id, variant]))[:32]
 
@@ -572,9 +579,7 @@ class ReviewQueue:
 
     def approved(self, campaign: str) -> list[ApprovedVariant]:
         """Every approved variant of a campaign, with the jobs and approval that exports record."""
-        return [ApprovedVariant(campaign=i.campaign, asset_id=i.asset_id, row=i.row, variant=i.variant, jobs=i.jobs,
-                                qa_verdict=i.verdict, approval_id=i.approval_id or "", approved_by=i.approved_by or "")
-                for i in self.items(campaign, state="approved")]
+        return [approved_variant(i) for i in self.items(campaign, state="approved")]
 
     def pending_rerolls(self, campaign: str, *, item_ids: Sequence[str] | None = None) -> list[RenderJob]:
         """The jobs still to render for the items waiting for a reroll."""

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     cache: Path = Field(default_factory=_cache_folder, description="brandbatch's cache folder (the development C2PA "
                         "credential lives in `c2pa/`).",
                         json_schema_extra={"allowed": "a folder", "default": "`~/.cache/brandbatch`"})
+    # throughput (docs/operations.md)
+    stream: bool = Field(True, description="QA, queue and export each asset row as soon as its renders are done, "
+                         "while later renders run (0: one stage after the other).",
+                         json_schema_extra={"allowed": "1/0 (true/false)"})
     # sharded rendering on Prefect workers (docs/operations.md)
     shard_deployment: str | None = Field(None, description="Render as shards on this Prefect deployment (needs "
                                          "`PREFECT_API_URL`).", json_schema_extra={"allowed": "FLOW/DEPLOYMENT (e.g. "
