@@ -45,7 +45,7 @@ from plan.jobs import RenderJob
 from plan.planner import CampaignPlan
 from qa import QAResult, run_qa
 from review.actions import by_variant
-from review.queue import ReviewQueue, approved_variant
+from review.queue import ApprovedVariant, ReviewQueue
 from store import Store
 from store.keys import render_key
 
@@ -184,7 +184,7 @@ class CampaignStream:
             if all(job.key in by_key for job in variant_jobs):
                 item = self._queue.enqueue(variant_jobs, by_key)
                 if item.state == "approved":
-                    approved.append(approved_variant(item))
+                    approved.append(ApprovedVariant.of(item))
         self.streamed.results.update(by_key)
         self.streamed.rows[row] = jobs
         if self.export and row not in self.no_export and approved:
