@@ -40,6 +40,7 @@ from plan.planner import shipped_text_problems
 from plan.styles import DEFAULT_MAX_UPSCALE
 from render.stage import verified_render
 from render.upscale import UpscalerError, UpscalerSpec
+from settings import load_settings
 from store import keys
 from store.base import Store
 from store.keys import render_key as render_source_key  # export_render's ``keys`` are its files
@@ -491,8 +492,8 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     Files whose export fingerprint matches their row in the campaign's manifest (and whose bytes
     still verify) are kept as they are; ``rewrite_counts`` of the rows says what was written and why.
 
-    ``formats``: any of webp, avif, jpeg, png, upload. ``workers``: processes (None: all
-    cores; 1: in this process). A placement that enlarges its render more than the item's
+    ``formats``: any of webp, avif, jpeg, png, upload. ``workers``: processes (None:
+    ``$BRANDBATCH_EXPORT_WORKERS``, else all cores; 1: in this process). A placement that enlarges its render more than the item's
     ``max_upscale`` is cut from the render upscaled by the item's ``upscaler`` (made here, once
     per render, before the workers start, and stored content-addressed); a file still enlarged
     more than that is exported and flagged (``upscale_flagged``). ``overlays``: draw each item's headline,
@@ -503,7 +504,7 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     ``credential`` (None: ``load_credential()``: the configured one, else the development one;
     ``CredentialError`` if the configuration is incomplete); rows say which kind in ``c2pa_credential``.
     """
-    count = workers or os.cpu_count() or 1
+    count = workers or load_settings().export_workers or os.cpu_count() or 1
     args, rows = prepare_exports(items, store, placements, formats=formats, workers=count, overlays=overlays,
                                  credential=credential)
     if min(count, len(args)) <= 1:

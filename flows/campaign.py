@@ -28,7 +28,7 @@ from flows import metrics
 from flows.progress import progress_bar
 from flows import review_wait
 from flows.reroll import record_launch
-from flows.shard import RENDER_RETRIES, render_sharded, shard_deployment
+from flows.shard import RENDER_RETRIES, CheckShards, check_deployment, render_sharded, shard_deployment
 from pipeline.stream import CampaignStream, Streamed, settled_rows
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, plan_campaign
@@ -186,9 +186,14 @@ def campaign_batch(
         tracker = metrics.RunProgress(plan.campaign, len(jobs))
 
         # QA, queueing and export of each finished asset row run while later rows render (pipeline.stream)
-        stream = CampaignStream(plan, jobs, store, out, placements=placements, formats=formats,
-                                styles_dir=settings.styles_dir, export=wait_for_review is None,
-                                no_export={job.row_key for job in rerolls}) if load_settings().stream else None
+        # (as shards on the cpu pool when $BRANDBATCH_CHECK_DEPLOYMENT names a deployment: flows/shard.py)
+        checks = check_deployment()
+        stream = CampaignStream(
+            plan, jobs, store, out, placements=placements, formats=formats, styles_dir=settings.styles_dir,
+            export=wait_for_review is None, no_export={job.row_key for job in rerolls},
+            rows_per_shard=load_settings().check_shard_rows,
+            dispatcher=CheckShards(checks, store, plan.campaign, {r.style.ref: r.style for r in plan.rows}, formats,
+                                   styles) if checks else None) if load_settings().stream or checks else None
         try:
             rendered = render_task(jobs, store, batch_size, progress, max_images, max_gpu_seconds,
                                    [tracker.render_done, *([stream.done] if stream else [])],

@@ -12,7 +12,7 @@ key                                            what
 ``qa/checks/<job key>.json``                   kept per-render QA findings (resume)
 ``qa/embeddings/<model tag>/<job key>.npy``    cached CLIP image embedding
 ``upscaled/<sha256>.png``                      a render upscaled by a model (render bytes + weights)
-``shards/<flow run id>.json``                  the report of one render shard
+``shards/<flow run id>.json``                  the report of one render or check shard
 ``<campaign>/assets.json``                     asset snapshot: what export needs of each row
 ``<campaign>/dead-letters.json``               jobs that failed and have not rendered since
 ``<campaign>/runs/<start>-<run id>.json``      one record per run that did render work

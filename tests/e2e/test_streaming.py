@@ -122,8 +122,8 @@ def test_a_row_is_checked_queued_and_exported_while_later_rows_still_render(tmp_
     whole = run_qa(plan.jobs, store, {row.style.ref: row.style for row in plan.rows})
     assert [streamed.results[r.job_key] for r in whole] == whole, "row by row gives the campaign's QA"
     assert streamed.exports, "approved variants were exported while rendering"
-    for item, made in streamed.exports.values():
-        assert {r["asset_id"] for r in made} == {item.asset_id} and all(r["status"] == "exported" for r in made)
+    for (asset_id, _variant), (_identity, made) in streamed.exports.items():
+        assert {r["asset_id"] for r in made} == {asset_id} and all(r["status"] == "exported" for r in made)
 
 
 def test_bounded_worker_blocks_when_full_and_raises_a_failure_at_close():
