@@ -170,6 +170,10 @@ def test_a_designer_reviews_the_creative_as_it_ships(server: str, browser, queue
     browser.find_element(By.CSS_SELECTOR, '[data-decision="approve"]').click()
     wait_for(lambda: browser.current_url.endswith(f"/c/{CAMPAIGN}"), 20, "the queue after the approval")
     browser.get(f"{server}/c/{CAMPAIGN}?state=all")
+    hero = browser.find_element(By.CSS_SELECTOR, f'.item[data-id="{item.id}"] .thumb img')
+    assert hero.get_attribute("src").endswith(f"/i/{item.id}/hero.png")  # the grid shows the hero placement
+    wait_for(lambda: browser.execute_script("return arguments[0].naturalWidth", hero) == 480, 20, "the hero preview")
+    browser.save_screenshot(str(tmp_path / "creative-grid.png"))
     browser.find_element(By.ID, "publish").click()
     manifest = out / CAMPAIGN / "manifest.json"
     wait_for(manifest.exists, 240, "the export flow's manifest")
