@@ -128,11 +128,36 @@
       ((data.conflicts || []).length ? `; ${data.conflicts.length} changed meanwhile (reload)` : "") +
       (data.error ? `; ${data.error}` : ""));
   });
+  // Publish runs on the server; the campaign page polls its status and reloads with the result.
+  const progress = document.getElementById("publish-progress");
+  const watchPublish = () => {
+    const campaign = document.body.dataset.campaign;
+    const poll = async () => {
+      const response = await fetch(`/c/${campaign}/publish/status`, { credentials: "same-origin", headers: { "Accept": "application/json" } });
+      const record = response.ok ? await response.json() : null;
+      if (record && record.state === "running") {
+        const seconds = Math.max(0, Math.round((Date.now() - Date.parse(record.started)) / 1000));
+        progress.textContent = `Publishing (started by ${record.by}, ${seconds} s ago): exporting the approved variants…`;
+        window.setTimeout(poll, 1000);
+      } else if (record) {
+        progress.textContent = record.state === "failed" ? `Publish failed: ${record.error}` :
+          `Published: ${record.written} files written or current, ${record.failures.length} failures.`;
+        if (document.body.dataset.publishing) window.location.reload();  // the page was rebuilt with the result
+      }
+    };
+    poll();
+  };
   const publish = document.getElementById("publish");
   if (publish) publish.addEventListener("click", async () => {
-    const { ok, data } = await post(`/c/${document.body.dataset.campaign}/publish`, {});
-    say(ok ? `Publishing ${data.approved} approved item(s)…` : `Error: ${data.error}`);
+    const campaign = document.body.dataset.campaign;
+    const { ok, data } = await post(`/c/${campaign}/publish`, {});
+    if (!ok) { say(`Error: ${data.error}`); return; }
+    if (page !== "report") { window.location.assign(`/c/${campaign}/report`); return; }
+    document.body.dataset.publishing = "1";
+    say(`Publishing ${data.approved} approved item(s)…`);
+    watchPublish();
   });
+  if (page === "report" && document.body.dataset.publishing) watchPublish();
 
   if (page === "grid" || page === "detail") focus(0);
 })();
