@@ -249,7 +249,7 @@ class _Review:
                         render=lambda key: f"/render/{key}.png")
         body = page_body(self.store, self.queue, campaign, served)
         status = self.publishing.status(campaign) if self.publishing else None
-        return self.page(request, "campaign_report.html", campaign=campaign, body=markupsafe.Markup(body),
+        return self.page(request, "campaign_page.html", campaign=campaign, body=markupsafe.Markup(body),
                          publishing=status is not None and status.state == "running")
 
     def exported_row(self, campaign: str, match: Callable[[dict], bool]) -> dict:
@@ -270,22 +270,19 @@ class _Review:
         return Response(data, media_type="image/jpeg",
                         headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=86400, immutable"})
 
-    async def export_file(self, request: Request) -> Response:
-        """An exported file, by the link the report has (only files the manifest lists as exported)."""
+    async def campaign_file(self, request: Request) -> Response:
+        """A file the campaign page links to, by its path under the campaign (the report's relative
+        links): the manifests, or a file the manifest lists as exported. Nothing else is served."""
         campaign = self.campaign_or_404(request.path_params["campaign"])
-        key = f"{exports_prefix(campaign)}/{request.path_params['placement']}/{request.path_params['filename']}"
-        row = self.exported_row(campaign, lambda r: r.get("path") == key)
-        kind = EXPORT_TYPES.get(key.rpartition(".")[2].lower(), "application/octet-stream")
-        return Response(self.store.get(str(row["path"])), media_type=kind, headers=SECURITY_HEADERS)
-
-    async def manifest_file(self, request: Request) -> Response:
-        campaign = self.campaign_or_404(request.path_params["campaign"])
-        csv = request.url.path.endswith(".csv")
-        key = manifest_csv_key(campaign) if csv else manifest_key(campaign)
-        if not self.store.exists(key):
-            raise ItemNotFound(f"{campaign} has no manifest yet: nothing exported")
-        return Response(self.store.get(key), media_type="text/csv" if csv else "application/json",
-                        headers=SECURITY_HEADERS)
+        key = request.url.path.removeprefix("/c/")
+        if key in (manifest_key(campaign), manifest_csv_key(campaign)):
+            if not self.store.exists(key):
+                raise ItemNotFound(f"{campaign} has no manifest yet: nothing exported")
+            kind = "text/csv" if key == manifest_csv_key(campaign) else "application/json"
+        else:
+            self.exported_row(campaign, lambda r: r.get("path") == key)
+            kind = EXPORT_TYPES.get(key.rpartition(".")[2].lower(), "application/octet-stream")
+        return Response(self.store.get(key), media_type=kind, headers=SECURITY_HEADERS)
 
     async def publish_status(self, request: Request) -> Response:
         """The latest publish of the campaign (``store.documents.PublishRecord``), null before the first."""
@@ -471,9 +468,9 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
         Route("/c/{campaign}/publish/status", review.publish_status),
         Route("/c/{campaign}/report", review.campaign_report),
         Route("/c/{campaign}/thumb/{sha256}.jpg", review.export_thumb),
-        Route("/c/{campaign}/exports/{placement}/{filename}", review.export_file),
-        Route("/c/{campaign}/manifest.json", review.manifest_file),
-        Route("/c/{campaign}/manifest.csv", review.manifest_file),
+        # the campaign page's relative links: /c/ + the store key (manifests, exported files)
+        *(Route(f"/c/{key}", review.campaign_file) for key in (manifest_key("{campaign}"), manifest_csv_key("{campaign}"),
+                                                               exports_prefix("{campaign}") + "/{path:path}")),
         Route("/i/{item_id}", review.detail),
         Route("/i/{item_id}/decide", review.decide, methods=["POST"]),
         Route("/render/{job_key}.png", review.render),

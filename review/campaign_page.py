@@ -31,6 +31,7 @@ from store.documents import (DocumentError, PublishRecord, QAResultRecord, Repor
 from store.keys import exports_prefix, manifest_key, publish_key, qa_key, report_key, report_plan_key
 
 LOG = logging.getLogger("brandbatch.report")
+NOT_FAILURES = ("exported", "review", "rejected")  # written, held for a designer, rejected by one
 Publish = Callable[[str, str, str], Sequence[str] | None]  # (campaign, reviewer, note) -> flow runs resumed
 
 
@@ -233,8 +234,8 @@ class Publishing:
             done = record.model_copy(update={
                 "state": "done", "finished": _now(), "resumed": [str(r) for r in resumed],
                 "written": sum(1 for r in rows if r.get("status", "exported") == "exported"),
-                "failures": [f"{r.get('path', '')}: {r.get('status', '')}: {r.get('error', '')}" for r in rows
-                             if r.get("status", "exported") != "exported"],
+                "failures": [f"{r.get('path', '')}: {r.get('error', '')}" for r in rows
+                             if r.get("status", "exported") not in NOT_FAILURES],
                 "where": "" if resumed else self.store.location(exports_prefix(campaign))})
         write_document(self.store, publish_key(campaign), done)
         try:

@@ -289,7 +289,8 @@ class ReportPlan(Document):
 class PublishRecord(Document):
     """``<campaign>/publish.json``: the latest "publish approved" from the review app. ``state``:
     ``running``, ``done`` or ``failed``; ``resumed``: flow runs it resumed (they export); else
-    ``written`` export files written or current, ``failures`` one line each (path: reason), and
+    ``written`` export files written or current, ``failures`` one line each (path: reason; files
+    held for review and placements designers rejected are not failures), and
     ``where`` the folder the files are in; ``error``: why the publish itself failed."""
 
     campaign: str

@@ -110,7 +110,7 @@ def test_publish_shows_progress_then_the_result_on_the_page(out: Path, items: li
         failed = client.get(f"/c/{CAMPAIGN}/exports/meta.stories/bottle-03.webp")
         manifest = client.get(f"/c/{CAMPAIGN}/manifest.json")
     assert done["state"] == "done" and done["written"] == 1 and done["finished"]
-    assert done["failures"] == [f"{CAMPAIGN}/exports/meta.stories/bottle-03.webp: failed: over the byte cap"]
+    assert done["failures"] == [f"{CAMPAIGN}/exports/meta.stories/bottle-03.webp: over the byte cap"]
     assert done["where"] == str(out / CAMPAIGN / "exports")
     for html in (report(out), page.text):  # the file and the app's page
         assert "1 export files written or current, 1 failures" in html and "over the byte cap" in html
