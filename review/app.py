@@ -224,6 +224,11 @@ class _Review:
                          next_id=siblings[at + 1] if at + 1 < len(siblings) else None,
                          next_queued=waiting[0] if waiting else None)
 
+    async def item_status(self, request: Request) -> Response:
+        """What the item page polls during a reroll: its state, version and render job keys."""
+        item = self.queue.item(check_item_id(request.path_params["item_id"]))
+        return JSONResponse({**_summary(item), "job_keys": item.job_keys}, headers=SECURITY_HEADERS)
+
     async def render(self, request: Request) -> Response:
         key = request.path_params["job_key"]
         if not JOB_KEY.match(key) or not self.store.exists(render_key(key)):
@@ -473,6 +478,7 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
                                                                exports_prefix("{campaign}") + "/{path:path}")),
         Route("/i/{item_id}", review.detail),
         Route("/i/{item_id}/decide", review.decide, methods=["POST"]),
+        Route("/i/{item_id}/status", review.item_status),
         Route("/render/{job_key}.png", review.render),
         Route("/assets/{name}", review.asset),
     ]
