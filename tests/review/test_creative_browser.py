@@ -8,7 +8,8 @@ is exact: no codec tolerance is needed. Toggle the safe zones (the guide sits at
 placement's insets), reject one placement with a reason, edit the headline, approve, publish
 (the real ``export_campaign`` flow, PNG and WebP). Then the manifest has the rejected placement
 as ``status: rejected`` with no file, the override, and the exported PNGs equal, pixel for
-pixel, an export made with the new headline in the sheet.
+pixel, an export made with the new headline in the sheet; the live campaign page shows the two
+placements that ship and the rejected one as not shipped, with who rejected it and why.
 """
 
 from __future__ import annotations
@@ -192,6 +193,18 @@ def test_a_designer_reviews_the_creative_as_it_ships(server: str, browser, queue
     for row in (r for r in shipped if r["format"] == "png"):  # the edited headline is in the shipped pixels
         assert np.array_equal(decoded((out / row["path"]).read_bytes()), edited[row["placement"]]), row["path"]
     assert load_assets(LocalStore(out), CAMPAIGN)["tent-02"].headline == "Sleep outside"  # the sheet stays
+    # The live campaign page (served by the app) shows the new files, and the rejected placement as not shipped.
+    def campaign_page() -> str:
+        browser.get(f"{server}/c/{CAMPAIGN}/report")
+        return browser.find_element(By.TAG_NAME, "main").text
+
+    text = wait_for(lambda: (t := campaign_page()) if "What ships (2 placements)" in t else None, 60,
+                    "the campaign page with the published files")
+    shipped_tiles = browser.find_elements(By.CSS_SELECTOR, ".sheet.shipped .tile")
+    assert sorted(t.text.splitlines()[1] for t in shipped_tiles) == ["google.display.upload.300x250",
+                                                                    "meta.feed.square"]
+    assert "meta.stories rejected rejected by dana: text_too_small (CTA under the story UI)" in text
+    browser.save_screenshot(str(tmp_path / "creative-campaign-page.png"))
     decisions = [(d.decision, d.placement, d.reason) for d in queue.decisions(item.id)]
     assert decisions == [("reject_placement", "meta.stories", "text_too_small"), ("edit_copy", None, None),
                          ("approve", None, None)]
