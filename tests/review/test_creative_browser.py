@@ -198,7 +198,7 @@ def test_a_designer_reviews_the_creative_as_it_ships(server: str, browser, queue
         browser.get(f"{server}/c/{CAMPAIGN}/report")
         return browser.find_element(By.TAG_NAME, "main").text
 
-    text = wait_for(lambda: (t := campaign_page()) if "What ships (2 placements)" in t else None, 60,
+    text = wait_for(lambda: t if "What ships (2 placements)" in (t := campaign_page()) else None, 60,
                     "the campaign page with the published files")
     shipped_tiles = browser.find_elements(By.CSS_SELECTOR, ".sheet.shipped .tile")
     assert sorted(t.text.splitlines()[1] for t in shipped_tiles) == ["google.display.upload.300x250",
