@@ -193,9 +193,11 @@ def test_blocked_mark_distance_separates_copies_from_unrelated_images(tmp_path: 
         assert blocked_mark_match(copy, known) is not None
     rng = np.random.default_rng(0)
     unrelated = [packshot(), Image.fromarray(rng.integers(0, 255, (80, 80, 3), dtype=np.uint8)),
-                 Image.open(Path(__file__).parents[2] / "campaigns" / "packshots" / "acme-bottle.png")]
+                 Image.open(Path(__file__).parents[2] / "campaigns" / "packshots" / "acme-bottle.png"),
+                 Image.open(Path(__file__).parents[2] / "styles" / "acme" / "logo.png")]
     for image in unrelated:
         assert blocked_mark_match(image, known) is None
+    assert blocked_mark_match(mark().crop((20, 20, 200, 200)), known) is None  # a 10 % crop: a known gap
     assert BLOCKED_MARK_DISTANCE < 32  # half the bits: unrelated images sit around there
 
 
