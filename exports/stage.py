@@ -72,6 +72,8 @@ class ExportItem:
     locale: str = ""  # BCP 47 language of the headline and CTA ("" unknown)
     max_upscale: float = DEFAULT_MAX_UPSCALE  # the style's: more enlargement uses ``upscaler`` first
     upscaler: UpscalerSpec | None = None  # the style's super-resolution model; None: resample only
+    rejected: Mapping[str, str] = field(default_factory=dict)  # placement -> why a designer kept it from shipping
+    overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # copy edited in review, by field
 
 
 def export_key(item: ExportItem, placement_id: str, fmt: str) -> str:
@@ -95,7 +97,13 @@ def _base_row(item: ExportItem, placement: Placement, job: RenderJob | None) -> 
         "headline": item.headline, "cta": item.cta, "locale": item.locale, "upscale": None, "upscale_flagged": False,
         "max_upscale": item.max_upscale, "upscaler": "", "upscaler_factor": None,
         "input_images": ";".join(f"{c}={h}" for c, h in job.input_images or ()) if job else "",
-    }
+    } | ({"overrides": _overrides(item)} if item.overrides else {})
+
+
+def _overrides(item: ExportItem) -> dict[str, dict[str, str]]:
+    """The copy edits of ``item`` as its manifest rows show them: ``{field: {before, after, by}}``."""
+    return {name: {k: str(edit.get(k, "")) for k in ("before", "after", "by")}
+            for name, edit in sorted(item.overrides.items())}
 
 
 def _file_row(base: dict, fmt: str, key: str, data: bytes, credential: str,
@@ -442,6 +450,7 @@ def _tasks(items: Sequence[ExportItem], placements: Mapping[str, Placement], wor
     groups: dict[tuple[int, str], list[Placement]] = {}
     jobs: dict[tuple[int, str], RenderJob | None] = {}
     for index, item in enumerate(items):
+        rows += [_item_rejected_row(item, pid, why) for pid, why in sorted(item.rejected.items())]
         for pid in item.placements:
             if pid not in placements:
                 rows.append(_unknown_placement_row(item, pid, placements))
@@ -524,14 +533,14 @@ def export_failure_lines(rows: Sequence[dict], placements: Mapping[str, Placemen
     placement of an asset variant left without an exported file in a format the platform accepts
     for upload (JPEG/PNG): that placement cannot go live."""
     lines = [f"export failed: {row['path']}: {row['error']}" for row in rows
-             if row.get("status") not in ("exported", "review")]
+             if row.get("status") not in ("exported", "review", "rejected")]
     if "upload" in formats:
         uploadable: dict[tuple[str, int, str], bool] = {}
-        held = {(r["asset_id"], r["variant"], r["placement"]) for r in rows if r.get("status") == "review"}
+        held = {(r["asset_id"], r["variant"], r["placement"]) for r in rows if r.get("status") in ("review", "rejected")}
         for row in rows:
             placement = placements.get(row["placement"])
             if placement is None or (row["asset_id"], row["variant"], row["placement"]) in held:
-                continue  # held files wait for a designer (not a failure)
+                continue  # held files wait for a designer, rejected ones do not ship (not a failure)
             key = (row["asset_id"], row["variant"], row["placement"])
             ok = row.get("status") == "exported" and row.get("format") in placement.upload_formats
             uploadable[key] = uploadable.get(key, False) or ok
@@ -556,6 +565,12 @@ def held_for_review(rows: Sequence[dict]) -> dict[tuple[str, int], str]:
 
 def _unknown_placement_row(item: ExportItem, pid: str, known: Iterable[str]) -> dict:
     return _item_failed_row(item, pid, unknown_placement(pid, known))
+
+
+def _item_rejected_row(item: ExportItem, pid: str, reason: str) -> dict:
+    """The row of a placement a designer rejected (``status: rejected``; the reason in ``error``):
+    nothing is made for it, and its earlier files are withdrawn (``write_manifests``)."""
+    return _item_failed_row(item, pid, reason) | {"status": "rejected"}
 
 
 def _item_failed_row(item: ExportItem, pid: str, reason: str) -> dict:

@@ -77,10 +77,15 @@ class RenderJob:
     # Packshot placement (None: no product, or an expansion, whose master carries it):
     # (anchor x, anchor y, height, shadow) from the style's ``product`` for this aspect.
     product: tuple[float, float, float, bool] | None = None
+    # Brand models (None: none, and left out of the key): (LoRA file, sha256, scale) in the style's
+    # order; the key holds hashes and scales, not paths (a moved file renders the same).
+    adapters: tuple[tuple[str, str, float], ...] | None = None
 
     def __post_init__(self) -> None:  # from JSON: lists
         if self.expand_focal is not None and not isinstance(self.expand_focal, tuple):
             object.__setattr__(self, "expand_focal", tuple(self.expand_focal))
+        if self.adapters is not None:
+            object.__setattr__(self, "adapters", tuple(tuple(a) for a in self.adapters))
         if self.input_images is not None and not isinstance(self.input_images, tuple):
             object.__setattr__(self, "input_images", tuple(tuple(pair) for pair in self.input_images))
         if self.product is not None and not isinstance(self.product, tuple):
@@ -115,7 +120,14 @@ class RenderJob:
         for name in _OPTIONAL_FIELDS:  # optional fields: left out when None
             if values[name] is None:
                 del values[name]
+        if self.adapters is not None:
+            values["adapters"] = [[sha256, scale] for _path, sha256, scale in self.adapters]
         return sha256_text(canonical_json(values))
+
+    @property
+    def build(self) -> tuple:
+        """What the pipeline is built from: the model and its adapters (``render.registry``)."""
+        return (self.model_id, self.model_revision, self.adapters or ())
 
     @property
     def prompt_sha256(self) -> str:
@@ -124,13 +136,13 @@ class RenderJob:
     @property
     def group(self) -> tuple:
         """Jobs with the same group can share one pipeline call (batch)."""
-        return (self.model_id, self.model_revision, self.model_family, self.width, self.height,
-                self.scheduler, self.steps, self.guidance, self.is_expansion, self.needs_inpaint)
+        return (*self.build, self.model_family, self.width, self.height, self.scheduler, self.steps,
+                self.guidance, self.is_expansion, self.needs_inpaint)
 
 
 _FIELDS = tuple(f.name for f in fields(RenderJob))
 _KEY_FIELDS = tuple(name for name in _FIELDS if name != "row")
-_OPTIONAL_FIELDS = ("master_key", "expand_focal", "input_images", "product")
+_OPTIONAL_FIELDS = ("master_key", "expand_focal", "adapters", "input_images", "product")
 
 
 def reseed(jobs: Sequence[RenderJob], reroll: int) -> list[RenderJob]:

@@ -278,6 +278,10 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
         expand_id, expand_revision = model_id, revision
     family, resolution = style.model.family, style.model.resolution
     expand = style.composition == "expand"
+    # LoRA adapters are made for the style's model: a --model override renders without them
+    folder = settings.styles_dir / style.name
+    adapters = None if settings.model_override or not style.adapters else tuple(
+        (str(a.resolve(folder)), a.sha256, a.scale) for a in style.adapters)
     inputs = tuple(sorted((column, upload.sha256) for column, upload in planned.uploads.items()
                           if column in RENDER_INPUT_COLUMNS)) or None
     packshot = "product_image" in planned.uploads and style.product is not None
@@ -297,7 +301,7 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
         common = dict(campaign=campaign, row_key=planned.asset_id, row=planned.row, variant=variant,
                       prompt=planned.prompt, negative_prompt=style.negative_prompt, model_family=family,
                       scheduler=style.scheduler, steps=style.steps, guidance=style.guidance, style=style.name,
-                      style_version=style.version, reroll=reroll, input_images=inputs)
+                      style_version=style.version, reroll=reroll, adapters=adapters, input_images=inputs)
         if not expand:
             for aspect in planned.aspects:
                 width, height = bucket(aspect, family, resolution)

@@ -128,6 +128,41 @@ class Upscaler(_Frozen):
         return (Path(folder) / Path(self.id).expanduser()).resolve()
 
 
+ADAPTER_SUFFIXES = (".safetensors",)  # pickled .bin/.ckpt adapters are refused: loading one runs code
+
+
+def _pinned_file(path: Path, sha256: str) -> str:
+    """Why the file at ``path`` is not the pinned one ('' when it is)."""
+    if not path.is_file():
+        return f"no such file {str(path)!r}"
+    actual = file_sha256(path)
+    if actual != sha256:
+        return (f"the file {str(path)!r} has sha256 {actual}, not the pinned {sha256} (a different or damaged "
+                "file); nothing renders with it")
+    return ""
+
+
+class Adapter(_Frozen):
+    """A brand model: a LoRA ``.safetensors`` (absolute, or relative to the style's folder) loaded
+    into the style's model with diffusers' ``load_lora_weights`` at ``scale``, pinned by sha256."""
+
+    path: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    scale: Annotated[float, Field(ge=-4.0, le=4.0)] = 1.0
+
+    @model_validator(mode="after")
+    def _pinned(self, info: ValidationInfo) -> Adapter:
+        if not self.path.lower().endswith(ADAPTER_SUFFIXES):
+            raise ValueError(f"path: must be a {'/'.join(ADAPTER_SUFFIXES)} LoRA file but is {self.path!r}")
+        folder = (info.context or {}).get("folder")
+        if folder is not None and (problem := _pinned_file(self.resolve(Path(folder)), self.sha256)):
+            raise ValueError(f"path: {problem}")
+        return self
+
+    def resolve(self, folder: Path) -> Path:
+        return (Path(folder) / Path(self.path).expanduser()).resolve()
+
+
 def file_in_folder(value: str, suffixes: tuple[str, ...], folder: Path | None) -> str:
     """Why ``value`` is not a file path (ending in one of ``suffixes``) relative to and inside
     ``folder``; '' if it is. ``folder`` None: only the form is checked."""
@@ -237,6 +272,8 @@ class Style(_Frozen):
     overlay: Overlay = Overlay()
     focal: tuple[Unit, Unit] | None = None  # crop centre (x, y as 0..1) for exports; None: saliency
     logo: str | None = None  # .png/.jpg/.webp in the style's folder, composited on exports
+    # Brand models (docs/rendering.md, "Brand models and reference images").
+    adapters: tuple[Adapter, ...] = Field(default=(), max_length=8)
     product: Product | None = None  # rows with a product_image need it (packshots)
 
     @field_validator("logo")

@@ -428,6 +428,15 @@ def _with_inputs(jobs: list[RenderJob], store: Store, inpaints: dict[str, Expans
     return ready
 
 
+def _pipeline(job: RenderJob, settings: DeviceSettings):
+    """The pipeline view for ``job``'s group: inpainting for expansions and packshot renders."""
+    if job.needs_inpaint:
+        return inpaint_pipeline_for(job.model_id, job.model_revision, job.model_family, job.scheduler, settings,
+                                    adapters=job.adapters or ())
+    return pipeline_for(job.model_id, job.model_revision, job.model_family, job.scheduler, settings,
+                        adapters=job.adapters or ())
+
+
 def render_missing(
     jobs: Sequence[RenderJob],
     store: Store,
@@ -478,11 +487,10 @@ def render_missing(
         return run.report
 
     settings = settings or device_settings(device, batch_invariant=batch_invariant)
-    models = list(dict.fromkeys((g[0].model_id, g[0].model_revision) for g in groups.values()))
+    builds = list(dict.fromkeys(g[0].build for g in groups.values()))
     # masters (and independent renders) before expansions, which outpaint stored masters; groups
-    # of one model run back to back, so each model is loaded once even when many alternate
-    ordered = sorted(groups.values(), key=lambda g: (g[0].is_expansion,
-                                                     models.index((g[0].model_id, g[0].model_revision))))
+    # of one build (model + adapters) run back to back, so each is built once even when many alternate
+    ordered = sorted(groups.values(), key=lambda g: (g[0].is_expansion, builds.index(g[0].build)))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render-store") as writer:
         for group_jobs in ordered:
             if run.store_error is not None:
@@ -498,8 +506,7 @@ def render_missing(
                 if not group_jobs or run.store_error is not None:
                     continue
             try:
-                load = inpaint_pipeline_for if first.needs_inpaint else pipeline_for
-                pipe = load(first.model_id, first.model_revision, first.model_family, first.scheduler, settings)
+                pipe = _pipeline(first, settings)
             except Exception as exc:  # noqa: BLE001 - a model that cannot load fails its jobs only
                 run.fail_all(group_jobs, "model_error", str(exc) if isinstance(exc, ModelError) else (
                     f"model {first.model_id!r} at revision {first.model_revision!r}: {type(exc).__name__}: {exc}"))

@@ -302,6 +302,7 @@ class ManifestRow(BaseModel):
     max_upscale: float | str | None = None
     model: str = ""
     model_revision: str | None = None
+    overrides: dict[str, dict[str, str]] = {}  # copy edited in review: {field: {before, after, by}}
     path: str
     placement: str = ""
     platform: str = ""
