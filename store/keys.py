@@ -13,6 +13,7 @@ key                                            what
 ``qa/embeddings/<model tag>/<job key>.npy``    cached CLIP image embedding
 ``upscaled/<sha256>.png``                      a render upscaled by a model (render bytes + weights)
 ``previews/<digest>.png``, ``.json``           a review preview of a placement (by its pixel inputs)
+``inputs/<sha256>``                            an uploaded image a render uses (packshot, mask), by its bytes
 ``shards/<flow run id>.json``                  the report of one render shard
 ``<campaign>/assets.json``                     asset snapshot: what export needs of each row
 ``<campaign>/dead-letters.json``               jobs that failed and have not rendered since
@@ -79,6 +80,12 @@ def preview_key(digest: str) -> str:
 def preview_record_key(digest: str) -> str:
     """What a preview's export would weigh (``store.documents.PreviewRecord``)."""
     return f"previews/{digest}.json"
+
+
+def input_key(sha256: str) -> str:
+    """An uploaded image (a sheet's ``product_image``, ``product_mask``): content-addressed by the
+    sha256 of its bytes, written at planning, read by render, QA and export."""
+    return f"inputs/{sha256}"
 
 
 def shard_report_key(flow_run_id: str) -> str:
