@@ -27,26 +27,31 @@ def rows_of(export: ExportItem, rewritten: str = "new file") -> list[dict]:
              "status": "exported", "rewritten": rewritten} for ext in ("webp", "jpg")]
 
 
-def test_bounded_worker_blocks_when_full_and_raises_a_failure_at_close():
-    seen, gate = [], threading.Event()
+def test_bounded_worker_blocks_when_full_takes_what_waits_at_once_and_raises_a_failure_at_close():
+    calls, gate = [], threading.Event()
 
-    def work(value: int) -> None:
+    def work(values: list[int]) -> None:
         gate.wait(30)
-        if value == 2:
-            raise ValueError("bad item 2")
-        seen.append(value)
+        if 9 in values:
+            raise ValueError("bad item 9")
+        calls.append(values)
 
-    worker: BoundedWorker[int] = BoundedWorker(work, depth=1, name="test")
+    worker: BoundedWorker[int] = BoundedWorker(work, depth=2, name="test")
     worker.put(1)  # taken by the thread, which waits at the gate
     time.sleep(0.2)
-    worker.put(2)  # waits in the queue: it is now full
+    worker.put(2)
+    worker.put(3)  # two wait: the queue is full
     started = time.monotonic()
     threading.Timer(0.5, gate.set).start()
-    worker.put(3)  # blocks until the thread takes 2
+    worker.put(4)  # blocks until the thread takes 2 and 3
     assert time.monotonic() - started >= 0.4
-    with pytest.raises(ValueError, match="bad item 2"):
+    time.sleep(0.3)
+    worker.put(9)
+    worker.put(10)
+    with pytest.raises(ValueError, match="bad item 9"):
         worker.close()
-    assert seen == [1], "items after a failure are skipped"
+    assert calls[0] == [1] and calls[1][:2] == [2, 3] and [v for call in calls for v in call] == [1, 2, 3, 4], \
+        "what waited is taken at once; items after a failure are skipped"
     with pytest.raises(ValueError, match="depth"):
         BoundedWorker(work, depth=0, name="bad")
 
