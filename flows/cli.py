@@ -237,7 +237,7 @@ def export(
     chosen = _formats(formats)
     _prefect_home()
     from exports.credentials import CredentialError
-    from exports.provenance import credential_note
+    from qa.report import credential_note
     from exports.stage import rewrite_counts
     from flows.export import export_campaign
     from qa.report import upscale_warnings

@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from exports.assemble import banned_checker, export_items, load_assets, plan_settings
 from exports.placements import Placement
 from exports.stage import DEFAULT_FORMATS, export_assets, held_for_review, refuse_banned_text, write_manifests
+from review.campaign_page import rebuild_report
 from review.queue import ReviewQueue, item_id_for
 from store import Store, open_store
 from store.locks import campaign_lock
@@ -53,4 +54,10 @@ def export_campaign(campaign: str, out: str = "out", formats: list[str] = list(D
     settings, placements = plan_settings()
     store = open_store(out)
     with campaign_lock(store, campaign, wait=lock_wait):
-        return export_task(campaign, out, store, placements, formats, settings.styles_dir)
+        rows = export_task(campaign, out, store, placements, formats, settings.styles_dir)
+        queue = ReviewQueue.for_out(out)
+        try:
+            rebuild_report(store, queue, campaign)  # the campaign page shows the new files
+        finally:
+            queue.close()
+        return rows

@@ -23,6 +23,8 @@ key                                            what
 ``<campaign>/exports/<placement>/<name>.<ext>``  an export file
 ``<campaign>/manifest.json``, ``manifest.csv``   the campaign's manifests (contract)
 ``<campaign>/report.html``                     run report + contact sheet (contract)
+``<campaign>/report-plan.json``                what the report needs of the latest run's plan
+``<campaign>/publish.json``                    the latest "publish approved" and its result
 =============================================  ==================================================
 """
 
@@ -126,9 +128,14 @@ def export_name(asset_id: str, variant: int) -> str:
     return asset_id if variant == 1 else f"{asset_id}-v{variant}"
 
 
+def exports_prefix(campaign: str) -> str:
+    """The folder of the campaign's export files."""
+    return f"{campaign}/exports"
+
+
 def export_stem(campaign: str, placement_id: str, asset_id: str, variant: int) -> str:
     """An export file's key without its extension."""
-    return f"{campaign}/exports/{placement_id}/{export_name(asset_id, variant)}"
+    return f"{exports_prefix(campaign)}/{placement_id}/{export_name(asset_id, variant)}"
 
 
 def export_key(campaign: str, placement_id: str, asset_id: str, variant: int, extension: str) -> str:
@@ -145,3 +152,14 @@ def manifest_csv_key(campaign: str) -> str:
 
 def report_key(campaign: str) -> str:
     return f"{campaign}/report.html"
+
+
+def report_plan_key(campaign: str) -> str:
+    """The latest run's planned jobs and planning problems: the report is rebuilt from it (and
+    the queue, manifest and run records) after a decision, an export or a publish."""
+    return f"{campaign}/report-plan.json"
+
+
+def publish_key(campaign: str) -> str:
+    """The latest "publish approved" of the campaign and its result (``review.campaign_page``)."""
+    return f"{campaign}/publish.json"
