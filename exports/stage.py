@@ -34,10 +34,12 @@ from exports.manifest import MANIFEST_FIELDS, read_manifest, write_manifests
 from exports.metadata import xmp_packet
 from exports.overlay import OverlayStyle, apply_overlays, overlay_problems
 from exports.placements import Placement, sized_for, unknown_placement
+from exports.product import composite, fitted_layer, product_problem, read_product
 from exports.provenance import Provenance, SigningError, sign, verify
 from plan.jobs import RenderJob
 from plan.planner import shipped_text_problems
 from plan.styles import DEFAULT_MAX_UPSCALE
+from plan.uploads import UploadError
 from render.stage import verified_render
 from render.upscale import UpscalerError, UpscalerSpec
 from store import keys
@@ -94,6 +96,7 @@ def _base_row(item: ExportItem, placement: Placement, job: RenderJob | None) -> 
         "approval_id": item.approval_id, "approved_by": item.approved_by, "alt_text": item.alt_text,
         "headline": item.headline, "cta": item.cta, "locale": item.locale, "upscale": None, "upscale_flagged": False,
         "max_upscale": item.max_upscale, "upscaler": "", "upscaler_factor": None,
+        "input_images": ";".join(f"{c}={h}" for c, h in job.input_images or ()) if job else "",
     } | ({"overrides": _overrides(item)} if item.overrides else {})
 
 
@@ -147,6 +150,7 @@ class _Inputs:
     logo: Image.Image | None
     logo_sha256: str | None
     overlay: dict[str, object] | None  # None: nothing is drawn over the render
+    product: tuple[Image.Image, tuple[int, int, int, int]] | None  # packshot, its box in the render
     decoded: dict[str, tuple[Image.Image, tuple[float, float]]] = field(default_factory=dict)  # by source key
 
 
@@ -168,7 +172,11 @@ def _read_inputs(item: ExportItem, job: RenderJob, store: Store, overlays: bool)
                 logo, logo_sha256 = load_logo(item.logo, data), sha256_hex(data)
             except LogoError as exc:
                 raise ValueError(f"{exc} (asset {item.asset_id})") from None
-    return _Inputs(render, sha256_hex(render), logo, logo_sha256, overlay)
+    try:
+        product = read_product(job, item.renders, store)
+    except UploadError as exc:
+        raise ValueError(f"{exc} (asset {item.asset_id})") from None
+    return _Inputs(render, sha256_hex(render), logo, logo_sha256, overlay, product)
 
 
 def needs_model_upscale(item: ExportItem, job: RenderJob, placement: Placement) -> bool:
@@ -221,9 +229,18 @@ def _decoded(item: ExportItem, job: RenderJob, inputs: _Inputs, store: Store,
 
 def _draw(item: ExportItem, job: RenderJob, placement: Placement, inputs: _Inputs, store: Store,
           source: str) -> Image.Image:
-    """The source fitted to the placement, with its overlays. Raises ``ValueError``."""
+    """The source fitted to the placement, with the packshot composited again at its resolution
+    (``exports.product``) and checked, then its overlays. Raises ``ValueError``, ``ProductHeld``."""
     render, focal = _decoded(item, job, inputs, store, source)
     fitted = cover_fit(render, placement.width, placement.height, focal)
+    if inputs.product is not None:
+        product, box = inputs.product
+        scale_x, scale_y = render.width / job.width, render.height / job.height  # an upscaled source
+        layer = fitted_layer(product, (box[0] * scale_x, box[1] * scale_y, box[2] * scale_x, box[3] * scale_y),
+                             crop_box(render.size, placement.width, placement.height, focal), fitted.size)
+        fitted = composite(fitted, layer)
+        if problem := product_problem(fitted, layer):
+            raise ProductHeld(f"product fidelity in {placement.id}: {problem}")
     if inputs.overlay is None:
         return fitted
     try:
@@ -231,6 +248,10 @@ def _draw(item: ExportItem, job: RenderJob, placement: Placement, inputs: _Input
                               style=item.overlay, locale=item.locale)[0]
     except OSError as exc:  # the style's font file cannot be read
         raise ValueError(f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}") from None
+
+
+class ProductHeld(ValueError):
+    """The product pixels of a file are not the packshot's: the file is not made (review)."""
 
 
 def _stored(store: Store, key: str) -> bytes | None:
@@ -361,6 +382,11 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
                 continue
             except ByteCapError as exc:
                 rows.append(_failed_row(base, fmt, key, _removed(store, key, stored, f"{fmt} for {placement.id}: {exc}")))
+                continue
+            except ProductHeld as exc:  # never shipped: back to review
+                if stored is not None:
+                    store.delete(key)
+                rows.append(_held_row(base, fmt, key, str(exc)))
                 continue
             except ValueError as exc:  # the render cannot be decoded, the font cannot be drawn
                 rows.append(_failed_row(base, fmt, key, _removed(store, key, stored, str(exc))))

@@ -29,6 +29,7 @@ from flows.shard import RENDER_RETRIES, render_sharded, shard_deployment
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, plan_campaign
 from plan.sheet import campaign_name, read_sheet
+from plan.uploads import store_inputs
 from qa import QAResult, run_qa, summary_markdown
 from qa.metrics import close_run
 from qa.report import upscale_warnings
@@ -72,6 +73,7 @@ class CampaignSummary:
 def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Store) -> CampaignPlan:
     plan = plan_campaign(read_sheet(sheet), settings, limit=limit)
     plan.problems.extend(sheet_text_problems(plan, settings.styles_dir))  # glyphs no font has
+    store_inputs(store, plan.rows)  # packshots and masks, by their bytes' sha256
     save_assets(store, plan.campaign, asset_snapshot(plan, settings.styles_dir))
     return plan
 

@@ -71,6 +71,12 @@ class RenderJob:
     # style's focal point (x, y as 0..1) that places the master on the canvas (None: saliency).
     master_key: str | None = None
     expand_focal: tuple[float, float] | None = None
+    # Uploaded images (None: none, and left out of the key): (sheet column, sha256 of the bytes)
+    # sorted, e.g. (("product_image", "3f..."),); expansions carry their master's.
+    input_images: tuple[tuple[str, str], ...] | None = None
+    # Packshot placement (None: no product, or an expansion, whose master carries it):
+    # (anchor x, anchor y, height, shadow) from the style's ``product`` for this aspect.
+    product: tuple[float, float, float, bool] | None = None
     # Brand models (None: none, and left out of the key): (LoRA file, sha256, scale) in the style's
     # order; the key holds hashes and scales, not paths (a moved file renders the same).
     adapters: tuple[tuple[str, str, float], ...] | None = None
@@ -80,6 +86,20 @@ class RenderJob:
             object.__setattr__(self, "expand_focal", tuple(self.expand_focal))
         if self.adapters is not None:
             object.__setattr__(self, "adapters", tuple(tuple(a) for a in self.adapters))
+        if self.input_images is not None and not isinstance(self.input_images, tuple):
+            object.__setattr__(self, "input_images", tuple(tuple(pair) for pair in self.input_images))
+        if self.product is not None and not isinstance(self.product, tuple):
+            object.__setattr__(self, "product", tuple(self.product))
+
+    @property
+    def input_sha256(self) -> dict[str, str]:
+        """Sheet column -> sha256 of the uploaded image it named."""
+        return dict(self.input_images or ())
+
+    @property
+    def needs_inpaint(self) -> bool:
+        """Expansions and packshot renders call an inpainting pipeline."""
+        return self.is_expansion or self.product is not None
 
     @property
     def is_expansion(self) -> bool:
@@ -97,7 +117,7 @@ class RenderJob:
         """sha256 of the canonical JSON of the job (the ``row`` number excluded: it is
         where the row sat in the sheet, which must not change what is rendered)."""
         values = {name: getattr(self, name) for name in _KEY_FIELDS}
-        for name in _OPTIONAL_FIELDS:
+        for name in _OPTIONAL_FIELDS:  # optional fields: left out when None
             if values[name] is None:
                 del values[name]
         if self.adapters is not None:
@@ -117,12 +137,12 @@ class RenderJob:
     def group(self) -> tuple:
         """Jobs with the same group can share one pipeline call (batch)."""
         return (*self.build, self.model_family, self.width, self.height, self.scheduler, self.steps,
-                self.guidance, self.is_expansion)
+                self.guidance, self.is_expansion, self.needs_inpaint)
 
 
 _FIELDS = tuple(f.name for f in fields(RenderJob))
 _KEY_FIELDS = tuple(name for name in _FIELDS if name != "row")
-_OPTIONAL_FIELDS = ("master_key", "expand_focal", "adapters")
+_OPTIONAL_FIELDS = ("master_key", "expand_focal", "adapters", "input_images", "product")
 
 
 def reseed(jobs: Sequence[RenderJob], reroll: int) -> list[RenderJob]:

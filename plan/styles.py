@@ -215,6 +215,31 @@ def _file_in_style_folder(value: str | None, suffixes: tuple[str, ...], info: Va
     return value
 
 
+Aspect = Literal["1:1", "4:5", "9:16", "16:9", "1.91:1", "2:3", "3:2"]
+
+
+class ProductPlacement(_Frozen):
+    """Where a row's packshot (``product_image``) sits in a render."""
+
+    anchor: tuple[Unit, Unit] = (0.5, 0.55)  # the product's centre, x and y as 0..1 of the render
+    height: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5  # the product's height, share of the render's
+    shadow: bool = True  # a soft contact shadow under the product
+
+
+class Product(ProductPlacement):
+    """Packshots (docs/rendering.md, "Packshots"): the scene is inpainted around the product, whose
+    pixels are composited back exactly; ``aspects`` overrides the placement per aspect ratio.
+    Product fidelity QA: mean CIEDE2000 inside the product at most ``max_delta_e``; a failure
+    sends the render to review or rejects it (``on_fail``)."""
+
+    aspects: dict[Aspect, ProductPlacement] = {}
+    max_delta_e: Annotated[float, Field(gt=0.0, le=100.0)] = 1.0
+    on_fail: Literal["review", "reject"] = "review"
+
+    def placement(self, aspect: str) -> ProductPlacement:
+        return self.aspects.get(aspect, self)
+
+
 class Overlay(_Frozen):
     """How headline, CTA and logo are drawn on exports; an unset key keeps the exports default
     (docs/exports.md, "Overlays")."""
@@ -283,6 +308,7 @@ class Style(_Frozen):
     reference_image: str | None = None  # .png/.jpg/.webp in the style's folder; a row's reference_image replaces it
     reference_strength: Annotated[float, Field(gt=0.0, le=1.0)] | None = None  # image-to-image from the reference
     ip_adapter: IPAdapter | None = None  # style reference: the reference image steers through an IP-Adapter
+    product: Product | None = None  # rows with a product_image need it (packshots)
 
     @field_validator("logo")
     @classmethod

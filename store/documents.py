@@ -329,6 +329,7 @@ class ManifestRow(BaseModel):
     format: str = ""
     headline: str = ""
     height: int | str = ""
+    input_images: str = ""  # column=sha256 of each uploaded image the render used, ';'-separated
     job_key: str = ""
     locale: str = ""
     master_job_key: str = ""  # creative families: the master an expansion was outpainted from
