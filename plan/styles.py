@@ -130,6 +130,7 @@ class Upscaler(_Frozen):
 
 ADAPTER_SUFFIXES = (".safetensors",)  # pickled .bin/.ckpt adapters are refused: loading one runs code
 TINY_IP_ADAPTER = "brandbatch/tiny-ip-adapter-"  # + the family (sd, sdxl): built offline, random weights
+TINY_IP_ADAPTER_REVISION = "builtin-1"  # render.tiny.TINY_REVISION: what pins a tiny IP-Adapter in job keys
 IP_ADAPTER_FAMILIES = ("sd", "sdxl")  # diffusers' IP-Adapter support for UNet families
 
 

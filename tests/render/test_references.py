@@ -113,7 +113,8 @@ def test_reference_rows_render_offline_deterministically_and_a_changed_reference
 
     reference_image(seed=3).save(tmp_path / "a.png")
     reference_image(seed=4).save(tmp_path / "b.png")
-    rows = "a,nordic@2,a sofa,living room,,a.png\nb,nordic@2,a lamp,bedroom,,b.png\nc,nordic@2,a rug,hallway,,\n"
+    rows = ("a,nordic@2,a sofa,living room,meta.feed.portrait,a.png\nb,nordic@2,a lamp,bedroom,meta.feed.portrait,b.png\n"
+            "c,nordic@2,a rug,hallway,meta.feed.portrait,\n")
     plan = plan_sheet(tmp_path, repo, rows)
     stores = [LocalStore(tmp_path / "one"), LocalStore(tmp_path / "two")]
     for store in stores:
@@ -140,7 +141,8 @@ def test_a_reference_missing_from_the_store_fails_only_its_jobs(tmp_path, repo):
     from render.stage import render_missing
 
     reference_image().save(tmp_path / "a.png")
-    plan = plan_sheet(tmp_path, repo, "a,nordic@2,a sofa,living room,,a.png\nb,nordic@1,a lamp,bedroom,,\n")
+    plan = plan_sheet(tmp_path, repo, "a,nordic@2,a sofa,living room,meta.feed.portrait,a.png\n"
+                                      "b,nordic@1,a lamp,bedroom,meta.feed.portrait,\n")
     report = render_missing(plan.jobs, LocalStore(tmp_path / "out"))  # planning's store_inputs never ran
     assert [(f.job_key, f.reason) for f in report.failed] == [(plan.jobs[0].key, "input_missing")]
     assert "reference_image" in report.failed[0].message
