@@ -280,13 +280,21 @@ def _reference(cells: Mapping[str, str], style: Style, library: StyleLibrary, up
     if style.reference_image and not cells.get("reference_image") and not cells.get("product_image"):
         brand = library.root / style.name
         try:
-            uploads["reference_image"] = check_upload(style.reference_image, brand, "reference_image", brand)
-        except UploadError as exc:
+            stat = (brand / style.reference_image).stat()
+            uploads["reference_image"] = _style_reference(str(brand), style.reference_image, stat.st_mtime_ns,
+                                                          stat.st_size)
+        except (UploadError, OSError) as exc:
             problem(f"style {style.ref}'s reference_image: {exc}",
                     "blocked_mark" if isinstance(exc, BlockedMarkError) else "bad_upload")
     if cells.get("reference_image") and style.reference_strength is None and style.ip_adapter is None:
         problem(f"style {style.ref} uses no reference image: it needs reference_strength (image-to-image) or "
                 "ip_adapter (style reference); use a style version that has one")
+
+
+@lru_cache(maxsize=64)
+def _style_reference(brand: str, value: str, _mtime_ns: int, _size: int) -> Upload:
+    """A style's reference image, checked once per file version (every row of the style uses it)."""
+    return check_upload(value, Path(brand), "reference_image", Path(brand))
 
 
 def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
