@@ -250,6 +250,18 @@ def _draw(item: ExportItem, job: RenderJob, placement: Placement, inputs: _Input
         raise ValueError(f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}") from None
 
 
+def pixel_inputs(item: ExportItem, job: RenderJob, placement: Placement, inputs: _Inputs,
+                 upscaler: str) -> dict[str, object]:
+    """The arguments of ``exports.fingerprint.pixel_parts`` for one file (``upscaler``: the tag of
+    the model its source was upscaled with, "" none): the export and its review preview share them."""
+    drawn = inputs.overlay is not None
+    return {"job_key": job.key, "render_sha256": inputs.render_sha256, "upscaler": upscaler or None,
+            "placement": placement, "texts": (item.headline, item.cta, item.locale) if drawn else None,
+            "logo_sha256": inputs.logo_sha256, "overlay": inputs.overlay,
+            "crop": crop_box((job.width, job.height), placement.width, placement.height, item.focal)
+            if item.focal is not None else None}
+
+
 class ProductHeld(ValueError):
     """The product pixels of a file are not the packshot's: the file is not made (review)."""
 
@@ -351,15 +363,8 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
             if inputs is None or reason:  # the inputs cannot be read now: a stored file is left as it is
                 rows.append(_failed_row(base, fmt, key, reason))
                 continue
-            drawn = inputs.overlay is not None
-            parts = fingerprint_parts(
-                job_key=job.key, render_sha256=inputs.render_sha256, upscaler=base["upscaler"] or None,
-                placement=placement, fmt=fmt,
-                texts=(item.headline, item.cta, item.locale) if drawn else None, logo_sha256=inputs.logo_sha256,
-                overlay=inputs.overlay,
-                crop=crop_box((job.width, job.height), placement.width, placement.height, item.focal)
-                if item.focal is not None else None,
-                approval=(item.approval_id, item.approved_by), credential=credential)
+            parts = fingerprint_parts(**pixel_inputs(item, job, placement, inputs, base["upscaler"]), fmt=fmt,
+                                      approval=(item.approval_id, item.approved_by), credential=credential)
             fingerprint = export_fingerprint(parts)
             stored = _stored(store, key)
             why, signed = _stale(previous.get(key), stored, fmt, parts, fingerprint, placement.max_bytes)

@@ -308,6 +308,18 @@ class PublishRecord(Document):
 
 # ---- exports ----
 
+class PreviewRecord(Document):
+    """``previews/<digest>.json``: what the file a review preview shows would weigh when no export of
+    it exists yet: an unsigned encode of the full-size image in the placement's upload format,
+    within its byte cap (``estimate_error`` when nothing fits)."""
+
+    width: int  # the placement's (the exported file's) size
+    height: int
+    estimate_format: str
+    estimate_bytes: int | None = None
+    estimate_error: str = ""
+
+
 class ManifestRow(BaseModel):
     """One export file of ``<campaign>/manifest.json``. Fields are declared in alphabetical order
     (the file has always had sorted keys) and written only when set (``exclude_unset``), so rows
