@@ -223,7 +223,14 @@ def _decoded(item: ExportItem, job: RenderJob, inputs: _Inputs, store: Store,
         except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
             raise ValueError(f"{source} cannot be decoded: {exc}") from None
         render.info = {}  # nothing of the render's metadata reaches an export
-        inputs.decoded[source] = (render, item.focal if item.focal is not None else focal_point(render))
+        if item.focal is not None:
+            focal = item.focal
+        elif inputs.product is not None:  # a packshot: crop around the product, not what looks salient
+            left, top, right, bottom = inputs.product[1]
+            focal = ((left + right) / 2 / job.width, (top + bottom) / 2 / job.height)
+        else:
+            focal = focal_point(render)
+        inputs.decoded[source] = (render, focal)
     return inputs.decoded[source]
 
 
