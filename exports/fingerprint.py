@@ -38,6 +38,12 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def item_identity(item: object) -> str:
+    """A digest of every field of an export item (``exports.stage.ExportItem``: renders, approval,
+    copy, placements, overlay, upscaler): items with the same identity export the same files."""
+    return sha256_hex(json.dumps(dataclasses.asdict(item), sort_keys=True, default=str).encode("utf-8"))
+
+
 def _digest(value: object) -> str:
     return sha256_hex(json.dumps(value, sort_keys=True, ensure_ascii=False).encode("utf-8"))[:16]
 

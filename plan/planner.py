@@ -251,12 +251,12 @@ def _row_uploads(cells: Mapping[str, str], style: Style, library: StyleLibrary, 
         problems.append(Problem(where, f"style {style.ref} has no 'product' placement (anchor, height); packshots "
                                        "need a style version that says where the product sits", row, "product_image",
                                 code="bad_product"))
-    if image is not None and mask is not None and mask.image.size != image.image.size:
-        problems.append(Problem(where, f"product_mask is {mask.image.width}x{mask.image.height} but product_image "
-                                       f"is {image.image.width}x{image.image.height}; they must match", row,
+    if image is not None and mask is not None and mask.size != image.size:
+        problems.append(Problem(where, f"product_mask is {mask.size[0]}x{mask.size[1]} but product_image "
+                                       f"is {image.size[0]}x{image.size[1]}; they must match", row,
                                 "product_mask", code="bad_product"))
     elif image is not None and not cells.get("product_mask"):
-        low, high = image.image.getchannel("A").getextrema()
+        low, high = image.alpha
         if low == 255 or high < 255:
             problems.append(Problem(where, f"{cells['product_image']} has {'no transparent' if low == 255 else 'no opaque'}"
                                            " pixels; a packshot needs an alpha channel that cuts out the product "

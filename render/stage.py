@@ -330,7 +330,8 @@ class _Run:
     store writes, which run in one background thread so PNG encoding and I/O overlap rendering."""
 
     def __init__(self, jobs: Sequence[RenderJob], on_done: Callable[[str], None] | None,
-                 max_images: int | None, max_gpu_seconds: float | None) -> None:
+                 max_images: int | None, max_gpu_seconds: float | None,
+                 on_failed: Callable[[str], None] | None = None) -> None:
         self.report = RenderReport()
         self.unique: dict[str, RenderJob] = {}
         self.counts: dict[str, int] = {}
@@ -339,6 +340,7 @@ class _Run:
             self.unique.setdefault(key, job)
             self.counts[key] = self.counts.get(key, 0) + 1
         self.on_done = on_done or (lambda _key: None)
+        self.on_failed = on_failed or (lambda _key: None)
         self.max_images, self.max_gpu_seconds = max_images, max_gpu_seconds
         self.pending: deque[tuple[str, float, Future]] = deque()
         self.store_error: StoreError | None = None  # the first failed store write; no new batch starts
@@ -353,6 +355,7 @@ class _Run:
 
     def fail(self, failure: RenderFailure) -> None:
         self.report.failed.append(failure)
+        self.on_failed(failure.job_key)
         self._finish(failure.job_key)
 
     def fail_all(self, jobs: Sequence[RenderJob], reason: str, message: str) -> None:
@@ -444,6 +447,7 @@ def render_missing(
     batch_size: int = 4,
     device: str | None = None,
     on_done: Callable[[str], None] | None = None,
+    on_failed: Callable[[str], None] | None = None,
     batch_invariant: bool | None = None,
     max_images: int | None = None,
     max_gpu_seconds: float | None = None,
@@ -458,7 +462,8 @@ def render_missing(
     and carries the other options (compile, VAE tiling/slicing, CPU offload).
     Budget: once ``max_images`` renders were made or ``max_gpu_seconds`` spent in this call, no
     new batch starts; the jobs left fail with reason ``budget`` (a rerun resumes them).
-    ``on_done(key)`` is called once per job given (duplicates included) when it is finished.
+    ``on_done(key)`` is called once per job given (duplicates included) when it is finished;
+    ``on_failed(key)`` once per failed job, just before its ``on_done``.
     A stored render that is not whole (see ``stored_render_problem``) is deleted, rendered again
     and listed in ``damaged``. Raises ``StoreError`` when the store fails: no new batch starts,
     the renders already made are stored first, and a rerun resumes.
@@ -471,7 +476,7 @@ def render_missing(
         raise ValueError(f"max_gpu_seconds must be >= 0 but is {max_gpu_seconds}")
     if settings is not None and (device is not None or batch_invariant is not None):
         raise ValueError("give either settings or device/batch_invariant, not both")
-    run = _Run(jobs, on_done, max_images, max_gpu_seconds)
+    run = _Run(jobs, on_done, max_images, max_gpu_seconds, on_failed)
     groups: dict[tuple, list[RenderJob]] = {}
     with ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="render-check") as checks:
         problems = list(checks.map(lambda job: stored_render_problem(store, job), run.unique.values()))

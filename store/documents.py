@@ -128,6 +128,30 @@ class QAResultRecord(Document):
     details: dict[str, str] = {}
 
 
+class ExportedItemRecord(BaseModel):
+    """The manifest rows a check shard made for one approved asset variant, with the identity of
+    the item they were made for (``exports.fingerprint.item_identity``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    asset_id: str
+    variant: int
+    identity: str
+    rows: list[dict[str, Any]]
+
+
+class CheckShardReport(Document):
+    """``shards/<flow run id>.json`` of a check shard (``flows/shard.py``: QA, review queueing
+    and export of some asset rows), for the campaign to merge. ``checked``: row -> the job keys
+    its QA covered."""
+
+    flow_run_id: str
+    node: str
+    results: list[QAResultRecord]
+    checked: dict[str, list[str]]
+    exports: list[ExportedItemRecord]
+
+
 class FindingRecord(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")  # NaN scores stay NaN
 

@@ -14,7 +14,7 @@ key                                            what
 ``upscaled/<sha256>.png``                      a render upscaled by a model (render bytes + weights)
 ``previews/<digest>.png``, ``.json``           a review preview of a placement (by its pixel inputs)
 ``inputs/<sha256>``                            an uploaded image a render uses (packshot, mask), by its bytes
-``shards/<flow run id>.json``                  the report of one render shard
+``shards/<flow run id>.json``                  the report of one render or check shard
 ``<campaign>/assets.json``                     asset snapshot: what export needs of each row
 ``<campaign>/dead-letters.json``               jobs that failed and have not rendered since
 ``<campaign>/runs/<start>-<run id>.json``      one record per run that did render work
