@@ -46,6 +46,17 @@ from store.keys import render_key as render_source_key  # export_render's ``keys
 
 RUN_FORMATS = (*FORMATS, "upload")  # "upload": the placement's first accepted upload format
 DEFAULT_FORMATS = ("webp", "avif", "upload")
+FORMAT_ALIASES = {"jpg": "jpeg"}  # what files are named, and what users type
+
+
+def run_formats(names: Sequence[str]) -> list[str]:
+    """``names`` as export formats: case folded, aliases (``jpg``) resolved, repeats dropped;
+    ValueError naming what is allowed when one is not an export format."""
+    chosen = list(dict.fromkeys(FORMAT_ALIASES.get(n.strip().lower(), n.strip().lower()) for n in names if n.strip()))
+    bad = [f for f in chosen if f not in RUN_FORMATS]
+    if bad or not chosen:
+        raise ValueError(f"formats must be some of {', '.join(RUN_FORMATS)} but are {list(names)!r} (jpg means jpeg)")
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -451,9 +462,7 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     ``credential`` (None: ``load_credential()``: the configured one, else the development one;
     ``CredentialError`` if the configuration is incomplete); rows say which kind in ``c2pa_credential``.
     """
-    bad = [f for f in formats if f not in RUN_FORMATS]
-    if bad or not formats:
-        raise ValueError(f"formats must be some of {', '.join(RUN_FORMATS)} but are {list(formats)!r}")
+    formats = run_formats(formats)
     count = workers or os.cpu_count() or 1
     credential = credential or load_credential()
     tasks, rows = _tasks(items, placements, count)
@@ -565,5 +574,5 @@ def refuse_banned_text(items: Sequence[ExportItem], banned_for: Callable[[Render
     return passed, rows
 
 
-__all__ = ["DEFAULT_FORMATS", "RUN_FORMATS", "ExportItem", "export_assets", "export_failure_lines",
+__all__ = ["DEFAULT_FORMATS", "RUN_FORMATS", "run_formats", "ExportItem", "export_assets", "export_failure_lines",
            "export_render", "held_for_review", "refuse_banned_text", "rewrite_counts", "write_manifests"]

@@ -11,8 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect import flow
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
@@ -23,6 +22,7 @@ from exports.stage import DEFAULT_FORMATS, export_failure_lines, rewrite_counts
 from flows.export import export_task
 from flows import metrics
 from flows.progress import progress_bar
+from flows.runtime import markdown_artifact, run_logger, step
 from flows import review_wait
 from flows.reroll import record_launch
 from flows.shard import RENDER_RETRIES, render_sharded, shard_deployment
@@ -67,7 +67,7 @@ class CampaignSummary:
     upscale_warnings: list[str] = field(default_factory=list)  # exports still enlarged above max_upscale
 
 
-@task(cache_policy=NO_CACHE)
+@step(cache_policy=NO_CACHE)
 def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Store) -> CampaignPlan:
     plan = plan_campaign(read_sheet(sheet), settings, limit=limit)
     plan.problems.extend(sheet_text_problems(plan, settings.styles_dir))  # glyphs no font has
@@ -75,7 +75,7 @@ def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Stor
     return plan
 
 
-@task(cache_policy=NO_CACHE, **RENDER_RETRIES)
+@step(cache_policy=NO_CACHE, **RENDER_RETRIES)
 def render_task(jobs: Sequence[RenderJob], store: Store, batch_size: int, progress: bool,
                 max_images: int | None, max_gpu_seconds: float | None,
                 on_done: Callable[[str], None] | None = None) -> RenderReport:
@@ -92,12 +92,12 @@ def render_task(jobs: Sequence[RenderJob], store: Store, batch_size: int, progre
                               max_gpu_seconds=max_gpu_seconds)
 
 
-@task(cache_policy=NO_CACHE)
+@step(cache_policy=NO_CACHE)
 def qa_task(jobs: Sequence[RenderJob], store: Store, plan: CampaignPlan) -> list[QAResult]:
     return run_qa(jobs, store, {row.style.ref: row.style for row in plan.rows})
 
 
-@task(cache_policy=NO_CACHE)
+@step(cache_policy=NO_CACHE)
 def rerolls_task(out: str, campaign: str) -> list[RenderJob]:
     """The jobs of the rerolls designers asked for since the last run."""
     queue = ReviewQueue.for_out(out)
@@ -107,12 +107,12 @@ def rerolls_task(out: str, campaign: str) -> list[RenderJob]:
         queue.close()
 
 
-@task(cache_policy=NO_CACHE)
+@step(cache_policy=NO_CACHE)
 def reroll_qa_task(jobs: Sequence[RenderJob], store: Store, styles_dir: str) -> list[QAResult]:
     return styles_qa(store, styles_dir)(jobs) if jobs else []
 
 
-@task(cache_policy=NO_CACHE)
+@step(cache_policy=NO_CACHE)
 def review_task(out: str, plan: CampaignPlan, results: list[QAResult], rerolls: Sequence[RenderJob],
                 rendered_rerolls: Sequence[RenderJob]) -> int:
     """Queue the campaign and the rerolls rendered this run; returns the variants waiting for a designer."""
@@ -153,7 +153,7 @@ def campaign_batch(
     ``lock_wait``: seconds to wait for another run of the campaign to end before refusing
     (``store.locks.CampaignBusy``)."""
     started = dt.datetime.now(dt.timezone.utc)
-    logger = get_run_logger()
+    logger = run_logger()
     load_settings()  # every BRANDBATCH_* variable is checked before any work (deployment runs have no CLI)
     database_url(out)  # an S3 run needs BRANDBATCH_REVIEW_DB: say so before rendering anything
     settings, placements = plan_settings(styles, allow_draft=allow_draft, model=model)
@@ -187,7 +187,7 @@ def campaign_batch(
 
         campaign = plan.campaign
         rows = export_task(campaign, out, store, placements, formats, settings.styles_dir)
-        create_markdown_artifact(summary_markdown(campaign, results), key=metrics.artifact_key("qa", campaign),
+        markdown_artifact(summary_markdown(campaign, results), key=metrics.artifact_key("qa", campaign),
                                  description=f"QA summary of {campaign}")
         closed = close_run(store, plan, jobs, rendered, results, rows, letters, started=started,
                            render_seconds=tracker.render_seconds, run_id=str(flow_run.get_id() or "local"),

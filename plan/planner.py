@@ -61,6 +61,8 @@ class PlanSettings:
     model_override: str | None = None  # "ID" or "ID@REVISION" (--model), replaces every style's model
     # Why a style's model is not pinned ('' if it is); approved styles must pin (render/ knows how).
     model_pin_problem: Callable[[str, str | None], str] | None = None
+    # The family (sd, sdxl, sd3, flux) of a model id + revision, None when unknown (render/ knows how).
+    model_family: Callable[[str, str | None], str | None] | None = None
     today: dt.date = field(default_factory=dt.date.today)
 
 
@@ -111,12 +113,33 @@ def _style_for(cell: str, library: StyleLibrary, settings: PlanSettings, where: 
             if unpinned:
                 raise fail("unpinned_model", f"approved style {cell} ({library.path(name, version)}) names an "
                                              f"unpinned {key}: {unpinned}")
+    if settings.model_override and settings.model_family:
+        model_id, _, revision = settings.model_override.partition("@")
+        family = settings.model_family(model_id, revision or None)
+        if family and family != style.model.family:
+            raise fail("model_family_mismatch",
+                       f"--model {settings.model_override} is a model of family {family} but style {cell} is "
+                       f"made for family {style.model.family} (its sizes, scheduler and prompts); give a model of "
+                       f"family {style.model.family}, or a style version made for {family}")
     if style.status == "draft" and not settings.allow_draft:
         raise fail("draft_style", f"style {cell} is a draft; production runs need an approved style (or --allow-draft)")
     if style.status == "deprecated" and style.deprecated_on and style.deprecated_on <= settings.today:
-        raise fail("deprecated_style",
-                   f"style {cell} was deprecated on {style.deprecated_on}; use a newer version ({max(versions)})")
+        raise fail("deprecated_style", f"style {cell} was deprecated on {style.deprecated_on}; "
+                                       f"{_newest_approved(library, name, versions)}")
     return style
+
+
+def _newest_approved(library: StyleLibrary, name: str, versions: Sequence[int]) -> str:
+    """What to use instead of a deprecated version: the newest approved one (a newer draft would
+    be refused in turn)."""
+    for version in sorted(versions, reverse=True):
+        try:
+            style = library.get(name, version)
+        except InputError:
+            continue
+        if style.status == "approved":
+            return f"use {style.ref} (the newest approved version)"
+    return f"style {name!r} has no approved version; ask its owner for one"
 
 
 def shipped_text_problems(texts: Mapping[str, str], banned: Sequence[str]) -> list[str]:
