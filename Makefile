@@ -13,7 +13,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export PREFECT_HOME ?= $(CURDIR)/.cache/prefect
 export HF_HUB_OFFLINE := 1
 
-.PHONY: venv browser postgres fonts run test bench clean
+.PHONY: venv browser postgres fonts run test bench screenshots clean
 
 venv: $(VENV)/.installed
 
@@ -58,6 +58,11 @@ test: venv browser postgres fonts
 
 bench: venv
 	$(PY) bench/run_all.py $(BENCH_ARGS)
+
+# The docs' screenshots (docs/screenshots/*.png), from the review app on a demo campaign run on
+# the tiny offline models, in headless Chromium (scripts/screenshots.py).
+screenshots: venv browser fonts
+	$(PY) scripts/screenshots.py
 
 clean:
 	rm -rf $(OUT) .cache .pytest_cache

@@ -155,20 +155,27 @@ def banned_checker(styles_dir: Path) -> Callable[[RenderJob], tuple[str, ...]]:
 
 def export_items(campaign: str, approved: Sequence[ApprovedVariant], assets: Mapping[str, AssetRecord]
                  ) -> list[ExportItem]:
-    """Export items for approved variants of assets still in the campaign's latest plan."""
+    """Export items for approved variants of assets still in the campaign's latest plan, with the
+    copy designers edited in review (``overrides``) in place of the sheet's, and the placements
+    they rejected set apart (``rejected``: not exported, their earlier files withdrawn)."""
     items = []
     for variant in sorted(approved, key=lambda v: (v.asset_id, v.variant)):
         asset = assets.get(variant.asset_id)
         if asset is None:
             continue  # the row left the sheet since it was approved
+        edited = {name: edit["after"] for name, edit in variant.overrides.items()}
+        rejected = {pid: rejection_reason(variant.rejected_placements[pid])
+                    for pid in asset.placements if pid in variant.rejected_placements}
         items.append(ExportItem(
             campaign=campaign, asset_id=variant.asset_id, row=asset.row, variant=variant.variant,
-            placements=tuple(asset.placements), renders=dict(variant.jobs), qa_verdict=variant.qa_verdict,
-            approval_id=variant.approval_id, approved_by=variant.approved_by, alt_text=asset.alt_text,
-            headline=asset.headline, cta=asset.cta, locale=asset.locale, logo=asset.logo, focal=asset.focal,
+            placements=tuple(p for p in asset.placements if p not in rejected), renders=dict(variant.jobs),
+            qa_verdict=variant.qa_verdict, approval_id=variant.approval_id, approved_by=variant.approved_by,
+            alt_text=edited.get("alt_text", asset.alt_text), headline=edited.get("headline", asset.headline),
+            cta=edited.get("cta", asset.cta), locale=asset.locale, logo=asset.logo, focal=asset.focal,
             overlay=OverlayStyle.from_settings(asset.overlay),
             max_upscale=DEFAULT_MAX_UPSCALE if asset.max_upscale is None else asset.max_upscale,
             upscaler=upscaler_spec(up.id, up.path, up.sha256) if (up := asset.upscaler) else None,
+            rejected=rejected, overrides=variant.overrides,
         ))
     return items
 
@@ -199,3 +206,21 @@ def export_approved(campaign: str, out: str, store: Store, placements: dict[str,
         finally:
             queue.close()
     return rows
+
+
+def refresh_campaign_page(store: Store, out: str, campaign: str) -> None:
+    """Rebuild the campaign page's report after an export, so it shows the new files."""
+    from review.campaign_page import rebuild_report
+    from review.queue import ReviewQueue
+
+    queue = ReviewQueue.for_out(out)
+    try:
+        rebuild_report(store, queue, campaign)
+    finally:
+        queue.close()
+
+
+def rejection_reason(rejection: Mapping[str, str]) -> str:
+    """A placement rejection as one line: 'rejected by dana: text_too_small (headline 3 px)'."""
+    note = f" ({rejection['note']})" if rejection.get("note") else ""
+    return f"rejected by {rejection.get('by', '?')}: {rejection.get('reason', '?')}{note}"

@@ -23,8 +23,9 @@ MANIFEST_FIELDS = (
     "status", "error", "upscale", "upscale_flagged", "max_upscale", "upscaler", "upscaler_factor", "seed", "style",
     "style_version", "model", "model_revision", "job_key", "master_job_key", "prompt_sha256", "qa_verdict",
     "approval_id", "approved_by", "alt_text", "headline", "cta", "locale", "c2pa_credential", "export_fingerprint",
+    "input_images",
 )
-JSON_ONLY_FIELDS = ("export_inputs",)  # in manifest.json rows, not in the CSV
+JSON_ONLY_FIELDS = ("export_inputs", "overrides")  # in manifest.json rows, not in the CSV
 RUN_ONLY_FIELDS = ("rewritten",)  # what this run did to a file: in the rows a run returns, not in manifests
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -93,13 +94,19 @@ def write_manifests(store: Store, campaign: str, rows: Iterable[dict],
                     approved: Collection[tuple[str, int]] | None = None) -> list[dict]:
     """Merge ``rows`` over the campaign's existing manifest (by path), write JSON + CSV; returns
     the merged rows. With ``approved`` (the (asset_id, variant) pairs approved now), earlier
-    rows of anything else are withdrawn: their files are deleted and their rows dropped."""
+    rows of anything else are withdrawn: their files are deleted and their rows dropped. So are
+    the earlier files of a placement ``rows`` say a designer rejected (``status: rejected``), and
+    earlier rejection rows of the variants in ``rows`` that no longer say so (restored)."""
     merged = read_manifest(store, campaign)
-    if approved is not None:
-        for path, row in list(merged.items()):
-            if (row["asset_id"], row["variant"]) not in approved:
-                store.delete(path)
-                del merged[path]
+    given = {(row["asset_id"], row["variant"]) for row in rows}
+    rejected = {(row["asset_id"], row["variant"], row["placement"]) for row in rows if row.get("status") == "rejected"}
+    for path, row in list(merged.items()):
+        gone = approved is not None and (row["asset_id"], row["variant"]) not in approved
+        withdrawn = (row["asset_id"], row["variant"], row.get("placement")) in rejected
+        restored = row.get("status") == "rejected" and (row["asset_id"], row["variant"]) in given
+        if gone or withdrawn or restored:
+            store.delete(path)
+            del merged[path]
     merged.update((row["path"], manifest_row(row)) for row in rows)
     ordered = [merged[path] for path in sorted(merged)]
     store.put(manifest_key(campaign), manifest_json(ordered), content_type="application/json", overwrite=True)

@@ -198,14 +198,3 @@ def verify_paths(paths: Iterable[str | Path]) -> list[tuple[Path, Verification]]
                 continue
             found.append((file, verify(data, formats.get(file.suffix.lower()))))
     return found
-
-
-def credential_note(rows: Iterable[dict]) -> str:
-    """One line for run summaries and reports: which credential signed the exported files."""
-    kinds = sorted({row.get("c2pa_credential") or "unsigned" for row in rows if row.get("status") == "exported"})
-    if not kinds:
-        return ""
-    notes = {"development": "a DEVELOPMENT credential (local CA, not trusted; set $BRANDBATCH_C2PA_CERTS and "
-                            "$BRANDBATCH_C2PA_KEY or $BRANDBATCH_C2PA_SIGN_COMMAND to sign with yours)",
-             "configured": "the configured credential", "unsigned": "nothing (files from before signing)"}
-    return "Content Credentials (C2PA) signed with " + " and ".join(notes[kind] for kind in kinds)

@@ -34,10 +34,12 @@ from exports.manifest import MANIFEST_FIELDS, read_manifest, write_manifests
 from exports.metadata import xmp_packet
 from exports.overlay import OverlayStyle, apply_overlays, overlay_problems
 from exports.placements import Placement, sized_for, unknown_placement
+from exports.product import composite, fitted_layer, product_problem, read_product
 from exports.provenance import Provenance, SigningError, sign, verify
 from plan.jobs import RenderJob
 from plan.planner import shipped_text_problems
 from plan.styles import DEFAULT_MAX_UPSCALE
+from plan.uploads import UploadError
 from render.stage import verified_render
 from render.upscale import UpscalerError, UpscalerSpec
 from store import keys
@@ -81,6 +83,8 @@ class ExportItem:
     locale: str = ""  # BCP 47 language of the headline and CTA ("" unknown)
     max_upscale: float = DEFAULT_MAX_UPSCALE  # the style's: more enlargement uses ``upscaler`` first
     upscaler: UpscalerSpec | None = None  # the style's super-resolution model; None: resample only
+    rejected: Mapping[str, str] = field(default_factory=dict)  # placement -> why a designer kept it from shipping
+    overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # copy edited in review, by field
 
 
 def export_key(item: ExportItem, placement_id: str, fmt: str) -> str:
@@ -103,7 +107,14 @@ def _base_row(item: ExportItem, placement: Placement, job: RenderJob | None) -> 
         "approval_id": item.approval_id, "approved_by": item.approved_by, "alt_text": item.alt_text,
         "headline": item.headline, "cta": item.cta, "locale": item.locale, "upscale": None, "upscale_flagged": False,
         "max_upscale": item.max_upscale, "upscaler": "", "upscaler_factor": None,
-    }
+        "input_images": ";".join(f"{c}={h}" for c, h in job.input_images or ()) if job else "",
+    } | ({"overrides": _overrides(item)} if item.overrides else {})
+
+
+def _overrides(item: ExportItem) -> dict[str, dict[str, str]]:
+    """The copy edits of ``item`` as its manifest rows show them: ``{field: {before, after, by}}``."""
+    return {name: {k: str(edit.get(k, "")) for k in ("before", "after", "by")}
+            for name, edit in sorted(item.overrides.items())}
 
 
 def _file_row(base: dict, fmt: str, key: str, data: bytes, credential: str,
@@ -150,6 +161,7 @@ class _Inputs:
     logo: Image.Image | None
     logo_sha256: str | None
     overlay: dict[str, object] | None  # None: nothing is drawn over the render
+    product: tuple[Image.Image, tuple[int, int, int, int]] | None  # packshot, its box in the render
     decoded: dict[str, tuple[Image.Image, tuple[float, float]]] = field(default_factory=dict)  # by source key
 
 
@@ -171,7 +183,11 @@ def _read_inputs(item: ExportItem, job: RenderJob, store: Store, overlays: bool)
                 logo, logo_sha256 = load_logo(item.logo, data), sha256_hex(data)
             except LogoError as exc:
                 raise ValueError(f"{exc} (asset {item.asset_id})") from None
-    return _Inputs(render, sha256_hex(render), logo, logo_sha256, overlay)
+    try:
+        product = read_product(job, item.renders, store)
+    except UploadError as exc:
+        raise ValueError(f"{exc} (asset {item.asset_id})") from None
+    return _Inputs(render, sha256_hex(render), logo, logo_sha256, overlay, product)
 
 
 def needs_model_upscale(item: ExportItem, job: RenderJob, placement: Placement) -> bool:
@@ -224,9 +240,18 @@ def _decoded(item: ExportItem, job: RenderJob, inputs: _Inputs, store: Store,
 
 def _draw(item: ExportItem, job: RenderJob, placement: Placement, inputs: _Inputs, store: Store,
           source: str) -> Image.Image:
-    """The source fitted to the placement, with its overlays. Raises ``ValueError``."""
+    """The source fitted to the placement, with the packshot composited again at its resolution
+    (``exports.product``) and checked, then its overlays. Raises ``ValueError``, ``ProductHeld``."""
     render, focal = _decoded(item, job, inputs, store, source)
     fitted = cover_fit(render, placement.width, placement.height, focal)
+    if inputs.product is not None:
+        product, box = inputs.product
+        scale_x, scale_y = render.width / job.width, render.height / job.height  # an upscaled source
+        layer = fitted_layer(product, (box[0] * scale_x, box[1] * scale_y, box[2] * scale_x, box[3] * scale_y),
+                             crop_box(render.size, placement.width, placement.height, focal), fitted.size)
+        fitted = composite(fitted, layer)
+        if problem := product_problem(fitted, layer):
+            raise ProductHeld(f"product fidelity in {placement.id}: {problem}")
     if inputs.overlay is None:
         return fitted
     try:
@@ -234,6 +259,10 @@ def _draw(item: ExportItem, job: RenderJob, placement: Placement, inputs: _Input
                               style=item.overlay, locale=item.locale)[0]
     except OSError as exc:  # the style's font file cannot be read
         raise ValueError(f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}") from None
+
+
+class ProductHeld(ValueError):
+    """The product pixels of a file are not the packshot's: the file is not made (review)."""
 
 
 def _stored(store: Store, key: str) -> bytes | None:
@@ -365,6 +394,11 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
             except ByteCapError as exc:
                 rows.append(_failed_row(base, fmt, key, _removed(store, key, stored, f"{fmt} for {placement.id}: {exc}")))
                 continue
+            except ProductHeld as exc:  # never shipped: back to review
+                if stored is not None:
+                    store.delete(key)
+                rows.append(_held_row(base, fmt, key, str(exc)))
+                continue
             except ValueError as exc:  # the render cannot be decoded, the font cannot be drawn
                 rows.append(_failed_row(base, fmt, key, _removed(store, key, stored, str(exc))))
                 continue
@@ -427,6 +461,7 @@ def _tasks(items: Sequence[ExportItem], placements: Mapping[str, Placement], wor
     groups: dict[tuple[int, str], list[Placement]] = {}
     jobs: dict[tuple[int, str], RenderJob | None] = {}
     for index, item in enumerate(items):
+        rows += [_item_rejected_row(item, pid, why) for pid, why in sorted(item.rejected.items())]
         for pid in item.placements:
             if pid not in placements:
                 rows.append(_unknown_placement_row(item, pid, placements))
@@ -507,14 +542,14 @@ def export_failure_lines(rows: Sequence[dict], placements: Mapping[str, Placemen
     placement of an asset variant left without an exported file in a format the platform accepts
     for upload (JPEG/PNG): that placement cannot go live."""
     lines = [f"export failed: {row['path']}: {row['error']}" for row in rows
-             if row.get("status") not in ("exported", "review")]
+             if row.get("status") not in ("exported", "review", "rejected")]
     if "upload" in formats:
         uploadable: dict[tuple[str, int, str], bool] = {}
-        held = {(r["asset_id"], r["variant"], r["placement"]) for r in rows if r.get("status") == "review"}
+        held = {(r["asset_id"], r["variant"], r["placement"]) for r in rows if r.get("status") in ("review", "rejected")}
         for row in rows:
             placement = placements.get(row["placement"])
             if placement is None or (row["asset_id"], row["variant"], row["placement"]) in held:
-                continue  # held files wait for a designer (not a failure)
+                continue  # held files wait for a designer, rejected ones do not ship (not a failure)
             key = (row["asset_id"], row["variant"], row["placement"])
             ok = row.get("status") == "exported" and row.get("format") in placement.upload_formats
             uploadable[key] = uploadable.get(key, False) or ok
@@ -539,6 +574,12 @@ def held_for_review(rows: Sequence[dict]) -> dict[tuple[str, int], str]:
 
 def _unknown_placement_row(item: ExportItem, pid: str, known: Iterable[str]) -> dict:
     return _item_failed_row(item, pid, unknown_placement(pid, known))
+
+
+def _item_rejected_row(item: ExportItem, pid: str, reason: str) -> dict:
+    """The row of a placement a designer rejected (``status: rejected``; the reason in ``error``):
+    nothing is made for it, and its earlier files are withdrawn (``write_manifests``)."""
+    return _item_failed_row(item, pid, reason) | {"status": "rejected"}
 
 
 def _item_failed_row(item: ExportItem, pid: str, reason: str) -> dict:

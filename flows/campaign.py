@@ -17,7 +17,7 @@ from prefect.runtime import flow_run
 
 from exports.assemble import asset_snapshot, plan_settings, save_assets
 from exports.overlay import sheet_text_problems
-from exports.provenance import credential_note
+from qa.report import credential_note
 from exports.stage import DEFAULT_FORMATS, export_failure_lines, rewrite_counts
 from flows.export import export_task
 from flows import metrics
@@ -29,13 +29,15 @@ from flows.shard import RENDER_RETRIES, render_sharded, shard_deployment
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, plan_campaign
 from plan.sheet import campaign_name, read_sheet
-from qa import QAResult, render_report, run_qa, summary_markdown
-from qa.metrics import close_run, report_tables
+from plan.uploads import store_inputs
+from qa import QAResult, run_qa, summary_markdown
+from qa.metrics import close_run
 from qa.report import upscale_warnings
 from qa.verdicts import qa_error_lines
 from render.deadletters import load_dead_letters, rendered_jobs, retry_jobs
 from render.stage import RenderReport, render_missing
 from review.actions import queue_for_review, queue_rerolls, styles_qa
+from review.campaign_page import rebuild_report, save_report_plan
 from review.queue import ReviewQueue, database_url
 from settings import load_settings
 from store import Store, open_store
@@ -60,7 +62,7 @@ class CampaignSummary:
     manifest: str = ""
     report: str = ""
     dead_letters: int = 0
-    credential: str = ""  # which C2PA credential signed the exports (exports.provenance.credential_note)
+    credential: str = ""  # which C2PA credential signed the exports (qa.report.credential_note)
     held: int = 0  # export files held for review: overlays would be illegible (status "review")
     qa_errors: list[str] = field(default_factory=list)  # one line each
     export_failures: list[str] = field(default_factory=list)  # one line each
@@ -71,6 +73,7 @@ class CampaignSummary:
 def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Store) -> CampaignPlan:
     plan = plan_campaign(read_sheet(sheet), settings, limit=limit)
     plan.problems.extend(sheet_text_problems(plan, settings.styles_dir))  # glyphs no font has
+    store_inputs(store, plan.rows)  # packshots and masks, by their bytes' sha256
     save_assets(store, plan.campaign, asset_snapshot(plan, settings.styles_dir))
     return plan
 
@@ -122,6 +125,17 @@ def review_task(out: str, plan: CampaignPlan, results: list[QAResult], rerolls: 
     try:
         queue_rerolls(queue, rendered_rerolls, by_key, rerolls)
         return len(queue.items(plan.campaign, state="queued"))
+    finally:
+        queue.close()
+
+
+@step(cache_policy=NO_CACHE)
+def refresh_report(out: str, store: Store, plan: CampaignPlan) -> None:
+    """Record the plan the campaign page shows and rebuild ``report.html``."""
+    save_report_plan(store, plan)
+    queue = ReviewQueue.for_out(out)
+    try:
+        rebuild_report(store, queue, plan.campaign)
     finally:
         queue.close()
 
@@ -194,11 +208,7 @@ def campaign_batch(
                            retry_failed=retry_failed, whole_plan=limit is None)
         metrics.publish_artifacts(closed.record, closed.totals, closed.runs, closed.letters)
         letters = closed.letters
-        html = render_report(campaign, plan.jobs, results, store, rows, extra={"problems": [str(p) for p in plan.problems],
-                                                                              "credential": credential_note(rows)},
-                             tables=report_tables(closed.totals, closed.runs, letters))
-        store.put(report_key(campaign), html.encode("utf-8"), content_type="text/html; charset=utf-8",
-                  overwrite=True)
+        refresh_report(out, store, plan)
         tracker.stage(100, f"done: {len(rendered.rendered)} rendered, {len(rendered.failed)} failed")
         verdicts: dict[str, int] = {}
         for result in results:

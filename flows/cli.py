@@ -281,9 +281,9 @@ def export(
     if problem := name_problem(campaign):
         raise typer.BadParameter(problem, param_hint="CAMPAIGN")
     chosen = _formats(formats)
-    from exports.assemble import export_approved, missing_campaign, plan_settings
+    from exports.assemble import export_approved, missing_campaign, plan_settings, refresh_campaign_page
     from exports.credentials import CredentialError
-    from exports.provenance import credential_note
+    from qa.report import credential_note
     from exports.stage import rewrite_counts
     from flows.runtime import command_log, prefect_server
     from qa.report import upscale_warnings
@@ -308,6 +308,7 @@ def export(
             else:  # the flow's work, in this process without a server
                 settings, placements = plan_settings()
                 rows = export_approved(campaign, out, open_store(out), placements, chosen, settings.styles_dir)
+                refresh_campaign_page(open_store(out), out, campaign)
     except (CredentialError, DocumentError, FileNotFoundError, ReviewError, StoreError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

@@ -13,7 +13,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.cache_policies import NO_CACHE
 
-from exports.assemble import export_approved, plan_settings
+from exports.assemble import export_approved, plan_settings, refresh_campaign_page
 from exports.placements import Placement
 from exports.stage import DEFAULT_FORMATS
 from flows.runtime import step
@@ -35,4 +35,6 @@ def export_campaign(campaign: str, out: str = "out", formats: list[str] = list(D
     settings, placements = plan_settings()
     store = open_store(out)
     with campaign_lock(store, campaign, wait=lock_wait):
-        return export_task(campaign, out, store, placements, formats, settings.styles_dir)
+        rows = export_task(campaign, out, store, placements, formats, settings.styles_dir)
+        refresh_campaign_page(store, out, campaign)  # the campaign page shows the new files
+        return rows

@@ -122,13 +122,16 @@ def resume_waiting(campaign: str, reviewer: str, note: str = "") -> list[FlowRun
     return resumed
 
 
-def publisher(out: str, formats: Sequence[str] = DEFAULT_FORMATS) -> Callable[[str, str, str], None]:
-    """The review app's "publish approved": resume the runs waiting for this campaign's review,
-    else export its approved assets now (the ``export_campaign`` flow)."""
+def publisher(out: str, formats: Sequence[str] = DEFAULT_FORMATS) -> Callable[[str, str, str], list[str]]:
+    """The review app's "publish approved": resume the runs waiting for this campaign's review
+    (returns their flow run ids), else export its approved assets now (the ``export_campaign``
+    flow; returns [])."""
     from flows.export import export_campaign
 
-    def publish(campaign: str, reviewer: str, note: str) -> None:
-        if not resume_waiting(campaign, reviewer, note):
+    def publish(campaign: str, reviewer: str, note: str) -> list[str]:
+        resumed = resume_waiting(campaign, reviewer, note)
+        if not resumed:
             export_campaign(campaign, out=out, formats=list(formats))
+        return [str(run.id) for run in resumed]
 
     return publish

@@ -17,6 +17,7 @@ from plan.resolution import bucket, expand_size, nearest_aspect
 from plan.sheet import MAX_CELL_CHARS, RESERVED_COLUMNS, Sheet
 from plan.styles import LOGO_SUFFIXES, Style, StyleLibrary, file_in_folder, parse_style_ref
 from plan.tokens import MAX_TOKENS, count_tokens
+from plan.uploads import RENDER_INPUT_COLUMNS, UPLOAD_COLUMNS, BlockedMarkError, Upload, UploadError, check_upload
 from store.keys import export_name
 
 MAX_VARIANTS = 8
@@ -37,6 +38,7 @@ class PlannedRow:
     aspects: tuple[str, ...]
     prompt: str
     cells: Mapping[str, str]
+    uploads: Mapping[str, Upload] = field(default_factory=dict)  # column -> checked image (plan.uploads)
 
     @property
     def alt_text(self) -> str:
@@ -208,6 +210,7 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
     if logo_problem:
         problems.append(Problem(where, f"{logo_problem} (the sheet's folder) but is {logo!r}", row, "logo",
                                 code="bad_logo"))
+    uploads = _row_uploads(cells, style, library, Path(where).parent, where, row, problems) if style else {}
     if style is None or problems:
         raise _RowProblems(problems)
 
@@ -244,7 +247,44 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
         aspects.add(style.master_aspect)
     aspects = tuple(sorted(aspects, key=style.aspect_ratios.index))
     return PlannedRow(row=row, asset_id=asset_id, style=style, variants=variants, placements=placements,
-                      aspects=aspects, prompt=prompt, cells=dict(cells))
+                      aspects=aspects, prompt=prompt, cells=dict(cells), uploads=uploads)
+
+
+def _row_uploads(cells: Mapping[str, str], style: Style, library: StyleLibrary, folder: Path, where: str, row: int,
+                 problems: list[Problem]) -> dict[str, Upload]:
+    """The row's uploaded images, read, decoded and checked against the brand's blocked marks
+    (``plan.uploads``); each one that fails adds its problem. A packshot needs alpha (or a
+    ``product_mask`` of its size) and a style with a ``product`` placement."""
+    uploads: dict[str, Upload] = {}
+    for column in UPLOAD_COLUMNS:
+        value = cells.get(column, "")
+        if not value or any(p.column == column for p in problems):  # a bad logo path is reported already
+            continue
+        try:
+            uploads[column] = check_upload(value, folder, column, library.root / style.name)
+        except BlockedMarkError as exc:
+            problems.append(Problem(where, str(exc), row, column, code="blocked_mark"))
+        except UploadError as exc:
+            problems.append(Problem(where, str(exc), row, column, code="bad_upload"))
+    image, mask = uploads.get("product_image"), uploads.get("product_mask")
+    if cells.get("product_mask") and not cells.get("product_image"):
+        problems.append(Problem(where, "a product_mask needs the product_image it masks", row, "product_mask",
+                                code="bad_product"))
+    if cells.get("product_image") and style.product is None:
+        problems.append(Problem(where, f"style {style.ref} has no 'product' placement (anchor, height); packshots "
+                                       "need a style version that says where the product sits", row, "product_image",
+                                code="bad_product"))
+    if image is not None and mask is not None and mask.image.size != image.image.size:
+        problems.append(Problem(where, f"product_mask is {mask.image.width}x{mask.image.height} but product_image "
+                                       f"is {image.image.width}x{image.image.height}; they must match", row,
+                                "product_mask", code="bad_product"))
+    elif image is not None and not cells.get("product_mask"):
+        low, high = image.image.getchannel("A").getextrema()
+        if low == 255 or high < 255:
+            problems.append(Problem(where, f"{cells['product_image']} has {'no transparent' if low == 255 else 'no opaque'}"
+                                           " pixels; a packshot needs an alpha channel that cuts out the product "
+                                           "(or a product_mask)", row, "product_image", code="bad_product"))
+    return uploads
 
 
 def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
@@ -261,6 +301,22 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
         expand_id, expand_revision = model_id, revision
     family, resolution = style.model.family, style.model.resolution
     expand = style.composition == "expand"
+    # LoRA adapters are made for the style's model: a --model override renders without them
+    folder = settings.styles_dir / style.name
+    adapters = None if settings.model_override or not style.adapters else tuple(
+        (str(a.resolve(folder)), a.sha256, a.scale) for a in style.adapters)
+    inputs = tuple(sorted((column, upload.sha256) for column, upload in planned.uploads.items()
+                          if column in RENDER_INPUT_COLUMNS)) or None
+    packshot = "product_image" in planned.uploads and style.product is not None
+    if packshot:  # the scene is inpainted around the product, by the style's inpainting model if it names one
+        model_id, revision = expand_id, expand_revision
+
+    def product(aspect: str) -> tuple[float, float, float, bool] | None:
+        if not packshot:
+            return None
+        where = style.product.placement(aspect)
+        return (*where.anchor, where.height, where.shadow)
+
     jobs = []
     for variant in range(1, planned.variants + 1):
         reroll = (rerolls or {}).get(variant, 0)
@@ -268,16 +324,16 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
         common = dict(campaign=campaign, row_key=planned.asset_id, row=planned.row, variant=variant,
                       prompt=planned.prompt, negative_prompt=style.negative_prompt, model_family=family,
                       scheduler=style.scheduler, steps=style.steps, guidance=style.guidance, style=style.name,
-                      style_version=style.version, reroll=reroll)
+                      style_version=style.version, reroll=reroll, adapters=adapters, input_images=inputs)
         if not expand:
             for aspect in planned.aspects:
                 width, height = bucket(aspect, family, resolution)
                 jobs.append(RenderJob(aspect=aspect, width=width, height=height, model_id=model_id,
-                                      model_revision=revision, seed=seed, **common))
+                                      model_revision=revision, seed=seed, product=product(aspect), **common))
             continue
         width, height = bucket(style.master_aspect, family, resolution)
         master = RenderJob(aspect=style.master_aspect, width=width, height=height, model_id=model_id,
-                           model_revision=revision, seed=seed, **common)
+                           model_revision=revision, seed=seed, product=product(style.master_aspect), **common)
         jobs.append(master)
         for aspect in planned.aspects:
             if aspect == style.master_aspect:

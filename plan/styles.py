@@ -128,6 +128,41 @@ class Upscaler(_Frozen):
         return (Path(folder) / Path(self.id).expanduser()).resolve()
 
 
+ADAPTER_SUFFIXES = (".safetensors",)  # pickled .bin/.ckpt adapters are refused: loading one runs code
+
+
+def _pinned_file(path: Path, sha256: str) -> str:
+    """Why the file at ``path`` is not the pinned one ('' when it is)."""
+    if not path.is_file():
+        return f"no such file {str(path)!r}"
+    actual = file_sha256(path)
+    if actual != sha256:
+        return (f"the file {str(path)!r} has sha256 {actual}, not the pinned {sha256} (a different or damaged "
+                "file); nothing renders with it")
+    return ""
+
+
+class Adapter(_Frozen):
+    """A brand model: a LoRA ``.safetensors`` (absolute, or relative to the style's folder) loaded
+    into the style's model with diffusers' ``load_lora_weights`` at ``scale``, pinned by sha256."""
+
+    path: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    scale: Annotated[float, Field(ge=-4.0, le=4.0)] = 1.0
+
+    @model_validator(mode="after")
+    def _pinned(self, info: ValidationInfo) -> Adapter:
+        if not self.path.lower().endswith(ADAPTER_SUFFIXES):
+            raise ValueError(f"path: must be a {'/'.join(ADAPTER_SUFFIXES)} LoRA file but is {self.path!r}")
+        folder = (info.context or {}).get("folder")
+        if folder is not None and (problem := _pinned_file(self.resolve(Path(folder)), self.sha256)):
+            raise ValueError(f"path: {problem}")
+        return self
+
+    def resolve(self, folder: Path) -> Path:
+        return (Path(folder) / Path(self.path).expanduser()).resolve()
+
+
 def file_in_folder(value: str, suffixes: tuple[str, ...], folder: Path | None) -> str:
     """Why ``value`` is not a file path (ending in one of ``suffixes``) relative to and inside
     ``folder``; '' if it is. ``folder`` None: only the form is checked."""
@@ -147,6 +182,31 @@ def _file_in_style_folder(value: str | None, suffixes: tuple[str, ...], info: Va
     if problem:
         raise ValueError(problem)
     return value
+
+
+Aspect = Literal["1:1", "4:5", "9:16", "16:9", "1.91:1", "2:3", "3:2"]
+
+
+class ProductPlacement(_Frozen):
+    """Where a row's packshot (``product_image``) sits in a render."""
+
+    anchor: tuple[Unit, Unit] = (0.5, 0.55)  # the product's centre, x and y as 0..1 of the render
+    height: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5  # the product's height, share of the render's
+    shadow: bool = True  # a soft contact shadow under the product
+
+
+class Product(ProductPlacement):
+    """Packshots (docs/rendering.md, "Packshots"): the scene is inpainted around the product, whose
+    pixels are composited back exactly; ``aspects`` overrides the placement per aspect ratio.
+    Product fidelity QA: mean CIEDE2000 inside the product at most ``max_delta_e``; a failure
+    sends the render to review or rejects it (``on_fail``)."""
+
+    aspects: dict[Aspect, ProductPlacement] = {}
+    max_delta_e: Annotated[float, Field(gt=0.0, le=100.0)] = 1.0
+    on_fail: Literal["review", "reject"] = "review"
+
+    def placement(self, aspect: str) -> ProductPlacement:
+        return self.aspects.get(aspect, self)
 
 
 class Overlay(_Frozen):
@@ -212,6 +272,9 @@ class Style(_Frozen):
     overlay: Overlay = Overlay()
     focal: tuple[Unit, Unit] | None = None  # crop centre (x, y as 0..1) for exports; None: saliency
     logo: str | None = None  # .png/.jpg/.webp in the style's folder, composited on exports
+    # Brand models (docs/rendering.md, "Brand models and reference images").
+    adapters: tuple[Adapter, ...] = Field(default=(), max_length=8)
+    product: Product | None = None  # rows with a product_image need it (packshots)
 
     @field_validator("logo")
     @classmethod

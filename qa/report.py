@@ -4,6 +4,8 @@ Both are deterministic: sorted counts, thumbnails encoded the same way every run
 what callers pass in (the metric tables carry the recorded runs' timestamps), so a rerun over
 the same renders and records gives byte-identical output. The report opens from disk: inline
 CSS, thumbnails as ``data:`` URIs, exports linked relative to ``<campaign>/report.html``.
+The review app serves the same body (:func:`report_body`) with its images as URLs
+(:class:`Served`); ``review.campaign_page`` gathers the inputs and rebuilds the file.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ import base64
 import io
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 from PIL import Image
 
 from plan.jobs import RenderJob
@@ -51,6 +54,38 @@ class Table:
     columns: tuple[str, ...]
     rows: Sequence[tuple[str, ...]]
     empty: str = ""
+
+
+@dataclass(frozen=True)
+class ReviewState:
+    """An asset variant's state in the review queue, as the report shows it."""
+
+    state: str  # queued, approved, rejected, reroll_requested
+    approved_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Served:
+    """How the review app addresses the report's images (its CSP allows no ``data:`` URIs):
+    ``export``: a manifest row -> its thumbnail's URL; ``render``: a job key -> its URL."""
+
+    export: Callable[[Mapping], str]
+    render: Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class Published:
+    """The latest "publish approved" (``store.documents.PublishRecord``), as the report shows it."""
+
+    by: str
+    started: str
+    state: str
+    finished: str | None = None
+    resumed: tuple[str, ...] = ()
+    written: int = 0
+    failures: tuple[str, ...] = ()
+    where: str = ""
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,19 +136,33 @@ def thumbnail_uri(store: Store, job_key: str, size: int = THUMB_SIZE) -> str | N
     return _thumbnail(store, render_key(job_key), size)
 
 
-def _thumbnail(store: Store, key: str, size: int = THUMB_SIZE) -> str | None:
-    """A small JPEG ``data:`` URI of the image stored at ``key``, or None if it cannot be read."""
+def thumbnail_jpeg(store: Store, key: str, size: int = THUMB_SIZE) -> bytes | None:
+    """A small JPEG of the image stored at ``key`` (longer side ``size``), or None if it cannot be read."""
     try:
         image = decode(store.get(key))
-    except Exception:  # a missing or broken render shows as a placeholder in the report
+    except Exception:  # a missing or broken image shows as a placeholder
         return None
     image.thumbnail((size, size), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=THUMB_QUALITY, optimize=False, progressive=False)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
 
 
-def _tiles(jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store) -> list[tuple[str, list[dict]]]:
+def _thumbnail(store: Store, key: str, size: int = THUMB_SIZE) -> str | None:
+    """A small JPEG ``data:`` URI of the image stored at ``key``, or None if it cannot be read."""
+    data = thumbnail_jpeg(store, key, size)
+    return None if data is None else "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _review_line(review: ReviewState | None) -> str:
+    if review is None:
+        return "not in the review queue"
+    by = f" by {review.approved_by}" if review.state == "approved" and review.approved_by else ""
+    return f"{review.state.replace('_', ' ')}{by}"
+
+
+def _tiles(jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store,
+           reviews: Mapping[tuple[str, int], ReviewState], served: Served | None) -> list[tuple[str, list[dict]]]:
     by_key = {r.job_key: r for r in results}
     expansions = Counter(job.master_key for job in {j.key: j for j in jobs}.values() if job.is_expansion)
     groups: dict[str, list[dict]] = {v: [] for v in (*VERDICTS, NOT_CHECKED)}
@@ -132,7 +181,8 @@ def _tiles(jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store)
             "job_key": job.key,
             "reasons": list(result.reasons) if result else [],
             "details": sorted(result.details.items()) if result else [],
-            "thumb": thumbnail_uri(store, job.key),
+            "review": _review_line(reviews.get((job.row_key, job.variant))) if reviews else "",
+            "thumb": served.render(job.key) if served else thumbnail_uri(store, job.key),
         })
     return [(name, tiles) for name, tiles in groups.items() if tiles]
 
@@ -140,9 +190,11 @@ def _tiles(jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store)
 SHEET_FORMATS = ("png", "jpeg", "webp", "avif")  # which export file shows a placement on the contact sheet
 
 
-def _shipped(rows: Sequence[dict], store: Store) -> list[dict]:
+def _shipped(rows: Sequence[dict], store: Store, reviews: Mapping[tuple[str, int], ReviewState],
+             served: Served | None) -> list[dict]:
     """The contact sheet of what ships: one tile per exported (asset, variant, placement), its
-    thumbnail made from an exported file (lossless first), with the approver."""
+    thumbnail made from an exported file (lossless first), with the approver and, when a
+    designer changed their mind since the export, the variant's state now."""
     best: dict[tuple, dict] = {}
     for row in rows:
         if row.get("status", "exported") != "exported" or row.get("format") not in SHEET_FORMATS:
@@ -150,10 +202,17 @@ def _shipped(rows: Sequence[dict], store: Store) -> list[dict]:
         key = (str(row.get("asset_id")), int(row.get("variant") or 0), str(row.get("placement")))
         if key not in best or SHEET_FORMATS.index(row["format"]) < SHEET_FORMATS.index(best[key]["format"]):
             best[key] = row
-    return [{"asset_id": asset, "variant": variant, "placement": placement,
-             "approved_by": str(row.get("approved_by") or ""), "state": str(row.get("status", "exported")),
-             "size": f"{row.get('width')}x{row.get('height')}", "thumb": _thumbnail(store, str(row["path"]))}
-            for (asset, variant, placement), row in sorted(best.items())]
+    tiles = []
+    for (asset, variant, placement), row in sorted(best.items()):
+        review = reviews.get((asset, variant))
+        state = str(row.get("status", "exported"))
+        if review is not None and review.state != "approved":
+            state += f", now {review.state.replace('_', ' ')}: withdrawn by the next export"
+        tiles.append({"asset_id": asset, "variant": variant, "placement": placement,
+                      "approved_by": str(row.get("approved_by") or ""), "state": state,
+                      "size": f"{row.get('width')}x{row.get('height')}",
+                      "thumb": served.export(row) if served else _thumbnail(store, str(row["path"]))})
+    return tiles
 
 
 def _failures(rows: Sequence[dict]) -> list[dict]:
@@ -162,6 +221,24 @@ def _failures(rows: Sequence[dict]) -> list[dict]:
              "placement": str(r.get("placement", "")), "format": str(r.get("format", "")),
              "state": str(r.get("status", "")), "reason": str(r.get("error", ""))}
             for r in rows if r.get("status", "exported") != "exported"]
+
+
+def credential_note(rows: Iterable[Mapping]) -> str:
+    """One line for run summaries and reports: which credential signed the exported files."""
+    kinds = sorted({row.get("c2pa_credential") or "unsigned" for row in rows if row.get("status") == "exported"})
+    if not kinds:
+        return ""
+    notes = {"development": "a DEVELOPMENT credential (local CA, not trusted; set $BRANDBATCH_C2PA_CERTS and "
+                            "$BRANDBATCH_C2PA_KEY or $BRANDBATCH_C2PA_SIGN_COMMAND to sign with yours)",
+             "configured": "the configured credential", "unsigned": "nothing (files from before signing)"}
+    return "Content Credentials (C2PA) signed with " + " and ".join(notes[kind] for kind in kinds)
+
+
+def review_counts(reviews: Mapping[tuple[str, int], ReviewState]) -> list[tuple[str, int]]:
+    """Variants per review state (queue order: waiting first)."""
+    counts = Counter(r.state for r in reviews.values())
+    order = ("queued", "reroll_requested", "approved", "rejected")
+    return [(state.replace("_", " "), counts[state]) for state in (*order, *sorted(set(counts) - set(order)))]
 
 
 def upscale_warnings(manifest_rows: Iterable[Mapping]) -> list[str]:
@@ -187,19 +264,28 @@ def relative_link(campaign: str, path: str) -> str:
     return quote(inside)
 
 
-def render_report(campaign: str, jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store,
-                  manifest_rows: Sequence[dict], extra: Mapping | None = None, tables: Sequence[Table] = ()) -> str:
-    """The self-contained offline HTML run report: the contact sheet of what ships (each exported
-    placement with its approver), export failures with reasons, then the summary, ``tables``
-    (metrics), QA counts, planning problems, the renders grouped by verdict and links to the
-    exported files."""
+def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
                       keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _num
+    return env
+
+
+def report_body(campaign: str, jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store,
+                manifest_rows: Sequence[dict], extra: Mapping | None = None, tables: Sequence[Table] = (), *,
+                reviews: Mapping[tuple[str, int], ReviewState] | None = None, published: Published | None = None,
+                served: Served | None = None) -> str:
+    """The report's content (no document around it): the contact sheet of what ships (each
+    exported placement with its approver and state), export failures with reasons, the latest
+    publish, then the summary, the review queue's counts, ``tables`` (metrics), QA counts,
+    planning problems, the renders grouped by verdict (with their review state) and links to
+    the exported files. ``reviews``: (asset id, variant) -> its review state; ``served``: image
+    URLs for the review app (default: inline ``data:`` thumbnails)."""
     extra = dict(extra or {})
+    reviews = dict(reviews or {})
     rows = sorted(manifest_rows, key=lambda r: (str(r.get("placement", "")), str(r.get("path", ""))))
     done = [r.get("status", "exported") == "exported" for r in rows]
-    return env.get_template("report.html.j2").render(
+    return _environment().get_template("report_body.html.j2").render(
         campaign=campaign,
         jobs=len({job.key for job in jobs}),
         exported=sum(done),
@@ -207,15 +293,29 @@ def render_report(campaign: str, jobs: Sequence[RenderJob], results: Sequence[QA
         manifest_links=[(key.rpartition("/")[2], relative_link(campaign, key))
                         for key in (manifest_key(campaign), manifest_csv_key(campaign))],
         summary=summarize(results),
+        reviews=review_counts(reviews) if reviews else [],
+        published=published,
         tables=list(tables),
         problems=[str(p) for p in extra.get("problems", [])],
         upscale_warnings=upscale_warnings(rows),
-        credential=str(extra.get("credential", "")),
-        groups=_tiles(jobs, results, store),
-        shipped=_shipped(rows, store),
+        credential=credential_note(rows),
+        groups=_tiles(jobs, results, store, reviews, served),
+        shipped=_shipped(rows, store, reviews, served),
         failures=_failures(rows),
         manifest_columns=MANIFEST_COLUMNS,
         manifest=[([row.get(c, "") for c in MANIFEST_COLUMNS],
                    relative_link(campaign, str(row["path"])) if ok and row.get("path") else None)
                   for row, ok in zip(rows, done, strict=True)],
     )
+
+
+def render_report(campaign: str, jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store,
+                  manifest_rows: Sequence[dict], extra: Mapping | None = None, tables: Sequence[Table] = (), *,
+                  reviews: Mapping[tuple[str, int], ReviewState] | None = None,
+                  published: Published | None = None) -> str:
+    """The self-contained offline HTML run report: :func:`report_body` in a page with inline
+    CSS (``templates/report/report.css``) and ``data:`` thumbnails."""
+    body = report_body(campaign, jobs, results, store, manifest_rows, extra, tables, reviews=reviews,
+                       published=published)
+    return _environment().get_template("report.html.j2").render(
+        campaign=campaign, css=(TEMPLATES / "report.css").read_text(encoding="utf-8"), body=Markup(body))

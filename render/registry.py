@@ -6,8 +6,11 @@
 * A Hugging Face repo id, loaded from the local HF cache only (``local_files_only=True``), at a
   pinned commit (40 hex digits): an unpinned revision (none, ``main``, a branch) is refused.
 
-Pipelines are loaded once per process and model (``load_pipeline`` is cached) and never
-mutated: ``pipeline_for`` returns a view sharing the weights with the job's scheduler.
+Pipelines are loaded once per process and build (``load_pipeline`` is cached) and never
+mutated after it: ``pipeline_for`` returns a view sharing the weights with the job's scheduler.
+A build is a model plus the style's LoRA adapters (``load_lora_weights`` through peft, each file
+checked against its pinned sha256 before anything is loaded, and loaded from the checked bytes):
+jobs of one build share one pipeline, whatever their scheduler or size.
 """
 
 from __future__ import annotations
@@ -97,8 +100,11 @@ def pinning_problem(model_id: str, revision: str | None) -> str:
 
 
 @lru_cache(maxsize=2)
-def load_pipeline(model_id: str, revision: str | None, settings: DeviceSettings):
-    """The pipeline for a model, loaded once per process and settings (the two most recent kept)."""
+def load_pipeline(model_id: str, revision: str | None, settings: DeviceSettings,
+                  adapters: tuple[tuple[str, str, float], ...] = ()):
+    """The pipeline for a build (model, LoRA ``adapters`` as (file, sha256, scale)), loaded once per
+    process and settings (the two most recent kept). A pinned file whose bytes changed raises
+    ``ModelError`` before any loading."""
     from diffusers import DiffusionPipeline
     from huggingface_hub.constants import HF_HUB_CACHE
 
@@ -111,8 +117,51 @@ def load_pipeline(model_id: str, revision: str | None, settings: DeviceSettings)
         where = (f"folder {str(source)!r}" if isinstance(source, Path)
                  else f"the Hugging Face cache {HF_HUB_CACHE!r} at revision {pinned!r}")
         raise ModelError(f"model {model_id!r} could not be loaded from {where}: {exc}") from None
+    if adapters:
+        _load_adapters(pipe, model_id, adapters)
     apply_settings(pipe, settings)
     return pipe
+
+
+def pinned_bytes(what: str, path: str, sha256: str) -> bytes:
+    """The bytes of ``path`` when their sha256 is ``sha256``; else ``ModelError`` naming both hashes."""
+    import hashlib
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{what} {path} cannot be read: {exc.strerror or exc}; nothing renders with it") from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise ModelError(f"{what} {path} has sha256 {actual}, but the style pins {sha256} (a different or damaged "
+                         "file); nothing renders with it")
+    return data
+
+
+def _load_adapters(pipe, model_id: str, adapters: tuple[tuple[str, str, float], ...]) -> None:
+    """Every LoRA checked first, then loaded from the checked bytes and weighted by its scale."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    files = [pinned_bytes("LoRA adapter", path, sha256) for path, sha256, _scale in adapters]
+    names = [f"adapter_{i}" for i in range(len(adapters))]
+    for name, data, (path, _sha256, _scale) in zip(names, files, adapters):
+        try:
+            pipe.load_lora_weights(load(data), adapter_name=name)
+        except (SafetensorError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelError(f"LoRA adapter {path} does not fit model {model_id!r}: {type(exc).__name__}: "
+                             f"{exc}") from None
+        if not any(name in names for names in pipe.get_list_adapters().values()):  # no key matched: nothing loaded
+            raise ModelError(f"LoRA adapter {path} does not fit model {model_id!r}: none of its weights name a "
+                             "layer of the model (made for another model family?)")
+    pipe.set_adapters(names, adapter_weights=[scale for _path, _sha256, scale in adapters])
+
+
+def _load(model_id: str, revision: str | None, settings: DeviceSettings, adapters: tuple):
+    """``load_pipeline`` called the same way for the same build (its cache keys on the arguments given)."""
+    if adapters:
+        return load_pipeline(model_id, revision, settings, tuple(adapters))
+    return load_pipeline(model_id, revision, settings)
 
 
 def apply_settings(pipe, settings: DeviceSettings) -> None:
@@ -170,19 +219,22 @@ def _view(pipe, cls, family: str, scheduler: str):
     return view
 
 
-def pipeline_for(model_id: str, revision: str | None, family: str, scheduler: str, settings: DeviceSettings):
-    """A pipeline view for one job group: the shared loaded weights plus its own scheduler."""
-    pipe = load_pipeline(model_id, revision, settings)
+def pipeline_for(model_id: str, revision: str | None, family: str, scheduler: str, settings: DeviceSettings, *,
+                 adapters: tuple = ()):
+    """A pipeline view for one job group: the shared loaded weights of its build (``load_pipeline``)
+    plus its own scheduler."""
+    pipe = _load(model_id, revision, settings, adapters)
     return _view(pipe, type(pipe), family, scheduler)
 
 
 def inpaint_pipeline_for(model_id: str, revision: str | None, family: str, scheduler: str,
-                         settings: DeviceSettings):
-    """The inpainting view of a model for expansions: an inpainting checkpoint as it is, a
-    text-to-image model through its family's inpainting pipeline (``INPAINT_CLASSES``)."""
+                         settings: DeviceSettings, *, adapters: tuple = ()):
+    """The inpainting view of a model (with its LoRA ``adapters``) for expansions: an inpainting
+    checkpoint as it is, a text-to-image model through its family's inpainting pipeline
+    (``INPAINT_CLASSES``)."""
     import diffusers
 
-    pipe = load_pipeline(model_id, revision, settings)
+    pipe = _load(model_id, revision, settings, adapters)
     name = type(pipe).__name__
     if name not in INPAINT_PIPELINES and name not in INPAINT_CLASSES:
         raise ModelError(f"model {model_id!r} is a {name}, which has no inpainting pipeline for expansions; "

@@ -42,7 +42,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 class RenderFailure:
     """A job that produced no render. ``reason``: model_error, nan_output, black_output, oom,
     budget, prompt_too_long (a text encoder would cut a text), master_missing (an expansion whose
-    master is not stored) or error."""
+    master is not stored), input_missing (a packshot job whose product is not stored) or error."""
 
     job_key: str
     reason: str
@@ -191,6 +191,42 @@ class Expansion:
     box: tuple[int, int, int, int]
     master: object  # uint8 HxWx3
 
+    def finish(self, pixels):
+        """The decoded expansion with the master's pixels put back exactly."""
+        return paste_master(pixels, self.master, self.box)
+
+
+@dataclass(frozen=True)
+class Packshot:
+    """What a packshot job's pipeline call needs: the product on the canvas, the mask of
+    everything around it, and the placed product (``render.product``) for the composite."""
+
+    canvas: object  # PIL RGB image, job.width x job.height
+    mask: object  # PIL L image, 255 = paint
+    layer: object  # PIL RGBA image: the placed product
+    box: tuple[int, int, int, int]
+    shadow: bool
+
+    def finish(self, pixels):
+        """The decoded render with the contact shadow and the product's pixels composited back."""
+        from render.product import composite_product
+
+        return composite_product(pixels, self.layer, self.box, self.shadow)
+
+
+def load_packshot_inputs(store: Store, job: RenderJob) -> Packshot:
+    """Raises ``LookupError`` when the packshot is not in the store."""
+    from render.product import inpaint_inputs, load_packshot, product_layer
+
+    try:
+        product = load_packshot(store, job)
+    except FileNotFoundError:
+        raise LookupError(f"the packshot of {job.row_key} ({job.input_sha256}) is not in the store; planning "
+                          "writes it (run the campaign again)") from None
+    layer, box = product_layer(product, job)
+    canvas, mask = inpaint_inputs(layer, box)
+    return Packshot(canvas, mask, layer, box, bool(job.product[3]))
+
 
 def load_expansion(store: Store, job: RenderJob) -> Expansion:
     """Raises ``LookupError`` when the master's render is not in the store."""
@@ -211,9 +247,9 @@ def load_expansion(store: Store, job: RenderJob) -> Expansion:
 
 
 def call_pipeline(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings,
-                  expansions: dict[str, Expansion] | None = None):
+                  inpaints: dict[str, Expansion | Packshot] | None = None):
     """Float images (N, H, W, 3) in [0, 1] for jobs of one group, in job order: one pipeline call.
-    Expansion jobs call the inpainting pipeline with their canvas and mask (``expansions``)."""
+    Expansion and packshot jobs call the inpainting pipeline with their canvas and mask (``inpaints``)."""
     import inspect
 
     import torch
@@ -223,9 +259,9 @@ def call_pipeline(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings,
                   guidance_scale=first.guidance, output_type="np")
     if first.model_family != "flux":  # FLUX is guidance-distilled: no negative prompt
         kwargs["negative_prompt"] = [j.negative_prompt for j in jobs]
-    if first.is_expansion:
-        kwargs["image"] = [expansions[j.key].canvas for j in jobs]
-        kwargs["mask_image"] = [expansions[j.key].mask for j in jobs]
+    if first.needs_inpaint:
+        kwargs["image"] = [inpaints[j.key].canvas for j in jobs]
+        kwargs["mask_image"] = [inpaints[j.key].mask for j in jobs]
         if "strength" in inspect.signature(pipe.__call__).parameters:
             kwargs["strength"] = 1.0  # the new area starts from pure noise
     with torch.inference_mode():
@@ -239,18 +275,18 @@ def is_oom(exc: BaseException) -> bool:
 
 
 def render_batch(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings,
-                 expansions: dict[str, Expansion] | None = None) -> tuple[list, float]:
+                 inpaints: dict[str, Expansion | Packshot] | None = None) -> tuple[list, float]:
     """([float image or RenderFailure per job], seconds).
 
     Batch-invariant mode: one pipeline call per image. Otherwise one call for the batch; out of
     device memory, it is retried at half the size down to single images; on any other error
     each job is retried alone, so one bad job fails only itself."""
     if len(jobs) > 1 and settings.batch_invariant:
-        parts = [render_batch(pipe, [job], settings, expansions) for job in jobs]
+        parts = [render_batch(pipe, [job], settings, inpaints) for job in jobs]
         return [r for results, _ in parts for r in results], sum(seconds for _, seconds in parts)
     start = time.perf_counter()
     try:
-        images = list(call_pipeline(pipe, jobs, settings, expansions))
+        images = list(call_pipeline(pipe, jobs, settings, inpaints))
         return images, time.perf_counter() - start
     except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the run
         seconds = time.perf_counter() - start
@@ -259,7 +295,7 @@ def render_batch(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings,
             _free_device_memory(settings)
         if len(jobs) > 1:
             half = (len(jobs) + 1) // 2 if oom else 1
-            parts = [render_batch(pipe, jobs[i:i + half], settings, expansions) for i in range(0, len(jobs), half)]
+            parts = [render_batch(pipe, jobs[i:i + half], settings, inpaints) for i in range(0, len(jobs), half)]
             return [r for results, _ in parts for r in results], seconds + sum(s for _, s in parts)
         if oom:
             return [RenderFailure(jobs[0].key, "oom", f"out of device memory on {settings.device} even for a "
@@ -369,25 +405,36 @@ class _Run:
         return ""
 
 
-def _with_masters(jobs: list[RenderJob], store: Store, expansions: dict[str, Expansion], run: _Run) -> list[RenderJob]:
-    """The expansion jobs whose master is stored (their inputs put in ``expansions``); the others
-    fail with reason ``master_missing`` (or ``error`` when the master cannot be used)."""
+def _with_inputs(jobs: list[RenderJob], store: Store, inpaints: dict[str, Expansion | Packshot],
+                 run: _Run) -> list[RenderJob]:
+    """The inpainting jobs whose inputs are stored (put in ``inpaints``): an expansion's master, a
+    packshot job's product; the others fail with reason ``master_missing`` (``input_missing``), or
+    ``error`` when the input cannot be used."""
     ready = []
     for job in jobs:
         try:
-            expansions[job.key] = load_expansion(store, job)
+            inpaints[job.key] = load_expansion(store, job) if job.is_expansion else load_packshot_inputs(store, job)
         except LookupError as exc:
-            run.fail(RenderFailure(job.key, "master_missing", str(exc)))
+            run.fail(RenderFailure(job.key, "master_missing" if job.is_expansion else "input_missing", str(exc)))
             continue
         except (StoreError, OSError, ValueError) as exc:
             if isinstance(exc, StoreError):
                 run.store_error = exc
                 break
-            run.fail(RenderFailure(job.key, "error", f"master {job.master_key} cannot be used: "
-                                   f"{type(exc).__name__}: {exc}"))
+            what = f"master {job.master_key}" if job.is_expansion else f"packshot {job.input_sha256}"
+            run.fail(RenderFailure(job.key, "error", f"{what} cannot be used: {type(exc).__name__}: {exc}"))
             continue
         ready.append(job)
     return ready
+
+
+def _pipeline(job: RenderJob, settings: DeviceSettings):
+    """The pipeline view for ``job``'s group: inpainting for expansions and packshot renders."""
+    if job.needs_inpaint:
+        return inpaint_pipeline_for(job.model_id, job.model_revision, job.model_family, job.scheduler, settings,
+                                    adapters=job.adapters or ())
+    return pipeline_for(job.model_id, job.model_revision, job.model_family, job.scheduler, settings,
+                        adapters=job.adapters or ())
 
 
 def render_missing(
@@ -440,11 +487,10 @@ def render_missing(
         return run.report
 
     settings = settings or device_settings(device, batch_invariant=batch_invariant)
-    models = list(dict.fromkeys((g[0].model_id, g[0].model_revision) for g in groups.values()))
+    builds = list(dict.fromkeys(g[0].build for g in groups.values()))
     # masters (and independent renders) before expansions, which outpaint stored masters; groups
-    # of one model run back to back, so each model is loaded once even when many alternate
-    ordered = sorted(groups.values(), key=lambda g: (g[0].is_expansion,
-                                                     models.index((g[0].model_id, g[0].model_revision))))
+    # of one build (model + adapters) run back to back, so each is built once even when many alternate
+    ordered = sorted(groups.values(), key=lambda g: (g[0].is_expansion, builds.index(g[0].build)))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render-store") as writer:
         for group_jobs in ordered:
             if run.store_error is not None:
@@ -453,15 +499,14 @@ def render_missing(
                 run.fail_all(group_jobs, "budget", over)
                 continue
             first = group_jobs[0]
-            expansions: dict[str, Expansion] = {}
-            if first.is_expansion:
+            inpaints: dict[str, Expansion | Packshot] = {}
+            if first.needs_inpaint:
                 run.settle(wait=True)  # every master rendered so far is in the store
-                group_jobs = _with_masters(group_jobs, store, expansions, run)
+                group_jobs = _with_inputs(group_jobs, store, inpaints, run)
                 if not group_jobs or run.store_error is not None:
                     continue
             try:
-                load = inpaint_pipeline_for if first.is_expansion else pipeline_for
-                pipe = load(first.model_id, first.model_revision, first.model_family, first.scheduler, settings)
+                pipe = _pipeline(first, settings)
             except Exception as exc:  # noqa: BLE001 - a model that cannot load fails its jobs only
                 run.fail_all(group_jobs, "model_error", str(exc) if isinstance(exc, ModelError) else (
                     f"model {first.model_id!r} at revision {first.model_revision!r}: {type(exc).__name__}: {exc}"))
@@ -478,7 +523,7 @@ def render_missing(
                     break
                 room = batch_size if max_images is None else min(batch_size, max_images - run.images)
                 batch, queue = queue[:room], queue[room:]
-                results, seconds = render_batch(pipe, batch, settings, expansions)
+                results, seconds = render_batch(pipe, batch, settings, inpaints)
                 run.report.gpu_seconds += seconds
                 for job, result in zip(batch, results):
                     if isinstance(result, RenderFailure):
@@ -488,8 +533,8 @@ def render_missing(
                     if failure is not None:
                         run.fail(failure)
                     else:
-                        if job.is_expansion:
-                            pixels = paste_master(pixels, expansions[job.key].master, expansions[job.key].box)
+                        if job.needs_inpaint:
+                            pixels = inpaints[job.key].finish(pixels)
                         run.store_later(writer, store, job, pixels, settings, seconds / len(batch))
                 run.settle(wait=False)
         run.settle(wait=True)

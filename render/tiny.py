@@ -268,18 +268,59 @@ def ensure_tiny(model_id: str, revision: str | None) -> Path:
     if revision not in (None, TINY_REVISION):
         raise ValueError(f"tiny model {model_id!r} has revision {TINY_REVISION!r} only, but {revision!r} was asked")
     folder = model_cache_root() / model_id.removeprefix("brandbatch/") / TINY_REVISION
-    if (folder / "model_index.json").is_file():
+    return _saved(folder, "model_index.json", lambda tmp: build_tiny(model_id).save_pretrained(
+        tmp, safe_serialization=True))
+
+
+def _saved(folder: Path, marker: str, write) -> Path:
+    """``folder``, written first by ``write(temp folder)`` and renamed into place unless its
+    ``marker`` file is there already."""
+    if (folder / marker).is_file():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     quiet_progress_bars()
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
-        build_tiny(model_id).save_pretrained(tmp, safe_serialization=True)
+        write(tmp)
         try:
             os.rename(tmp, folder)
         except OSError:
-            if not (folder / "model_index.json").is_file():  # lost a race to another process: fine
+            if not (folder / marker).is_file():  # lost a race to another process: fine
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+# Adapters for the tiny models: real diffusers/peft code paths, random weights.
+_UNETS = {"sd": _sd_unet, "sdxl": _sdxl_unet}
+
+
+def _unet_for(family: str):
+    if family not in _UNETS:
+        raise ValueError(f"tiny adapters exist for the families {', '.join(_UNETS)}, not {family!r}")
+    return _UNETS[family]()
+
+
+def save_tiny_lora(path: Path, family: str, seed: int = 1, rank: int = 2) -> None:
+    """A LoRA for ``brandbatch/tiny-<family>``'s UNet (peft ``LoraConfig`` on its attention
+    projections, random weights under ``seed``), saved with diffusers' LoRA save helper as one
+    ``.safetensors`` file at ``path`` (the format ``load_lora_weights`` reads)."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(BUILD_SEED)
+        unet = _unet_for(family)
+        torch.manual_seed(seed)
+        unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+                                    target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+        for name, param in unet.named_parameters():
+            if "lora_B" in name:  # peft starts B at zero (no change); a brand model has learnt something
+                torch.nn.init.normal_(param, std=0.5)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    StableDiffusionPipeline.save_lora_weights(path.parent, unet_lora_layers=get_peft_model_state_dict(unet),
+                                              weight_name=path.name)

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
+from starlette.background import BackgroundTask, BackgroundTasks
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -30,17 +31,21 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from starlette.routing import Route
 
 from plan.jobs import RenderJob
-from qa.report import upscale_warnings
+from qa.report import TEMPLATES as REPORT_TEMPLATES
+from qa.report import Served, thumbnail_jpeg, upscale_warnings
+from review.campaign_page import Publish, Publishing, ReportRefresher, manifest_rows, page_body
 from review.auth import LoginThrottle, load_reviewers, reviewer_for, same_origin, token_fingerprint
 from review.queue import (DECISIONS, MAX_NOTE_CHARS, REASON_CODES, STATES, Conflict, InvalidDecision, Item,
                           ItemNotFound, ReviewError, ReviewQueue, check_item_id)
 from settings import load_settings
 from store import Store, open_store
-from store.keys import manifest_key, render_key
+from store.keys import exports_prefix, manifest_csv_key, manifest_key, render_key
 
-Publish = Callable[[str, str, str], object]  # (campaign, reviewer, note) -> resume its waiting run, or export
 Rerender = Callable[[Sequence[RenderJob]], object]  # reroll jobs -> start the flow that renders them
 JOB_KEY = re.compile(r"^[0-9a-f]{64}$")
+SHA256 = JOB_KEY
+EXPORT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp",
+                "avif": "image/avif"}
 CAMPAIGN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 VERDICTS = ("pass", "review", "fail")
 SESSION_HOURS = 12
@@ -76,6 +81,8 @@ class _Review:
         self.queue, self.store, self.reviewers = queue, store, dict(reviewers)
         self.trusted_proxies = frozenset(trusted_proxies)
         self.publish, self.rerender, self.throttle = publish, rerender, throttle
+        self.refresh = ReportRefresher(store, queue)
+        self.publishing = Publishing(store, queue, publish) if publish is not None else None
         self.secret = queue.secret()
         self.assets = templates_dir()
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(self.assets), autoescape=True,
@@ -217,6 +224,11 @@ class _Review:
                          next_id=siblings[at + 1] if at + 1 < len(siblings) else None,
                          next_queued=waiting[0] if waiting else None)
 
+    async def item_status(self, request: Request) -> Response:
+        """What the item page polls during a reroll: its state, version and render job keys."""
+        item = self.queue.item(check_item_id(request.path_params["item_id"]))
+        return JSONResponse({**_summary(item), "job_keys": item.job_keys}, headers=SECURITY_HEADERS)
+
     async def render(self, request: Request) -> Response:
         key = request.path_params["job_key"]
         if not JOB_KEY.match(key) or not self.store.exists(render_key(key)):
@@ -225,11 +237,63 @@ class _Review:
                         headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=86400, immutable"})
 
     async def asset(self, request: Request) -> Response:
-        name = {"review.js": "text/javascript", "review.css": "text/css", "favicon.svg": "image/svg+xml"}
+        name = {"review.js": "text/javascript", "review.css": "text/css", "favicon.svg": "image/svg+xml",
+                "report.css": "text/css"}
         filename = request.path_params["name"]
         if filename not in name:
             raise ItemNotFound(filename)
-        return FileResponse(self.assets / filename, media_type=name[filename], headers=SECURITY_HEADERS)
+        folder = REPORT_TEMPLATES if filename == "report.css" else self.assets
+        return FileResponse(folder / filename, media_type=name[filename], headers=SECURITY_HEADERS)
+
+    # -- the campaign page -------------------------------------------------------------------
+
+    async def campaign_report(self, request: Request) -> Response:
+        """The live campaign page: the body of ``report.html``, its images served by this app."""
+        campaign = self.campaign_or_404(request.path_params["campaign"])
+        served = Served(export=lambda row: f"/c/{campaign}/thumb/{row.get('sha256', '')}.jpg",
+                        render=lambda key: f"/render/{key}.png")
+        body = page_body(self.store, self.queue, campaign, served)
+        status = self.publishing.status(campaign) if self.publishing else None
+        return self.page(request, "campaign_page.html", campaign=campaign, body=markupsafe.Markup(body),
+                         publishing=status is not None and status.state == "running")
+
+    def exported_row(self, campaign: str, match: Callable[[dict], bool]) -> dict:
+        for row in manifest_rows(self.store, campaign):
+            if row.get("status", "exported") == "exported" and match(row):
+                return row
+        raise ItemNotFound("no such exported file in the campaign's manifest")
+
+    async def export_thumb(self, request: Request) -> Response:
+        campaign = self.campaign_or_404(request.path_params["campaign"])
+        sha = request.path_params["sha256"]
+        if not SHA256.match(sha):
+            raise ItemNotFound(f"no export {sha!r}")
+        row = self.exported_row(campaign, lambda r: r.get("sha256") == sha)
+        data = thumbnail_jpeg(self.store, str(row["path"]))
+        if data is None:
+            raise ItemNotFound(f"{row['path']} cannot be read")
+        return Response(data, media_type="image/jpeg",
+                        headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=86400, immutable"})
+
+    async def campaign_file(self, request: Request) -> Response:
+        """A file the campaign page links to, by its path under the campaign (the report's relative
+        links): the manifests, or a file the manifest lists as exported. Nothing else is served."""
+        campaign = self.campaign_or_404(request.path_params["campaign"])
+        key = request.url.path.removeprefix("/c/")
+        if key in (manifest_key(campaign), manifest_csv_key(campaign)):
+            if not self.store.exists(key):
+                raise ItemNotFound(f"{campaign} has no manifest yet: nothing exported")
+            kind = "text/csv" if key == manifest_csv_key(campaign) else "application/json"
+        else:
+            self.exported_row(campaign, lambda r: r.get("path") == key)
+            kind = EXPORT_TYPES.get(key.rpartition(".")[2].lower(), "application/octet-stream")
+        return Response(self.store.get(key), media_type=kind, headers=SECURITY_HEADERS)
+
+    async def publish_status(self, request: Request) -> Response:
+        """The latest publish of the campaign (``store.documents.PublishRecord``), null before the first."""
+        campaign = self.campaign_or_404(request.path_params["campaign"])
+        status = self.publishing.status(campaign) if self.publishing else None
+        return JSONResponse(status.model_dump() if status else None, headers=SECURITY_HEADERS)
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -243,13 +307,15 @@ class _Review:
         reason = fields.get("reason") or None
         note = fields.get("note") or None
         reviewer = self.logged_in(request)
-        task = None
+        task = BackgroundTasks()
         if decision == "reroll":
             jobs = self.queue.reroll(item_id, reviewer, expected_version=version, reason=reason, note=note)
-            task = BackgroundTask(self.rerender, jobs) if self.rerender is not None else None
+            if self.rerender is not None:
+                task.add_task(self.rerender, jobs)
         else:
             self.queue.decide(item_id, reviewer, decision, reason, note, expected_version=version)
         item = self.queue.item(item_id)
+        task.add_task(self.refresh, item.campaign)  # the campaign page shows the decision
         if _wants_json(request):
             return JSONResponse(_summary(item), background=task)
         return RedirectResponse(f"/i/{item_id}", status_code=303, background=task)
@@ -272,24 +338,30 @@ class _Review:
                 done.append(_summary(self.queue.decide(item_id, reviewer, "approve", expected_version=_version(version))))
             except Conflict as exc:
                 conflicts.append({"id": item_id, "error": str(exc)})
+        task = BackgroundTask(self.refresh, campaign)  # the campaign page shows the approvals
         if _wants_json(request):
-            return JSONResponse({"approved": done, "conflicts": conflicts}, status_code=409 if conflicts else 200)
-        return RedirectResponse(f"/c/{campaign}", status_code=303)
+            return JSONResponse({"approved": done, "conflicts": conflicts}, status_code=409 if conflicts else 200,
+                                background=task)
+        return RedirectResponse(f"/c/{campaign}", status_code=303, background=task)
 
     async def publish_approved(self, request: Request) -> Response:
         campaign = self.campaign_or_404(request.path_params["campaign"])
         fields = await self.post_fields(request)
-        if self.publish is None:
+        if self.publishing is None:
             raise ItemNotFound("publishing is not enabled on this server")
         note = fields.get("note") or ""
         if not isinstance(note, str) or len(note) > MAX_NOTE_CHARS:
             raise InvalidDecision(f"note must be text of at most {MAX_NOTE_CHARS} characters")
         approved = len(self.queue.approved(campaign))
-        task = BackgroundTask(self.publish, campaign, self.logged_in(request), note)
+        running = self.publishing.start(campaign, self.logged_in(request), note)
+        if running is not None:
+            raise Conflict(f"a publish of {campaign} by {running.by} (started {running.started}) is still running: "
+                           f"its result shows on /c/{campaign}/report")
         if _wants_json(request):
-            return JSONResponse({"campaign": campaign, "approved": approved, "started": True}, status_code=202,
-                                background=task)
-        return RedirectResponse(f"/c/{campaign}", status_code=303, background=task)
+            return JSONResponse({"campaign": campaign, "approved": approved, "started": True,
+                                 "status": f"/c/{campaign}/publish/status", "page": f"/c/{campaign}/report"},
+                                status_code=202)
+        return RedirectResponse(f"/c/{campaign}/report", status_code=303)
 
 
 DOMINANT = re.compile(r"^(#[0-9A-Fa-f]{6}) (\d{1,3})% dE ([0-9.]+) to (#[0-9A-Fa-f]{6})$")
@@ -360,8 +432,10 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
     """The review app for the queue of ``out`` (see ``review.queue.database_url``).
 
     ``reviewers``: name -> token (default: :func:`review.auth.load_reviewers`).
-    ``publish``: called (after the response) with (campaign, reviewer, note) to resume the run
-    waiting for that campaign's review, or else export its approved items; None hides the button.
+    ``publish``: called in a background thread (``review.campaign_page.Publishing``) with
+    (campaign, reviewer, note) to resume the runs waiting for that campaign's review (returning
+    their ids), or else export its approved items; its progress and result are in the campaign's
+    ``publish.json``, polled by the campaign page. None hides the button.
     ``rerender``: called (after the response) with a reroll's jobs, to start the campaign flow
     that renders, checks and re-queues them (``flows.reroll.Reroller``); the app never renders.
     None leaves them to the campaign's next run.
@@ -374,7 +448,8 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
     queue.verify()  # a queue that lost decisions is not served (ReviewStateLost names the recovery)
     review = _Review(queue, store or open_store(out), load_reviewers() if reviewers is None else reviewers,
                      publish, rerender, login_throttle or LoginThrottle(), trusted_proxies)
-    public = {"/healthz", "/login", "/assets/review.css", "/assets/review.js", "/assets/favicon.svg"}
+    public = {"/healthz", "/login", "/assets/review.css", "/assets/review.js", "/assets/favicon.svg",
+              "/assets/report.css"}
 
     async def guard(request: Request, call_next: Callable) -> Response:
         if request.url.path not in public and review.reviewer(request) is None:
@@ -395,8 +470,15 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
         Route("/c/{campaign}", review.grid),
         Route("/c/{campaign}/approve", review.bulk_approve, methods=["POST"]),
         Route("/c/{campaign}/publish", review.publish_approved, methods=["POST"]),
+        Route("/c/{campaign}/publish/status", review.publish_status),
+        Route("/c/{campaign}/report", review.campaign_report),
+        Route("/c/{campaign}/thumb/{sha256}.jpg", review.export_thumb),
+        # the campaign page's relative links: /c/ + the store key (manifests, exported files)
+        *(Route(f"/c/{key}", review.campaign_file) for key in (manifest_key("{campaign}"), manifest_csv_key("{campaign}"),
+                                                               exports_prefix("{campaign}") + "/{path:path}")),
         Route("/i/{item_id}", review.detail),
         Route("/i/{item_id}/decide", review.decide, methods=["POST"]),
+        Route("/i/{item_id}/status", review.item_status),
         Route("/render/{job_key}.png", review.render),
         Route("/assets/{name}", review.asset),
     ]
@@ -411,6 +493,7 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
                                         InvalidDecision: handler(400), 404: handler(404, "not found"),
                                         405: handler(405, "method not allowed")})
     app.state.queue = queue
+    app.state.publishing = review.publishing  # tests wait on it
     return app
 
 

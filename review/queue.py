@@ -21,6 +21,7 @@ read raises :class:`ReviewStoreDamaged` naming it; neither queues, approves or e
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -35,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from plan.jobs import RenderJob, reseed, sha256_text
+from plan.sheet import MAX_CELL_CHARS
 from qa.verdicts import QAResult
 from review.approvals import AUTO_REVIEWER, auto_approval
 from review.decision_log import RECOVERY, DecisionLog, LogRecord
@@ -45,6 +47,10 @@ State = Literal["queued", "approved", "rejected", "reroll_requested"]
 STATES: tuple[State, ...] = ("queued", "approved", "rejected", "reroll_requested")
 DECISIONS = ("approve", "reject", "reroll")
 REASON_CODES = ("off_brand", "artifact", "wrong_product", "text_or_logo", "composition", "safety", "other")
+# Why one placement of a creative does not ship (the rest do); "other" needs a note.
+PLACEMENT_REASONS = ("text_too_small", "bad_crop", "logo_illegible", "off_brand", "other")
+COPY_FIELDS = ("headline", "cta", "alt_text")  # what a designer may edit in review (an override; the sheet stays)
+PLACEMENT_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 SYSTEM_REVIEWER = "brandbatch"  # records re-queues of new renders in the audit log
 MAX_NOTE_CHARS = 2000
 ITEM_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -72,6 +78,10 @@ items_table = sa.Table(
     sa.Column("approved_by", sa.String(100)),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # JSON {placement: {reason, note, by, at}}: placements a designer rejected (the rest ship)
+    sa.Column("rejected_placements", sa.Text, nullable=False, server_default="{}"),
+    # JSON {field: {before, after, by, at}}: headline / cta / alt_text edited in review (the sheet's stay)
+    sa.Column("copy_overrides", sa.Text, nullable=False, server_default="{}"),
 )
 decisions_table = sa.Table(
     "review_decisions", metadata,
@@ -85,6 +95,8 @@ decisions_table = sa.Table(
     sa.Column("note", sa.Text),
     sa.Column("approval_id", sa.String(40)),
     sa.Column("job_keys", sa.Text, nullable=False),  # JSON {aspect: key} the decision was about
+    sa.Column("placement", sa.String(100)),  # reject_placement / restore_placement: which one
+    sa.Column("copy_change", sa.Text),  # edit_copy: JSON {field, before, after}
 )
 settings_table = sa.Table(
     "review_settings", metadata,
@@ -146,6 +158,8 @@ class Item:
     approved_by: str | None
     version: int
     updated_at: dt.datetime
+    rejected_placements: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
+    overrides: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)  # copy edits by field
 
     @property
     def job_keys(self) -> dict[str, str]:
@@ -172,6 +186,8 @@ class DecisionRecord:
     note: str | None
     approval_id: str | None
     job_keys: Mapping[str, str]
+    placement: str | None = None
+    copy_change: Mapping[str, str] | None = None  # edit_copy: {field, before, after}
 
 
 @dataclass(frozen=True)
@@ -186,10 +202,19 @@ class ApprovedVariant:
     qa_verdict: str
     approval_id: str
     approved_by: str
+    rejected_placements: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
+    overrides: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
 
     @property
     def job_keys(self) -> dict[str, str]:
         return {aspect: job.key for aspect, job in self.jobs.items()}
+
+    @classmethod
+    def of(cls, item: Item) -> ApprovedVariant:
+        """What export needs of ``item`` (approved or not: previews draw queued items the same way)."""
+        return cls(campaign=item.campaign, asset_id=item.asset_id, row=item.row, variant=item.variant, jobs=item.jobs,
+                   qa_verdict=item.verdict, approval_id=item.approval_id or "", approved_by=item.approved_by or "",
+                   rejected_placements=item.rejected_placements, overrides=item.overrides)
 
 
 def item_id_for(campaign: str, asset_id: str, variant: int) -> str:
@@ -396,7 +421,7 @@ class ReviewQueue:
                     else:
                         conn.execute(items_table.update().where(items_table.c.id == item_id).values(
                             **values, state="queued", approval_id=None, approved_by=None,
-                            version=row["version"] + 1))
+                            version=row["version"] + 1, rejected_placements="{}"))  # judged on the old pixels
                         reason = "rerolled" if row["planned"] == planned else "inputs_changed"
                         self._log(conn, item_id, row["version"] + 1, SYSTEM_REVIEWER, "requeue", reason,
                                   None, None, by_aspect)
@@ -423,11 +448,13 @@ class ReviewQueue:
             self._append(conn, item_id, None)
 
     def _log(self, conn: sa.Connection, item_id: str, version: int, reviewer: str, decision: str,
-             reason: str | None, note: str | None, approval_id: str | None, jobs: Mapping[str, RenderJob]) -> None:
+             reason: str | None, note: str | None, approval_id: str | None, jobs: Mapping[str, RenderJob],
+             placement: str | None = None, copy_change: Mapping[str, str] | None = None) -> None:
         """Record a decision in the audit table and, with the item as it is now, in the decision log."""
         values = dict(item_id=item_id, item_version=version, reviewer=reviewer, decided_at=_now(),
                       decision=decision, reason=reason, note=note, approval_id=approval_id,
-                      job_keys=_keys_json(jobs))
+                      job_keys=_keys_json(jobs), placement=placement,
+                      copy_change=json.dumps(dict(copy_change), sort_keys=True) if copy_change else None)
         conn.execute(decisions_table.insert().values(**values))
         self._append(conn, item_id, values)
 
@@ -474,6 +501,94 @@ class ReviewQueue:
                                f"{self._last_change(item_id)}); reload and decide again")
             self._log(conn, item_id, expected_version + 1, reviewer, decision, reason, note, approval_id,
                       current.jobs)
+        return self.item(item_id)
+
+    def reject_placement(self, item_id: str, reviewer: str, placement: str, reason: str, note: str | None = None,
+                         *, expected_version: int) -> Item:
+        """Keep one placement of the creative from shipping (``reason``: one of PLACEMENT_REASONS;
+        ``other`` needs a note) while the rest ship once the creative is approved. Export skips it
+        and withdraws its files already exported. The item's state stays as it is."""
+        if reason not in PLACEMENT_REASONS:
+            raise InvalidDecision(f"a placement rejection needs a reason, one of {', '.join(PLACEMENT_REASONS)}, "
+                                  f"but got {reason!r}")
+        note = (note or "").strip() or None
+        if reason == "other" and not note:
+            raise InvalidDecision("reason 'other' needs a note saying what is wrong")
+        if note is not None and len(note) > MAX_NOTE_CHARS:
+            raise InvalidDecision(f"note is {len(note)} characters; at most {MAX_NOTE_CHARS}")
+        _check_placement(placement)
+
+        def change(current: Item, at: dt.datetime) -> dict[str, Any]:
+            rejected = {**current.rejected_placements,
+                        placement: {"reason": reason, "note": note or "", "by": reviewer, "at": at.isoformat()}}
+            return {"rejected_placements": json.dumps(rejected, sort_keys=True)}
+        return self._change(item_id, reviewer, "reject_placement", change, expected_version=expected_version,
+                            reason=reason, note=note, placement=placement)
+
+    def restore_placement(self, item_id: str, reviewer: str, placement: str, *, expected_version: int) -> Item:
+        """Undo a placement's rejection: it ships with the creative again."""
+        _check_placement(placement)
+
+        def change(current: Item, _at: dt.datetime) -> dict[str, Any]:
+            if placement not in current.rejected_placements:
+                raise InvalidDecision(f"placement {placement} of {current.asset_id} v{current.variant} is not rejected")
+            rejected = {k: v for k, v in current.rejected_placements.items() if k != placement}
+            return {"rejected_placements": json.dumps(rejected, sort_keys=True)}
+        return self._change(item_id, reviewer, "restore_placement", change, expected_version=expected_version,
+                            placement=placement)
+
+    def edit_copy(self, item_id: str, reviewer: str, field: str, before: str, after: str, *,
+                  expected_version: int) -> Item:
+        """Override the item's ``field`` (headline, cta or alt_text): ``before`` is the text it ships
+        with now (the sheet's, or an earlier edit's), ``after`` the new one. The sheet is never
+        rewritten; export draws the override. The content checks (banned terms, glyphs, length) are
+        the caller's: ``exports.overrides.copy_problems``. An edit back to the sheet's text ends
+        the override."""
+        if field not in COPY_FIELDS:
+            raise InvalidDecision(f"field must be one of {', '.join(COPY_FIELDS)} but is {field!r}")
+        after = " ".join(after.split()) if field != "alt_text" else after.strip()
+        if len(after) > MAX_CELL_CHARS:
+            raise InvalidDecision(f"{field} is {len(after)} characters; at most {MAX_CELL_CHARS}")
+        if after == before:
+            raise InvalidDecision(f"{field} is {after!r} already")
+
+        def change(current: Item, at: dt.datetime) -> dict[str, Any]:
+            sheet = current.overrides.get(field, {}).get("before", before)  # the sheet's text, for the first edit
+            overrides = dict(current.overrides)
+            if after == sheet:
+                overrides.pop(field, None)
+            else:
+                overrides[field] = {"before": sheet, "after": after, "by": reviewer, "at": at.isoformat()}
+            return {"copy_overrides": json.dumps(overrides, sort_keys=True)}
+        return self._change(item_id, reviewer, "edit_copy", change, expected_version=expected_version,
+                            copy_change={"field": field, "before": before, "after": after})
+
+    def _change(self, item_id: str, reviewer: str, decision: str, change: Any, *, expected_version: int,
+                reason: str | None = None, note: str | None = None, placement: str | None = None,
+                copy_change: Mapping[str, str] | None = None) -> Item:
+        """Apply ``change(current item, now) -> column values`` to the item at ``expected_version``
+        (its state unchanged), audited and logged like a decision."""
+        check_item_id(item_id)
+        if not reviewer or len(reviewer) > 100:
+            raise InvalidDecision(f"reviewer must be a name of 1-100 characters but is {reviewer!r}")
+        current = self.item(item_id)
+        if current.version != expected_version:
+            raise Conflict(f"item {item_id} is at version {current.version}, not {expected_version}: "
+                           f"it changed meanwhile ({self._last_change(item_id, current)}); reload and decide again",
+                           current)
+        if current.state == "reroll_requested":
+            raise Conflict(f"item {item_id} waits for its reroll's renders; decide on them when they arrive", current)
+        at = _now()
+        values = change(current, at)
+        with self.engine.begin() as conn:
+            updated = conn.execute(items_table.update().where(
+                items_table.c.id == item_id, items_table.c.version == expected_version).values(
+                **values, version=expected_version + 1, updated_at=at))
+            if updated.rowcount != 1:
+                raise Conflict(f"item {item_id} changed while deciding (version {expected_version} is gone: "
+                               f"{self._last_change(item_id)}); reload and decide again")
+            self._log(conn, item_id, expected_version + 1, reviewer, decision, reason, note, current.approval_id,
+                      current.jobs, placement, copy_change)
         return self.item(item_id)
 
     def reroll(self, item_id: str, reviewer: str, *, expected_version: int, reason: str | None = None,
@@ -559,7 +674,8 @@ class ReviewQueue:
         if not last:
             return f"now {current.state}"
         done = {"approve": "approved", "reject": "rejected", "reroll": "asked for a reroll of",
-                "requeue": "re-queued"}.get(last[0].decision, last[0].decision)
+                "requeue": "re-queued", "reject_placement": f"rejected placement {last[0].placement} of",
+                "restore_placement": f"restored placement {last[0].placement} of", "edit_copy": "edited the copy of"}.get(last[0].decision, last[0].decision)
         return (f"{last[0].reviewer} {done} it at {last[0].decided_at.strftime('%H:%M:%S UTC')}, "
                 f"now {current.state.replace('_', ' ')}")
 
@@ -567,14 +683,13 @@ class ReviewQueue:
         check_item_id(item_id)
         query = sa.select(decisions_table).where(decisions_table.c.item_id == item_id).order_by(decisions_table.c.id)
         with self.engine.connect() as conn:
-            return [DecisionRecord(**{**r, "decided_at": _utc(r["decided_at"]), "job_keys": json.loads(r["job_keys"])})
+            return [DecisionRecord(**{**r, "decided_at": _utc(r["decided_at"]), "job_keys": json.loads(r["job_keys"]),
+                                      "copy_change": json.loads(r["copy_change"]) if r["copy_change"] else None})
                     for r in conn.execute(query).mappings()]
 
     def approved(self, campaign: str) -> list[ApprovedVariant]:
         """Every approved variant of a campaign, with the jobs and approval that exports record."""
-        return [ApprovedVariant(campaign=i.campaign, asset_id=i.asset_id, row=i.row, variant=i.variant, jobs=i.jobs,
-                                qa_verdict=i.verdict, approval_id=i.approval_id or "", approved_by=i.approved_by or "")
-                for i in self.items(campaign, state="approved")]
+        return [ApprovedVariant.of(i) for i in self.items(campaign, state="approved")]
 
     def pending_rerolls(self, campaign: str, *, item_ids: Sequence[str] | None = None) -> list[RenderJob]:
         """The jobs still to render for the items waiting for a reroll."""
@@ -631,6 +746,12 @@ def check_queue(out: str | os.PathLike[str], campaign: str | None = None) -> Non
         queue.close()
 
 
+def _check_placement(placement: object) -> str:
+    if not isinstance(placement, str) or not PLACEMENT_ID.match(placement):
+        raise InvalidDecision(f"placement must be a placement id (lowercase letters, digits, . _ -) but is {placement!r}")
+    return placement
+
+
 def _jobs(text: str) -> dict[str, RenderJob]:
     return {a: RenderJob.from_dict(d) for a, d in json.loads(text).items()}
 
@@ -643,6 +764,8 @@ def _item(row: Mapping[str, Any]) -> Item:
         qa={a: QAResult.from_dict(d) for a, d in json.loads(row["qa"]).items()},
         state=row["state"], approval_id=row["approval_id"], approved_by=row["approved_by"],
         version=row["version"], updated_at=_utc(row["updated_at"]),
+        rejected_placements=json.loads(row["rejected_placements"] or "{}"),
+        overrides=json.loads(row["copy_overrides"] or "{}"),
     )
 
 

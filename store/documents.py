@@ -272,6 +272,40 @@ class RunRecord(Document):
     export_failed: int = 0
 
 
+class ReportPlan(Document):
+    """``<campaign>/report-plan.json``: what ``report.html`` needs of the latest run's plan, so
+    the report can be rebuilt without the sheet after a decision, an export or a publish.
+    ``jobs``: the planned render jobs (``RenderJob.to_dict()``); ``problems``: planning
+    problems, one line each; ``rows_*``: rows planned, blocked, blocked by banned terms."""
+
+    campaign: str
+    jobs: list[dict[str, Any]]
+    problems: list[str]
+    rows_valid: int
+    rows_blocked: int
+    rows_banned: int
+
+
+class PublishRecord(Document):
+    """``<campaign>/publish.json``: the latest "publish approved" from the review app. ``state``:
+    ``running``, ``done`` or ``failed``; ``resumed``: flow runs it resumed (they export); else
+    ``written`` export files written or current, ``failures`` one line each (path: reason; files
+    held for review and placements designers rejected are not failures), and
+    ``where`` the folder the files are in; ``error``: why the publish itself failed."""
+
+    campaign: str
+    by: str
+    note: str = ""
+    started: str  # ISO 8601 UTC
+    finished: str | None = None
+    state: Literal["running", "done", "failed"]
+    resumed: list[str] = []
+    written: int = 0
+    failures: list[str] = []
+    where: str = ""
+    error: str = ""
+
+
 # ---- exports ----
 
 class ManifestRow(BaseModel):
@@ -295,12 +329,14 @@ class ManifestRow(BaseModel):
     format: str = ""
     headline: str = ""
     height: int | str = ""
+    input_images: str = ""  # column=sha256 of each uploaded image the render used, ';'-separated
     job_key: str = ""
     locale: str = ""
     master_job_key: str = ""  # creative families: the master an expansion was outpainted from
     max_upscale: float | str | None = None
     model: str = ""
     model_revision: str | None = None
+    overrides: dict[str, dict[str, str]] = {}  # copy edited in review: {field: {before, after, by}}
     path: str
     placement: str = ""
     platform: str = ""

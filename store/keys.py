@@ -12,6 +12,7 @@ key                                            what
 ``qa/checks/<job key>.json``                   kept per-render QA findings (resume)
 ``qa/embeddings/<model tag>/<job key>.npy``    cached CLIP image embedding
 ``upscaled/<sha256>.png``                      a render upscaled by a model (render bytes + weights)
+``inputs/<sha256>``                            an uploaded image a render uses (packshot, mask), by its bytes
 ``shards/<flow run id>.json``                  the report of one render shard
 ``<campaign>/assets.json``                     asset snapshot: what export needs of each row
 ``<campaign>/dead-letters.json``               jobs that failed and have not rendered since
@@ -24,6 +25,8 @@ key                                            what
 ``<campaign>/exports/<placement>/<name>.<ext>``  an export file
 ``<campaign>/manifest.json``, ``manifest.csv``   the campaign's manifests (contract)
 ``<campaign>/report.html``                     run report + contact sheet (contract)
+``<campaign>/report-plan.json``                what the report needs of the latest run's plan
+``<campaign>/publish.json``                    the latest "publish approved" and its result
 =============================================  ==================================================
 """
 
@@ -66,6 +69,12 @@ def upscaled_key(render_sha256: str, upscaler_tag: str) -> str:
     the weights (``<id>@<sha256[:16]>``): made once, reused by every export and run."""
     digest = hashlib.sha256(f"brandbatch-upscaled-v1|{render_sha256}|{upscaler_tag}".encode()).hexdigest()
     return f"upscaled/{digest}.png"
+
+
+def input_key(sha256: str) -> str:
+    """An uploaded image (a sheet's ``product_image``, ``product_mask``): content-addressed by the
+    sha256 of its bytes, written at planning, read by render, QA and export."""
+    return f"inputs/{sha256}"
 
 
 def shard_report_key(flow_run_id: str) -> str:
@@ -137,9 +146,14 @@ def export_name(asset_id: str, variant: int) -> str:
     return asset_id if variant == 1 else f"{asset_id}-v{variant}"
 
 
+def exports_prefix(campaign: str) -> str:
+    """The folder of the campaign's export files."""
+    return f"{campaign}/exports"
+
+
 def export_stem(campaign: str, placement_id: str, asset_id: str, variant: int) -> str:
     """An export file's key without its extension."""
-    return f"{campaign}/exports/{placement_id}/{export_name(asset_id, variant)}"
+    return f"{exports_prefix(campaign)}/{placement_id}/{export_name(asset_id, variant)}"
 
 
 def export_key(campaign: str, placement_id: str, asset_id: str, variant: int, extension: str) -> str:
@@ -156,3 +170,14 @@ def manifest_csv_key(campaign: str) -> str:
 
 def report_key(campaign: str) -> str:
     return f"{campaign}/report.html"
+
+
+def report_plan_key(campaign: str) -> str:
+    """The latest run's planned jobs and planning problems: the report is rebuilt from it (and
+    the queue, manifest and run records) after a decision, an export or a publish."""
+    return f"{campaign}/report-plan.json"
+
+
+def publish_key(campaign: str) -> str:
+    """The latest "publish approved" of the campaign and its result (``review.campaign_page``)."""
+    return f"{campaign}/publish.json"

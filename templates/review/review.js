@@ -46,6 +46,7 @@
       { decision, version: card.dataset.version, reason, note });
     if (ok) {
       show(card, data);
+      document.dispatchEvent(new CustomEvent("brandbatch:decided", { detail: { card, state: data.state } }));
       say(`${decision === "reroll" ? "Reroll requested" : decision === "approve" ? "Approved" : "Rejected"}: ${card.querySelector("strong, h1").textContent.trim()}`);
       if (page === "grid") focus(at + 1);
       else if (decision !== "reroll") {  // on to the next item waiting (or back to the queue after the last)
@@ -128,11 +129,70 @@
       ((data.conflicts || []).length ? `; ${data.conflicts.length} changed meanwhile (reload)` : "") +
       (data.error ? `; ${data.error}` : ""));
   });
+  // Publish runs on the server; the campaign page polls its status and reloads with the result.
+  const progress = document.getElementById("publish-progress");
+  const watchPublish = () => {
+    const campaign = document.body.dataset.campaign;
+    const poll = async () => {
+      const response = await fetch(`/c/${campaign}/publish/status`, { credentials: "same-origin", headers: { "Accept": "application/json" } });
+      const record = response.ok ? await response.json() : null;
+      if (record && record.state === "running") {
+        const seconds = Math.max(0, Math.round((Date.now() - Date.parse(record.started)) / 1000));
+        progress.textContent = `Publishing (started by ${record.by}, ${seconds} s ago): exporting the approved variants…`;
+        window.setTimeout(poll, 1000);
+      } else if (record) {
+        progress.textContent = record.state === "failed" ? `Publish failed: ${record.error}` :
+          `Published: ${record.written} files written or current, ${record.failures.length} failures.`;
+        if (document.body.dataset.publishing) window.location.reload();  // the page was rebuilt with the result
+      }
+    };
+    poll();
+  };
   const publish = document.getElementById("publish");
   if (publish) publish.addEventListener("click", async () => {
-    const { ok, data } = await post(`/c/${document.body.dataset.campaign}/publish`, {});
-    say(ok ? `Publishing ${data.approved} approved item(s)…` : `Error: ${data.error}`);
+    const campaign = document.body.dataset.campaign;
+    const { ok, data } = await post(`/c/${campaign}/publish`, {});
+    if (!ok) { say(`Error: ${data.error}`); return; }
+    if (page !== "report") { window.location.assign(`/c/${campaign}/report`); return; }
+    document.body.dataset.publishing = "1";
+    say(`Publishing ${data.approved} approved item(s)…`);
+    watchPublish();
   });
+  if (page === "report" && document.body.dataset.publishing) watchPublish();
+
+  // Zoom: click a picture for its full-size view; Esc (or a click) closes it.
+  const zoom = document.getElementById("zoom-dialog");
+  if (zoom) {
+    document.addEventListener("click", (event) => {
+      const picture = event.target.closest(".renders img, img[data-zoom]");
+      if (!picture || zoom.open) return;
+      event.preventDefault();
+      const image = document.getElementById("zoom-image");
+      image.src = picture.currentSrc || picture.src;
+      image.alt = picture.alt;
+      document.getElementById("zoom-caption").textContent =
+        `${picture.alt} · ${picture.naturalWidth}×${picture.naturalHeight} px`;
+      zoom.showModal();
+    });
+    zoom.addEventListener("click", () => zoom.close());
+  }
+
+  // A reroll in progress: poll the item until its new renders arrive, then show them (before / after).
+  const watchReroll = (card) => {
+    const poll = async () => {
+      const response = await fetch(`/i/${card.dataset.id}/status`, { credentials: "same-origin", headers: { "Accept": "application/json" } });
+      const now = response.ok ? await response.json() : null;
+      if (now && now.state !== "reroll_requested") {
+        say("The reroll's new renders arrived.");
+        window.location.reload();
+      } else window.setTimeout(poll, 2000);
+    };
+    window.setTimeout(poll, 2000);
+  };
+  document.addEventListener("brandbatch:decided", (event) => {
+    if (page === "detail" && event.detail.state === "reroll_requested") watchReroll(event.detail.card);
+  });
+  if (page === "detail" && current() && current().dataset.state === "reroll_requested") watchReroll(current());
 
   if (page === "grid" || page === "detail") focus(0);
 })();

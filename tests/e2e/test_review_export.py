@@ -43,6 +43,10 @@ def test_only_designer_approved_assets_are_exported(workdir: Path):
     assert run.returncode == 0, run.stdout + run.stderr
     assert "2 variants waiting for review; 0 export files" in run.stdout, run.stdout
     assert manifest_assets(workdir) == set()
+    report = workdir / "out" / "camp" / "report.html"
+    assert "Nothing exported yet" in report.read_text(encoding="utf-8")  # the run built the campaign page
+    assert "Review queue: 2 queued" in report.read_text(encoding="utf-8")
+    assert (workdir / "out" / "camp" / "report-plan.json").is_file()
 
     queue = ReviewQueue.for_out(workdir / "out")
     items = {item.asset_id: item for item in queue.items("camp")}
@@ -55,6 +59,9 @@ def test_only_designer_approved_assets_are_exported(workdir: Path):
     rows = json.loads((workdir / "out" / "camp" / "manifest.json").read_text(encoding="utf-8"))
     assert [(r["asset_id"], r["approved_by"], r["qa_verdict"]) for r in rows] == [("tent-01", "dana", "review")]
     assert (workdir / "out" / rows[0]["path"]).is_file()
+    page = report.read_text(encoding="utf-8")  # the export rebuilt the campaign page: the new file, its approver
+    assert "What ships (1 placements)" in page and "<strong>tent-01</strong>" in page and "approved by dana" in page
+    assert "1 approved, 1 rejected" in page and rows[0]["path"].removeprefix("camp/") in page
 
     # A later rejection withdraws the asset from the manifest and removes its files.
     tent = queue.item(items["tent-01"].id)
@@ -64,3 +71,4 @@ def test_only_designer_approved_assets_are_exported(workdir: Path):
     assert again.returncode == 0, again.stdout + again.stderr
     assert manifest_assets(workdir) == set()
     assert not (workdir / "out" / rows[0]["path"]).exists()
+    assert "What ships (0 placements)" in report.read_text(encoding="utf-8")

@@ -265,7 +265,9 @@ def test_publish_calls_the_injected_export(out: Path, items: list[Item]) -> None
         assert "Publish approved" in client.get(f"/c/{CAMPAIGN}").text
         headers = {**ORIGIN, "x-csrf-token": csrf, "accept": "application/json"}
         response = client.post(f"/c/{CAMPAIGN}/publish", headers=headers)
+        assert client.app.state.publishing.wait(CAMPAIGN, 30)
         noted = client.post(f"/c/{CAMPAIGN}/publish", json={"note": "tent shots are final"}, headers=headers)
+        assert client.app.state.publishing.wait(CAMPAIGN, 30)
         too_long = client.post(f"/c/{CAMPAIGN}/publish", json={"note": "x" * 2001}, headers=headers)
     assert response.status_code == 202 and response.json()["approved"] == 1 and noted.status_code == 202
     assert too_long.status_code == 400 and "at most 2000 characters" in too_long.json()["error"]

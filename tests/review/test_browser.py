@@ -1,12 +1,12 @@
 """End to end in headless Chromium (Debian's chromium + chromium-driver, driven by Selenium):
 log in, approve with the keyboard, reject with a reason, reroll; the reroll renders for real
 with the tiny offline model (through the stage functions a campaign run uses for it: the app
-itself only hands the jobs on). With BRANDBATCH_SCREENSHOTS=1 it also refreshes the screenshots
-in docs/screenshots/ (otherwise they go to the test's temporary folder)."""
+itself only hands the jobs on): the item page updates itself when the new renders arrive and
+shows them beside the ones they replace; a click zooms a picture, Esc closes it. (The docs'
+screenshots come from scripts/screenshots.py.)"""
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -24,7 +24,6 @@ from store import LocalStore
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 REPO = Path(__file__).resolve().parents[2]
-DOC_SCREENSHOTS = REPO / "docs" / "screenshots"
 TOKEN = "dana-token-0123456789"
 
 pytestmark = [
@@ -118,9 +117,6 @@ def test_review_in_a_browser(server: str, browser, queue: ReviewQueue, out: Path
         browser.switch_to.active_element.send_keys(*sequence)
 
     wait_for(lambda: "focused" in card(tent.id).get_attribute("class"), 10, "the first card to have focus")
-    screenshots = DOC_SCREENSHOTS if os.environ.get("BRANDBATCH_SCREENSHOTS") else tmp_path
-    screenshots.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(screenshots / "review-grid.png"))
 
     keys("a")  # approve tent-02; focus moves on to trail-pack-01
     wait_for(lambda: card(tent.id).get_attribute("data-state") == "approved", 10, "the approval")
@@ -135,7 +131,12 @@ def test_review_in_a_browser(server: str, browser, queue: ReviewQueue, out: Path
     wait_for(lambda: browser.current_url.endswith(f"/i/{bottle.id}"), 10, "the detail view")
     wait_for(lambda: all(img.get_attribute("naturalWidth") not in (None, "0")
                          for img in browser.find_elements(By.CSS_SELECTOR, ".renders img")), 10, "the renders")
-    browser.save_screenshot(str(screenshots / "review-detail.png"))
+    browser.find_element(By.CSS_SELECTOR, ".renders img").click()  # zoom, then Esc closes
+    zoom = browser.find_element(By.ID, "zoom-dialog")
+    wait_for(lambda: zoom.is_displayed(), 10, "the zoomed picture")
+    assert browser.find_element(By.ID, "zoom-image").get_attribute("naturalWidth") not in (None, "0")
+    zoom.send_keys(Keys.ESCAPE)
+    wait_for(lambda: not zoom.is_displayed(), 10, "Esc to close the zoom")
     keys("r")  # reroll bottle-03: rendered with the tiny model after the response
     wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".item").get_attribute("data-state") == "reroll_requested",
              10, "the reroll request")
@@ -154,5 +155,9 @@ def test_review_in_a_browser(server: str, browser, queue: ReviewQueue, out: Path
         assert store.exists(f"renders/{job.key}.png") and store.exists(f"qa/{job.key}.json")
         assert store.get(f"renders/{job.key}.png") != store.get(f"renders/{old.key}.png")
     assert [(a.asset_id, a.approved_by) for a in queue.approved(CAMPAIGN)] == [("tent-02", "dana")]
-    browser.refresh()  # the new renders show in the detail view
+    # The page updated itself (no reload by us): the new renders, beside the ones they replaced.
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".before-after"), 30, "the page to show the new renders")
     assert str(rerolled.jobs["1:1"].seed) in browser.find_element(By.CSS_SELECTOR, ".renders").text
+    pictures = [img.get_attribute("src") for img in browser.find_elements(By.CSS_SELECTOR, ".before-after img")]
+    assert any(bottle.jobs["1:1"].key in src for src in pictures) and any(rerolled.jobs["1:1"].key in src
+                                                                          for src in pictures)

@@ -11,7 +11,8 @@ import pytest
 
 from store import documents
 from store.documents import (AssetSnapshot, CampaignLaunch, DeadLetters, DocumentError, InterruptedRun, KeptFindings,
-                             Manifest, ManifestRow, QAResultRecord, RenderSidecar, RunRecord, ShardReport,
+                             Manifest, ManifestRow, PublishRecord, QAResultRecord, RenderSidecar, ReportPlan,
+                             RunRecord, ShardReport,
                              parse_document, read_document, write_document)
 from store.local import LocalStore
 
@@ -42,7 +43,8 @@ def _documents() -> list[type[documents.Document]]:
 
 
 def test_every_document_is_versioned_and_has_a_legacy_example():
-    assert set(_documents()) == set(LEGACY) | {AssetSnapshot, CampaignLaunch, InterruptedRun}  # new: no legacy files
+    assert set(_documents()) == set(LEGACY) | {AssetSnapshot, CampaignLaunch, InterruptedRun, ReportPlan,
+                                               PublishRecord}  # new: no legacy files
     assert all("schema_version" in cls.model_fields for cls in _documents())
 
 

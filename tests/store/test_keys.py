@@ -13,6 +13,7 @@ from tests.source_literals import REPO, literals_matching
 # a piece of each key format, as it appears in a string literal that spells it
 KEY_PARTS = re.compile(r"renders/|qa/|shards/|upscaled/|/runs|runs/|/exports/|assets\.json|dead-letters\.json"
                        r"|manifest\.json|manifest\.csv|report\.html(?!\.j2)|launch\.json|\.run\.lock|run\.lease"
+                       r"|report-plan\.json|publish\.json"
                        r"|/interrupted|review-log|/logs")
 
 
@@ -56,6 +57,9 @@ def test_keys_are_the_layout_outputs_have_always_had():
             == "spring/logs/run-20261123T010203000004Z.log") and keys.logs_prefix("spring") == "spring/logs"
     assert keys.manifest_csv_key("spring") == "spring/manifest.csv"
     assert keys.report_key("spring") == "spring/report.html"
+    assert keys.exports_prefix("spring") == "spring/exports"
+    assert keys.report_plan_key("spring") == "spring/report-plan.json"
+    assert keys.publish_key("spring") == "spring/publish.json"
     assert keys.launch_key("spring") == "spring/launch.json"
     assert keys.run_lock_key("spring") == "spring/.run.lock" and keys.run_lease_key("spring") == "spring/run.lease"
     assert (keys.interrupted_key("spring", "20261130T170000123456Z", 42)
