@@ -162,6 +162,12 @@ def _banned_terms(library: StyleLibrary, style: Style) -> tuple[str, ...]:
         + load_banned_terms(library.root / style.name / "banned-terms.txt") + style.banned_terms
 
 
+@lru_cache(maxsize=8)
+def _folder(sheet: str) -> Path:
+    """The sheet's folder (asked once per row)."""
+    return Path(sheet).parent
+
+
 def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, settings: PlanSettings,
               where: str, banned_by_style: dict[str, tuple[str, ...]]) -> PlannedRow:
     problems: list[Problem] = []
@@ -206,11 +212,11 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
         problems.append(Problem(where, f"must be a BCP 47 language tag such as de, de-CH, ar-EG or zh-Hant-TW but is "
                                        f"{locale!r}", row, "locale", code="bad_locale"))
     logo = cells.get("logo", "")
-    logo_problem = logo and file_in_folder(logo, LOGO_SUFFIXES, Path(where).parent)
+    logo_problem = logo and file_in_folder(logo, LOGO_SUFFIXES, _folder(where))
     if logo_problem:
         problems.append(Problem(where, f"{logo_problem} (the sheet's folder) but is {logo!r}", row, "logo",
                                 code="bad_logo"))
-    uploads = _row_uploads(cells, style, library, Path(where).parent, where, row, problems) if style else {}
+    uploads = _row_uploads(cells, style, library, _folder(where), where, row, problems) if style else {}
     if style is None or problems:
         raise _RowProblems(problems)
 
