@@ -181,9 +181,11 @@ def export_items(campaign: str, approved: Sequence[ApprovedVariant], assets: Map
 
 
 def export_approved(campaign: str, out: str, store: Store, placements: dict[str, Placement],
-                    formats: Sequence[str], styles_dir: Path) -> list[dict]:
+                    formats: Sequence[str], styles_dir: Path, streamed: Mapping | None = None) -> list[dict]:
     """Export the approved variants of ``campaign`` (reusing files already current), write its
-    manifests and hold for review the variants whose overlays would be illegible; the manifest rows."""
+    manifests and hold for review the variants whose overlays would be illegible; the manifest rows.
+    ``streamed``: what ``pipeline.stream`` exported during rendering (``StreamedExports``), taken
+    where the item is the same."""
     from exports.stage import export_assets, held_for_review, refuse_banned_text, write_manifests
     from review.queue import ReviewQueue, item_id_for
 
@@ -195,7 +197,14 @@ def export_approved(campaign: str, out: str, store: Store, placements: dict[str,
         queue.close()
     items, refused = refuse_banned_text(export_items(campaign, approved, load_assets(store, campaign)),
                                         banned_checker(styles_dir))
-    rows = export_assets(items, store, placements, formats=formats) + refused
+    todo, reused, stale = list(items), [], []
+    if streamed:  # (pipeline.stream is imported only then: `brandbatch export` stays quick)
+        from pipeline.stream import take_streamed_rows
+
+        todo, reused, stale = take_streamed_rows(items, streamed)
+    for path in stale:  # written while rendering for an approval that changed since
+        store.delete(path)
+    rows = sorted(export_assets(todo, store, placements, formats=formats) + reused, key=lambda r: r["path"]) + refused
     write_manifests(store, campaign, rows, approved={(i.asset_id, i.variant) for i in items})
     held = held_for_review(rows)
     if held:

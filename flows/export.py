@@ -17,14 +17,16 @@ from exports.assemble import export_approved, plan_settings, refresh_campaign_pa
 from exports.placements import Placement
 from exports.stage import DEFAULT_FORMATS
 from flows.runtime import step
+from pipeline.stream import StreamedExports
 from store import Store, open_store
 from store.locks import campaign_lock
 
 
 @step(cache_policy=NO_CACHE)
 def export_task(campaign: str, out: str, store: Store, placements: dict[str, Placement],
-                formats: Sequence[str], styles_dir: Path) -> list[dict]:
-    return export_approved(campaign, out, store, placements, formats, styles_dir)
+                formats: Sequence[str], styles_dir: Path, streamed: StreamedExports | None = None) -> list[dict]:
+    """``streamed``: what ``pipeline.stream`` exported during rendering, taken where the item is the same."""
+    return export_approved(campaign, out, store, placements, formats, styles_dir, streamed)
 
 
 @flow(name="export_campaign")

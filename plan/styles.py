@@ -129,6 +129,9 @@ class Upscaler(_Frozen):
 
 
 ADAPTER_SUFFIXES = (".safetensors",)  # pickled .bin/.ckpt adapters are refused: loading one runs code
+TINY_IP_ADAPTER = "brandbatch/tiny-ip-adapter-"  # + the family (sd, sdxl): built offline, random weights
+TINY_IP_ADAPTER_REVISION = "builtin-1"  # render.tiny.TINY_REVISION: what pins a tiny IP-Adapter in job keys
+IP_ADAPTER_FAMILIES = ("sd", "sdxl")  # diffusers' IP-Adapter support for UNet families
 
 
 def _pinned_file(path: Path, sha256: str) -> str:
@@ -157,6 +160,35 @@ class Adapter(_Frozen):
         folder = (info.context or {}).get("folder")
         if folder is not None and (problem := _pinned_file(self.resolve(Path(folder)), self.sha256)):
             raise ValueError(f"path: {problem}")
+        return self
+
+    def resolve(self, folder: Path) -> Path:
+        return (Path(folder) / Path(self.path).expanduser()).resolve()
+
+
+class IPAdapter(_Frozen):
+    """A style reference through diffusers' IP-Adapter support (SD, SDXL): ``brandbatch/tiny-ip-adapter-<family>``
+    (built offline) or an IP-Adapter ``.safetensors`` (absolute, or relative to the style's folder) with its
+    CLIP image encoder in ``image_encoder/`` beside it (the layout of h94/IP-Adapter), pinned by sha256."""
+
+    path: str = Field(min_length=1)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    scale: Annotated[float, Field(ge=0.0, le=2.0)] = 0.6
+
+    @model_validator(mode="after")
+    def _pinned(self, info: ValidationInfo) -> IPAdapter:
+        if self.path.startswith(TINY_IP_ADAPTER):
+            return self
+        if not self.path.lower().endswith(ADAPTER_SUFFIXES) or self.sha256 is None:
+            raise ValueError(f"path: must be {TINY_IP_ADAPTER}<family> or an IP-Adapter .safetensors file pinned by "
+                             f"sha256 but is {self.path!r} (sha256 {self.sha256!r})")
+        folder = (info.context or {}).get("folder")
+        if folder is not None:
+            path = self.resolve(Path(folder))
+            if problem := _pinned_file(path, self.sha256):
+                raise ValueError(f"path: {problem}")
+            if not (path.parent / "image_encoder" / "config.json").is_file():
+                raise ValueError(f"path: no CLIP image encoder folder {str(path.parent / 'image_encoder')!r} beside it")
         return self
 
     def resolve(self, folder: Path) -> Path:
@@ -272,14 +304,37 @@ class Style(_Frozen):
     overlay: Overlay = Overlay()
     focal: tuple[Unit, Unit] | None = None  # crop centre (x, y as 0..1) for exports; None: saliency
     logo: str | None = None  # .png/.jpg/.webp in the style's folder, composited on exports
-    # Brand models (docs/rendering.md, "Brand models and reference images").
+    # Brand models and references (docs/rendering.md, "Brand models (LoRA adapters)", "Reference images").
     adapters: tuple[Adapter, ...] = Field(default=(), max_length=8)
+    reference_image: str | None = None  # .png/.jpg/.webp in the style's folder; a row's reference_image replaces it
+    reference_strength: Annotated[float, Field(gt=0.0, le=1.0)] | None = None  # image-to-image from the reference
+    ip_adapter: IPAdapter | None = None  # style reference: the reference image steers through an IP-Adapter
     product: Product | None = None  # rows with a product_image need it (packshots)
 
     @field_validator("logo")
     @classmethod
     def _logo(cls, v: str | None, info: ValidationInfo) -> str | None:
         return _file_in_style_folder(v, LOGO_SUFFIXES, info)
+
+    @field_validator("reference_image")
+    @classmethod
+    def _reference_image(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return _file_in_style_folder(v, LOGO_SUFFIXES, info)
+
+    @model_validator(mode="after")
+    def _references(self) -> Style:
+        if self.ip_adapter is not None:
+            if self.model.family not in IP_ADAPTER_FAMILIES:
+                raise ValueError(f"ip_adapter: diffusers' IP-Adapter support covers the {', '.join(IP_ADAPTER_FAMILIES)} "
+                                 f"families, not {self.model.family!r}")
+            tiny = self.ip_adapter.path.startswith(TINY_IP_ADAPTER)
+            if tiny and self.ip_adapter.path != TINY_IP_ADAPTER + self.model.family:
+                raise ValueError(f"ip_adapter: the built-in tiny IP-Adapter for family {self.model.family!r} is "
+                                 f"{TINY_IP_ADAPTER + self.model.family}, not {self.ip_adapter.path!r}")
+        if self.reference_image and self.reference_strength is None and self.ip_adapter is None:
+            raise ValueError("reference_image: a reference needs reference_strength (image-to-image) or ip_adapter "
+                             "(style reference), or both")
+        return self
 
     @field_validator("master_aspect")
     @classmethod

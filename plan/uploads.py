@@ -25,8 +25,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-UPLOAD_COLUMNS = ("logo", "product_image", "product_mask")  # sheet columns that name an image
-RENDER_INPUT_COLUMNS = ("product_image", "product_mask")  # those that shape a render: in its job key
+UPLOAD_COLUMNS = ("logo", "product_image", "product_mask", "reference_image")  # sheet columns that name an image
+RENDER_INPUT_COLUMNS = ("product_image", "product_mask", "reference_image")  # those that shape a render: in its job key
 UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP")
 UPLOAD_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
@@ -70,11 +70,15 @@ def decode_image(label: str, data: bytes, max_pixels: int = MAX_UPLOAD_PIXELS) -
 
 @dataclass(frozen=True)
 class Upload:
+    """A checked upload: where it is and what the checks need, not its pixels (a plan of many
+    rows holds one per cell)."""
+
     column: str
     path: Path
-    data: bytes
-    sha256: str
-    image: Image.Image  # RGBA
+    sha256: str  # of the bytes
+    size: tuple[int, int]
+    alpha: tuple[int, int]  # lowest and highest alpha (255, 255: opaque)
+    mark_hash: object  # imagehash.ImageHash, for the rights check
 
 
 def read_upload(value: str, folder: Path, column: str) -> Upload:
@@ -88,18 +92,19 @@ def read_upload(value: str, folder: Path, column: str) -> Upload:
     stat = path.stat()
     if stat.st_size > MAX_UPLOAD_BYTES:
         raise UploadError(f"{value} is {stat.st_size} bytes; the cap for images is {MAX_UPLOAD_BYTES}")
-    data, image = _read(str(path), stat.st_mtime_ns, stat.st_size, value)
-    return Upload(column, path, data, hashlib.sha256(data).hexdigest(), image)
+    sha256, size, alpha, mark_hash = _read(str(path), stat.st_mtime_ns, stat.st_size, value)
+    return Upload(column, path, sha256, size, alpha, mark_hash)
 
 
-@lru_cache(maxsize=128)  # a packshot used by many rows is read and decoded once
-def _read(path: str, _mtime_ns: int, _size: int, label: str) -> tuple[bytes, Image.Image]:
+@lru_cache(maxsize=1024)  # a packshot used by many rows is read, decoded and hashed once
+def _read(path: str, _mtime_ns: int, _size: int, label: str) -> tuple[str, tuple[int, int], tuple[int, int], object]:
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_UPLOAD_BYTES + 1)
     except OSError as exc:
         raise UploadError(f"{label} cannot be read: {exc.strerror or exc}") from None
-    return data, decode_image(label, data)
+    image = decode_image(label, data)
+    return hashlib.sha256(data).hexdigest(), image.size, image.getchannel("A").getextrema(), _mark_hash(image)
 
 
 def _mark_hash(image: Image.Image):
@@ -132,11 +137,13 @@ def _mark_hashes(files: tuple[tuple[str, int, int], ...]) -> tuple[tuple[str, ob
     return tuple(out)
 
 
-def blocked_mark_match(image: Image.Image, marks: tuple[tuple[str, object], ...]) -> tuple[str, int] | None:
-    """(file name, distance) of the closest blocked mark within ``BLOCKED_MARK_DISTANCE``, or None."""
+def blocked_mark_match(image: Image.Image | None, marks: tuple[tuple[str, object], ...],
+                       digest: object = None) -> tuple[str, int] | None:
+    """(file name, distance) of the closest blocked mark within ``BLOCKED_MARK_DISTANCE``, or None;
+    ``digest``: the image's mark hash instead of the image."""
     if not marks:
         return None
-    digest = _mark_hash(image)
+    digest = _mark_hash(image) if digest is None else digest
     name, distance = min(((n, int(digest - h)) for n, h in marks), key=lambda m: (m[1], m[0]))
     return (name, distance) if distance <= BLOCKED_MARK_DISTANCE else None
 
@@ -145,7 +152,7 @@ def check_upload(value: str, folder: Path, column: str, brand_folder: Path) -> U
     """``read_upload`` plus the rights check against the brand's blocked marks. Raises
     ``UploadError``, ``BlockedMarkError`` for a rights match."""
     upload = read_upload(value, folder, column)
-    match = blocked_mark_match(upload.image, blocked_marks(brand_folder))
+    match = blocked_mark_match(None, blocked_marks(brand_folder), upload.mark_hash)
     if match:
         name, distance = match
         raise BlockedMarkError(f"{value} matches the blocked mark {BLOCKED_MARKS_FOLDER}/{name} in "
@@ -156,10 +163,15 @@ def check_upload(value: str, folder: Path, column: str, brand_folder: Path) -> U
 
 def store_inputs(store, rows) -> None:
     """Put the images that shape renders (``RENDER_INPUT_COLUMNS``) of planned ``rows`` into the
-    store under ``inputs/<sha256>``, once each: render, QA and exports read them from there."""
+    store under ``inputs/<sha256>``, once each: render, QA and exports read them from there.
+    Raises ``UploadError`` for a file whose bytes changed since the sheet was planned."""
     from store.keys import input_key
 
     for row in rows:
         for column, upload in row.uploads.items():
-            if column in RENDER_INPUT_COLUMNS and not store.exists(key := input_key(upload.sha256)):
-                store.put(key, upload.data)
+            if column not in RENDER_INPUT_COLUMNS or store.exists(key := input_key(upload.sha256)):
+                continue
+            data = upload.path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != upload.sha256:
+                raise UploadError(f"{upload.path} changed while the campaign was being planned; run it again")
+            store.put(key, data)

@@ -222,3 +222,23 @@ def test_packshot_rules(tmp_path: Path, plan_settings: PlanSettings) -> None:
     assert found[4][0].column == "product_mask" and "needs the product_image" in found[4][0].message
     assert "style acme@5 has no 'product' placement" in found[5][0].message
     assert {c for c, _ in result.jobs[0].input_images} == {"product_image", "product_mask"}
+
+
+def test_store_inputs_puts_each_packshot_once_by_its_hash(tmp_path: Path, plan_settings: PlanSettings) -> None:
+    from plan.uploads import UploadError, store_inputs
+    from store.keys import input_key
+    from store.local import LocalStore
+
+    (tmp_path / "a.png").write_bytes(png(packshot()))
+    sheet = tmp_path / "c.csv"
+    sheet.write_text(HEADER + "r1,acme@6,a bottle,a lake,meta.feed.square,,a.png,\n"
+                     + "r2,acme@6,a flask,a lake,meta.feed.square,,a.png,\n", encoding="utf-8")
+    result = plan(sheet, plan_settings)
+    store = LocalStore(tmp_path / "out")
+    store_inputs(store, result.rows)
+    (digest,) = {j.input_sha256["product_image"] for j in result.jobs}
+    assert store.get(input_key(digest)) == (tmp_path / "a.png").read_bytes()
+    assert store.list("inputs") == [input_key(digest)]
+    (tmp_path / "a.png").write_bytes(png(packshot((1, 2, 3))))  # swapped after planning
+    with pytest.raises(UploadError, match="changed while the campaign was being planned"):
+        store_inputs(LocalStore(tmp_path / "other"), result.rows)
