@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/command_latency.py [--sheet campaigns/spring-launch.csv] [--repeat 3]
 
-The example sheet is run once into a fresh output folder (rendering with the tiny models,
+The example sheet (with its folder: the files its rows name) is run once into a fresh output folder (rendering with the tiny models,
 outside the timings); then, alternating so machine load hits each the same, each of
 ``brandbatch validate SHEET``, ``brandbatch export CAMPAIGN`` (everything already exported) and
 ``brandbatch run SHEET`` (everything already rendered, checked and exported) runs ``--repeat``
@@ -54,8 +54,8 @@ def main(argv: list[str]) -> int:
     source = Path(args.sheet)
     campaign = source.stem
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
-        work = Path(tmp)
-        shutil.copy(source, work / source.name)
+        work = Path(tmp) / "campaign"
+        shutil.copytree(source.parent, work)  # the sheet with the files its rows name (packshots, logos)
         env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
         env.update(PYTHONPATH=str(REPO), PREFECT_HOME=str(work / "prefect-home"))
         commands = {

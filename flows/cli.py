@@ -207,8 +207,8 @@ def run(
     for line in summary.upscale_warnings:
         typer.echo(f"warning: {line}", err=True)
     _withdrawn(out, summary.campaign, published)
-    if summary.dead_letters:
-        typer.echo(f"dead letters: {summary.dead_letters} jobs failed and have not rendered since "
+    if (letters := summary.dead_letters - len(waiting)) > 0:  # jobs the budget left wait: not failures
+        typer.echo(f"dead letters: {letters} jobs failed and have not rendered since "
                    f"({dead_letters_key(summary.campaign)}); retry them alone with --retry-failed")
     if summary.held:
         typer.echo(f"held for review: {summary.held} export files whose text or logo would be illegible or whose CTA "
