@@ -206,7 +206,8 @@ class Publishing:
             running = self._threads.get(campaign)
             if running is not None and running.is_alive():
                 return self.status(campaign)
-            record = PublishRecord(campaign=campaign, by=reviewer, note=note, started=_now(), state="running")
+            record = PublishRecord(campaign=campaign, by=reviewer, note=note, started=_now(), state="running",
+                                   approved=len(self.queue.approved(campaign)))
             write_document(self.store, publish_key(campaign), record)
             thread = threading.Thread(target=self._run, args=(record,), name=f"brandbatch-publish-{campaign}",
                                       daemon=True)
