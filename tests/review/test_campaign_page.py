@@ -103,7 +103,8 @@ def test_publish_shows_progress_then_the_result_on_the_page(out: Path, items: li
         assert client.app.state.publishing.wait(CAMPAIGN, 30)
         done = client.get(f"/c/{CAMPAIGN}/publish/status", headers=JSON).json()
         page = client.get(f"/c/{CAMPAIGN}/report")
-        thumb = client.get(f"/c/{CAMPAIGN}/thumb/{json.loads((out / manifest_key(CAMPAIGN)).read_text())[0]['sha256']}.jpg")
+        sha = json.loads((out / manifest_key(CAMPAIGN)).read_text())[0]["sha256"]
+        thumb = client.get(f"/c/{CAMPAIGN}/thumb/{sha}.jpg")
         shipped = client.get(f"/c/{CAMPAIGN}/exports/meta.feed.square/bottle-03.png")
         failed = client.get(f"/c/{CAMPAIGN}/exports/meta.stories/bottle-03.webp")
         manifest = client.get(f"/c/{CAMPAIGN}/manifest.json")
