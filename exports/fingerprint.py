@@ -38,6 +38,12 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def item_identity(item: object) -> str:
+    """A digest of every field of an export item (``exports.stage.ExportItem``: renders, approval,
+    copy, placements, overlay, upscaler): items with the same identity export the same files."""
+    return sha256_hex(json.dumps(dataclasses.asdict(item), sort_keys=True, default=str).encode("utf-8"))
+
+
 def _digest(value: object) -> str:
     return sha256_hex(json.dumps(value, sort_keys=True, ensure_ascii=False).encode("utf-8"))[:16]
 
@@ -76,28 +82,39 @@ def signing_identity(credential: Credential) -> dict[str, object]:
             "c2pa": metadata.version("c2pa-python"), "brandbatch": brandbatch_version()}
 
 
+PIXEL_PARTS = ("render", "size", "safe zone", "copy", "logo", "overlay style", "crop")  # what the pixels follow
+
+
+def pixel_parts(*, job_key: str, render_sha256: str, placement: Placement, upscaler: str | None = None,
+                texts: Sequence[str] | None, logo_sha256: str | None, overlay: Mapping[str, object] | None,
+                crop: Sequence[float] | None) -> dict[str, str]:
+    """The digests of the parts that decide a file's pixels (``PIXEL_PARTS``): two files with the
+    same ones show the same picture in any format (review previews are keyed by them)."""
+    values = {
+        # the source: the render, or the render upscaled by ``upscaler`` (its tag; absent when the
+        # model did not run, so fingerprints made before upscalers existed stay the same)
+        "render": [job_key, render_sha256] + ([upscaler] if upscaler else []),
+        "size": [placement.width, placement.height],
+        "safe zone": dataclasses.astuple(placement.safe_zone),
+        "copy": list(texts) if texts is not None else None,
+        "logo": logo_sha256,
+        "overlay style": overlay,
+        "crop": [round(x, 6) for x in crop] if crop is not None else "saliency",
+    }
+    return {name: _digest(values[name]) for name in PIXEL_PARTS}
+
+
 def fingerprint_parts(*, job_key: str, render_sha256: str, placement: Placement, fmt: str, upscaler: str | None = None,
                       texts: Sequence[str] | None, logo_sha256: str | None, overlay: Mapping[str, object] | None,
                       crop: Sequence[float] | None, approval: Sequence[str], credential: Credential) -> dict[str, str]:
     """A short digest per part (see ``PARTS``). ``texts``, ``logo_sha256`` and ``overlay`` are
     None for what is not drawn (overlays off, no text, no logo); ``crop`` is the crop box in the
     render, None when it follows the render's saliency (a function of the render's bytes)."""
-    values = {
-        # the source: the render, or the render upscaled by ``upscaler`` (its tag; absent when the
-        # model did not run, so fingerprints made before upscalers existed stay the same)
-        "render": [job_key, render_sha256] + ([upscaler] if upscaler else []),
-        "size": [placement.width, placement.height],
-        "cap": placement.max_bytes,
-        "safe zone": dataclasses.astuple(placement.safe_zone),
-        "copy": list(texts) if texts is not None else None,
-        "logo": logo_sha256,
-        "overlay style": overlay,
-        "crop": [round(x, 6) for x in crop] if crop is not None else "saliency",
-        "approval": list(approval),
-        "encoder": encoder_identity(fmt),
-        "signing": signing_identity(credential),
-    }
-    return {name: _digest(values[name]) for name in PARTS}
+    pixels = pixel_parts(job_key=job_key, render_sha256=render_sha256, placement=placement, upscaler=upscaler,
+                         texts=texts, logo_sha256=logo_sha256, overlay=overlay, crop=crop)
+    values = {"cap": placement.max_bytes, "approval": list(approval), "encoder": encoder_identity(fmt),
+              "signing": signing_identity(credential)}
+    return {name: pixels[name] if name in pixels else _digest(values[name]) for name in PARTS}
 
 
 def export_fingerprint(parts: Mapping[str, str]) -> str:

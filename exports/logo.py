@@ -6,12 +6,10 @@ an error, and truncated or corrupt files fail instead of being drawn half-decode
 
 from __future__ import annotations
 
-import io
-import warnings
+from PIL import Image
 
-from PIL import Image, UnidentifiedImageError
+from plan.uploads import UploadError, decode_image
 
-LOGO_FORMATS = ("PNG", "JPEG", "WEBP")
 MAX_LOGO_PIXELS = 4096 * 4096  # a logo is drawn at most a few hundred pixels wide
 
 
@@ -32,23 +30,10 @@ def read_logo(path: str) -> bytes:
 
 
 def load_logo(path: str, data: bytes) -> Image.Image:
-    """The logo ``data`` (read from ``path`` by ``read_logo``), fully decoded, as RGBA.
-    Raises ``LogoError`` naming the file."""
+    """The logo ``data`` (read from ``path`` by ``read_logo``), fully decoded, as RGBA
+    (``plan.uploads.decode_image``: the rules every uploaded image gets). Raises ``LogoError``
+    naming the file."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=LOGO_FORMATS) as image:
-                pixels = image.width * image.height
-                if pixels > MAX_LOGO_PIXELS:
-                    raise LogoError(f"logo {path} is {image.width}x{image.height} = {pixels} pixels; "
-                                    f"at most {MAX_LOGO_PIXELS} are allowed")
-                image.load()
-                return image.convert("RGBA")
-    except LogoError:
-        raise
-    except UnidentifiedImageError:
-        raise LogoError(f"logo {path} is not a {', '.join(LOGO_FORMATS)} image") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise LogoError(f"logo {path} is refused as a decompression bomb: {exc}") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated, corrupt, unreadable
-        raise LogoError(f"logo {path} cannot be decoded: {exc}") from None
+        return decode_image(f"logo {path}", data, MAX_LOGO_PIXELS)
+    except UploadError as exc:
+        raise LogoError(str(exc)) from None

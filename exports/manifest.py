@@ -23,6 +23,7 @@ MANIFEST_FIELDS = (
     "status", "error", "upscale", "upscale_flagged", "max_upscale", "upscaler", "upscaler_factor", "seed", "style",
     "style_version", "model", "model_revision", "job_key", "master_job_key", "prompt_sha256", "qa_verdict",
     "approval_id", "approved_by", "alt_text", "headline", "cta", "locale", "c2pa_credential", "export_fingerprint",
+    "input_images",
 )
 JSON_ONLY_FIELDS = ("export_inputs", "overrides")  # in manifest.json rows, not in the CSV
 RUN_ONLY_FIELDS = ("rewritten",)  # what this run did to a file: in the rows a run returns, not in manifests

@@ -34,12 +34,15 @@ from exports.manifest import MANIFEST_FIELDS, read_manifest, write_manifests
 from exports.metadata import xmp_packet
 from exports.overlay import OverlayStyle, apply_overlays, overlay_problems
 from exports.placements import Placement, sized_for, unknown_placement
+from exports.product import composite, fitted_layer, product_problem, read_product
 from exports.provenance import Provenance, SigningError, sign, verify
 from plan.jobs import RenderJob
 from plan.planner import shipped_text_problems
 from plan.styles import DEFAULT_MAX_UPSCALE
+from plan.uploads import UploadError
 from render.stage import verified_render
 from render.upscale import UpscalerError, UpscalerSpec
+from settings import load_settings
 from store import keys
 from store.base import Store
 from store.keys import render_key as render_source_key  # export_render's ``keys`` are its files
@@ -94,6 +97,7 @@ def _base_row(item: ExportItem, placement: Placement, job: RenderJob | None) -> 
         "approval_id": item.approval_id, "approved_by": item.approved_by, "alt_text": item.alt_text,
         "headline": item.headline, "cta": item.cta, "locale": item.locale, "upscale": None, "upscale_flagged": False,
         "max_upscale": item.max_upscale, "upscaler": "", "upscaler_factor": None,
+        "input_images": ";".join(f"{c}={h}" for c, h in job.input_images or ()) if job else "",
     } | ({"overrides": _overrides(item)} if item.overrides else {})
 
 
@@ -147,6 +151,7 @@ class _Inputs:
     logo: Image.Image | None
     logo_sha256: str | None
     overlay: dict[str, object] | None  # None: nothing is drawn over the render
+    product: tuple[Image.Image, tuple[int, int, int, int]] | None  # packshot, its box in the render
     decoded: dict[str, tuple[Image.Image, tuple[float, float]]] = field(default_factory=dict)  # by source key
 
 
@@ -168,7 +173,11 @@ def _read_inputs(item: ExportItem, job: RenderJob, store: Store, overlays: bool)
                 logo, logo_sha256 = load_logo(item.logo, data), sha256_hex(data)
             except LogoError as exc:
                 raise ValueError(f"{exc} (asset {item.asset_id})") from None
-    return _Inputs(render, sha256_hex(render), logo, logo_sha256, overlay)
+    try:
+        product = read_product(job, item.renders, store)
+    except UploadError as exc:
+        raise ValueError(f"{exc} (asset {item.asset_id})") from None
+    return _Inputs(render, sha256_hex(render), logo, logo_sha256, overlay, product)
 
 
 def needs_model_upscale(item: ExportItem, job: RenderJob, placement: Placement) -> bool:
@@ -215,15 +224,31 @@ def _decoded(item: ExportItem, job: RenderJob, inputs: _Inputs, store: Store,
         except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
             raise ValueError(f"{source} cannot be decoded: {exc}") from None
         render.info = {}  # nothing of the render's metadata reaches an export
-        inputs.decoded[source] = (render, item.focal if item.focal is not None else focal_point(render))
+        if item.focal is not None:
+            focal = item.focal
+        elif inputs.product is not None:  # a packshot: crop around the product, not what looks salient
+            left, top, right, bottom = inputs.product[1]
+            focal = ((left + right) / 2 / job.width, (top + bottom) / 2 / job.height)
+        else:
+            focal = focal_point(render)
+        inputs.decoded[source] = (render, focal)
     return inputs.decoded[source]
 
 
 def _draw(item: ExportItem, job: RenderJob, placement: Placement, inputs: _Inputs, store: Store,
           source: str) -> Image.Image:
-    """The source fitted to the placement, with its overlays. Raises ``ValueError``."""
+    """The source fitted to the placement, with the packshot composited again at its resolution
+    (``exports.product``) and checked, then its overlays. Raises ``ValueError``, ``ProductHeld``."""
     render, focal = _decoded(item, job, inputs, store, source)
     fitted = cover_fit(render, placement.width, placement.height, focal)
+    if inputs.product is not None:
+        product, box = inputs.product
+        scale_x, scale_y = render.width / job.width, render.height / job.height  # an upscaled source
+        layer = fitted_layer(product, (box[0] * scale_x, box[1] * scale_y, box[2] * scale_x, box[3] * scale_y),
+                             crop_box(render.size, placement.width, placement.height, focal), fitted.size)
+        fitted = composite(fitted, layer)
+        if problem := product_problem(fitted, layer):
+            raise ProductHeld(f"product fidelity in {placement.id}: {problem}")
     if inputs.overlay is None:
         return fitted
     try:
@@ -231,6 +256,22 @@ def _draw(item: ExportItem, job: RenderJob, placement: Placement, inputs: _Input
                               style=item.overlay, locale=item.locale)[0]
     except OSError as exc:  # the style's font file cannot be read
         raise ValueError(f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}") from None
+
+
+def pixel_inputs(item: ExportItem, job: RenderJob, placement: Placement, inputs: _Inputs,
+                 upscaler: str) -> dict[str, object]:
+    """The arguments of ``exports.fingerprint.pixel_parts`` for one file (``upscaler``: the tag of
+    the model its source was upscaled with, "" none): the export and its review preview share them."""
+    drawn = inputs.overlay is not None
+    return {"job_key": job.key, "render_sha256": inputs.render_sha256, "upscaler": upscaler or None,
+            "placement": placement, "texts": (item.headline, item.cta, item.locale) if drawn else None,
+            "logo_sha256": inputs.logo_sha256, "overlay": inputs.overlay,
+            "crop": crop_box((job.width, job.height), placement.width, placement.height, item.focal)
+            if item.focal is not None else None}
+
+
+class ProductHeld(ValueError):
+    """The product pixels of a file are not the packshot's: the file is not made (review)."""
 
 
 def _stored(store: Store, key: str) -> bytes | None:
@@ -330,15 +371,8 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
             if inputs is None or reason:  # the inputs cannot be read now: a stored file is left as it is
                 rows.append(_failed_row(base, fmt, key, reason))
                 continue
-            drawn = inputs.overlay is not None
-            parts = fingerprint_parts(
-                job_key=job.key, render_sha256=inputs.render_sha256, upscaler=base["upscaler"] or None,
-                placement=placement, fmt=fmt,
-                texts=(item.headline, item.cta, item.locale) if drawn else None, logo_sha256=inputs.logo_sha256,
-                overlay=inputs.overlay,
-                crop=crop_box((job.width, job.height), placement.width, placement.height, item.focal)
-                if item.focal is not None else None,
-                approval=(item.approval_id, item.approved_by), credential=credential)
+            parts = fingerprint_parts(**pixel_inputs(item, job, placement, inputs, base["upscaler"]), fmt=fmt,
+                                      approval=(item.approval_id, item.approved_by), credential=credential)
             fingerprint = export_fingerprint(parts)
             stored = _stored(store, key)
             why, signed = _stale(previous.get(key), stored, fmt, parts, fingerprint, placement.max_bytes)
@@ -361,6 +395,11 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
                 continue
             except ByteCapError as exc:
                 rows.append(_failed_row(base, fmt, key, _removed(store, key, stored, f"{fmt} for {placement.id}: {exc}")))
+                continue
+            except ProductHeld as exc:  # never shipped: back to review
+                if stored is not None:
+                    store.delete(key)
+                rows.append(_held_row(base, fmt, key, str(exc)))
                 continue
             except ValueError as exc:  # the render cannot be decoded, the font cannot be drawn
                 rows.append(_failed_row(base, fmt, key, _removed(store, key, stored, str(exc))))
@@ -388,10 +427,6 @@ def rewrite_counts(rows: Sequence[dict]) -> dict[str, int]:
         if row.get("rewritten"):
             counts[row["rewritten"]] = counts.get(row["rewritten"], 0) + 1
     return dict(sorted(counts.items()))
-
-
-def _export_task(args: tuple) -> list[dict]:
-    return export_render(*args)
 
 
 def _take_callers_environment(environ: dict[str, str], cwd: str) -> None:
@@ -441,32 +476,25 @@ def _tasks(items: Sequence[ExportItem], placements: Mapping[str, Placement], wor
     return tasks, rows
 
 
-def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping[str, Placement], *,
-                  formats: Sequence[str] = DEFAULT_FORMATS, workers: int | None = None,
-                  overlays: bool = True, credential: Credential | None = None) -> list[dict]:
-    """Export every item to each of its placements in each format; manifest rows sorted by path.
-    Files whose export fingerprint matches their row in the campaign's manifest (and whose bytes
-    still verify) are kept as they are; ``rewrite_counts`` of the rows says what was written and why.
+ExportTask = tuple  # the arguments of one ``export_render`` call, as ``prepare_exports`` gives them
 
-    ``formats``: any of webp, avif, jpeg, png, upload. ``workers``: processes (None: all
-    cores; 1: in this process). A placement that enlarges its render more than the item's
-    ``max_upscale`` is cut from the render upscaled by the item's ``upscaler`` (made here, once
-    per render, before the workers start, and stored content-addressed); a file still enlarged
-    more than that is exported and flagged (``upscale_flagged``). ``overlays``: draw each item's headline,
-    CTA and logo in its ``overlay`` style (False: export the bare render); a placement where text
-    or logo would be below its legible minimum, or the CTA does not fit, or a glyph has no font,
-    is not made: its rows have ``status: review`` and the reasons in ``error``. Every file carries
-    C2PA Content Credentials signed with
-    ``credential`` (None: ``load_credential()``: the configured one, else the development one;
-    ``CredentialError`` if the configuration is incomplete); rows say which kind in ``c2pa_credential``.
-    """
+
+def prepare_exports(items: Sequence[ExportItem], store: Store, placements: Mapping[str, Placement], *,
+                    formats: Sequence[str] = DEFAULT_FORMATS, workers: int = 1, overlays: bool = True,
+                    credential: Credential | None = None, manifests: dict[str, dict[str, dict]] | None = None
+                    ) -> tuple[list[ExportTask], list[dict]]:
+    """The ``export_render`` calls that export ``items`` (see ``export_assets``), and the rows of
+    their unknown placements. Upscaled copies the tasks need are made here (the model runs in
+    this process, once per render). ``manifests``: campaign -> its manifest rows by path, read
+    once by a caller that prepares many batches (missing campaigns are read and added)."""
     bad = [f for f in formats if f not in RUN_FORMATS]
     if bad or not formats:
         raise ValueError(f"formats must be some of {', '.join(RUN_FORMATS)} but are {list(formats)!r}")
-    count = workers or os.cpu_count() or 1
     credential = credential or load_credential()
-    tasks, rows = _tasks(items, placements, count)
-    manifests = {campaign: read_manifest(store, campaign) for campaign in {item.campaign for item in items}}
+    tasks, rows = _tasks(items, placements, workers)
+    manifests = {} if manifests is None else manifests
+    for campaign in {item.campaign for item in items} - set(manifests):
+        manifests[campaign] = read_manifest(store, campaign)
 
     def previous(item: ExportItem, group: Sequence[Placement]) -> dict[str, dict]:
         keys = (export_key(item, p.id, fmt) for p in group for fmt in _formats_for(formats, p))
@@ -479,23 +507,57 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
                 ensure_upscaled(store, job, item.upscaler)
             except ValueError:
                 pass  # export_render gives the failed rows their reason
-    args = [(item, job, group, tuple(formats), store, overlays, credential, previous(item, group))
-            for item, job, group in tasks]
+    return [(item, job, group, tuple(formats), store, overlays, credential, previous(item, group))
+            for item, job, group in tasks], rows
+
+
+def export_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes for ``run_export_task`` (forked from a fork server, with
+    this process's environment and folder)."""
+    return ProcessPoolExecutor(workers, mp_context=_pool_context(), initializer=_take_callers_environment,
+                               initargs=(dict(os.environ), os.getcwd()))
+
+
+def run_export_task(task: ExportTask) -> list[dict]:
+    """The rows of one task of ``prepare_exports`` (picklable: a process pool can run it)."""
+    return export_render(*task)
+
+
+def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping[str, Placement], *,
+                  formats: Sequence[str] = DEFAULT_FORMATS, workers: int | None = None,
+                  overlays: bool = True, credential: Credential | None = None) -> list[dict]:
+    """Export every item to each of its placements in each format; manifest rows sorted by path.
+    Files whose export fingerprint matches their row in the campaign's manifest (and whose bytes
+    still verify) are kept as they are; ``rewrite_counts`` of the rows says what was written and why.
+
+    ``formats``: any of webp, avif, jpeg, png, upload. ``workers``: processes (None:
+    ``$BRANDBATCH_EXPORT_WORKERS``, else all cores; 1: in this process). A placement that enlarges its render more than the item's
+    ``max_upscale`` is cut from the render upscaled by the item's ``upscaler`` (made here, once
+    per render, before the workers start, and stored content-addressed); a file still enlarged
+    more than that is exported and flagged (``upscale_flagged``). ``overlays``: draw each item's headline,
+    CTA and logo in its ``overlay`` style (False: export the bare render); a placement where text
+    or logo would be below its legible minimum, or the CTA does not fit, or a glyph has no font,
+    is not made: its rows have ``status: review`` and the reasons in ``error``. Every file carries
+    C2PA Content Credentials signed with
+    ``credential`` (None: ``load_credential()``: the configured one, else the development one;
+    ``CredentialError`` if the configuration is incomplete); rows say which kind in ``c2pa_credential``.
+    """
+    count = workers or load_settings().export_workers or os.cpu_count() or 1
+    args, rows = prepare_exports(items, store, placements, formats=formats, workers=count, overlays=overlays,
+                                 credential=credential)
     if min(count, len(args)) <= 1:
-        results = [_export_task(task) for task in args]
+        results = [run_export_task(task) for task in args]
     else:
         args.sort(key=lambda task: -sum(p.width * p.height for p in task[2]))  # largest first: no long task last
-        with ProcessPoolExecutor(min(count, len(args)), mp_context=_pool_context(),
-                                 initializer=_take_callers_environment,
-                                 initargs=(dict(os.environ), os.getcwd())) as pool:
-            futures = [pool.submit(_export_task, task) for task in args]
+        with export_pool(min(count, len(args))) as pool:
+            futures = [pool.submit(run_export_task, task) for task in args]
             # This process works too rather than only wait (while the workers start, and at the
             # end): it takes the smallest tasks, from the end of the queue, that no worker has begun.
             here = {}
             for index in reversed(range(len(futures))):
                 if not futures[index].cancel():
                     break
-                here[index] = _export_task(args[index])
+                here[index] = run_export_task(args[index])
             results = [here[i] if i in here else future.result() for i, future in enumerate(futures)]
     rows.extend(row for result in results for row in result)
     return sorted(rows, key=lambda row: row["path"])
@@ -581,4 +643,5 @@ def refuse_banned_text(items: Sequence[ExportItem], banned_for: Callable[[Render
 
 
 __all__ = ["DEFAULT_FORMATS", "RUN_FORMATS", "ExportItem", "export_assets", "export_failure_lines",
-           "export_render", "held_for_review", "refuse_banned_text", "rewrite_counts", "write_manifests"]
+           "export_pool", "export_render", "held_for_review", "prepare_exports", "refuse_banned_text",
+           "rewrite_counts", "run_export_task", "write_manifests"]

@@ -1,5 +1,8 @@
 """The ``campaign_batch`` flow: plan -> render -> QA -> review queue -> export -> manifest + report.
 
+QA, queueing and export of each asset row start while later rows render (``pipeline.stream``,
+``$BRANDBATCH_STREAM``); the stages after rendering then do what is left, with the same result.
+
 Only wiring lives here; each task is a few lines around a plain function of a stage package.
 Resume is by content: renders are stored by job key, the queue is idempotent and exports
 skip files already written, so a rerun does only the missing work.
@@ -8,7 +11,7 @@ skip files already written, so a rerun does only the missing work.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from prefect import flow, get_run_logger, task
@@ -25,10 +28,12 @@ from flows import metrics
 from flows.progress import progress_bar
 from flows import review_wait
 from flows.reroll import record_launch
-from flows.shard import RENDER_RETRIES, render_sharded, shard_deployment
+from flows.shard import RENDER_RETRIES, CheckShards, check_deployment, render_sharded, shard_deployment
+from pipeline.stream import CampaignStream, Streamed, settled_rows
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, plan_campaign
 from plan.sheet import campaign_name, read_sheet
+from plan.uploads import store_inputs
 from qa import QAResult, run_qa, summary_markdown
 from qa.metrics import close_run
 from qa.report import upscale_warnings
@@ -72,6 +77,7 @@ class CampaignSummary:
 def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Store) -> CampaignPlan:
     plan = plan_campaign(read_sheet(sheet), settings, limit=limit)
     plan.problems.extend(sheet_text_problems(plan, settings.styles_dir))  # glyphs no font has
+    store_inputs(store, plan.rows)  # packshots and masks, by their bytes' sha256
     save_assets(store, plan.campaign, asset_snapshot(plan, settings.styles_dir))
     return plan
 
@@ -79,23 +85,29 @@ def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Stor
 @task(cache_policy=NO_CACHE, **RENDER_RETRIES)
 def render_task(jobs: Sequence[RenderJob], store: Store, batch_size: int, progress: bool,
                 max_images: int | None, max_gpu_seconds: float | None,
-                on_done: Callable[[str], None] | None = None) -> RenderReport:
+                on_done: Sequence[Callable[[str], None]] = (),
+                on_failed: Callable[[str], None] | None = None) -> RenderReport:
     with progress_bar("rendering", len(jobs), enabled=progress) as advance:
         def done(key: str) -> None:
             advance(key)
-            if on_done is not None:
-                on_done(key)
+            for call in on_done:
+                call(key)
 
         if deployment := shard_deployment():  # sharded on Prefect workers (flows/shard.py)
-            return render_sharded(jobs, store, deployment, batch_size=batch_size, on_done=done,
+            return render_sharded(jobs, store, deployment, batch_size=batch_size, on_done=done, on_failed=on_failed,
                                   max_images=max_images, max_gpu_seconds=max_gpu_seconds)
-        return render_missing(jobs, store, batch_size=batch_size, on_done=done, max_images=max_images,
-                              max_gpu_seconds=max_gpu_seconds)
+        return render_missing(jobs, store, batch_size=batch_size, on_done=done, on_failed=on_failed,
+                              max_images=max_images, max_gpu_seconds=max_gpu_seconds)
 
 
 @task(cache_policy=NO_CACHE)
-def qa_task(jobs: Sequence[RenderJob], store: Store, plan: CampaignPlan) -> list[QAResult]:
-    return run_qa(jobs, store, {row.style.ref: row.style for row in plan.rows})
+def qa_task(jobs: Sequence[RenderJob], store: Store, plan: CampaignPlan, streamed: Streamed) -> list[QAResult]:
+    """QA results of ``jobs`` in order: the stream's for the rows it settled, the others checked now."""
+    settled = settled_rows(jobs, streamed)
+    rest = [job for job in jobs if job.row_key not in settled]
+    by_key = {**streamed.results, **{r.job_key: r for r in run_qa(rest, store, {row.style.ref: row.style
+                                                                                 for row in plan.rows})}}
+    return [by_key[job.key] for job in jobs]
 
 
 @task(cache_policy=NO_CACHE)
@@ -115,10 +127,11 @@ def reroll_qa_task(jobs: Sequence[RenderJob], store: Store, styles_dir: str) -> 
 
 @task(cache_policy=NO_CACHE)
 def review_task(out: str, plan: CampaignPlan, results: list[QAResult], rerolls: Sequence[RenderJob],
-                rendered_rerolls: Sequence[RenderJob]) -> int:
-    """Queue the campaign and the rerolls rendered this run; returns the variants waiting for a designer."""
+                rendered_rerolls: Sequence[RenderJob], queued_rows: Collection[str] = ()) -> int:
+    """Queue the campaign (but ``queued_rows``, queued by the stream) and the rerolls rendered
+    this run; returns the variants waiting for a designer."""
     by_key = {r.job_key: r for r in results}
-    queue_for_review(out, plan, by_key)
+    queue_for_review(out, plan, by_key, skip=queued_rows)
     queue = ReviewQueue.for_out(out)
     try:
         queue_rerolls(queue, rendered_rerolls, by_key, rerolls)
@@ -186,19 +199,36 @@ def campaign_batch(
         jobs = [*(retry_jobs(plan.jobs, letters) if retry_failed else plan.jobs), *rerolls]
         tracker = metrics.RunProgress(plan.campaign, len(jobs))
 
-        rendered = render_task(jobs, store, batch_size, progress, max_images, max_gpu_seconds, tracker.render_done)
+        # QA, queueing and export of each finished asset row run while later rows render (pipeline.stream)
+        # (as shards on the cpu pool when $BRANDBATCH_CHECK_DEPLOYMENT names a deployment: flows/shard.py)
+        checks = check_deployment()
+        stream = CampaignStream(
+            plan, jobs, store, out, placements=placements, formats=formats, styles_dir=settings.styles_dir,
+            export=wait_for_review is None, no_export={job.row_key for job in rerolls},
+            rows_per_shard=load_settings().check_shard_rows,
+            dispatcher=CheckShards(checks, store, plan.campaign, {r.style.ref: r.style for r in plan.rows}, formats,
+                                   styles) if checks else None) if load_settings().stream or checks else None
+        try:
+            rendered = render_task(jobs, store, batch_size, progress, max_images, max_gpu_seconds,
+                                   [tracker.render_done, *([stream.done] if stream else [])],
+                                   stream.failed if stream else None)
+            streamed = stream.finish() if stream else Streamed()
+        finally:
+            if stream:
+                stream.close()
         for failure in rendered.failed:
             logger.error("render %s failed (%s): %s", failure.job_key[:12], failure.reason, failure.message)
         tracker.render_finished()
         rendered_rerolls = rendered_jobs(rerolls, rendered, store)
-        results = [*qa_task(rendered_jobs(plan.jobs, rendered, store), store, plan),
+        qa_jobs = rendered_jobs(plan.jobs, rendered, store)
+        results = [*qa_task(qa_jobs, store, plan, streamed),
                    *reroll_qa_task(rendered_rerolls, store, str(settings.styles_dir))]
-        queued = review_task(out, plan, results, rerolls, rendered_rerolls)
+        queued = review_task(out, plan, results, rerolls, rendered_rerolls, settled_rows(qa_jobs, streamed))
         rerolled = len(rendered_rerolls)
         review_wait.wait_for_designers(plan.campaign, wait_for_review, queued)  # deployments: suspend until published
 
         campaign = plan.campaign
-        rows = export_task(campaign, out, store, placements, formats, settings.styles_dir)
+        rows = export_task(campaign, out, store, placements, formats, settings.styles_dir, streamed.exports)
         create_markdown_artifact(summary_markdown(campaign, results), key=metrics.artifact_key("qa", campaign),
                                  description=f"QA summary of {campaign}")
         closed = close_run(store, plan, jobs, rendered, results, rows, letters, started=started,

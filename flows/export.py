@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from exports.assemble import banned_checker, export_items, load_assets, plan_settings
 from exports.placements import Placement
 from exports.stage import DEFAULT_FORMATS, export_assets, held_for_review, refuse_banned_text, write_manifests
+from pipeline.stream import StreamedExports, take_streamed_rows
 from review.campaign_page import rebuild_report
 from review.queue import ReviewQueue, item_id_for
 from store import Store, open_store
@@ -24,7 +25,8 @@ from store.locks import campaign_lock
 
 @task(cache_policy=NO_CACHE)
 def export_task(campaign: str, out: str, store: Store, placements: dict[str, Placement],
-                formats: Sequence[str], styles_dir: Path) -> list[dict]:
+                formats: Sequence[str], styles_dir: Path, streamed: StreamedExports | None = None) -> list[dict]:
+    """``streamed``: what ``pipeline.stream`` exported during rendering, taken where the item is the same."""
     queue = ReviewQueue.for_out(out)
     try:
         queue.verify(campaign)  # lost decisions stop the export (ReviewStateLost)
@@ -33,7 +35,10 @@ def export_task(campaign: str, out: str, store: Store, placements: dict[str, Pla
         queue.close()
     items, refused = refuse_banned_text(export_items(campaign, approved, load_assets(store, campaign)),
                                         banned_checker(styles_dir))
-    rows = export_assets(items, store, placements, formats=formats) + refused
+    todo, reused, stale = take_streamed_rows(items, streamed or {})
+    for path in stale:  # written while rendering for an approval that changed since
+        store.delete(path)
+    rows = sorted(export_assets(todo, store, placements, formats=formats) + reused, key=lambda r: r["path"]) + refused
     write_manifests(store, campaign, rows, approved={(i.asset_id, i.variant) for i in items})
     held = held_for_review(rows)
     if held:

@@ -71,15 +71,47 @@ class RenderJob:
     # style's focal point (x, y as 0..1) that places the master on the canvas (None: saliency).
     master_key: str | None = None
     expand_focal: tuple[float, float] | None = None
+    # Uploaded images (None: none, and left out of the key): (sheet column, sha256 of the bytes)
+    # sorted, e.g. (("product_image", "3f..."),); expansions carry their master's.
+    input_images: tuple[tuple[str, str], ...] | None = None
+    # Packshot placement (None: no product, or an expansion, whose master carries it):
+    # (anchor x, anchor y, height, shadow) from the style's ``product`` for this aspect.
+    product: tuple[float, float, float, bool] | None = None
     # Brand models (None: none, and left out of the key): (LoRA file, sha256, scale) in the style's
     # order; the key holds hashes and scales, not paths (a moved file renders the same).
     adapters: tuple[tuple[str, str, float], ...] | None = None
+    # References (None: none; the image itself is ``input_images``' ``reference_image``):
+    # image-to-image strength, and the style reference's IP-Adapter as (file or tiny id, sha256
+    # or revision, scale), whose key part is its hash and scale.
+    reference_strength: float | None = None
+    ip_adapter: tuple[str, str, float] | None = None
 
     def __post_init__(self) -> None:  # from JSON: lists
         if self.expand_focal is not None and not isinstance(self.expand_focal, tuple):
             object.__setattr__(self, "expand_focal", tuple(self.expand_focal))
         if self.adapters is not None:
             object.__setattr__(self, "adapters", tuple(tuple(a) for a in self.adapters))
+        if self.input_images is not None and not isinstance(self.input_images, tuple):
+            object.__setattr__(self, "input_images", tuple(tuple(pair) for pair in self.input_images))
+        if self.product is not None and not isinstance(self.product, tuple):
+            object.__setattr__(self, "product", tuple(self.product))
+        if self.ip_adapter is not None and not isinstance(self.ip_adapter, tuple):
+            object.__setattr__(self, "ip_adapter", tuple(self.ip_adapter))
+
+    @property
+    def input_sha256(self) -> dict[str, str]:
+        """Sheet column -> sha256 of the uploaded image it named."""
+        return dict(self.input_images or ())
+
+    @property
+    def needs_inpaint(self) -> bool:
+        """Expansions and packshot renders call an inpainting pipeline."""
+        return self.is_expansion or self.product is not None
+
+    @property
+    def uses_reference(self) -> bool:
+        """Renders from (``reference_strength``) or steered by (``ip_adapter``) its reference image."""
+        return self.reference_strength is not None or self.ip_adapter is not None
 
     @property
     def is_expansion(self) -> bool:
@@ -97,17 +129,19 @@ class RenderJob:
         """sha256 of the canonical JSON of the job (the ``row`` number excluded: it is
         where the row sat in the sheet, which must not change what is rendered)."""
         values = {name: getattr(self, name) for name in _KEY_FIELDS}
-        for name in _OPTIONAL_FIELDS:
+        for name in _OPTIONAL_FIELDS:  # optional fields: left out when None
             if values[name] is None:
                 del values[name]
         if self.adapters is not None:
             values["adapters"] = [[sha256, scale] for _path, sha256, scale in self.adapters]
+        if self.ip_adapter is not None:
+            values["ip_adapter"] = list(self.ip_adapter[1:])
         return sha256_text(canonical_json(values))
 
     @property
     def build(self) -> tuple:
-        """What the pipeline is built from: the model and its adapters (``render.registry``)."""
-        return (self.model_id, self.model_revision, self.adapters or ())
+        """What the pipeline is built from: the model, its adapters and IP-Adapter (``render.registry``)."""
+        return (self.model_id, self.model_revision, self.adapters or (), self.ip_adapter)
 
     @property
     def prompt_sha256(self) -> str:
@@ -117,12 +151,14 @@ class RenderJob:
     def group(self) -> tuple:
         """Jobs with the same group can share one pipeline call (batch)."""
         return (*self.build, self.model_family, self.width, self.height, self.scheduler, self.steps,
-                self.guidance, self.is_expansion)
+                self.guidance, self.is_expansion, self.needs_inpaint, self.reference_strength,
+                self.input_sha256.get("reference_image") if self.ip_adapter else None)  # one IP image a call
 
 
 _FIELDS = tuple(f.name for f in fields(RenderJob))
 _KEY_FIELDS = tuple(name for name in _FIELDS if name != "row")
-_OPTIONAL_FIELDS = ("master_key", "expand_focal", "adapters")
+_OPTIONAL_FIELDS = ("master_key", "expand_focal", "adapters", "input_images", "product", "reference_strength",
+                    "ip_adapter")
 
 
 def reseed(jobs: Sequence[RenderJob], reroll: int) -> list[RenderJob]:

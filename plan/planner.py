@@ -15,8 +15,10 @@ from plan.names import name_problem
 from plan.prompts import PromptError, find_banned_terms, render_prompt
 from plan.resolution import bucket, expand_size, nearest_aspect
 from plan.sheet import MAX_CELL_CHARS, RESERVED_COLUMNS, Sheet
-from plan.styles import LOGO_SUFFIXES, Style, StyleLibrary, file_in_folder, parse_style_ref
+from plan.styles import (LOGO_SUFFIXES, TINY_IP_ADAPTER, TINY_IP_ADAPTER_REVISION, Style, StyleLibrary, file_in_folder,
+                         parse_style_ref)
 from plan.tokens import MAX_TOKENS, count_tokens
+from plan.uploads import RENDER_INPUT_COLUMNS, UPLOAD_COLUMNS, BlockedMarkError, Upload, UploadError, check_upload
 from store.keys import export_name
 
 MAX_VARIANTS = 8
@@ -37,6 +39,7 @@ class PlannedRow:
     aspects: tuple[str, ...]
     prompt: str
     cells: Mapping[str, str]
+    uploads: Mapping[str, Upload] = field(default_factory=dict)  # column -> checked image (plan.uploads)
 
     @property
     def alt_text(self) -> str:
@@ -185,6 +188,7 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
     if logo_problem:
         problems.append(Problem(where, f"{logo_problem} (the sheet's folder) but is {logo!r}", row, "logo",
                                 code="bad_logo"))
+    uploads = _row_uploads(cells, style, library, Path(where).parent, where, row, problems) if style else {}
     if style is None or problems:
         raise _RowProblems(problems)
 
@@ -221,7 +225,76 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
         aspects.add(style.master_aspect)
     aspects = tuple(sorted(aspects, key=style.aspect_ratios.index))
     return PlannedRow(row=row, asset_id=asset_id, style=style, variants=variants, placements=placements,
-                      aspects=aspects, prompt=prompt, cells=dict(cells))
+                      aspects=aspects, prompt=prompt, cells=dict(cells), uploads=uploads)
+
+
+def _row_uploads(cells: Mapping[str, str], style: Style, library: StyleLibrary, folder: Path, where: str, row: int,
+                 problems: list[Problem]) -> dict[str, Upload]:
+    """The row's uploaded images, read, decoded and checked against the brand's blocked marks
+    (``plan.uploads``); each one that fails adds its problem. A packshot needs alpha (or a
+    ``product_mask`` of its size) and a style with a ``product`` placement."""
+    uploads: dict[str, Upload] = {}
+    for column in UPLOAD_COLUMNS:
+        value = cells.get(column, "")
+        if not value or any(p.column == column for p in problems):  # a bad logo path is reported already
+            continue
+        try:
+            uploads[column] = check_upload(value, folder, column, library.root / style.name)
+        except BlockedMarkError as exc:
+            problems.append(Problem(where, str(exc), row, column, code="blocked_mark"))
+        except UploadError as exc:
+            problems.append(Problem(where, str(exc), row, column, code="bad_upload"))
+    image, mask = uploads.get("product_image"), uploads.get("product_mask")
+    if cells.get("product_mask") and not cells.get("product_image"):
+        problems.append(Problem(where, "a product_mask needs the product_image it masks", row, "product_mask",
+                                code="bad_product"))
+    if cells.get("product_image") and style.product is None:
+        problems.append(Problem(where, f"style {style.ref} has no 'product' placement (anchor, height); packshots "
+                                       "need a style version that says where the product sits", row, "product_image",
+                                code="bad_product"))
+    if image is not None and mask is not None and mask.size != image.size:
+        problems.append(Problem(where, f"product_mask is {mask.size[0]}x{mask.size[1]} but product_image "
+                                       f"is {image.size[0]}x{image.size[1]}; they must match", row,
+                                "product_mask", code="bad_product"))
+    elif image is not None and not cells.get("product_mask"):
+        low, high = image.alpha
+        if low == 255 or high < 255:
+            problems.append(Problem(where, f"{cells['product_image']} has {'no transparent' if low == 255 else 'no opaque'}"
+                                           " pixels; a packshot needs an alpha channel that cuts out the product "
+                                           "(or a product_mask)", row, "product_image", code="bad_product"))
+    _reference(cells, style, library, uploads, where, row, problems)
+    return uploads
+
+
+def _reference(cells: Mapping[str, str], style: Style, library: StyleLibrary, uploads: dict[str, Upload], where: str,
+               row: int, problems: list[Problem]) -> None:
+    """The row's reference image: its ``reference_image`` cell (checked above), else the style's,
+    checked the same way; the style must say how to use it. Packshot rows take none (their scene
+    is inpainted around the product): the style's is left out, a row's own is refused."""
+    def problem(message: str, code: str = "bad_reference") -> None:
+        problems.append(Problem(where, message, row, "reference_image", code=code))
+
+    if cells.get("reference_image") and cells.get("product_image"):
+        problem("a packshot row (product_image) takes no reference image: its scene is painted around the product")
+        return
+    if style.reference_image and not cells.get("reference_image") and not cells.get("product_image"):
+        brand = library.root / style.name
+        try:
+            stat = (brand / style.reference_image).stat()
+            uploads["reference_image"] = _style_reference(str(brand), style.reference_image, stat.st_mtime_ns,
+                                                          stat.st_size)
+        except (UploadError, OSError) as exc:
+            problem(f"style {style.ref}'s reference_image: {exc}",
+                    "blocked_mark" if isinstance(exc, BlockedMarkError) else "bad_upload")
+    if cells.get("reference_image") and style.reference_strength is None and style.ip_adapter is None:
+        problem(f"style {style.ref} uses no reference image: it needs reference_strength (image-to-image) or "
+                "ip_adapter (style reference); use a style version that has one")
+
+
+@lru_cache(maxsize=64)
+def _style_reference(brand: str, value: str, _mtime_ns: int, _size: int) -> Upload:
+    """A style's reference image, checked once per file version (every row of the style uses it)."""
+    return check_upload(value, Path(brand), "reference_image", Path(brand))
 
 
 def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
@@ -242,6 +315,19 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
     folder = settings.styles_dir / style.name
     adapters = None if settings.model_override or not style.adapters else tuple(
         (str(a.resolve(folder)), a.sha256, a.scale) for a in style.adapters)
+    inputs = tuple(sorted((column, upload.sha256) for column, upload in planned.uploads.items()
+                          if column in RENDER_INPUT_COLUMNS)) or None
+    reference = _references(style, folder, settings) if "reference_image" in planned.uploads else {}
+    packshot = "product_image" in planned.uploads and style.product is not None
+    if packshot:  # the scene is inpainted around the product, by the style's inpainting model if it names one
+        model_id, revision = expand_id, expand_revision
+
+    def product(aspect: str) -> tuple[float, float, float, bool] | None:
+        if not packshot:
+            return None
+        where = style.product.placement(aspect)
+        return (*where.anchor, where.height, where.shadow)
+
     jobs = []
     for variant in range(1, planned.variants + 1):
         reroll = (rerolls or {}).get(variant, 0)
@@ -249,16 +335,18 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
         common = dict(campaign=campaign, row_key=planned.asset_id, row=planned.row, variant=variant,
                       prompt=planned.prompt, negative_prompt=style.negative_prompt, model_family=family,
                       scheduler=style.scheduler, steps=style.steps, guidance=style.guidance, style=style.name,
-                      style_version=style.version, reroll=reroll, adapters=adapters)
+                      style_version=style.version, reroll=reroll, adapters=adapters, input_images=inputs)
         if not expand:
             for aspect in planned.aspects:
                 width, height = bucket(aspect, family, resolution)
                 jobs.append(RenderJob(aspect=aspect, width=width, height=height, model_id=model_id,
-                                      model_revision=revision, seed=seed, **common))
+                                      model_revision=revision, seed=seed, product=product(aspect), **reference,
+                                      **common))
             continue
         width, height = bucket(style.master_aspect, family, resolution)
         master = RenderJob(aspect=style.master_aspect, width=width, height=height, model_id=model_id,
-                           model_revision=revision, seed=seed, **common)
+                           model_revision=revision, seed=seed, product=product(style.master_aspect), **reference,
+                           **common)
         jobs.append(master)
         for aspect in planned.aspects:
             if aspect == style.master_aspect:
@@ -268,6 +356,19 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
                                   model_revision=expand_revision, seed=derive_expand_seed(master.key, aspect),
                                   master_key=master.key, expand_focal=style.focal, **common))
     return jobs
+
+
+def _references(style: Style, folder: Path, settings: PlanSettings) -> dict[str, object]:
+    """The job fields of a row with a reference image (masters and independent renders; expansions
+    outpaint their master, which carries it). The IP-Adapter is made for the style's model: a
+    --model override renders without it."""
+    fields: dict[str, object] = {"reference_strength": style.reference_strength}
+    ip = style.ip_adapter
+    if ip is not None and not settings.model_override:
+        tiny = ip.path.startswith(TINY_IP_ADAPTER)
+        fields["ip_adapter"] = ((ip.path, TINY_IP_ADAPTER_REVISION, ip.scale) if tiny
+                                else (str(ip.resolve(folder)), ip.sha256, ip.scale))
+    return fields
 
 
 def _claim_file_names(planned: PlannedRow, taken: dict[str, tuple[int, str]], where: str) -> None:

@@ -129,6 +129,9 @@ class Upscaler(_Frozen):
 
 
 ADAPTER_SUFFIXES = (".safetensors",)  # pickled .bin/.ckpt adapters are refused: loading one runs code
+TINY_IP_ADAPTER = "brandbatch/tiny-ip-adapter-"  # + the family (sd, sdxl): built offline, random weights
+TINY_IP_ADAPTER_REVISION = "builtin-1"  # render.tiny.TINY_REVISION: what pins a tiny IP-Adapter in job keys
+IP_ADAPTER_FAMILIES = ("sd", "sdxl")  # diffusers' IP-Adapter support for UNet families
 
 
 def _pinned_file(path: Path, sha256: str) -> str:
@@ -163,6 +166,35 @@ class Adapter(_Frozen):
         return (Path(folder) / Path(self.path).expanduser()).resolve()
 
 
+class IPAdapter(_Frozen):
+    """A style reference through diffusers' IP-Adapter support (SD, SDXL): ``brandbatch/tiny-ip-adapter-<family>``
+    (built offline) or an IP-Adapter ``.safetensors`` (absolute, or relative to the style's folder) with its
+    CLIP image encoder in ``image_encoder/`` beside it (the layout of h94/IP-Adapter), pinned by sha256."""
+
+    path: str = Field(min_length=1)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    scale: Annotated[float, Field(ge=0.0, le=2.0)] = 0.6
+
+    @model_validator(mode="after")
+    def _pinned(self, info: ValidationInfo) -> IPAdapter:
+        if self.path.startswith(TINY_IP_ADAPTER):
+            return self
+        if not self.path.lower().endswith(ADAPTER_SUFFIXES) or self.sha256 is None:
+            raise ValueError(f"path: must be {TINY_IP_ADAPTER}<family> or an IP-Adapter .safetensors file pinned by "
+                             f"sha256 but is {self.path!r} (sha256 {self.sha256!r})")
+        folder = (info.context or {}).get("folder")
+        if folder is not None:
+            path = self.resolve(Path(folder))
+            if problem := _pinned_file(path, self.sha256):
+                raise ValueError(f"path: {problem}")
+            if not (path.parent / "image_encoder" / "config.json").is_file():
+                raise ValueError(f"path: no CLIP image encoder folder {str(path.parent / 'image_encoder')!r} beside it")
+        return self
+
+    def resolve(self, folder: Path) -> Path:
+        return (Path(folder) / Path(self.path).expanduser()).resolve()
+
+
 def file_in_folder(value: str, suffixes: tuple[str, ...], folder: Path | None) -> str:
     """Why ``value`` is not a file path (ending in one of ``suffixes``) relative to and inside
     ``folder``; '' if it is. ``folder`` None: only the form is checked."""
@@ -182,6 +214,31 @@ def _file_in_style_folder(value: str | None, suffixes: tuple[str, ...], info: Va
     if problem:
         raise ValueError(problem)
     return value
+
+
+Aspect = Literal["1:1", "4:5", "9:16", "16:9", "1.91:1", "2:3", "3:2"]
+
+
+class ProductPlacement(_Frozen):
+    """Where a row's packshot (``product_image``) sits in a render."""
+
+    anchor: tuple[Unit, Unit] = (0.5, 0.55)  # the product's centre, x and y as 0..1 of the render
+    height: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5  # the product's height, share of the render's
+    shadow: bool = True  # a soft contact shadow under the product
+
+
+class Product(ProductPlacement):
+    """Packshots (docs/rendering.md, "Packshots"): the scene is inpainted around the product, whose
+    pixels are composited back exactly; ``aspects`` overrides the placement per aspect ratio.
+    Product fidelity QA: mean CIEDE2000 inside the product at most ``max_delta_e``; a failure
+    sends the render to review or rejects it (``on_fail``)."""
+
+    aspects: dict[Aspect, ProductPlacement] = {}
+    max_delta_e: Annotated[float, Field(gt=0.0, le=100.0)] = 1.0
+    on_fail: Literal["review", "reject"] = "review"
+
+    def placement(self, aspect: str) -> ProductPlacement:
+        return self.aspects.get(aspect, self)
 
 
 class Overlay(_Frozen):
@@ -247,13 +304,37 @@ class Style(_Frozen):
     overlay: Overlay = Overlay()
     focal: tuple[Unit, Unit] | None = None  # crop centre (x, y as 0..1) for exports; None: saliency
     logo: str | None = None  # .png/.jpg/.webp in the style's folder, composited on exports
-    # Brand models (docs/rendering.md, "Brand models and reference images").
+    # Brand models and references (docs/rendering.md, "Brand models (LoRA adapters)", "Reference images").
     adapters: tuple[Adapter, ...] = Field(default=(), max_length=8)
+    reference_image: str | None = None  # .png/.jpg/.webp in the style's folder; a row's reference_image replaces it
+    reference_strength: Annotated[float, Field(gt=0.0, le=1.0)] | None = None  # image-to-image from the reference
+    ip_adapter: IPAdapter | None = None  # style reference: the reference image steers through an IP-Adapter
+    product: Product | None = None  # rows with a product_image need it (packshots)
 
     @field_validator("logo")
     @classmethod
     def _logo(cls, v: str | None, info: ValidationInfo) -> str | None:
         return _file_in_style_folder(v, LOGO_SUFFIXES, info)
+
+    @field_validator("reference_image")
+    @classmethod
+    def _reference_image(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return _file_in_style_folder(v, LOGO_SUFFIXES, info)
+
+    @model_validator(mode="after")
+    def _references(self) -> Style:
+        if self.ip_adapter is not None:
+            if self.model.family not in IP_ADAPTER_FAMILIES:
+                raise ValueError(f"ip_adapter: diffusers' IP-Adapter support covers the {', '.join(IP_ADAPTER_FAMILIES)} "
+                                 f"families, not {self.model.family!r}")
+            tiny = self.ip_adapter.path.startswith(TINY_IP_ADAPTER)
+            if tiny and self.ip_adapter.path != TINY_IP_ADAPTER + self.model.family:
+                raise ValueError(f"ip_adapter: the built-in tiny IP-Adapter for family {self.model.family!r} is "
+                                 f"{TINY_IP_ADAPTER + self.model.family}, not {self.ip_adapter.path!r}")
+        if self.reference_image and self.reference_strength is None and self.ip_adapter is None:
+            raise ValueError("reference_image: a reference needs reference_strength (image-to-image) or ip_adapter "
+                             "(style reference), or both")
+        return self
 
     @field_validator("master_aspect")
     @classmethod

@@ -276,7 +276,7 @@ def report_body(campaign: str, jobs: Sequence[RenderJob], results: Sequence[QARe
         campaign=campaign,
         jobs=len({job.key for job in jobs}),
         exported=sum(done),
-        export_failed=len(rows) - sum(done),
+        export_failed=sum(1 for r in rows if r.get("status") == "failed"),  # held or rejected: not failures
         manifest_links=[(key.rpartition("/")[2], relative_link(campaign, key))
                         for key in (manifest_key(campaign), manifest_csv_key(campaign))],
         summary=summarize(results),

@@ -2,7 +2,8 @@
 
 Per render: technical checks and the brand palette (``RENDER_CHECKS``) and a difference hash.
 Then, across the campaign: CLIP score and safety (styles that name a CLIP model),
-near-duplicates among variants, and each expansion against its master (``qa.family``). Fail closed: a check that raises sends the render to review
+near-duplicates among variants, each expansion against its master (``qa.family``) and each
+packshot render against its packshot (``qa.product``). Fail closed: a check that raises sends the render to review
 (``check_error:<check>``); a render that is missing or cannot be decoded never passes; a job
 whose style is unknown goes to review. Results come back in job order, byte-identical for
 the same renders.
@@ -30,6 +31,7 @@ from qa.duplicates import dhash, near_duplicates
 from qa.family import family_checks
 from qa.image import RenderImage
 from qa.palette import palette
+from qa.product import product_checks
 from qa.verdicts import Finding, QAResult, decide
 from render.stage import verified_render
 from store.base import Store
@@ -171,6 +173,11 @@ def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, 
         state[key].findings["family"] = finding
     for key, message in family_errors.items():
         state[key].errors["family"] = message
+    product, product_errors = product_checks(readable, store, styles_by_ref)
+    for key, finding in product.items():
+        state[key].findings["product"] = finding
+    for key, message in product_errors.items():
+        state[key].errors["product"] = message
 
     results = []
     for job, key in zip(jobs, keys, strict=True):

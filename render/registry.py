@@ -9,8 +9,9 @@
 Pipelines are loaded once per process and build (``load_pipeline`` is cached) and never
 mutated after it: ``pipeline_for`` returns a view sharing the weights with the job's scheduler.
 A build is a model plus the style's LoRA adapters (``load_lora_weights`` through peft, each file
-checked against its pinned sha256 before anything is loaded, and loaded from the checked bytes):
-jobs of one build share one pipeline, whatever their scheduler or size.
+checked against its pinned sha256 before anything is loaded, and loaded from the checked bytes)
+and IP-Adapter (``load_ip_adapter``, ``set_ip_adapter_scale``): jobs of one build share one
+pipeline, whatever their scheduler, size or image-to-image strength.
 """
 
 from __future__ import annotations
@@ -76,10 +77,10 @@ def pinning_problem(model_id: str, revision: str | None) -> str:
 
 @lru_cache(maxsize=2)
 def load_pipeline(model_id: str, revision: str | None, settings: DeviceSettings,
-                  adapters: tuple[tuple[str, str, float], ...] = ()):
-    """The pipeline for a build (model, LoRA ``adapters`` as (file, sha256, scale)), loaded once per
-    process and settings (the two most recent kept). A pinned file whose bytes changed raises
-    ``ModelError`` before any loading."""
+                  adapters: tuple[tuple[str, str, float], ...] = (), ip_adapter: tuple[str, str, float] | None = None):
+    """The pipeline for a build (model, LoRA ``adapters`` as (file, sha256, scale), ``ip_adapter`` as
+    (file or tiny id, sha256 or revision, scale)), loaded once per process and settings (the two
+    most recent kept). A pinned file whose bytes changed raises ``ModelError`` before any loading."""
     from diffusers import DiffusionPipeline
     from huggingface_hub.constants import HF_HUB_CACHE
 
@@ -94,6 +95,8 @@ def load_pipeline(model_id: str, revision: str | None, settings: DeviceSettings,
         raise ModelError(f"model {model_id!r} could not be loaded from {where}: {exc}") from None
     if adapters:
         _load_adapters(pipe, model_id, adapters)
+    if ip_adapter is not None:
+        _load_ip_adapter(pipe, model_id, ip_adapter)
     apply_settings(pipe, settings)
     return pipe
 
@@ -132,10 +135,30 @@ def _load_adapters(pipe, model_id: str, adapters: tuple[tuple[str, str, float], 
     pipe.set_adapters(names, adapter_weights=[scale for _path, _sha256, scale in adapters])
 
 
-def _load(model_id: str, revision: str | None, settings: DeviceSettings, adapters: tuple):
+def _load_ip_adapter(pipe, model_id: str, ip_adapter: tuple[str, str, float]) -> None:
+    from render.tiny import TINY_REVISION, ensure_tiny_ip_adapter
+
+    source, pin, scale = ip_adapter
+    if source.startswith(TINY_PREFIX):
+        if pin != TINY_REVISION:
+            raise ModelError(f"tiny IP-Adapter {source!r} has revision {TINY_REVISION!r} only, not {pin!r}")
+        path = ensure_tiny_ip_adapter(source)
+    else:
+        path = Path(source)
+        pinned_bytes("IP-Adapter", source, pin)
+    if not hasattr(pipe, "load_ip_adapter"):
+        raise ModelError(f"model {model_id!r} is a {type(pipe).__name__}, which takes no IP-Adapter")
+    try:
+        pipe.load_ip_adapter(str(path.parent), subfolder="", weight_name=path.name, local_files_only=True)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelError(f"IP-Adapter {source} does not fit model {model_id!r}: {type(exc).__name__}: {exc}") from None
+    pipe.set_ip_adapter_scale(scale)
+
+
+def _load(model_id: str, revision: str | None, settings: DeviceSettings, adapters: tuple, ip_adapter: tuple | None):
     """``load_pipeline`` called the same way for the same build (its cache keys on the arguments given)."""
-    if adapters:
-        return load_pipeline(model_id, revision, settings, tuple(adapters))
+    if adapters or ip_adapter is not None:
+        return load_pipeline(model_id, revision, settings, tuple(adapters), ip_adapter)
     return load_pipeline(model_id, revision, settings)
 
 
@@ -194,12 +217,29 @@ def _view(pipe, cls, family: str, scheduler: str):
     return view
 
 
+# text-to-image pipeline class -> its image-to-image pipeline over the same weights (references).
+IMG2IMG_CLASSES = {
+    "StableDiffusionPipeline": "StableDiffusionImg2ImgPipeline",
+    "StableDiffusionXLPipeline": "StableDiffusionXLImg2ImgPipeline",
+    "StableDiffusion3Pipeline": "StableDiffusion3Img2ImgPipeline",
+    "FluxPipeline": "FluxImg2ImgPipeline",
+}
+
+
 def pipeline_for(model_id: str, revision: str | None, family: str, scheduler: str, settings: DeviceSettings, *,
-                 adapters: tuple = ()):
+                 adapters: tuple = (), ip_adapter: tuple | None = None, image_to_image: bool = False):
     """A pipeline view for one job group: the shared loaded weights of its build (``load_pipeline``)
-    plus its own scheduler."""
-    pipe = _load(model_id, revision, settings, adapters)
-    return _view(pipe, type(pipe), family, scheduler)
+    plus its own scheduler; ``image_to_image``: the family's image-to-image pipeline (``IMG2IMG_CLASSES``)."""
+    import diffusers
+
+    pipe = _load(model_id, revision, settings, adapters, ip_adapter)
+    if not image_to_image:
+        return _view(pipe, type(pipe), family, scheduler)
+    name = type(pipe).__name__
+    if name not in IMG2IMG_CLASSES:
+        raise ModelError(f"model {model_id!r} is a {name}, which has no image-to-image pipeline for reference "
+                         f"images; allowed: {', '.join(IMG2IMG_CLASSES)}")
+    return _view(pipe, getattr(diffusers, IMG2IMG_CLASSES[name]), family, scheduler)
 
 
 def inpaint_pipeline_for(model_id: str, revision: str | None, family: str, scheduler: str,
@@ -209,7 +249,7 @@ def inpaint_pipeline_for(model_id: str, revision: str | None, family: str, sched
     (``INPAINT_CLASSES``)."""
     import diffusers
 
-    pipe = _load(model_id, revision, settings, adapters)
+    pipe = _load(model_id, revision, settings, adapters, None)
     name = type(pipe).__name__
     if name not in INPAINT_PIPELINES and name not in INPAINT_CLASSES:
         raise ModelError(f"model {model_id!r} is a {name}, which has no inpainting pipeline for expansions; "

@@ -29,6 +29,7 @@ from plan.jobs import RenderJob
 from render.devices import DeviceSettings, device_settings
 from render.registry import ModelError, inpaint_pipeline_for, pipeline_for
 from render.expand import paste_master
+from render.reference import Reference, fit_reference, load_reference
 from store.base import Store, StoreError
 from store.documents import DocumentError, RenderSidecar, parse_document, write_document
 from store.keys import render_key, sidecar_key
@@ -42,7 +43,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 class RenderFailure:
     """A job that produced no render. ``reason``: model_error, nan_output, black_output, oom,
     budget, prompt_too_long (a text encoder would cut a text), master_missing (an expansion whose
-    master is not stored) or error."""
+    master is not stored), input_missing (a packshot or reference job whose image is not stored) or error."""
 
     job_key: str
     reason: str
@@ -191,6 +192,45 @@ class Expansion:
     box: tuple[int, int, int, int]
     master: object  # uint8 HxWx3
 
+    def finish(self, pixels):
+        """The decoded expansion with the master's pixels put back exactly."""
+        return paste_master(pixels, self.master, self.box)
+
+
+@dataclass(frozen=True)
+class Packshot:
+    """What a packshot job's pipeline call needs: the product on the canvas, the mask of
+    everything around it, and the placed product (``render.product``) for the composite."""
+
+    canvas: object  # PIL RGB image, job.width x job.height
+    mask: object  # PIL L image, 255 = paint
+    layer: object  # PIL RGBA image: the placed product
+    box: tuple[int, int, int, int]
+    shadow: bool
+
+    def finish(self, pixels):
+        """The decoded render with the contact shadow and the product's pixels composited back."""
+        from render.product import composite_product
+
+        return composite_product(pixels, self.layer, self.box, self.shadow)
+
+
+Inputs = Expansion | Packshot | Reference  # what a job's pipeline call takes besides the job
+
+
+def load_packshot_inputs(store: Store, job: RenderJob) -> Packshot:
+    """Raises ``LookupError`` when the packshot is not in the store."""
+    from render.product import inpaint_inputs, load_packshot, product_layer
+
+    try:
+        product = load_packshot(store, job)
+    except FileNotFoundError:
+        raise LookupError(f"the packshot of {job.row_key} ({job.input_sha256}) is not in the store; planning "
+                          "writes it (run the campaign again)") from None
+    layer, box = product_layer(product, job)
+    canvas, mask = inpaint_inputs(layer, box)
+    return Packshot(canvas, mask, layer, box, bool(job.product[3]))
+
 
 def load_expansion(store: Store, job: RenderJob) -> Expansion:
     """Raises ``LookupError`` when the master's render is not in the store."""
@@ -210,10 +250,10 @@ def load_expansion(store: Store, job: RenderJob) -> Expansion:
     return Expansion(canvas, mask, box, np.asarray(master))
 
 
-def call_pipeline(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings,
-                  expansions: dict[str, Expansion] | None = None):
+def call_pipeline(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings, inputs: dict[str, Inputs] | None = None):
     """Float images (N, H, W, 3) in [0, 1] for jobs of one group, in job order: one pipeline call.
-    Expansion jobs call the inpainting pipeline with their canvas and mask (``expansions``)."""
+    Expansion and packshot jobs call the inpainting pipeline with their canvas and mask, reference
+    jobs the image-to-image pipeline from their reference and/or the IP-Adapter with it (``inputs``)."""
     import inspect
 
     import torch
@@ -223,11 +263,17 @@ def call_pipeline(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings,
                   guidance_scale=first.guidance, output_type="np")
     if first.model_family != "flux":  # FLUX is guidance-distilled: no negative prompt
         kwargs["negative_prompt"] = [j.negative_prompt for j in jobs]
-    if first.is_expansion:
-        kwargs["image"] = [expansions[j.key].canvas for j in jobs]
-        kwargs["mask_image"] = [expansions[j.key].mask for j in jobs]
+    if first.needs_inpaint:
+        kwargs["image"] = [inputs[j.key].canvas for j in jobs]
+        kwargs["mask_image"] = [inputs[j.key].mask for j in jobs]
         if "strength" in inspect.signature(pipe.__call__).parameters:
             kwargs["strength"] = 1.0  # the new area starts from pure noise
+    if first.reference_strength is not None:  # image-to-image: the size is the start image's
+        del kwargs["height"], kwargs["width"]
+        kwargs["image"] = [fit_reference(inputs[j.key].image, j.width, j.height) for j in jobs]
+        kwargs["strength"] = first.reference_strength
+    if first.ip_adapter is not None:
+        kwargs["ip_adapter_image"] = inputs[first.key].image  # one reference per group (RenderJob.group)
     with torch.inference_mode():
         return pipe(prompt=[j.prompt for j in jobs], generator=generators(jobs, settings), **kwargs).images
 
@@ -239,18 +285,18 @@ def is_oom(exc: BaseException) -> bool:
 
 
 def render_batch(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings,
-                 expansions: dict[str, Expansion] | None = None) -> tuple[list, float]:
+                 inputs: dict[str, Inputs] | None = None) -> tuple[list, float]:
     """([float image or RenderFailure per job], seconds).
 
     Batch-invariant mode: one pipeline call per image. Otherwise one call for the batch; out of
     device memory, it is retried at half the size down to single images; on any other error
     each job is retried alone, so one bad job fails only itself."""
     if len(jobs) > 1 and settings.batch_invariant:
-        parts = [render_batch(pipe, [job], settings, expansions) for job in jobs]
+        parts = [render_batch(pipe, [job], settings, inputs) for job in jobs]
         return [r for results, _ in parts for r in results], sum(seconds for _, seconds in parts)
     start = time.perf_counter()
     try:
-        images = list(call_pipeline(pipe, jobs, settings, expansions))
+        images = list(call_pipeline(pipe, jobs, settings, inputs))
         return images, time.perf_counter() - start
     except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the run
         seconds = time.perf_counter() - start
@@ -259,7 +305,7 @@ def render_batch(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings,
             _free_device_memory(settings)
         if len(jobs) > 1:
             half = (len(jobs) + 1) // 2 if oom else 1
-            parts = [render_batch(pipe, jobs[i:i + half], settings, expansions) for i in range(0, len(jobs), half)]
+            parts = [render_batch(pipe, jobs[i:i + half], settings, inputs) for i in range(0, len(jobs), half)]
             return [r for results, _ in parts for r in results], seconds + sum(s for _, s in parts)
         if oom:
             return [RenderFailure(jobs[0].key, "oom", f"out of device memory on {settings.device} even for a "
@@ -294,7 +340,8 @@ class _Run:
     store writes, which run in one background thread so PNG encoding and I/O overlap rendering."""
 
     def __init__(self, jobs: Sequence[RenderJob], on_done: Callable[[str], None] | None,
-                 max_images: int | None, max_gpu_seconds: float | None) -> None:
+                 max_images: int | None, max_gpu_seconds: float | None,
+                 on_failed: Callable[[str], None] | None = None) -> None:
         self.report = RenderReport()
         self.unique: dict[str, RenderJob] = {}
         self.counts: dict[str, int] = {}
@@ -303,6 +350,7 @@ class _Run:
             self.unique.setdefault(key, job)
             self.counts[key] = self.counts.get(key, 0) + 1
         self.on_done = on_done or (lambda _key: None)
+        self.on_failed = on_failed or (lambda _key: None)
         self.max_images, self.max_gpu_seconds = max_images, max_gpu_seconds
         self.pending: deque[tuple[str, float, Future]] = deque()
         self.store_error: StoreError | None = None  # the first failed store write; no new batch starts
@@ -317,6 +365,7 @@ class _Run:
 
     def fail(self, failure: RenderFailure) -> None:
         self.report.failed.append(failure)
+        self.on_failed(failure.job_key)
         self._finish(failure.job_key)
 
     def fail_all(self, jobs: Sequence[RenderJob], reason: str, message: str) -> None:
@@ -369,34 +418,39 @@ class _Run:
         return ""
 
 
-def _with_masters(jobs: list[RenderJob], store: Store, expansions: dict[str, Expansion], run: _Run) -> list[RenderJob]:
-    """The expansion jobs whose master is stored (their inputs put in ``expansions``); the others
-    fail with reason ``master_missing`` (or ``error`` when the master cannot be used)."""
+def _with_inputs(jobs: list[RenderJob], store: Store, inputs: dict[str, Inputs], run: _Run) -> list[RenderJob]:
+    """The jobs whose inputs are stored (put in ``inputs``): an expansion's master, a packshot
+    job's product, a reference job's reference; the others fail with reason ``master_missing``
+    (``input_missing``), or ``error`` when the input cannot be used."""
     ready = []
     for job in jobs:
         try:
-            expansions[job.key] = load_expansion(store, job)
+            inputs[job.key] = (load_expansion(store, job) if job.is_expansion else load_reference(store, job)
+                               if job.uses_reference else load_packshot_inputs(store, job))
         except LookupError as exc:
-            run.fail(RenderFailure(job.key, "master_missing", str(exc)))
+            run.fail(RenderFailure(job.key, "master_missing" if job.is_expansion else "input_missing", str(exc)))
             continue
         except (StoreError, OSError, ValueError) as exc:
             if isinstance(exc, StoreError):
                 run.store_error = exc
                 break
-            run.fail(RenderFailure(job.key, "error", f"master {job.master_key} cannot be used: "
-                                   f"{type(exc).__name__}: {exc}"))
+            what = (f"master {job.master_key}" if job.is_expansion else "reference_image "
+                    f"{job.input_sha256['reference_image']}" if job.uses_reference else f"packshot {job.input_sha256}")
+            run.fail(RenderFailure(job.key, "error", f"{what} cannot be used: {type(exc).__name__}: {exc}"))
             continue
         ready.append(job)
     return ready
 
 
 def _pipeline(job: RenderJob, settings: DeviceSettings):
-    """The pipeline view for ``job``'s group: inpainting for expansions."""
-    if job.is_expansion:
+    """The pipeline view for ``job``'s group: inpainting for expansions and packshot renders,
+    image-to-image for reference jobs with a ``reference_strength``."""
+    if job.needs_inpaint:
         return inpaint_pipeline_for(job.model_id, job.model_revision, job.model_family, job.scheduler, settings,
                                     adapters=job.adapters or ())
     return pipeline_for(job.model_id, job.model_revision, job.model_family, job.scheduler, settings,
-                        adapters=job.adapters or ())
+                        adapters=job.adapters or (), ip_adapter=job.ip_adapter,
+                        image_to_image=job.reference_strength is not None)
 
 
 def render_missing(
@@ -406,6 +460,7 @@ def render_missing(
     batch_size: int = 4,
     device: str | None = None,
     on_done: Callable[[str], None] | None = None,
+    on_failed: Callable[[str], None] | None = None,
     batch_invariant: bool | None = None,
     max_images: int | None = None,
     max_gpu_seconds: float | None = None,
@@ -420,7 +475,8 @@ def render_missing(
     and carries the other options (compile, VAE tiling/slicing, CPU offload).
     Budget: once ``max_images`` renders were made or ``max_gpu_seconds`` spent in this call, no
     new batch starts; the jobs left fail with reason ``budget`` (a rerun resumes them).
-    ``on_done(key)`` is called once per job given (duplicates included) when it is finished.
+    ``on_done(key)`` is called once per job given (duplicates included) when it is finished;
+    ``on_failed(key)`` once per failed job, just before its ``on_done``.
     A stored render that is not whole (see ``stored_render_problem``) is deleted, rendered again
     and listed in ``damaged``. Raises ``StoreError`` when the store fails: no new batch starts,
     the renders already made are stored first, and a rerun resumes.
@@ -433,7 +489,7 @@ def render_missing(
         raise ValueError(f"max_gpu_seconds must be >= 0 but is {max_gpu_seconds}")
     if settings is not None and (device is not None or batch_invariant is not None):
         raise ValueError("give either settings or device/batch_invariant, not both")
-    run = _Run(jobs, on_done, max_images, max_gpu_seconds)
+    run = _Run(jobs, on_done, max_images, max_gpu_seconds, on_failed)
     groups: dict[tuple, list[RenderJob]] = {}
     with ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="render-check") as checks:
         problems = list(checks.map(lambda job: stored_render_problem(store, job), run.unique.values()))
@@ -461,10 +517,10 @@ def render_missing(
                 run.fail_all(group_jobs, "budget", over)
                 continue
             first = group_jobs[0]
-            expansions: dict[str, Expansion] = {}
-            if first.is_expansion:
+            inputs: dict[str, Inputs] = {}
+            if first.needs_inpaint or first.uses_reference:
                 run.settle(wait=True)  # every master rendered so far is in the store
-                group_jobs = _with_masters(group_jobs, store, expansions, run)
+                group_jobs = _with_inputs(group_jobs, store, inputs, run)
                 if not group_jobs or run.store_error is not None:
                     continue
             try:
@@ -485,7 +541,7 @@ def render_missing(
                     break
                 room = batch_size if max_images is None else min(batch_size, max_images - run.images)
                 batch, queue = queue[:room], queue[room:]
-                results, seconds = render_batch(pipe, batch, settings, expansions)
+                results, seconds = render_batch(pipe, batch, settings, inputs)
                 run.report.gpu_seconds += seconds
                 for job, result in zip(batch, results):
                     if isinstance(result, RenderFailure):
@@ -495,8 +551,8 @@ def render_missing(
                     if failure is not None:
                         run.fail(failure)
                     else:
-                        if job.is_expansion:
-                            pixels = paste_master(pixels, expansions[job.key].master, expansions[job.key].box)
+                        if job.needs_inpaint:
+                            pixels = inputs[job.key].finish(pixels)
                         run.store_later(writer, store, job, pixels, settings, seconds / len(batch))
                 run.settle(wait=False)
         run.settle(wait=True)

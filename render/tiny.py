@@ -302,6 +302,46 @@ def _unet_for(family: str):
     return _UNETS[family]()
 
 
+def ensure_tiny_ip_adapter(ip_adapter_id: str) -> Path:
+    """The weights file of ``brandbatch/tiny-ip-adapter-<sd|sdxl>`` (built first if missing): an
+    IP-Adapter state dict (``image_proj`` + per cross-attention ``to_k_ip``/``to_v_ip``, the layout
+    diffusers' ``load_ip_adapter`` reads) sized for the tiny UNet, with a tiny CLIP image encoder
+    in ``image_encoder/`` beside it, as h94/IP-Adapter lays out its files."""
+    from plan.styles import TINY_IP_ADAPTER
+
+    family = ip_adapter_id.removeprefix(TINY_IP_ADAPTER)
+    _unet_for(family)  # an unknown family fails here
+    folder = model_cache_root() / ip_adapter_id.removeprefix("brandbatch/") / TINY_REVISION
+    return _saved(folder, "ip-adapter.safetensors", lambda tmp: _write_ip_adapter(tmp, family)) / "ip-adapter.safetensors"
+
+
+def _write_ip_adapter(folder: Path, family: str) -> None:
+    import torch
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    embed_dim = 32
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(BUILD_SEED)
+        unet = _unet_for(family)
+        cross = unet.config.cross_attention_dim
+        encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+            hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, image_size=32,
+            patch_size=4, projection_dim=embed_dim)).eval()
+        weights = {"image_proj.proj.weight": torch.randn(4 * cross, embed_dim) * 0.1,
+                   "image_proj.proj.bias": torch.zeros(4 * cross),
+                   "image_proj.norm.weight": torch.ones(cross), "image_proj.norm.bias": torch.zeros(cross)}
+        key_id = 1  # diffusers numbers the attention processors; the cross-attention ones are odd
+        for name, module in unet.named_modules():
+            if name.endswith("attn2"):
+                hidden = module.to_q.out_features
+                weights[f"ip_adapter.{key_id}.to_k_ip.weight"] = torch.randn(hidden, cross) * 0.1
+                weights[f"ip_adapter.{key_id}.to_v_ip.weight"] = torch.randn(hidden, cross) * 0.1
+                key_id += 2
+    encoder.save_pretrained(folder / "image_encoder", safe_serialization=True)
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(folder / "ip-adapter.safetensors"))
+
+
 def save_tiny_lora(path: Path, family: str, seed: int = 1, rank: int = 2) -> None:
     """A LoRA for ``brandbatch/tiny-<family>``'s UNet (peft ``LoraConfig`` on its attention
     projections, random weights under ``seed``), saved with diffusers' LoRA save helper as one

@@ -4,7 +4,7 @@ rerolls it rendered and checked so they come back to the designers."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from plan.jobs import RenderJob
@@ -24,7 +24,8 @@ def by_variant(jobs: Iterable[RenderJob]) -> dict[tuple[str, int], list[RenderJo
     return out
 
 
-def queue_for_review(out: str | os.PathLike[str], plan: CampaignPlan, results: Mapping[str, QAResult]) -> int:
+def queue_for_review(out: str | os.PathLike[str], plan: CampaignPlan, results: Mapping[str, QAResult],
+                     skip: Collection[str] = ()) -> int:
     """Queue every asset variant of ``plan`` whose renders all have a QA result; returns how
     many of the plan's variants wait for a designer (state ``queued``).
 
@@ -33,13 +34,14 @@ def queue_for_review(out: str | os.PathLike[str], plan: CampaignPlan, results: M
     queue shows the whole campaign and designers can still reroll anything. A variant with
     a render missing (render failed) is left out: a rerun renders it and queues it then.
     A queue that disagrees with its decision log raises ``ReviewStateLost`` before anything is queued.
+    ``skip``: asset rows queued already with these results (``pipeline.stream``); not counted.
     """
     queue = ReviewQueue.for_out(out)
     try:
         queue.verify(plan.campaign)
         waiting = 0
         for jobs in by_variant(plan.jobs).values():
-            if all(job.key in results for job in jobs):
+            if jobs[0].row_key not in skip and all(job.key in results for job in jobs):
                 waiting += queue.enqueue(jobs, results).state == "queued"
         return waiting
     finally:

@@ -35,11 +35,11 @@ from qa.report import TEMPLATES as REPORT_TEMPLATES
 from qa.report import Served, thumbnail_jpeg, upscale_warnings
 from review.campaign_page import Publish, Publishing, ReportRefresher, manifest_rows, page_body
 from review.auth import LoginThrottle, load_reviewers, reviewer_for, same_origin, token_fingerprint
-from review.queue import (DECISIONS, MAX_NOTE_CHARS, REASON_CODES, STATES, Conflict, InvalidDecision, Item,
-                          ItemNotFound, ReviewError, ReviewQueue, check_item_id)
+from review.queue import (DECISIONS, MAX_NOTE_CHARS, PLACEMENT_REASONS, REASON_CODES, STATES, Conflict,
+                          InvalidDecision, Item, ItemNotFound, ReviewError, ReviewQueue, check_item_id)
 from settings import load_settings
 from store import Store, open_store
-from store.keys import exports_prefix, manifest_csv_key, manifest_key, render_key
+from store.keys import exports_prefix, manifest_csv_key, manifest_key, preview_key, render_key
 
 Rerender = Callable[[Sequence[RenderJob]], object]  # reroll jobs -> start the flow that renders them
 JOB_KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -88,6 +88,8 @@ class _Review:
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(self.assets), autoescape=True,
                                       undefined=jinja2.StrictUndefined)
         self.env.filters["dominant_colours"] = dominant_colours
+        self.env.filters["size"] = file_size
+        self._creatives: Any = None
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -220,6 +222,7 @@ class _Review:
         at = siblings.index(item.id)
         waiting = [i.id for i in everything[at + 1:] + everything[:at] if i.state == "queued"]
         return self.page(request, "detail.html", item=item, decisions=self.queue.decisions(item.id),
+                         creative=self.creatives.of(item), placement_reasons=PLACEMENT_REASONS,
                          prev_id=siblings[at - 1] if at > 0 else None,
                          next_id=siblings[at + 1] if at + 1 < len(siblings) else None,
                          next_queued=waiting[0] if waiting else None)
@@ -238,7 +241,7 @@ class _Review:
 
     async def asset(self, request: Request) -> Response:
         name = {"review.js": "text/javascript", "review.css": "text/css", "favicon.svg": "image/svg+xml",
-                "report.css": "text/css"}
+                "creative.js": "text/javascript", "creative.css": "text/css", "report.css": "text/css"}
         filename = request.path_params["name"]
         if filename not in name:
             raise ItemNotFound(filename)
@@ -294,6 +297,78 @@ class _Review:
         campaign = self.campaign_or_404(request.path_params["campaign"])
         status = self.publishing.status(campaign) if self.publishing else None
         return JSONResponse(status.model_dump() if status else None, headers=SECURITY_HEADERS)
+
+    # -- the creative as it ships (placement previews, per-placement decisions, copy edits) ----
+
+    @property
+    def creatives(self) -> Any:
+        """The export code's view of items (``exports.creative``), made on first use: the app
+        shows what exports will make, so it is the one part of review that calls into exports."""
+        if self._creatives is None:
+            self._creatives = _Creatives(self.store)
+        return self._creatives
+
+    async def preview(self, request: Request) -> Response:
+        digest = request.path_params["digest"]
+        if not JOB_KEY.match(digest) or not self.store.exists(preview_key(digest)):
+            raise ItemNotFound(f"no preview {digest!r}")
+        return Response(self.store.get(preview_key(digest)), media_type="image/png",
+                        headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=86400, immutable"})
+
+    async def hero(self, request: Request) -> Response:
+        """The item's hero placement as it ships (its first render when nothing can be drawn)."""
+        item = self.queue.item(request.path_params["item_id"])
+        preview = self.creatives.hero(item)
+        if preview is None:
+            first = sorted(item.jobs.items())[0][1]
+            return RedirectResponse(f"/render/{first.key}.png", status_code=303)
+        return Response(self.store.get(preview_key(preview.digest)), media_type="image/png",
+                        headers=SECURITY_HEADERS)
+
+    async def placement_decision(self, request: Request) -> Response:
+        """Reject one placement of the creative (with a reason) or restore it."""
+        item_id = check_item_id(request.path_params["item_id"])
+        fields = await self.post_fields(request)
+        reviewer = self.logged_in(request)
+        item = self.queue.item(item_id)
+        placement, action = fields.get("placement"), fields.get("action")
+        known = self.creatives.placements_of(item)
+        if placement not in known:
+            raise InvalidDecision(f"placement {placement!r} is not one of this creative's placements: "
+                                  f"{', '.join(known) or 'none (no campaign run recorded them)'}")
+        version = _version(fields.get("version"))
+        if action == "reject":
+            item = self.queue.reject_placement(item_id, reviewer, placement, fields.get("reason"),
+                                               fields.get("note") or None, expected_version=version)
+        elif action == "restore":
+            item = self.queue.restore_placement(item_id, reviewer, placement, expected_version=version)
+        else:
+            raise InvalidDecision(f"action must be reject or restore but is {action!r}")
+        task = BackgroundTask(self.refresh, item.campaign)  # the campaign page shows what ships
+        if _wants_json(request):
+            return JSONResponse(_summary(item) | {"rejected_placements": dict(item.rejected_placements)},
+                                background=task)
+        return RedirectResponse(f"/i/{item_id}", status_code=303, background=task)
+
+    async def copy_edit(self, request: Request) -> Response:
+        """Override the headline, CTA or alt text of the item, once it passes the sheet's checks."""
+        item_id = check_item_id(request.path_params["item_id"])
+        fields = await self.post_fields(request)
+        reviewer = self.logged_in(request)
+        item = self.queue.item(item_id)
+        name, value = fields.get("field"), fields.get("value")
+        if not isinstance(value, str):
+            raise InvalidDecision(f"value must be text but is {value!r}")
+        version = _version(fields.get("version"))
+        problems, before = self.creatives.copy_problems(item, name, value)
+        if problems:
+            return JSONResponse({"error": "; ".join(problems), "problems": problems}, status_code=400,
+                                headers=SECURITY_HEADERS)
+        item = self.queue.edit_copy(item_id, reviewer, name, before, value, expected_version=version)
+        task = BackgroundTask(self.refresh, item.campaign)
+        if _wants_json(request):
+            return JSONResponse(_summary(item) | {"overrides": dict(item.overrides)}, background=task)
+        return RedirectResponse(f"/i/{item_id}", status_code=303, background=task)
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -362,6 +437,52 @@ class _Review:
                                  "status": f"/c/{campaign}/publish/status", "page": f"/c/{campaign}/report"},
                                 status_code=202)
         return RedirectResponse(f"/c/{campaign}/report", status_code=303)
+
+
+class _Creatives:
+    """Items as the export code sees them, for the pages: previews, hero, placements, copy checks."""
+
+    def __init__(self, store: Store) -> None:
+        from exports.assemble import banned_checker, resolve_paths
+        from exports.placements import load_placements
+
+        paths = resolve_paths()
+        self.store, self.placements = store, load_placements(paths.placements_file)
+        self.banned = banned_checker(paths.styles)
+
+    def of(self, item: Item) -> Any:
+        from exports.creative import creative_of
+
+        return creative_of(item, self.store, self.placements)
+
+    def hero(self, item: Item) -> Any:
+        from exports.creative import hero_preview
+
+        return hero_preview(item, self.store, self.placements)
+
+    def placements_of(self, item: Item) -> list[str]:
+        from exports.creative import placements_of
+
+        return placements_of(item, self.store)
+
+    def copy_problems(self, item: Item, name: object, value: str) -> tuple[list[str], str]:
+        """(problems of ``value`` as the item's ``name``, the text it ships with now)."""
+        from exports.creative import copy_edit_problems, creative_of
+
+        creative = creative_of(item, self.store, {})  # no previews needed: the copy and the fonts
+        problems = copy_edit_problems(item, str(name), value, self.banned, creative.export)
+        if creative.export is None and not problems:
+            problems = [f"{name} cannot be edited: {creative.problem}"]
+        return problems, creative.shipped.get(str(name), "")
+
+
+def file_size(size: int | None) -> str:
+    """Bytes as people read them: 812 B, 48.2 KB, 3.1 MB."""
+    if size is None:
+        return "no cap"
+    if size < 1024:
+        return f"{size} B"
+    return f"{size / 1024:.1f} KB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.1f} MB"
 
 
 DOMINANT = re.compile(r"^(#[0-9A-Fa-f]{6}) (\d{1,3})% dE ([0-9.]+) to (#[0-9A-Fa-f]{6})$")
@@ -449,7 +570,7 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
     review = _Review(queue, store or open_store(out), load_reviewers() if reviewers is None else reviewers,
                      publish, rerender, login_throttle or LoginThrottle(), trusted_proxies)
     public = {"/healthz", "/login", "/assets/review.css", "/assets/review.js", "/assets/favicon.svg",
-              "/assets/report.css"}
+              "/assets/creative.css", "/assets/creative.js", "/assets/report.css"}
 
     async def guard(request: Request, call_next: Callable) -> Response:
         if request.url.path not in public and review.reviewer(request) is None:
@@ -481,6 +602,10 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
         Route("/i/{item_id}/decide", review.decide, methods=["POST"]),
         Route("/i/{item_id}/status", review.item_status),
         Route("/render/{job_key}.png", review.render),
+        Route("/preview/{digest}.png", review.preview),
+        Route("/i/{item_id}/hero.png", review.hero),
+        Route("/i/{item_id}/placement", review.placement_decision, methods=["POST"]),
+        Route("/i/{item_id}/copy", review.copy_edit, methods=["POST"]),
         Route("/assets/{name}", review.asset),
     ]
     middleware = [

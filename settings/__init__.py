@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     cache: Path = Field(default_factory=_cache_folder, description="brandbatch's cache folder (the development C2PA "
                         "credential lives in `c2pa/`).",
                         json_schema_extra={"allowed": "a folder", "default": "`~/.cache/brandbatch`"})
+    # throughput (docs/operations.md)
+    stream: bool = Field(True, description="QA, queue and export each asset row as soon as its renders are done, "
+                         "while later renders run (0: one stage after the other).",
+                         json_schema_extra={"allowed": "1/0 (true/false)"})
+    export_workers: int | None = Field(None, ge=1, description="Export processes (unset: one per core).",
+                                       json_schema_extra={"allowed": "a whole number >= 1"})
     # sharded rendering on Prefect workers (docs/operations.md)
     shard_deployment: str | None = Field(None, description="Render as shards on this Prefect deployment (needs "
                                          "`PREFECT_API_URL`).", json_schema_extra={"allowed": "FLOW/DEPLOYMENT (e.g. "
@@ -79,6 +85,12 @@ class Settings(BaseSettings):
                                        "Crashed and run again.", json_schema_extra={"allowed": "a number >= 45"})
     gpu_lease_seconds: float = Field(300, ge=60, description="Lease of a shard's `gpu` concurrency slot (freed this "
                                      "long after its process died).", json_schema_extra={"allowed": "a number >= 60"})
+    check_deployment: str | None = Field(None, description="QA, queue and export finished asset rows as shards on "
+                                         "this Prefect deployment (`cpu` pool; needs `PREFECT_API_URL`).",
+                                         json_schema_extra={"allowed": "FLOW/DEPLOYMENT (e.g. "
+                                                                       "check_shard/check-shard)"})
+    check_shard_rows: int = Field(8, ge=1, description="Most asset rows per check shard.",
+                                  json_schema_extra={"allowed": "a whole number >= 1"})
     node: str | None = Field(None, description="This worker's name in shard reports (default: the host name).",
                              json_schema_extra={"allowed": "any text"})
     home: Path | None = Field(None, description="The project checkout on workers; prefect.yaml's pull step runs "
@@ -115,7 +127,7 @@ class Settings(BaseSettings):
             raise ValueError("not a device")
         return value
 
-    @field_validator("shard_deployment")
+    @field_validator("shard_deployment", "check_deployment")
     @classmethod
     def _deployment(cls, value: str | None) -> str | None:
         if value is not None and not _DEPLOYMENT.match(value.strip()):

@@ -128,6 +128,30 @@ class QAResultRecord(Document):
     details: dict[str, str] = {}
 
 
+class ExportedItemRecord(BaseModel):
+    """The manifest rows a check shard made for one approved asset variant, with the identity of
+    the item they were made for (``exports.fingerprint.item_identity``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    asset_id: str
+    variant: int
+    identity: str
+    rows: list[dict[str, Any]]
+
+
+class CheckShardReport(Document):
+    """``shards/<flow run id>.json`` of a check shard (``flows/shard.py``: QA, review queueing
+    and export of some asset rows), for the campaign to merge. ``checked``: row -> the job keys
+    its QA covered."""
+
+    flow_run_id: str
+    node: str
+    results: list[QAResultRecord]
+    checked: dict[str, list[str]]
+    exports: list[ExportedItemRecord]
+
+
 class FindingRecord(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")  # NaN scores stay NaN
 
@@ -309,6 +333,18 @@ class PublishRecord(Document):
 
 # ---- exports ----
 
+class PreviewRecord(Document):
+    """``previews/<digest>.json``: what the file a review preview shows would weigh when no export of
+    it exists yet: an unsigned encode of the full-size image in the placement's upload format,
+    within its byte cap (``estimate_error`` when nothing fits)."""
+
+    width: int  # the placement's (the exported file's) size
+    height: int
+    estimate_format: str
+    estimate_bytes: int | None = None
+    estimate_error: str = ""
+
+
 class ManifestRow(BaseModel):
     """One export file of ``<campaign>/manifest.json``. Fields are declared in alphabetical order
     (the file has always had sorted keys) and written only when set (``exclude_unset``), so rows
@@ -330,6 +366,7 @@ class ManifestRow(BaseModel):
     format: str = ""
     headline: str = ""
     height: int | str = ""
+    input_images: str = ""  # column=sha256 of each uploaded image the render used, ';'-separated
     job_key: str = ""
     locale: str = ""
     master_job_key: str = ""  # creative families: the master an expansion was outpainted from

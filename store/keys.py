@@ -12,7 +12,9 @@ key                                            what
 ``qa/checks/<job key>.json``                   kept per-render QA findings (resume)
 ``qa/embeddings/<model tag>/<job key>.npy``    cached CLIP image embedding
 ``upscaled/<sha256>.png``                      a render upscaled by a model (render bytes + weights)
-``shards/<flow run id>.json``                  the report of one render shard
+``previews/<digest>.png``, ``.json``           a review preview of a placement (by its pixel inputs)
+``inputs/<sha256>``                            an uploaded image a render uses (packshot, mask), by its bytes
+``shards/<flow run id>.json``                  the report of one render or check shard
 ``<campaign>/assets.json``                     asset snapshot: what export needs of each row
 ``<campaign>/dead-letters.json``               jobs that failed and have not rendered since
 ``<campaign>/runs/<start>-<run id>.json``      one record per run that did render work
@@ -67,6 +69,23 @@ def upscaled_key(render_sha256: str, upscaler_tag: str) -> str:
     the weights (``<id>@<sha256[:16]>``): made once, reused by every export and run."""
     digest = hashlib.sha256(f"brandbatch-upscaled-v1|{render_sha256}|{upscaler_tag}".encode()).hexdigest()
     return f"upscaled/{digest}.png"
+
+
+def preview_key(digest: str) -> str:
+    """A placement preview at review scale, content-addressed by what decides its pixels
+    (``exports.preview``: the export's pixel parts and the preview size)."""
+    return f"previews/{digest}.png"
+
+
+def preview_record_key(digest: str) -> str:
+    """What a preview's export would weigh (``store.documents.PreviewRecord``)."""
+    return f"previews/{digest}.json"
+
+
+def input_key(sha256: str) -> str:
+    """An uploaded image (a sheet's ``product_image``, ``product_mask``): content-addressed by the
+    sha256 of its bytes, written at planning, read by render, QA and export."""
+    return f"inputs/{sha256}"
 
 
 def shard_report_key(flow_run_id: str) -> str:

@@ -50,6 +50,7 @@ def tree_digest(root: Path) -> dict[str, str]:
 @pytest.fixture
 def workdir(tmp_path: Path, repo: Path, prefect_home: Path) -> Path:
     shutil.copy(repo / "campaigns" / "spring-launch.csv", tmp_path / "spring-launch.csv")
+    shutil.copytree(repo / "campaigns" / "packshots", tmp_path / "packshots")  # bottle-06's product_image
     (tmp_path / "bad.csv").write_text(BAD_SHEET, encoding="utf-8")
     return tmp_path
 
@@ -99,7 +100,7 @@ def test_run_twice_renders_nothing_new_and_writes_identical_files(workdir: Path)
 
     second = brandbatch("run", "spring-launch.csv", "--out", "out", cwd=workdir)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "(0 rendered, 10 already there" in second.stdout, second.stdout
+    assert "(0 rendered, 12 already there" in second.stdout, second.stdout
     assert tree_digest(workdir / "out") == before
 
 
@@ -117,11 +118,11 @@ def test_image_budget_stops_the_run_and_the_next_run_resumes(workdir: Path):
     capped = brandbatch("run", "spring-launch.csv", "--out", "out", "--max-images", "3", "--formats", "webp",
                         cwd=workdir)
     assert capped.returncode == 1, capped.stdout + capped.stderr
-    assert "(3 rendered, 0 already there, 7 failed)" in capped.stdout, capped.stdout
+    assert "(3 rendered, 0 already there, 9 failed)" in capped.stdout, capped.stdout
     assert "(budget)" in capped.stderr
     resumed = brandbatch("run", "spring-launch.csv", "--out", "out", "--formats", "webp", cwd=workdir)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "(7 rendered, 3 already there, 0 failed)" in resumed.stdout, resumed.stdout
+    assert "(9 rendered, 3 already there, 0 failed)" in resumed.stdout, resumed.stdout
 
 
 def test_a_missing_nested_prefect_home_is_created(workdir: Path, monkeypatch: pytest.MonkeyPatch):

@@ -27,6 +27,7 @@ def artifacts(prefect_home: Path) -> dict[str, tuple[str, str]]:
 
 def test_failed_jobs_are_dead_lettered_and_retried_alone(tmp_path: Path, repo: Path, prefect_home: Path):
     shutil.copy(repo / "campaigns" / "spring-launch.csv", tmp_path / "spring-launch.csv")
+    shutil.copytree(repo / "campaigns" / "packshots", tmp_path / "packshots")  # bottle-06's product_image
     out, campaign = tmp_path / "out", tmp_path / "out" / "spring-launch"
 
     first = brandbatch("run", "spring-launch.csv", "--out", "out", "--limit", "2", "--max-images", "1",

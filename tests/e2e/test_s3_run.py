@@ -19,6 +19,7 @@ def test_run_to_s3_then_rerun_changes_nothing(s3_out, tmp_path: Path, repo: Path
                                               monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("BRANDBATCH_REVIEW_DB", f"sqlite:///{tmp_path / 'review.sqlite3'}")
     shutil.copy(repo / "campaigns" / "spring-launch.csv", tmp_path / "spring-launch.csv")
+    shutil.copytree(repo / "campaigns" / "packshots", tmp_path / "packshots")  # bottle-06's product_image
     first = brandbatch("run", "spring-launch.csv", "--out", s3_out, "--formats", "webp,upload", cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     assert f"manifest: {s3_out}/spring-launch/manifest.json" in first.stdout
@@ -32,7 +33,7 @@ def test_run_to_s3_then_rerun_changes_nothing(s3_out, tmp_path: Path, repo: Path
 
     second = brandbatch("run", "spring-launch.csv", "--out", s3_out, "--formats", "webp,upload", cwd=tmp_path)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "(0 rendered, 10 already there" in second.stdout
+    assert "(0 rendered, 12 already there" in second.stdout
     after = {o["Key"]: (o["ETag"], o["LastModified"])
              for o in client.list_objects_v2(Bucket=bucket)["Contents"]}
     changed = {k for k in after if after[k] != before.get(k)}

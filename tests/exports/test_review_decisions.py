@@ -12,7 +12,7 @@ from tests.exports.conftest import make_item
 from exports.assemble import export_items
 from exports.manifest import manifest_csv, write_manifests
 from exports.placements import load_placements
-from exports.stage import export_assets, export_failure_lines
+from exports.stage import export_assets, export_failure_lines, refuse_banned_text
 from review.queue import ApprovedVariant
 from store.documents import AssetRecord
 
@@ -86,3 +86,11 @@ def test_an_edited_headline_re_exports_only_that_items_files(store):
     stored = {r["asset_id"]: r for r in json.loads(store.get("spring/manifest.json"))}
     assert stored["pack-01"]["overrides"] == {"headline": {"before": "Go further", "after": "Pack light", "by": "lee"}}
     assert "overrides" not in stored["pack-02"] and merged == list(stored.values())
+
+
+def test_an_edited_headline_is_checked_again_at_export_against_the_styles_terms_now(store):
+    item = make_item(store, (SQUARE, STORY))
+    (edited,) = export_items("spring", [_approved(item, overrides={"headline": EDIT})], {item.asset_id: _asset(item)})
+    passed, rows = refuse_banned_text([edited], lambda job: ("light",))  # a term the style banned since the edit
+    assert passed == [] and {r["placement"] for r in rows} == {SQUARE, STORY}
+    assert all("headline: banned term 'light'" in r["error"] for r in rows)

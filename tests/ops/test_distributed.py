@@ -1,5 +1,6 @@
-"""Scale-out on a real Prefect server with process workers on loopback: sharded campaigns give the
-same files as in-process runs, a worker killed mid-shard costs no render twice, SIGTERM ends runs.
+"""Scale-out on a real Prefect server with process workers on loopback: sharded campaigns (renders
+on the gpu pool, QA and export on the cpu pool) give the same files as in-process runs, a worker
+killed mid-shard costs no render twice, SIGTERM ends runs.
 
 One server, two workers and one deploy serve every test in this module (they are the slow part).
 Every process started here runs in its own session and is killed by group at the end.
@@ -104,8 +105,8 @@ class Cluster:
                 time.sleep(0.5)
         raise AssertionError(f"server not healthy after {timeout} s:\n{self.log('server')}")
 
-    def worker(self, name: str) -> subprocess.Popen:
-        return self.start(name, str(BIN / "prefect"), "worker", "start", "--pool", "gpu", "--name", name,
+    def worker(self, name: str, pool: str = "gpu") -> subprocess.Popen:
+        return self.start(name, str(BIN / "prefect"), "worker", "start", "--pool", pool, "--name", name,
                           "--limit", "1", BRANDBATCH_NODE=name)
 
     def mark(self, what: str) -> None:
@@ -153,6 +154,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
         cluster.prefect("--no-prompt", "deploy", "--all")
         cluster.worker("w1")
         cluster.worker("w2")
+        cluster.worker("c1", pool="cpu")  # check shards (QA, queue, export)
+        cluster.worker("c2", pool="cpu")
         cluster.mark("cluster up")
         yield cluster
     finally:
@@ -251,6 +254,46 @@ def test_sharded_campaign_on_two_workers_equals_in_process(cluster: Cluster, tmp
         assert (tmp_path / "sharded" / "renders" / name).read_bytes() == \
             (tmp_path / "in-process" / "renders" / name).read_bytes(), name
     assert all(r["state_type"] == "COMPLETED" for r in cluster.flow_runs("render_shard"))
+
+
+def queue_states(out: Path, campaign: str) -> list[tuple]:
+    from review.queue import ReviewQueue
+
+    queue = ReviewQueue.for_out(out)
+    try:
+        return sorted((i.id, i.state, i.verdict, i.approval_id, i.approved_by) for i in queue.items(campaign))
+    finally:
+        queue.close()
+
+
+def test_qa_and_export_sharded_on_two_cpu_workers_equal_in_process(cluster: Cluster, tmp_path: Path):
+    sheet = write_sheet(tmp_path / "checks.csv", "checks", rows=6, placements="meta.feed.square;meta.stories")
+    in_process = cluster.start("checks-in-process", *run_args(sheet, tmp_path / "in-process"), cwd=tmp_path)
+    sharded = brandbatch(cluster, sheet, tmp_path / "sharded", BRANDBATCH_CHECK_DEPLOYMENT="check_shard/check-shard",
+                         BRANDBATCH_CHECK_SHARD_ROWS="2")
+    assert sharded.returncode == 0, sharded.stdout + sharded.stderr + cluster.log("c1") + cluster.log("c2")
+    assert in_process.wait(timeout=300) == 0, cluster.log("checks-in-process")
+    cluster.procs.pop("checks-in-process")
+
+    records = shard_records(tmp_path / "sharded")
+    assert len(records) == 3 and all("checked" in r for r in records), "6 rows, 2 per check shard"
+    assert {r["node"] for r in records} == {"c1", "c2"}, "both cpu workers checked and exported rows"
+    assert sorted(row for r in records for row in r["checked"]) == [f"checks-{i:02d}" for i in range(6)]
+    assert sum(len(r["exports"]) for r in records) > 0, "the shards exported approved variants"
+    assert all(r["state_type"] == "COMPLETED" for r in cluster.flow_runs("check_shard"))
+
+    digests = manifest_digests(tmp_path / "sharded", "checks")
+    assert digests and digests == manifest_digests(tmp_path / "in-process", "checks")
+    for name in ("manifest.json",):
+        rows = [{k: v for k, v in row.items() if k not in ("sha256", "bytes")}
+                for row in json.loads((tmp_path / "sharded" / "checks" / name).read_text())]
+        assert rows == [{k: v for k, v in row.items() if k not in ("sha256", "bytes")}
+                        for row in json.loads((tmp_path / "in-process" / "checks" / name).read_text())]
+    qa = sorted(p.name for p in (tmp_path / "sharded" / "qa").glob("*.json"))
+    assert qa == sorted(p.name for p in (tmp_path / "in-process" / "qa").glob("*.json"))
+    for name in qa:
+        assert (tmp_path / "sharded" / "qa" / name).read_bytes() == (tmp_path / "in-process" / "qa" / name).read_bytes()
+    assert queue_states(tmp_path / "sharded", "checks") == queue_states(tmp_path / "in-process", "checks")
 
 
 def test_worker_killed_mid_shard_costs_no_render_twice_and_frees_its_gpu_slot(cluster: Cluster, tmp_path: Path):

@@ -19,7 +19,8 @@ def test_example_campaign_plans_cleanly(repo: Path, settings: PlanSettings) -> N
     plan = plan_campaign(read_sheet(repo / "campaigns" / "spring-launch.csv"), settings)
     assert plan.problems == []
     assert plan.campaign == "spring-launch"
-    assert [r.asset_id for r in plan.rows] == ["trail-pack-01", "tent-02", "bottle-03", "jacket-04", "boots-05"]
+    assert [r.asset_id for r in plan.rows] == ["trail-pack-01", "tent-02", "bottle-03", "jacket-04", "boots-05",
+                                                 "bottle-06"]
     # trail-pack: 2 variants x (1:1 for feed.square, 9:16 for stories)
     trail = [j for j in plan.jobs if j.row_key == "trail-pack-01"]
     assert sorted((j.variant, j.aspect) for j in trail) == [(1, "1:1"), (1, "9:16"), (2, "1:1"), (2, "9:16")]

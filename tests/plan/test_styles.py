@@ -30,7 +30,7 @@ placements: [meta.feed.square]
 def test_repo_styles_all_load(repo: Path) -> None:
     library = StyleLibrary(repo / "styles")
     assert library.names() == ["acme", "nordic"]
-    assert library.versions("acme") == [1, 2, 3, 4, 5]
+    assert library.versions("acme") == [1, 2, 3, 4, 5, 6]
     for name in library.names():
         for version in library.versions(name):
             style = library.get(name, version)
@@ -138,3 +138,19 @@ def test_a_style_without_composition_renders_as_before_and_the_repo_styles_keep_
     assert {v: library.get("acme", v).composition for v in (1, 2, 3, 4, 5)} == {
         1: "independent", 2: "independent", 3: "independent", 4: "independent", 5: "expand"}
     assert library.get("nordic", 1).composition == "independent"
+
+
+def test_product_placement_per_aspect_and_its_errors(tmp_path: Path) -> None:
+    style = load_style_file(_write(tmp_path, "demo", 1, GOOD + (
+        "product:\n  anchor: [0.4, 0.6]\n  height: 0.5\n  shadow: false\n  on_fail: reject\n"
+        "  aspects:\n    '9:16': {anchor: [0.5, 0.7], height: 0.3}\n")))
+    assert style.product.placement("1:1").anchor == (0.4, 0.6) and style.product.placement("1:1").shadow is False
+    assert style.product.placement("9:16").height == 0.3 and style.product.max_delta_e == 1.0
+    for bad, says in (("product: {anchor: [0.5, 1.5]}", "product.anchor.1: Input should be less than or equal to 1"),
+                      ("product: {height: 0}", "product.height: Input should be greater than 0"),
+                      ("product: {on_fail: ignore}", "product.on_fail: Input should be 'review' or 'reject'"),
+                      ("product: {aspects: {'3:1': {height: 0.5}}}", "product.aspects.'3:1'"),
+                      ("product: {size: 2}", "product.size: unknown key")):
+        with pytest.raises(InputError) as caught:
+            load_style_file(_write(tmp_path / bad[:12].replace(" ", "_"), "demo", 1, GOOD + bad + "\n"))
+        assert says in str(caught.value), (bad, str(caught.value))

@@ -112,7 +112,8 @@ def test_markdown_and_report_tables_show_run_campaign_and_dead_letters(tmp_path:
     assert [t.title for t in tables] == ["Campaign metrics", "Runs", "Dead letters"]
     html = render_report("spring", [A], [result(A, "pass")], LocalStore(tmp_path), [
         {"asset_id": "a", "path": "spring/exports/meta.feed.square/a b.webp", "status": "exported"},
-        {"asset_id": "a", "path": "spring/exports/meta.stories/a.webp", "status": "failed"}], tables=tables)
+        {"asset_id": "a", "path": "spring/exports/meta.stories/a.webp", "status": "failed"},
+        {"asset_id": "a", "path": "spring/exports/meta.reels/a", "status": "rejected"}], tables=tables)
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "no external URLs"
     assert '<a href="exports/meta.feed.square/a%20b.webp">' in html
     assert 'href="exports/meta.stories/a.webp"' not in html  # a failed export has no file to link

@@ -98,3 +98,14 @@ def test_a_lora_for_another_model_fails_its_jobs_with_a_clear_error(tmp_path, fa
     report = render_missing([job], LocalStore(tmp_path / "out"))
     assert [f.reason for f in report.failed] == ["model_error"]
     assert path in report.failed[0].message
+
+
+def test_the_example_brand_lora_is_what_the_project_makes(tmp_path, repo):
+    """styles/nordic/brand/house-look.safetensors (pinned by nordic@2) is made by
+    styles/nordic/brand/make.py: the same weights come out of render.tiny.save_tiny_lora."""
+    import torch
+    from safetensors.torch import load_file
+
+    save_tiny_lora(tmp_path / "made.safetensors", "sdxl", seed=7)
+    shipped, made = load_file(repo / "styles/nordic/brand/house-look.safetensors"), load_file(tmp_path / "made.safetensors")
+    assert shipped.keys() == made.keys() and all(torch.equal(shipped[k], made[k]) for k in made)

@@ -10,9 +10,9 @@ import pydantic
 import pytest
 
 from store import documents
-from store.documents import (AssetSnapshot, CampaignLaunch, DeadLetters, DocumentError, InterruptedRun, KeptFindings,
-                             Manifest, ManifestRow, PublishRecord, QAResultRecord, RenderSidecar, ReportPlan,
-                             RunRecord, ShardReport,
+from store.documents import (AssetSnapshot, CampaignLaunch, CheckShardReport, DeadLetters, DocumentError,
+                             InterruptedRun, KeptFindings, Manifest, ManifestRow, PreviewRecord, PublishRecord,
+                             QAResultRecord, RenderSidecar, ReportPlan, RunRecord, ShardReport,
                              parse_document, read_document, write_document)
 from store.local import LocalStore
 
@@ -44,7 +44,7 @@ def _documents() -> list[type[documents.Document]]:
 
 def test_every_document_is_versioned_and_has_a_legacy_example():
     assert set(_documents()) == set(LEGACY) | {AssetSnapshot, CampaignLaunch, InterruptedRun, ReportPlan,
-                                               PublishRecord}  # new: no legacy files
+                                               PublishRecord, PreviewRecord, CheckShardReport}  # new: no legacy files
     assert all("schema_version" in cls.model_fields for cls in _documents())
 
 
@@ -117,3 +117,14 @@ def test_manifest_rows_come_back_as_given_with_sorted_keys():
     legacy = {k: v for k, v in rows[0].items() if k != "a_later_field"}
     assert (documents.dump_document(Manifest.model_validate([legacy]), indent=2, exclude_unset=True)
             == (json.dumps([legacy], indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
+
+
+def test_a_check_shard_report_round_trips_with_its_manifest_rows():
+    row = {"path": "spring/exports/meta.feed.square/a.webp", "status": "exported", "upscale": 1.5, "bytes": 10,
+           "export_inputs": {"render": "ab"}, "overrides": {"headline": {"before": "x", "after": "y", "by": "dana"}}}
+    doc = documents.CheckShardReport(
+        flow_run_id="f00d", node="cpu-1", checked={"a": [JOB]},
+        results=[QAResultRecord(job_key=JOB, verdict="pass", reasons=[], scores={"clip": 0.3})],
+        exports=[documents.ExportedItemRecord(asset_id="a", variant=1, identity="i" * 64, rows=[row])])
+    again = parse_document(documents.dump_document(doc), CheckShardReport, "shards/f00d.json")
+    assert again == doc and again.exports[0].rows == [row]

@@ -10,7 +10,7 @@ from store import keys
 from tests.source_literals import REPO, literals_matching
 
 # a piece of each key format, as it appears in a string literal that spells it
-KEY_PARTS = re.compile(r"renders/|qa/|shards/|upscaled/|/runs|runs/|/exports/|assets\.json|dead-letters\.json"
+KEY_PARTS = re.compile(r"renders/|qa/|shards/|upscaled/|previews/|/runs|runs/|/exports/|assets\.json|dead-letters\.json"
                        r"|manifest\.json|manifest\.csv|report\.html(?!\.j2)|launch\.json|\.run\.lock|run\.lease"
                        r"|report-plan\.json|publish\.json"
                        r"|/interrupted|review-log")
@@ -38,6 +38,7 @@ def test_keys_are_the_layout_outputs_have_always_had():
     assert keys.qa_key(job) == f"qa/{job}.json" and keys.checks_key(job) == f"qa/checks/{job}.json"
     assert keys.embedding_key("ViT-B-32@random", job) == f"qa/embeddings/ViT-B-32@random/{job}.npy"
     assert keys.shard_report_key("f00d") == "shards/f00d.json"
+    assert keys.preview_key(job) == f"previews/{job}.png" and keys.preview_record_key(job) == f"previews/{job}.json"
     assert keys.upscaled_key("cd" * 32, "brandbatch/tiny-esrgan@0123456789abcdef") == (
         "upscaled/" + hashlib.sha256(f"brandbatch-upscaled-v1|{'cd' * 32}|brandbatch/tiny-esrgan@0123456789abcdef"
                                      .encode()).hexdigest() + ".png")

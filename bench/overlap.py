@@ -1,0 +1,178 @@
+"""Streaming stages: does QA + export of finished rows overlap rendering? (issue 19)
+
+    .venv/bin/python bench/overlap.py [--rows 12] [--steps 24] [--repeat 1]
+
+A sheet of ``--rows`` rows x 1 variant x 2 aspects (1:1, 9:16) of ``acme@2`` (the tiny SD model,
+128 px buckets, ``--steps`` euler steps), each row exported to 2 placements in webp + avif +
+the upload format (JPEG): 2 x rows renders and 6 x rows export files. In one process, after a
+warm-up flow run on a one-row sheet (Prefect's temporary server, model loads, the export pool's
+fork server), each measured on a fresh output folder, best of ``--repeat``:
+
+* render alone: ``render_missing`` of the campaign's jobs (the render stage, no flow);
+* QA + export alone: the ``campaign_batch`` flow on a folder where every render is already there
+  (plan, cache checks, QA, review queue, exports, manifests, report: all but rendering);
+* flow, streaming (``BRANDBATCH_STREAM=1``, the default) and flow, one stage after the other
+  (``BRANDBATCH_STREAM=0``): the whole flow from nothing.
+
+Goal: streaming flow <= 1.15 x max(render alone, QA + export alone).
+
+Making the two sides comparable: on a machine without a GPU, rendering and QA/export compete for
+the same cores, and a flow can only approach max(render, QA + export) when neither side alone
+already uses every core. So each side gets one core's worth of work: torch renders with
+``BRANDBATCH_TORCH_THREADS=1`` (the default; it is fixed for reproducible pixels) and exports
+run in ``BRANDBATCH_EXPORT_WORKERS=1`` process (QA is a thread of the flow's process), and
+``--steps`` is chosen so that render alone and QA + export alone take about the same time (the
+balance row says how close they were: render / (QA + export)). On a 2-core machine this is the
+GPU machine's situation in miniature: one device renders while the CPU side checks and exports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.common import Row, at_most, report  # noqa: E402
+from settings import variable  # noqa: E402
+
+THREADS, EXPORTERS, STREAM = variable("torch_threads"), variable("export_workers"), variable("stream")
+for key, value in {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HF_HUB_OFFLINE": "1",
+                   "PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+                   THREADS: "1", EXPORTERS: "1"}.items():
+    os.environ.setdefault(key, value)
+
+GOAL = 1.15
+PLACEMENTS = "meta.feed.square;meta.stories"
+FORMATS = ["webp", "avif", "upload"]
+PRODUCTS = ["hiking backpack", "camping tent", "water bottle", "rain jacket", "hiking boots", "trail shoes"]
+SCENES = ["a mountain trail at sunrise", "a lakeside meadow", "a desert canyon", "a misty pine forest"]
+
+
+def write_styles(root: Path, steps: int) -> Path:
+    styles = root / "styles"
+    shutil.copytree(REPO / "styles", styles)
+    path = styles / "acme" / "v2.yaml"
+    style = yaml.safe_load(path.read_text(encoding="utf-8"))
+    style["steps"], style["aspect_ratios"] = steps, ["1:1", "9:16"]
+    path.write_text(yaml.safe_dump(style), encoding="utf-8")
+    return styles
+
+
+def write_sheet(path: Path, rows: int, tag: str) -> Path:
+    fields = ["asset_id", "style", "product", "scene", "headline", "cta", "variants", "placements"]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for i in range(rows):
+            writer.writerow({"asset_id": f"{tag}-{i:03d}", "style": "acme@2",
+                             "product": f"an orange {PRODUCTS[i % len(PRODUCTS)]}", "scene": SCENES[i % len(SCENES)],
+                             "headline": "Go further this spring", "cta": "Shop now", "variants": 1,
+                             "placements": PLACEMENTS})
+    return path
+
+
+def flow(sheet: Path, styles: Path, out: Path, *, stream: bool) -> float:
+    from flows.campaign import campaign_batch
+
+    os.environ[STREAM] = "1" if stream else "0"
+    start = time.perf_counter()
+    summary = campaign_batch(str(sheet), out=str(out), styles=str(styles), formats=FORMATS)
+    seconds = time.perf_counter() - start
+    if summary.failed or summary.export_failures or not summary.exported:
+        raise SystemExit(f"flow failed: {summary.failed[:3]} {summary.export_failures[:3]}")
+    return seconds
+
+
+def render_alone(sheet: Path, styles: Path, out: Path) -> float:
+    from exports.assemble import plan_settings
+    from plan.planner import plan_campaign
+    from plan.sheet import read_sheet
+    from render.stage import render_missing
+    from store.local import LocalStore
+
+    settings, _ = plan_settings(str(styles))
+    jobs = plan_campaign(read_sheet(str(sheet)), settings).jobs
+    start = time.perf_counter()
+    report_ = render_missing(jobs, LocalStore(out), batch_size=4)
+    seconds = time.perf_counter() - start
+    if report_.failed or len(report_.rendered) != len(jobs):
+        raise SystemExit(f"render_missing failed: {report_.failed[:3]}")
+    return seconds
+
+
+def downstream_alone(sheet: Path, styles: Path, root: Path, rendered: Path) -> float:
+    """The flow on a fresh folder holding only the renders (and their sidecars)."""
+    out = root / "downstream"
+    shutil.copytree(rendered, out)
+    return flow(sheet, styles, out, stream=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=12, help="sheet rows; 2 renders and 6 export files each")
+    parser.add_argument("--steps", type=int, default=24, help="denoising steps (sets the render side's weight)")
+    parser.add_argument("--repeat", type=int, default=1, help="best of this many runs per measurement")
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="bench-overlap-"))
+    try:
+        styles = write_styles(root, args.steps)
+        flow(write_sheet(root / "warmup.csv", 1, "warm"), styles, root / "warmup", stream=True)
+        sheet = write_sheet(root / "overlap.csv", args.rows, "bench")
+        times: dict[str, float] = {}
+
+        def measure(name: str, run) -> None:
+            best = None
+            for attempt in range(args.repeat):
+                folder = root / f"{name}-{attempt}"
+                seconds = run(folder)
+                best = seconds if best is None else min(best, seconds)
+                print(f"{name}: {seconds:.1f} s", flush=True)
+            times[name] = best
+
+        measure("render", lambda folder: render_alone(sheet, styles, folder / "renders-only"))
+        rendered = root / "render-0" / "renders-only"
+        measure("downstream", lambda folder: downstream_alone(sheet, styles, folder, rendered))
+        measure("streaming", lambda folder: flow(sheet, styles, folder, stream=True))
+        measure("sequential", lambda folder: flow(sheet, styles, folder, stream=False))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    bound = max(times["render"], times["downstream"])
+    ratio = times["streaming"] / bound
+    print(f"streaming / max(render, QA + export) = {ratio:.2f} (goal <= {GOAL}); "
+          f"sequential / max = {times['sequential'] / bound:.2f}; "
+          f"balance render / (QA + export) = {times['render'] / times['downstream']:.2f}")
+    rows = [
+        Row("render alone (render_missing)", times["render"], "s"),
+        Row("QA + export alone (flow, renders there)", times["downstream"], "s"),
+        Row("balance: render / (QA + export)", times["render"] / times["downstream"], "x",
+            goal="about 1 (comparable sides)"),
+        Row("flow, streaming", times["streaming"], "s", baseline=bound, goal=f"<= {GOAL}x max(render, QA + export)",
+            met=at_most(ratio, GOAL)),
+        Row("flow, one stage after the other", times["sequential"], "s", baseline=bound,
+            goal="(for comparison)"),
+        Row("flow, streaming / one stage after the other", times["streaming"] / times["sequential"], "x"),
+    ]
+    report("Streaming stages: QA + export overlap rendering", rows,
+           setup=(f"{args.rows} rows x 2 aspects of acme@2 (tiny SD, 128 px, {args.steps} steps) = {2 * args.rows} "
+                  f"renders; 2 placements x webp/avif/upload = {6 * args.rows} export files; "
+                  f"{THREADS}={os.environ[THREADS]}, {EXPORTERS}={os.environ[EXPORTERS]} (one core per side); "
+                  f"best of {args.repeat}, after a warm-up flow run."),
+           baseline="max(render alone, QA + export alone): the wall time of perfectly overlapped stages.",
+           notes=["On a CPU-only machine both sides share the cores; the flow also plans, writes the "
+                  "manifests and the report, which the render side's figure does not include."])
+
+
+if __name__ == "__main__":
+    main()

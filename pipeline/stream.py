@@ -1,0 +1,372 @@
+"""Streaming stages: QA, review queueing and export of each asset row start as soon as the row's
+renders are finished, while later renders run.
+
+The render stage (``render_missing`` in this process, or ``render_sharded`` as shard reports
+arrive from workers) calls ``CampaignStream.done(key)`` (and ``failed(key)``) as each job
+finishes. Once every job of an asset row (all its variants, aspects and expansions) is
+finished, the row goes into a bounded queue, and one background thread takes rows from it:
+
+1. QA of the row's renders (``qa.run_qa``). Near-duplicates compare variants of one row and
+   family checks an expansion with its master, so a row's results are the ones QA of the whole
+   campaign gives (the per-render findings and CLIP embeddings land in the store's caches).
+2. Queueing of the row's variants (``ReviewQueue.enqueue``, idempotent), as ``queue_for_review``.
+3. For the variants the queue has approved (``qa-auto``, or a designer earlier): export tasks
+   (``exports.stage.prepare_exports``) submitted to one process pool for the whole run.
+
+Bounds: at most ``depth`` finished rows wait (``done`` blocks the renderer when the queue is
+full) and at most ``4 x workers`` export tasks are in flight, so memory stays flat however long
+the campaign. The flow's stages then run as before for what is left (rows of designers'
+rerolls, variants approved before this run, anything whose approval changed meanwhile) and take
+the streamed results and rows (``take_streamed_rows``): QA results, queue, manifests and report
+are those of the stages run one after the other. A failure in the background (the store, a
+queue whose decision log disagrees) stops the stream; ``finish`` raises it once rendering is over.
+
+With a ``Dispatcher`` (``flows.shard.CheckShards``, when ``$BRANDBATCH_CHECK_DEPLOYMENT`` names a
+deployment) finished rows go, a few at a time, to check shards on other workers instead, which
+run ``check_rows`` (the same three steps) and report back.
+
+On a machine without a GPU the renderer and the background stages share the same cores: the
+overlap is real (threads and processes) but each side runs slower than alone.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, Protocol, TypeVar
+
+from exports.assemble import banned_checker, export_items, load_assets
+from exports.credentials import load_credential
+from exports.placements import Placement
+from exports.fingerprint import item_identity
+from exports.stage import (ExportItem, export_assets, export_pool, prepare_exports, refuse_banned_text,
+                           run_export_task)
+from plan.jobs import RenderJob
+from plan.planner import CampaignPlan
+from plan.styles import Style
+from qa import QAResult, run_qa
+from review.actions import by_variant
+from review.queue import ApprovedVariant, ReviewQueue
+from settings import load_settings
+from store import Store
+from store.keys import render_key
+
+T = TypeVar("T")
+ItemKey = tuple[str, int]  # (asset_id, variant)
+StreamedExports = Mapping[ItemKey, tuple[str, list[dict]]]  # the item's identity and the rows made for it
+_STOP = object()
+
+
+class BoundedWorker(Generic[T]):
+    """One background thread that runs ``work`` on each item ``put`` in order; ``put`` blocks while
+    ``depth`` items wait. After ``work`` raised, later items are skipped; ``close`` waits for the
+    thread and raises that error."""
+
+    def __init__(self, work: Callable[[T], None], depth: int, name: str) -> None:
+        if depth < 1:
+            raise ValueError(f"depth (items waiting) must be >= 1 but is {depth}")
+        self._work = work
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not _STOP:
+            if self.error is None:
+                try:
+                    self._work(item)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller by close()
+                    self.error = exc
+
+    def put(self, item: T) -> None:
+        self._queue.put(item)
+
+    def close(self) -> None:
+        self._queue.put(_STOP)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        """Skip the items still waiting and end the thread (no error raised)."""
+        if self._thread.is_alive():
+            if self.error is None:
+                self.error = RuntimeError("stopped")
+            self._queue.put(_STOP)
+            self._thread.join()
+
+
+@dataclass
+class Streamed:
+    """What the stream did: QA results by job key, the rows whose planned variants it checked
+    and queued (row key -> the job keys its QA covered), and the export rows of each item it
+    exported, with the identity of the item they were made for (``item_identity``)."""
+
+    results: dict[str, QAResult] = field(default_factory=dict)
+    rows: dict[str, list[str]] = field(default_factory=dict)
+    exports: dict[ItemKey, tuple[str, list[dict]]] = field(default_factory=dict)
+
+    def merge(self, other: Streamed) -> None:
+        self.results.update(other.results)
+        self.rows.update(other.rows)
+        self.exports.update(other.exports)
+
+
+@dataclass(frozen=True)
+class RowWork:
+    """One finished asset row: its planned jobs, those with a render (to check), and whether its
+    approved variants are exported now."""
+
+    row: str
+    jobs: tuple[RenderJob, ...]
+    checked: tuple[RenderJob, ...]
+    export: bool
+
+    def to_dict(self) -> dict:
+        """JSON parameters of a check shard (jobs as ``RenderJob.to_dict()``, checked ones by key)."""
+        return {"row": self.row, "jobs": [job.to_dict() for job in self.jobs],
+                "checked": [job.key for job in self.checked], "export": self.export}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> RowWork:
+        jobs = tuple(RenderJob.from_dict(job) for job in data["jobs"])
+        checked = set(data["checked"])
+        return cls(data["row"], jobs, tuple(job for job in jobs if job.key in checked), bool(data["export"]))
+
+
+class Dispatcher(Protocol):
+    """Runs batches of rows elsewhere (``flows.shard.CheckShards``: flow runs of a check shard
+    deployment on the ``cpu`` pool)."""
+
+    def submit(self, rows: Sequence[RowWork]) -> None: ...
+
+    def wait(self) -> list[Streamed]:
+        """What every batch submitted did (a batch that failed for good is left out: the flow's
+        stages check its rows after rendering)."""
+        ...
+
+
+def check_and_queue(queue: ReviewQueue, store: Store, styles: Mapping[str, Style], work: RowWork
+                    ) -> tuple[dict[str, QAResult], list[ApprovedVariant]]:
+    """QA of the row's rendered jobs, then each variant whose renders all have a result queued
+    (as ``queue_for_review``); returns the results by job key and the variants the queue approves."""
+    results = run_qa(work.checked, store, styles) if work.checked else []
+    by_key = {result.job_key: result for result in results}
+    approved = []
+    for variant_jobs in by_variant(work.jobs).values():
+        if all(job.key in by_key for job in variant_jobs):
+            item = queue.enqueue(variant_jobs, by_key)
+            if item.state == "approved":
+                approved.append(ApprovedVariant.of(item))
+    return by_key, approved
+
+
+def approved_items(store: Store, campaign: str, approved: Sequence[ApprovedVariant], styles_dir: Path
+                   ) -> list[ExportItem]:
+    """The export items of ``approved`` whose texts pass the banned terms (as the export stage)."""
+    items, _refused = refuse_banned_text(export_items(campaign, approved, load_assets(store, campaign)),
+                                         banned_checker(styles_dir))
+    return items
+
+
+def check_rows(store: Store, out: str, campaign: str, rows: Sequence[RowWork], styles: Mapping[str, Style], *,
+               placements: Mapping[str, Placement], formats: Sequence[str], styles_dir: Path) -> Streamed:
+    """QA, queueing and export of ``rows`` in this process (a check shard on a ``cpu`` worker):
+    what ``CampaignStream`` does with a row, for a batch of them; exports use all of this
+    machine's export processes."""
+    done = Streamed()
+    queue = ReviewQueue.for_out(out)
+    try:
+        queue.verify(campaign)
+        approved = []
+        for work in rows:
+            by_key, row_approved = check_and_queue(queue, store, styles, work)
+            done.results.update(by_key)
+            done.rows[work.row] = [job.key for job in work.checked]
+            approved += row_approved if work.export else []
+    finally:
+        queue.close()
+    items = approved_items(store, campaign, approved, styles_dir)
+    made = export_assets(items, store, placements, formats=formats) if items else []
+    for item in items:
+        key = (item.asset_id, item.variant)
+        done.exports[key] = (item_identity(item), [row for row in made if (row["asset_id"], row["variant"]) == key])
+    return done
+
+
+class CampaignStream:
+    """QA, queue and export each asset row of ``plan`` once all of its jobs among ``render_jobs``
+    are finished (rows with none among them, as under ``--retry-failed``, are left to the flow's
+    stages). ``export``: export approved variants too (off while a run waits for designers:
+    their decisions come later). Rows in ``no_export`` (rows with designers' rerolls, which are
+    queued after the run's renders) are checked and queued but not exported. ``workers``: export
+    processes (None: ``$BRANDBATCH_EXPORT_WORKERS``, else all cores). ``dispatcher``: run rows
+    elsewhere, ``rows_per_shard`` at a time, instead of in this process."""
+
+    def __init__(self, plan: CampaignPlan, render_jobs: Sequence[RenderJob], store: Store, out: str, *,
+                 placements: Mapping[str, Placement], formats: Sequence[str], styles_dir: Path, export: bool,
+                 no_export: Collection[str] = (), workers: int | None = None, depth: int = 8,
+                 dispatcher: Dispatcher | None = None, rows_per_shard: int = 8) -> None:
+        self.plan, self.store, self.out = plan, store, out
+        self.placements, self.formats, self.styles_dir = placements, tuple(formats), styles_dir
+        self.export, self.no_export = export, set(no_export)
+        self.workers = workers or load_settings().export_workers or os.cpu_count() or 1
+        self.dispatcher, self.rows_per_shard = dispatcher, rows_per_shard
+        self.streamed = Streamed()
+        self.styles = {row.style.ref: row.style for row in plan.rows}
+        self._rows: dict[str, list[RenderJob]] = {}
+        for job in plan.jobs:
+            self._rows.setdefault(job.row_key, []).append(job)
+        self._attempted = {job.key for job in render_jobs}
+        self._waiting: dict[str, set[str]] = {row: {j.key for j in jobs} & self._attempted
+                                              for row, jobs in self._rows.items()}
+        self._rows_of: dict[str, list[str]] = {}
+        for row, keys in self._waiting.items():
+            for key in keys:
+                self._rows_of.setdefault(key, []).append(row)
+        self._ok: set[str] = set()
+        self._failed: set[str] = set()
+        self._lock = threading.Lock()
+        self._batch: list[RowWork] = []
+        self._queue: ReviewQueue | None = None
+        self._pool = None
+        self._in_flight: deque[tuple[ItemKey, Future]] = deque()
+        self._rows_out: dict[ItemKey, list[dict]] = {}
+        self._items: dict[ItemKey, ExportItem] = {}
+        self._manifests: dict[str, dict[str, dict]] = {}
+        self._credential = None
+        # the thread sees the flow run's context (Prefect's run context, for subflow runs and logs)
+        context = contextvars.copy_context()
+        self._worker: BoundedWorker[str] = BoundedWorker(lambda row: context.run(self._row, row), depth,
+                                                         "campaign-stream")
+
+    # -- called by the renderer (any thread) --
+    def failed(self, key: str) -> None:
+        with self._lock:
+            self._failed.add(key)
+
+    def done(self, key: str) -> None:
+        ready = []
+        with self._lock:
+            if key not in self._failed:
+                self._ok.add(key)
+            for row in self._rows_of.get(key, ()):
+                waiting = self._waiting[row]
+                if key in waiting:
+                    waiting.discard(key)
+                    if not waiting:
+                        ready.append(row)
+        for row in ready:
+            self._worker.put(row)
+
+    # -- the background thread --
+    def _rendered(self, job: RenderJob) -> bool:
+        """As ``render.deadletters.rendered_jobs``: made or found by this run, or not attempted and stored."""
+        if job.key in self._attempted:
+            return job.key in self._ok
+        return self.store.exists(render_key(job.key))
+
+    def _row(self, row: str) -> None:
+        jobs = self._rows[row]
+        work = RowWork(row, tuple(jobs), tuple(job for job in jobs if self._rendered(job)),
+                       self.export and row not in self.no_export)
+        if self.dispatcher is not None:
+            self._batch.append(work)
+            if len(self._batch) >= self.rows_per_shard:
+                self.dispatcher.submit(self._batch)
+                self._batch = []
+            return
+        if self._queue is None:
+            self._queue = ReviewQueue.for_out(self.out)
+            self._queue.verify(self.plan.campaign)  # as queue_for_review: lost decisions stop before queueing
+        by_key, approved = check_and_queue(self._queue, self.store, self.styles, work)
+        self.streamed.results.update(by_key)
+        self.streamed.rows[row] = [job.key for job in work.checked]
+        if work.export and approved:
+            self._export(approved)
+
+    def _export(self, approved: Sequence[ApprovedVariant]) -> None:
+        if self._pool is None:
+            self._credential = load_credential()
+            self._pool = export_pool(self.workers)
+        items = approved_items(self.store, self.plan.campaign, approved, self.styles_dir)
+        tasks, rows = prepare_exports(items, self.store, self.placements, formats=self.formats, workers=self.workers,
+                                      credential=self._credential, manifests=self._manifests)
+        for item in items:
+            key = (item.asset_id, item.variant)
+            self._items[key] = item
+            self._rows_out[key] = [row for row in rows if (row["asset_id"], row["variant"]) == key]
+        for task in tasks:
+            while len(self._in_flight) >= 4 * self.workers:
+                self._collect()
+            item = task[0]
+            self._in_flight.append(((item.asset_id, item.variant), self._pool.submit(run_export_task, task)))
+
+    def _collect(self) -> None:
+        key, future = self._in_flight.popleft()
+        self._rows_out[key].extend(future.result())
+
+    # -- the flow, once rendering is over --
+    def finish(self) -> Streamed:
+        """Wait for the rows still queued, the export tasks in flight and the shards; raise what failed."""
+        try:
+            self._worker.close()
+            while self._in_flight:
+                self._collect()
+            self.streamed.exports = {key: (item_identity(item), self._rows_out[key]) for key, item in self._items.items()}
+            if self.dispatcher is not None:
+                if self._batch:
+                    self.dispatcher.submit(self._batch)
+                    self._batch = []
+                for part in self.dispatcher.wait():
+                    self.streamed.merge(part)
+            return self.streamed
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop (also after a failure of the render stage): the pool and the queue are released."""
+        self._worker.stop()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._queue is not None:
+            self._queue.close()
+            self._queue = None
+
+
+def settled_rows(qa_jobs: Sequence[RenderJob], streamed: Streamed) -> set[str]:
+    """The asset rows whose streamed QA and queueing stand: the stream checked exactly the jobs
+    of the row that the run's QA checks (``qa_jobs``, from the final render report; a render
+    retried after a store failure can make them differ, and then the row is checked again)."""
+    by_row: dict[str, list[str]] = {}
+    for job in qa_jobs:
+        by_row.setdefault(job.row_key, []).append(job.key)
+    return {row for row, keys in streamed.rows.items() if keys == by_row.get(row, [])}
+
+
+def take_streamed_rows(items: Sequence[ExportItem], streamed: StreamedExports
+                       ) -> tuple[list[ExportItem], list[dict], list[str]]:
+    """(the items still to export, the rows streamed for the others, the files the stream wrote
+    for items that are not exported as it did: to delete). A streamed item counts only when the
+    item to export now has the same identity (renders, approval, copy, placements)."""
+    todo, rows = [], []
+    taken: set[ItemKey] = set()
+    for item in items:
+        key = (item.asset_id, item.variant)
+        if key in streamed and streamed[key][0] == item_identity(item):
+            rows.extend(streamed[key][1])
+            taken.add(key)
+        else:
+            todo.append(item)
+    stale = [row["path"] for key, (_identity, made) in streamed.items() if key not in taken for row in made
+             if row.get("status") == "exported" and row.get("rewritten")]
+    return todo, rows, stale
