@@ -260,6 +260,8 @@ def export(
     for row in rows:
         if row.get("status") == "review":
             typer.echo(f"held for review: {row['path']}: {row['error']}", err=True)
+        elif row.get("status") == "rejected":
+            typer.echo(f"not shipped: {row['path']}: {row['error']}", err=True)
     failures = export_failure_lines(rows, load_placements(resolve_paths().placements_file), chosen)
     for line in failures:
         typer.echo(line, err=True)

@@ -85,6 +85,7 @@ class RenderJob:
     # or revision, scale), whose key part is its hash and scale.
     reference_strength: float | None = None
     ip_adapter: tuple[str, str, float] | None = None
+    controlnet: tuple[str, str, float] | None = None  # structure reference: (ControlNet, sha256 or revision, scale)
 
     def __post_init__(self) -> None:  # from JSON: lists
         if self.expand_focal is not None and not isinstance(self.expand_focal, tuple):
@@ -97,6 +98,8 @@ class RenderJob:
             object.__setattr__(self, "product", tuple(self.product))
         if self.ip_adapter is not None and not isinstance(self.ip_adapter, tuple):
             object.__setattr__(self, "ip_adapter", tuple(self.ip_adapter))
+        if self.controlnet is not None and not isinstance(self.controlnet, tuple):
+            object.__setattr__(self, "controlnet", tuple(self.controlnet))
 
     @property
     def input_sha256(self) -> dict[str, str]:
@@ -110,8 +113,8 @@ class RenderJob:
 
     @property
     def uses_reference(self) -> bool:
-        """Renders from (``reference_strength``) or steered by (``ip_adapter``) its reference image."""
-        return self.reference_strength is not None or self.ip_adapter is not None
+        """Renders from (``reference_strength``) or steered by (``ip_adapter``, ``controlnet``) its reference."""
+        return self.reference_strength is not None or self.ip_adapter is not None or self.controlnet is not None
 
     @property
     def is_expansion(self) -> bool:
@@ -136,12 +139,15 @@ class RenderJob:
             values["adapters"] = [[sha256, scale] for _path, sha256, scale in self.adapters]
         if self.ip_adapter is not None:
             values["ip_adapter"] = list(self.ip_adapter[1:])
+        if self.controlnet is not None:
+            values["controlnet"] = list(self.controlnet[1:])
         return sha256_text(canonical_json(values))
 
     @property
     def build(self) -> tuple:
-        """What the pipeline is built from: the model, its adapters and IP-Adapter (``render.registry``)."""
-        return (self.model_id, self.model_revision, self.adapters or (), self.ip_adapter)
+        """What the pipeline is built from: the model, its adapters, IP-Adapter and ControlNet (``render.registry``)."""
+        return (self.model_id, self.model_revision, self.adapters or (), self.ip_adapter,
+                self.controlnet[:2] if self.controlnet else None)
 
     @property
     def prompt_sha256(self) -> str:
@@ -151,14 +157,14 @@ class RenderJob:
     def group(self) -> tuple:
         """Jobs with the same group can share one pipeline call (batch)."""
         return (*self.build, self.model_family, self.width, self.height, self.scheduler, self.steps,
-                self.guidance, self.is_expansion, self.needs_inpaint, self.reference_strength,
+                self.guidance, self.is_expansion, self.needs_inpaint, self.reference_strength, self.controlnet,
                 self.input_sha256.get("reference_image") if self.ip_adapter else None)  # one IP image a call
 
 
 _FIELDS = tuple(f.name for f in fields(RenderJob))
 _KEY_FIELDS = tuple(name for name in _FIELDS if name != "row")
 _OPTIONAL_FIELDS = ("master_key", "expand_focal", "adapters", "input_images", "product", "reference_strength",
-                    "ip_adapter")
+                    "ip_adapter", "controlnet")
 
 
 def reseed(jobs: Sequence[RenderJob], reroll: int) -> list[RenderJob]:

@@ -15,8 +15,8 @@ from plan.names import name_problem
 from plan.prompts import PromptError, find_banned_terms, render_prompt
 from plan.resolution import bucket, expand_size, nearest_aspect
 from plan.sheet import MAX_CELL_CHARS, RESERVED_COLUMNS, Sheet
-from plan.styles import (LOGO_SUFFIXES, TINY_IP_ADAPTER, TINY_IP_ADAPTER_REVISION, Style, StyleLibrary, file_in_folder,
-                         parse_style_ref)
+from plan.styles import (LOGO_SUFFIXES, TINY_CONTROLNET, TINY_IP_ADAPTER, TINY_ADAPTER_REVISION, Style, StyleLibrary,
+                         file_in_folder, parse_style_ref)
 from plan.tokens import MAX_TOKENS, count_tokens
 from plan.uploads import RENDER_INPUT_COLUMNS, UPLOAD_COLUMNS, BlockedMarkError, Upload, UploadError, check_upload
 from store.keys import export_name
@@ -286,9 +286,10 @@ def _reference(cells: Mapping[str, str], style: Style, library: StyleLibrary, up
         except (UploadError, OSError) as exc:
             problem(f"style {style.ref}'s reference_image: {exc}",
                     "blocked_mark" if isinstance(exc, BlockedMarkError) else "bad_upload")
-    if cells.get("reference_image") and style.reference_strength is None and style.ip_adapter is None:
-        problem(f"style {style.ref} uses no reference image: it needs reference_strength (image-to-image) or "
-                "ip_adapter (style reference); use a style version that has one")
+    if cells.get("reference_image") and style.reference_strength is None and style.ip_adapter is None and \
+            style.structure is None:
+        problem(f"style {style.ref} uses no reference image: it needs reference_strength (image-to-image), "
+                "ip_adapter (style reference) or structure (ControlNet); use a style version that has one")
 
 
 @lru_cache(maxsize=64)
@@ -360,14 +361,19 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
 
 def _references(style: Style, folder: Path, settings: PlanSettings) -> dict[str, object]:
     """The job fields of a row with a reference image (masters and independent renders; expansions
-    outpaint their master, which carries it). The IP-Adapter is made for the style's model: a
-    --model override renders without it."""
+    outpaint their master, which carries it). The IP-Adapter and ControlNet are made for the
+    style's model: a --model override renders without them."""
     fields: dict[str, object] = {"reference_strength": style.reference_strength}
     ip = style.ip_adapter
     if ip is not None and not settings.model_override:
         tiny = ip.path.startswith(TINY_IP_ADAPTER)
-        fields["ip_adapter"] = ((ip.path, TINY_IP_ADAPTER_REVISION, ip.scale) if tiny
+        fields["ip_adapter"] = ((ip.path, TINY_ADAPTER_REVISION, ip.scale) if tiny
                                 else (str(ip.resolve(folder)), ip.sha256, ip.scale))
+    structure = style.structure
+    if structure is not None and not settings.model_override:
+        tiny = structure.controlnet.startswith(TINY_CONTROLNET)
+        fields["controlnet"] = ((structure.controlnet, TINY_ADAPTER_REVISION, structure.scale) if tiny
+                                else (str(structure.resolve(folder)), structure.sha256, structure.scale))
     return fields
 
 

@@ -11,7 +11,8 @@ mutated after it: ``pipeline_for`` returns a view sharing the weights with the j
 A build is a model plus the style's LoRA adapters (``load_lora_weights`` through peft, each file
 checked against its pinned sha256 before anything is loaded, and loaded from the checked bytes)
 and IP-Adapter (``load_ip_adapter``, ``set_ip_adapter_scale``): jobs of one build share one
-pipeline, whatever their scheduler, size or image-to-image strength.
+pipeline, whatever their scheduler, size or image-to-image strength. A structure reference's
+ControlNet is loaded beside it (``load_controlnet``, pinned the same way) and joins the view.
 """
 
 from __future__ import annotations
@@ -203,16 +204,17 @@ INPAINT_CLASSES = {
 INPAINT_PIPELINES = (*INPAINT_CLASSES.values(), "FluxFillPipeline")
 
 
-def _view(pipe, cls, family: str, scheduler: str):
-    """``cls`` over the shared loaded weights of ``pipe`` with its own scheduler; built with the
-    constructor (what ``from_pipe`` does, without its cast to fp32)."""
+def _view(pipe, cls, family: str, scheduler: str, **extra):
+    """``cls`` over the shared loaded weights of ``pipe`` (and ``extra`` components, e.g. a
+    ControlNet) with its own scheduler; built with the constructor (what ``from_pipe`` does,
+    without its cast to fp32)."""
     import inspect
 
     params = inspect.signature(cls.__init__).parameters
     config = {k: v for k, v in pipe.config.items() if k in params and k not in pipe.components}
     components = {k: v for k, v in pipe.components.items() if k in params}
     components["scheduler"] = make_scheduler(scheduler, family, pipe.scheduler.config)
-    view = cls(**components, **config)
+    view = cls(**components, **config, **extra)
     view.set_progress_bar_config(disable=True)
     return view
 
@@ -226,20 +228,61 @@ IMG2IMG_CLASSES = {
 }
 
 
+# (text-to-image pipeline class, image-to-image) -> its ControlNet pipeline (structure references).
+CONTROLNET_CLASSES = {
+    ("StableDiffusionPipeline", False): "StableDiffusionControlNetPipeline",
+    ("StableDiffusionPipeline", True): "StableDiffusionControlNetImg2ImgPipeline",
+    ("StableDiffusionXLPipeline", False): "StableDiffusionXLControlNetPipeline",
+    ("StableDiffusionXLPipeline", True): "StableDiffusionXLControlNetImg2ImgPipeline",
+}
+
+
 def pipeline_for(model_id: str, revision: str | None, family: str, scheduler: str, settings: DeviceSettings, *,
-                 adapters: tuple = (), ip_adapter: tuple | None = None, image_to_image: bool = False):
+                 adapters: tuple = (), ip_adapter: tuple | None = None, image_to_image: bool = False,
+                 controlnet: tuple | None = None):
     """A pipeline view for one job group: the shared loaded weights of its build (``load_pipeline``)
-    plus its own scheduler; ``image_to_image``: the family's image-to-image pipeline (``IMG2IMG_CLASSES``)."""
+    plus its own scheduler; ``image_to_image``: the family's image-to-image pipeline
+    (``IMG2IMG_CLASSES``); ``controlnet`` ((ControlNet, sha256 or revision)): its ControlNet
+    pipeline (``CONTROLNET_CLASSES``) with that ControlNet (``load_controlnet``)."""
     import diffusers
 
     pipe = _load(model_id, revision, settings, adapters, ip_adapter)
+    name = type(pipe).__name__
+    if controlnet is not None:
+        if (name, image_to_image) not in CONTROLNET_CLASSES:
+            raise ModelError(f"model {model_id!r} is a {name}, which has no ControlNet pipeline for structure "
+                             f"references; allowed: {', '.join(dict.fromkeys(n for n, _ in CONTROLNET_CLASSES))}")
+        return _view(pipe, getattr(diffusers, CONTROLNET_CLASSES[name, image_to_image]), family, scheduler,
+                     controlnet=load_controlnet(*controlnet, settings))
     if not image_to_image:
         return _view(pipe, type(pipe), family, scheduler)
-    name = type(pipe).__name__
     if name not in IMG2IMG_CLASSES:
         raise ModelError(f"model {model_id!r} is a {name}, which has no image-to-image pipeline for reference "
                          f"images; allowed: {', '.join(IMG2IMG_CLASSES)}")
     return _view(pipe, getattr(diffusers, IMG2IMG_CLASSES[name]), family, scheduler)
+
+
+@lru_cache(maxsize=2)
+def load_controlnet(source: str, pin: str, settings: DeviceSettings):
+    """A ControlNet, loaded once per process: ``brandbatch/tiny-controlnet-<family>`` (pin: its
+    revision) or a diffusers ControlNet folder whose weights file has sha256 ``pin`` (checked first)."""
+    from diffusers import ControlNetModel
+
+    from plan.styles import CONTROLNET_WEIGHTS
+    from render.tiny import TINY_REVISION, ensure_tiny_controlnet
+
+    if source.startswith(TINY_PREFIX):
+        if pin != TINY_REVISION:
+            raise ModelError(f"tiny ControlNet {source!r} has revision {TINY_REVISION!r} only, not {pin!r}")
+        folder = ensure_tiny_controlnet(source)
+    else:
+        folder = Path(source)
+        pinned_bytes("ControlNet", str(folder / CONTROLNET_WEIGHTS), pin)
+    try:
+        controlnet = ControlNetModel.from_pretrained(folder, local_files_only=True, dtype=settings.torch_dtype())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"ControlNet {source} could not be loaded: {exc}") from None
+    return controlnet.to(settings.device).eval()
 
 
 def inpaint_pipeline_for(model_id: str, revision: str | None, family: str, scheduler: str,

@@ -342,6 +342,33 @@ def _write_ip_adapter(folder: Path, family: str) -> None:
     save_file({k: v.contiguous() for k, v in weights.items()}, str(folder / "ip-adapter.safetensors"))
 
 
+def ensure_tiny_controlnet(controlnet_id: str) -> Path:
+    """The folder of ``brandbatch/tiny-controlnet-<sd|sdxl>`` (built first if missing): diffusers'
+    ``ControlNetModel.from_unet`` of the tiny UNet, its zero-initialised convolutions (control image
+    embedding out, residual outputs) given random weights (a trained ControlNet has learnt
+    something), saved with ``save_pretrained``."""
+    from plan.styles import TINY_CONTROLNET
+
+    family = controlnet_id.removeprefix(TINY_CONTROLNET)
+    _unet_for(family)  # an unknown family fails here
+    folder = model_cache_root() / controlnet_id.removeprefix("brandbatch/") / TINY_REVISION
+    return _saved(folder, "config.json", lambda tmp: _build_controlnet(family).save_pretrained(
+        tmp, safe_serialization=True))
+
+
+def _build_controlnet(family: str):
+    import torch
+    from diffusers import ControlNetModel
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(BUILD_SEED)
+        controlnet = ControlNetModel.from_unet(_unet_for(family), conditioning_embedding_out_channels=(8, 8, 16, 16))
+        for module in (*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block,
+                       controlnet.controlnet_cond_embedding.conv_out):  # zero-initialised: no effect yet
+            torch.nn.init.normal_(module.weight, std=0.05)
+    return controlnet.eval()
+
+
 def save_tiny_lora(path: Path, family: str, seed: int = 1, rank: int = 2) -> None:
     """A LoRA for ``brandbatch/tiny-<family>``'s UNet (peft ``LoraConfig`` on its attention
     projections, random weights under ``seed``), saved with diffusers' LoRA save helper as one
