@@ -61,6 +61,31 @@ def resolve_model(model_id: str, revision: str | None) -> tuple[Path | str, str 
     return model_id, revision
 
 
+# diffusers pipeline class (model_index.json ``_class_name``) -> the style model family it serves
+PIPELINE_FAMILIES = {
+    "StableDiffusionPipeline": "sd", "StableDiffusionInpaintPipeline": "sd",
+    "StableDiffusionXLPipeline": "sdxl", "StableDiffusionXLInpaintPipeline": "sdxl",
+    "StableDiffusion3Pipeline": "sd3", "FluxPipeline": "flux", "FluxFillPipeline": "flux",
+}
+
+
+@lru_cache(maxsize=32)  # asked once per planned row
+def model_family(model_id: str, revision: str | None = None) -> str | None:
+    """The family (sd, sdxl, sd3, flux) of a model, read cheaply: a built-in tiny model's name, or
+    a folder's ``model_index.json`` pipeline class; None when it cannot be told without loading it
+    (a Hugging Face repo id, an unknown pipeline class)."""
+    import json
+
+    if is_tiny(model_id):
+        family = model_id.removeprefix(TINY_PREFIX)
+        return family.split("-", 1)[0] if family in BUILDERS else None
+    index = Path(model_id).expanduser() / "model_index.json"
+    try:
+        return PIPELINE_FAMILIES.get(json.loads(index.read_text(encoding="utf-8")).get("_class_name", ""))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def pinning_problem(model_id: str, revision: str | None) -> str:
     """Why ``model_id``/``revision`` is not a pinned model ('' when it is): built-in tiny models
     and folders are; a Hugging Face repo id needs a commit hash. Cheap (no model loading), so
