@@ -86,7 +86,7 @@ def hero_preview(item: Item, store: Store, placements: Mapping[str, Placement]) 
     if export is None or not known:
         return None
     pid = next((p for p in known if p not in item.rejected_placements), known[0])
-    preview = placement_preview(export, placements[pid], store)
+    preview = placement_preview(export, placements[pid], store, weigh=False)
     return preview if preview.digest else None
 
 

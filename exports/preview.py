@@ -117,10 +117,11 @@ def _source(item: ExportItem, job: RenderJob, placement: Placement, inputs: _Inp
 
 
 def placement_preview(item: ExportItem, placement: Placement, store: Store, *, sources: _Sources | None = None,
-                      exported: Iterable[Mapping] = (), rejection: Mapping[str, str] | None = None
-                      ) -> PlacementPreview:
+                      exported: Iterable[Mapping] = (), rejection: Mapping[str, str] | None = None,
+                      weigh: bool = True) -> PlacementPreview:
     """The preview of ``item`` in ``placement`` (made and stored the first time); ``exported``:
-    the manifest rows of this item and placement (files whose pixel parts match are listed)."""
+    the manifest rows of this item and placement (files whose pixel parts match are listed);
+    ``weigh``: estimate the file's bytes while no such file exists (False: ``estimate`` None)."""
     sources = sources or _Sources()
     if not item.renders:
         return PlacementPreview(placement.id, placement.name, rejection=rejection,
@@ -147,37 +148,44 @@ def placement_preview(item: ExportItem, placement: Placement, store: Store, *, s
     warnings += [f"held at export (not shipped until fixed): {problem}" for problem in held]
     pixels = pixel_parts(**pixel_inputs(item, job, sized, inputs, upscaler))
     digest = export_fingerprint({**pixels, "preview": str(PREVIEW_SIDE)})
-    try:
-        record = _ensure_preview(item, job, sized, inputs, store, source, digest)
-    except ValueError as exc:
-        return PlacementPreview(**common, warnings=tuple(warnings), held=bool(held), error=str(exc))
     files = tuple(ExportedFile(str(row["format"]), int(row["bytes"]), str(row["path"])) for row in exported
                   if row.get("status") == "exported" and
                   all((row.get("export_inputs") or {}).get(name) == pixels[name] for name in PIXEL_PARTS))
+    try:
+        record = _ensure_preview(item, job, sized, inputs, store, source, digest, weigh and not files)
+    except ValueError as exc:
+        return PlacementPreview(**common, warnings=tuple(warnings), held=bool(held), error=str(exc))
     return PlacementPreview(**common, digest=digest, preview=preview_size(sized.width, sized.height), files=files,
                             estimate=None if files else record, warnings=tuple(warnings), held=bool(held))
 
 
 def _ensure_preview(item: ExportItem, job: RenderJob, placement: Placement, inputs: _Inputs, store: Store,
-                    source: str, digest: str) -> PreviewRecord:
-    """Draw and store the preview and its record unless stored already. Raises ``ValueError``."""
-    try:
-        if store.exists(keys.preview_key(digest)):
-            return read_document(store, keys.preview_record_key(digest), PreviewRecord)
-    except (FileNotFoundError, ValueError):
-        pass  # the record was lost or torn: draw again
+                    source: str, digest: str, weigh: bool) -> PreviewRecord | None:
+    """Draw and store the preview unless stored already, and with ``weigh`` its record (the
+    estimate costs encodes at full size: the grid's hero previews skip it). Raises ``ValueError``."""
+    record = None
+    if weigh:
+        try:
+            record = read_document(store, keys.preview_record_key(digest), PreviewRecord)
+        except (FileNotFoundError, ValueError):
+            pass  # not weighed yet, or the record was torn: weigh it
+    drawn = store.exists(keys.preview_key(digest))
+    if drawn and (record is not None or not weigh):
+        return record
     image = _draw(item, job, placement, inputs, store, source)
-    fmt = placement.upload_formats[0]
-    try:
-        estimate, error = len(encode(image, fmt, max_bytes=placement.max_bytes, xmp=b"").data), ""
-    except ByteCapError as exc:
-        estimate, error = None, str(exc)
-    record = PreviewRecord(width=placement.width, height=placement.height, estimate_format=fmt,
-                           estimate_bytes=estimate, estimate_error=error)
-    buffer = io.BytesIO()
-    at_preview_scale(image).save(buffer, "PNG")
-    write_document(store, keys.preview_record_key(digest), record)  # first: a stored image always has its record
-    store.put(keys.preview_key(digest), buffer.getvalue(), content_type="image/png", overwrite=True)
+    if weigh:
+        fmt = placement.upload_formats[0]
+        try:
+            estimate, error = len(encode(image, fmt, max_bytes=placement.max_bytes, xmp=b"").data), ""
+        except ByteCapError as exc:
+            estimate, error = None, str(exc)
+        record = PreviewRecord(width=placement.width, height=placement.height, estimate_format=fmt,
+                               estimate_bytes=estimate, estimate_error=error)
+        write_document(store, keys.preview_record_key(digest), record)
+    if not drawn:
+        buffer = io.BytesIO()
+        at_preview_scale(image).save(buffer, "PNG")
+        store.put(keys.preview_key(digest), buffer.getvalue(), content_type="image/png", overwrite=True)
     return record
 
 

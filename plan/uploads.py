@@ -25,8 +25,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-UPLOAD_COLUMNS = ("logo", "product_image", "product_mask")  # sheet columns that name an image
-RENDER_INPUT_COLUMNS = ("product_image", "product_mask")  # those that shape a render: in its job key
+UPLOAD_COLUMNS = ("logo", "product_image", "product_mask", "reference_image")  # sheet columns that name an image
+RENDER_INPUT_COLUMNS = ("product_image", "product_mask", "reference_image")  # those that shape a render: in its job key
 UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP")
 UPLOAD_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024

@@ -32,6 +32,7 @@ from plan.jobs import RenderJob
 from render.devices import DeviceSettings, device_settings
 from render.registry import ModelError, inpaint_pipeline_for, pipeline_for
 from render.expand import paste_master
+from render.reference import Reference, edge_map, fit_reference, load_reference
 from store.base import Store, StoreError
 from store.documents import DocumentError, RenderSidecar, parse_document, write_document
 from store.keys import render_key, sidecar_key
@@ -45,7 +46,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 class RenderFailure:
     """A job that produced no render. ``reason``: model_error, nan_output, black_output, oom,
     budget, prompt_too_long (a text encoder would cut a text), master_missing (an expansion whose
-    master is not stored), input_missing (a packshot job whose product is not stored) or error."""
+    master is not stored), input_missing (a packshot or reference job whose image is not stored) or error."""
 
     job_key: str
     reason: str
@@ -217,6 +218,9 @@ class Packshot:
         return composite_product(pixels, self.layer, self.box, self.shadow)
 
 
+Inputs = Expansion | Packshot | Reference  # what a job's pipeline call takes besides the job
+
+
 def load_packshot_inputs(store: Store, job: RenderJob) -> Packshot:
     """Raises ``LookupError`` when the packshot is not in the store."""
     from render.product import inpaint_inputs, load_packshot, product_layer
@@ -249,10 +253,10 @@ def load_expansion(store: Store, job: RenderJob) -> Expansion:
     return Expansion(canvas, mask, box, np.asarray(master))
 
 
-def call_pipeline(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings,
-                  inpaints: dict[str, Expansion | Packshot] | None = None):
+def call_pipeline(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings, inputs: dict[str, Inputs] | None = None):
     """Float images (N, H, W, 3) in [0, 1] for jobs of one group, in job order: one pipeline call.
-    Expansion and packshot jobs call the inpainting pipeline with their canvas and mask (``inpaints``)."""
+    Expansion and packshot jobs call the inpainting pipeline with their canvas and mask, reference
+    jobs the image-to-image pipeline from their reference and/or the IP-Adapter with it (``inputs``)."""
     import inspect
 
     import torch
@@ -263,10 +267,20 @@ def call_pipeline(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings,
     if first.model_family != "flux":  # FLUX is guidance-distilled: no negative prompt
         kwargs["negative_prompt"] = [j.negative_prompt for j in jobs]
     if first.needs_inpaint:
-        kwargs["image"] = [inpaints[j.key].canvas for j in jobs]
-        kwargs["mask_image"] = [inpaints[j.key].mask for j in jobs]
+        kwargs["image"] = [inputs[j.key].canvas for j in jobs]
+        kwargs["mask_image"] = [inputs[j.key].mask for j in jobs]
         if "strength" in inspect.signature(pipe.__call__).parameters:
             kwargs["strength"] = 1.0  # the new area starts from pure noise
+    if first.reference_strength is not None:  # image-to-image: the size is the start image's
+        del kwargs["height"], kwargs["width"]
+        kwargs["image"] = [fit_reference(inputs[j.key].image, j.width, j.height) for j in jobs]
+        kwargs["strength"] = first.reference_strength
+    if first.ip_adapter is not None:
+        kwargs["ip_adapter_image"] = inputs[first.key].image  # one reference per group (RenderJob.group)
+    if first.controlnet is not None:  # structure: the reference's edges (image-to-image: its control image)
+        edges = [edge_map(inputs[j.key].image, j.width, j.height) for j in jobs]
+        kwargs["control_image" if first.reference_strength is not None else "image"] = edges
+        kwargs["controlnet_conditioning_scale"] = first.controlnet[2]
     with torch.inference_mode():
         return pipe(prompt=[j.prompt for j in jobs], generator=generators(jobs, settings), **kwargs).images
 
@@ -278,18 +292,18 @@ def is_oom(exc: BaseException) -> bool:
 
 
 def render_batch(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings,
-                 inpaints: dict[str, Expansion | Packshot] | None = None) -> tuple[list, float]:
+                 inputs: dict[str, Inputs] | None = None) -> tuple[list, float]:
     """([float image or RenderFailure per job], seconds).
 
     Batch-invariant mode: one pipeline call per image. Otherwise one call for the batch; out of
     device memory, it is retried at half the size down to single images; on any other error
     each job is retried alone, so one bad job fails only itself."""
     if len(jobs) > 1 and settings.batch_invariant:
-        parts = [render_batch(pipe, [job], settings, inpaints) for job in jobs]
+        parts = [render_batch(pipe, [job], settings, inputs) for job in jobs]
         return [r for results, _ in parts for r in results], sum(seconds for _, seconds in parts)
     start = time.perf_counter()
     try:
-        images = list(call_pipeline(pipe, jobs, settings, inpaints))
+        images = list(call_pipeline(pipe, jobs, settings, inputs))
         return images, time.perf_counter() - start
     except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the run
         seconds = time.perf_counter() - start
@@ -298,7 +312,7 @@ def render_batch(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings,
             _free_device_memory(settings)
         if len(jobs) > 1:
             half = (len(jobs) + 1) // 2 if oom else 1
-            parts = [render_batch(pipe, jobs[i:i + half], settings, inpaints) for i in range(0, len(jobs), half)]
+            parts = [render_batch(pipe, jobs[i:i + half], settings, inputs) for i in range(0, len(jobs), half)]
             return [r for results, _ in parts for r in results], seconds + sum(s for _, s in parts)
         if oom:
             return [RenderFailure(jobs[0].key, "oom", f"out of device memory on {settings.device} even for a "
@@ -411,15 +425,15 @@ class _Run:
         return ""
 
 
-def _with_inputs(jobs: list[RenderJob], store: Store, inpaints: dict[str, Expansion | Packshot],
-                 run: _Run) -> list[RenderJob]:
-    """The inpainting jobs whose inputs are stored (put in ``inpaints``): an expansion's master, a
-    packshot job's product; the others fail with reason ``master_missing`` (``input_missing``), or
-    ``error`` when the input cannot be used."""
+def _with_inputs(jobs: list[RenderJob], store: Store, inputs: dict[str, Inputs], run: _Run) -> list[RenderJob]:
+    """The jobs whose inputs are stored (put in ``inputs``): an expansion's master, a packshot
+    job's product, a reference job's reference; the others fail with reason ``master_missing``
+    (``input_missing``), or ``error`` when the input cannot be used."""
     ready = []
     for job in jobs:
         try:
-            inpaints[job.key] = load_expansion(store, job) if job.is_expansion else load_packshot_inputs(store, job)
+            inputs[job.key] = (load_expansion(store, job) if job.is_expansion else load_reference(store, job)
+                               if job.uses_reference else load_packshot_inputs(store, job))
         except LookupError as exc:
             run.fail(RenderFailure(job.key, "master_missing" if job.is_expansion else "input_missing", str(exc)))
             continue
@@ -427,7 +441,8 @@ def _with_inputs(jobs: list[RenderJob], store: Store, inpaints: dict[str, Expans
             if isinstance(exc, StoreError):
                 run.store_error = exc
                 break
-            what = f"master {job.master_key}" if job.is_expansion else f"packshot {job.input_sha256}"
+            what = (f"master {job.master_key}" if job.is_expansion else "reference_image "
+                    f"{job.input_sha256['reference_image']}" if job.uses_reference else f"packshot {job.input_sha256}")
             run.fail(RenderFailure(job.key, "error", f"{what} cannot be used: {type(exc).__name__}: {exc}"))
             continue
         ready.append(job)
@@ -435,12 +450,15 @@ def _with_inputs(jobs: list[RenderJob], store: Store, inpaints: dict[str, Expans
 
 
 def _pipeline(job: RenderJob, settings: DeviceSettings):
-    """The pipeline view for ``job``'s group: inpainting for expansions and packshot renders."""
+    """The pipeline view for ``job``'s group: inpainting for expansions and packshot renders,
+    image-to-image for reference jobs with a ``reference_strength``, ControlNet for structure."""
     if job.needs_inpaint:
         return inpaint_pipeline_for(job.model_id, job.model_revision, job.model_family, job.scheduler, settings,
-                                    adapters=job.adapters or ())
+                                    adapters=job.adapters or (), embeddings=job.embeddings or ())
     return pipeline_for(job.model_id, job.model_revision, job.model_family, job.scheduler, settings,
-                        adapters=job.adapters or ())
+                        adapters=job.adapters or (), embeddings=job.embeddings or (), ip_adapter=job.ip_adapter,
+                        image_to_image=job.reference_strength is not None,
+                        controlnet=job.controlnet[:2] if job.controlnet else None)
 
 
 def render_missing(
@@ -513,7 +531,7 @@ def render_missing(
         for segment in segments:
             if run.store_error is not None:
                 break
-            lanes = []  # (pipeline, jobs still to render, inpainting inputs) per group
+            lanes = []  # (pipeline, jobs still to render, their inputs) per group
             for group_jobs in segment:
                 if run.store_error is not None:
                     break
@@ -521,10 +539,10 @@ def render_missing(
                     run.fail_all(group_jobs, "budget", over)
                     continue
                 first = group_jobs[0]
-                inpaints: dict[str, Expansion | Packshot] = {}
-                if first.needs_inpaint:
+                inputs: dict[str, Inputs] = {}
+                if first.needs_inpaint or first.uses_reference:
                     run.settle(wait=True)  # every master rendered so far is in the store
-                    group_jobs = _with_inputs(group_jobs, store, inpaints, run)
+                    group_jobs = _with_inputs(group_jobs, store, inputs, run)
                     if not group_jobs or run.store_error is not None:
                         continue
                 try:
@@ -539,9 +557,9 @@ def render_missing(
                         run.fail(RenderFailure(job.key, "prompt_too_long", too_long))
                     else:
                         queue.append(job)
-                lanes.append((pipe, queue, inpaints))
-            while run.store_error is None and any(queue for _pipe, queue, _inpaints in lanes):
-                for pipe, queue, inpaints in lanes:
+                lanes.append((pipe, queue, inputs))
+            while run.store_error is None and any(queue for _pipe, queue, _inputs in lanes):
+                for pipe, queue, inputs in lanes:
                     if not queue or run.store_error is not None:
                         continue
                     if over := run.over_budget():
@@ -551,7 +569,7 @@ def render_missing(
                     room = batch_size if max_images is None else min(batch_size, max_images - run.images)
                     batch = queue[:room]
                     del queue[:room]
-                    results, seconds = render_batch(pipe, batch, settings, inpaints)
+                    results, seconds = render_batch(pipe, batch, settings, inputs)
                     run.report.gpu_seconds += seconds
                     for job, result in zip(batch, results):
                         if isinstance(result, RenderFailure):
@@ -562,7 +580,7 @@ def render_missing(
                             run.fail(failure)
                         else:
                             if job.needs_inpaint:
-                                pixels = inpaints[job.key].finish(pixels)
+                                pixels = inputs[job.key].finish(pixels)
                             run.store_later(writer, store, job, pixels, settings, seconds / len(batch))
                     run.settle(wait=False)
         run.settle(wait=True)

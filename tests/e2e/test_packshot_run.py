@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from exports.fit import crop_box, focal_point
+from exports.fit import crop_box
 from exports.product import fitted_layer, source_box
 from plan.jobs import RenderJob
 from render.product import load_packshot
@@ -60,7 +60,8 @@ def test_the_example_packshot_row_exports_the_exact_product(tmp_path: Path, repo
         image = Image.open(io.BytesIO(source)).convert("RGB")
         scale = image.width / rendered.width
         size = (row["width"], row["height"])
-        crop = crop_box(image.size, *size, focal_point(image))
+        focal = ((box[0] + box[2]) / 2 / rendered.width, (box[1] + box[3]) / 2 / rendered.height)  # the product's centre
+        crop = crop_box(image.size, *size, focal)
         layer = fitted_layer(product, tuple(v * scale for v in box), crop, size)
         opaque = np.asarray(layer.getchannel("A")) == 255
         exported = np.asarray(Image.open(tmp_path / "out" / row["path"]).convert("RGB"))

@@ -72,3 +72,37 @@ def test_only_designer_approved_assets_are_exported(workdir: Path):
     assert manifest_assets(workdir) == set()
     assert not (workdir / "out" / rows[0]["path"]).exists()
     assert "What ships (0 placements)" in report.read_text(encoding="utf-8")
+
+
+def test_a_rejected_placement_and_an_edited_headline_reach_brandbatch_export(workdir: Path):
+    (workdir / "camp.csv").write_text("asset_id,style,product,scene,placements,headline\n"
+                                      "tent-01,acmereview@1,a green tent,a lakeside meadow,"
+                                      "meta.feed.square;meta.stories,Sleep outside\n", encoding="utf-8")
+    run = brandbatch("run", "camp.csv", "--out", "out", "--formats", "webp", cwd=workdir)
+    assert run.returncode == 0, run.stdout + run.stderr
+    queue = ReviewQueue.for_out(workdir / "out")
+    (tent,) = queue.items("camp")
+    tent = queue.reject_placement(tent.id, "dana", "meta.stories", "bad_crop", "tent cut off",
+                                  expected_version=tent.version)
+    tent = queue.edit_copy(tent.id, "dana", "headline", "Sleep outside", "Wake up by the lake",
+                           expected_version=tent.version)
+    tent = queue.decide(tent.id, "dana", "approve", expected_version=tent.version)
+
+    export = brandbatch("export", "camp", "--out", "out", "--formats", "webp", cwd=workdir)
+    assert export.returncode == 0, export.stdout + export.stderr
+    assert ("not shipped: camp/exports/meta.stories/tent-01: rejected by dana: bad_crop (tent cut off)"
+            in export.stderr), export.stderr
+    rows = {r["placement"]: r for r in json.loads((workdir / "out" / "camp" / "manifest.json").read_text("utf-8"))}
+    assert rows["meta.stories"]["status"] == "rejected" and not (workdir / "out" / "camp" / "exports" / "meta.stories").exists()
+    square = rows["meta.feed.square"]
+    assert (square["status"], square["headline"]) == ("exported", "Wake up by the lake")
+    assert square["overrides"] == {"headline": {"before": "Sleep outside", "after": "Wake up by the lake", "by": "dana"}}
+    assert "Sleep outside" in (workdir / "camp.csv").read_text(encoding="utf-8")  # the sheet is never rewritten
+
+    queue.restore_placement(tent.id, "lee", "meta.stories", expected_version=tent.version)
+    queue.close()
+    again = brandbatch("export", "camp", "--out", "out", "--formats", "webp", cwd=workdir)
+    assert again.returncode == 0, again.stdout + again.stderr
+    rows = {r["placement"]: r for r in json.loads((workdir / "out" / "camp" / "manifest.json").read_text("utf-8"))}
+    assert rows["meta.stories"]["status"] == "exported" and (workdir / "out" / rows["meta.stories"]["path"]).is_file()
+    assert rows["meta.feed.square"]["sha256"] == square["sha256"]  # the rest was not made again

@@ -100,3 +100,31 @@ def test_a_rejected_or_unknown_placement_is_still_listed(store):
 def test_the_safe_zone_is_given_as_shares_of_the_placement(store):
     (story,) = placement_previews(make_item(store, (STORY,)), load_placements(), (STORY,), store)
     assert story.safe_zone == pytest.approx((269 / 1920, 0, 384 / 1920, 0))
+
+
+def test_the_review_server_never_runs_the_upscaler_and_says_so_until_an_export_did(store):
+    from render.upscale import upscaler_spec
+
+    placements = load_placements()
+    item = dataclasses.replace(make_item(store, (SQUARE,)), max_upscale=1.25,
+                               upscaler=upscaler_spec("brandbatch/tiny-esrgan", None, None))
+    (before,) = placement_previews(item, placements, item.placements, store)
+    assert any("without the upscaler brandbatch/tiny-esrgan" in w for w in before.warnings)
+    assert not list(store.list("upscaled"))  # the preview ran no model
+    (row,) = export_assets([item], store, placements, formats=("png",), workers=1)  # the export makes the copy
+    assert list(store.list("upscaled"))
+    (after,) = placement_previews(item, placements, item.placements, store)
+    assert not any("without the upscaler" in w for w in after.warnings) and after.digest != before.digest
+    assert np.array_equal(_pixels(store.get(row["path"])), _pixels(store.get(keys.preview_key(after.digest))))
+
+
+def test_the_grids_hero_preview_is_drawn_without_weighing_its_file(store):
+    from exports.preview import placement_preview
+
+    placements = load_placements()
+    item = make_item(store, (SQUARE,))
+    hero = placement_preview(item, placements[SQUARE], store, weigh=False)
+    assert hero.digest and hero.estimate is None
+    assert not store.exists(keys.preview_record_key(hero.digest))
+    (weighed,) = placement_previews(item, placements, item.placements, store)
+    assert weighed.digest == hero.digest and weighed.estimate.estimate_bytes > 0

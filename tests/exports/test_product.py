@@ -92,3 +92,16 @@ def test_a_file_whose_product_differs_is_held_for_review(store, placements, monk
     assert [r["status"] for r in rows] == ["review"] * len(PLACEMENTS)
     assert all("product fidelity" in r["error"] and "differ from the packshot" in r["error"] for r in rows)
     assert not any(store.exists(r["path"]) for r in rows)
+
+
+def test_without_a_style_focal_the_crop_centres_on_the_product(store, placements) -> None:
+    item, job, product = packshot_item(store, focal=None)
+    rows = export_assets([item], store, placements, formats=("png",), workers=1)
+    box = product_box((job.width, job.height), product.size, (0.45, 0.55), 0.6)
+    centre = ((box[0] + box[2]) / 2 / job.width, (box[1] + box[3]) / 2 / job.height)
+    for row in rows:
+        size = (row["width"], row["height"])
+        layer = fitted_layer(product, box, crop_box((job.width, job.height), *size, centre), size)
+        opaque = np.asarray(layer.getchannel("A")) == 255
+        exported = np.asarray(Image.open(io.BytesIO(store.get(row["path"]))).convert("RGB"))
+        assert opaque.any() and np.array_equal(exported[opaque], np.asarray(layer.convert("RGB"))[opaque])

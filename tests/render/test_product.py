@@ -105,3 +105,26 @@ def test_changing_one_packshot_rerenders_only_its_jobs(store) -> None:
     report = render_missing([changed, second, plain], store, device="cpu")
     assert report.rendered == [changed.key]
     assert sorted(report.cached) == sorted([second.key, plain.key])
+
+
+def test_a_mask_cuts_out_an_opaque_packshot(store) -> None:
+    from render.product import packshot
+
+    photo = Image.new("RGB", (40, 60), (200, 200, 200))
+    ImageDraw.Draw(photo).ellipse((10, 5, 30, 55), fill=(228, 87, 46))
+    mask = Image.new("L", (40, 60), 0)
+    ImageDraw.Draw(mask).ellipse((10, 5, 30, 55), fill=255)
+    cut = packshot(photo, mask)
+    assert cut.size == (21, 51)  # cropped to the mask's visible part
+    assert np.array_equal(np.asarray(cut.getchannel("A")), np.asarray(mask.crop((10, 5, 31, 56))))
+    data = {}
+    for name, image in (("product_image", photo), ("product_mask", mask)):
+        buf = io.BytesIO()
+        image.save(buf, format="JPEG" if name == "product_image" else "PNG")
+        data[name] = buf.getvalue()
+        store.put(input_key(hashlib.sha256(data[name]).hexdigest()), data[name])
+    job = RenderJob.from_dict({**make_job(8).to_dict(), "product": [0.5, 0.5, 0.5, False], "input_images": [
+        [name, hashlib.sha256(blob).hexdigest()] for name, blob in sorted(data.items())]})
+    loaded = load_packshot(store, job)
+    assert loaded.size == (21, 51) and np.array_equal(np.asarray(loaded.getchannel("A")),
+                                                     np.asarray(mask.crop((10, 5, 31, 56))))

@@ -76,6 +76,7 @@ def test_one_placement_is_rejected_with_a_reason_and_shown(client, item: Item, q
     assert done.json()["rejected_placements"]["meta.stories"]["reason"] == "text_too_small"
     page = c.get(f"/i/{item.id}").text
     assert "Rejected by dana: text too small (CTA unreadable). It does not ship." in page
+    assert "Approving ships 2 of 3 placements; rejected: meta.stories." in page
     assert "<td>meta.stories</td>" in page  # the history names the placement
     refused = post(c, csrf, item, "placement", placement="meta.nope", action="reject", reason="bad_crop",
                    version=done.json()["version"])
@@ -83,6 +84,11 @@ def test_one_placement_is_rejected_with_a_reason_and_shown(client, item: Item, q
     assert post(c, csrf, item, "placement", placement="meta.stories", action="reject", reason="bad_crop",
                 version=item.version).status_code == 409  # stale version
     assert queue.item(item.id).version == done.json()["version"]
+    version = done.json()["version"]
+    for pid in ("meta.feed.square", "google.display.upload.300x250"):
+        version = post(c, csrf, item, "placement", placement=pid, action="reject", reason="off_brand",
+                       version=version).json()["version"]
+    assert "Every placement is rejected: approving ships nothing." in c.get(f"/i/{item.id}").text
 
 
 @pytest.mark.parametrize(("field", "value", "expected"), [
