@@ -62,6 +62,7 @@ PROBLEM_CODES: dict[str, str] = {
     "unknown_style_version": "a style version that does not exist",
     "invalid_style": "a style file that fails validation",
     "unpinned_model": "an approved style whose model revision is not pinned",
+    "model_family_mismatch": "--model names a model of another family than the row's style",
     "draft_style": "a draft style in a production run",
     "deprecated_style": "a style version past its deprecation date",
     # placements
