@@ -86,6 +86,7 @@ class RenderJob:
     # Brand models (None: none, and left out of the key): (LoRA file, sha256, scale) in the style's
     # order; the key holds hashes and scales, not paths (a moved file renders the same).
     adapters: tuple[tuple[str, str, float], ...] | None = None
+    embeddings: tuple[tuple[str, str, str], ...] | None = None  # textual inversions: (file, sha256, token)
     # References (None: none; the image itself is ``input_images``' ``reference_image``):
     # image-to-image strength, and the style reference's IP-Adapter as (file or tiny id, sha256
     # or revision, scale), whose key part is its hash and scale.
@@ -98,6 +99,8 @@ class RenderJob:
             object.__setattr__(self, "expand_focal", tuple(self.expand_focal))
         if self.adapters is not None:
             object.__setattr__(self, "adapters", tuple(tuple(a) for a in self.adapters))
+        if self.embeddings is not None:
+            object.__setattr__(self, "embeddings", tuple(tuple(e) for e in self.embeddings))
         if self.input_images is not None and not isinstance(self.input_images, tuple):
             object.__setattr__(self, "input_images", tuple(tuple(pair) for pair in self.input_images))
         if self.product is not None and not isinstance(self.product, tuple):
@@ -143,6 +146,8 @@ class RenderJob:
                 del values[name]
         if self.adapters is not None:
             values["adapters"] = [[sha256, scale] for _path, sha256, scale in self.adapters]
+        if self.embeddings is not None:
+            values["embeddings"] = [[sha256, token] for _path, sha256, token in self.embeddings]
         if self.ip_adapter is not None:
             values["ip_adapter"] = list(self.ip_adapter[1:])
         if self.controlnet is not None:
@@ -152,7 +157,7 @@ class RenderJob:
     @property
     def build(self) -> tuple:
         """What the pipeline is built from: the model, its adapters, IP-Adapter and ControlNet (``render.registry``)."""
-        return (self.model_id, self.model_revision, self.adapters or (), self.ip_adapter,
+        return (self.model_id, self.model_revision, self.adapters or (), self.embeddings or (), self.ip_adapter,
                 self.controlnet[:2] if self.controlnet else None)
 
     @property
@@ -169,7 +174,7 @@ class RenderJob:
 
 _FIELDS = tuple(f.name for f in fields(RenderJob))
 _KEY_FIELDS = tuple(name for name in _FIELDS if name != "row")
-_OPTIONAL_FIELDS = ("master_key", "expand_focal", "adapters", "input_images", "product", "reference_strength",
+_OPTIONAL_FIELDS = ("master_key", "expand_focal", "adapters", "embeddings", "input_images", "product", "reference_strength",
                     "ip_adapter", "controlnet")
 
 

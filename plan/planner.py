@@ -341,10 +341,12 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
         expand_id, expand_revision = model_id, revision
     family, resolution = style.model.family, style.model.resolution
     expand = style.composition == "expand"
-    # LoRA adapters are made for the style's model: a --model override renders without them
+    # LoRA adapters and embeddings are made for the style's model: a --model override renders without them
     folder = settings.styles_dir / style.name
     adapters = None if settings.model_override or not style.adapters else tuple(
         (str(a.resolve(folder)), a.sha256, a.scale) for a in style.adapters)
+    embeddings = None if settings.model_override or not style.embeddings else tuple(
+        (str(e.resolve(folder)), e.sha256, e.token) for e in style.embeddings)
     inputs = tuple(sorted((column, upload.sha256) for column, upload in planned.uploads.items()
                           if column in RENDER_INPUT_COLUMNS)) or None
     reference = _references(style, folder, settings) if "reference_image" in planned.uploads else {}
@@ -365,7 +367,8 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
         common = dict(campaign=campaign, row_key=planned.asset_id, row=planned.row, variant=variant,
                       prompt=planned.prompt, negative_prompt=style.negative_prompt, model_family=family,
                       scheduler=style.scheduler, steps=style.steps, guidance=style.guidance, style=style.name,
-                      style_version=style.version, reroll=reroll, adapters=adapters, input_images=inputs)
+                      style_version=style.version, reroll=reroll, adapters=adapters, embeddings=embeddings,
+                      input_images=inputs)
         if not expand:
             for aspect in planned.aspects:
                 width, height = bucket(aspect, family, resolution)

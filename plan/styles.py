@@ -168,6 +168,29 @@ class Adapter(_Frozen):
         return (Path(folder) / Path(self.path).expanduser()).resolve()
 
 
+class Embedding(_Frozen):
+    """A textual inversion: a learnt embedding for a new prompt ``token`` (e.g. ``<acme-look>``,
+    used in ``style_tokens``), a ``.safetensors`` (absolute, or relative to the style's folder)
+    loaded with diffusers' ``load_textual_inversion``, pinned by sha256. SD files hold one tensor;
+    SDXL files hold ``clip_l`` and ``clip_g`` (one per text encoder)."""
+
+    path: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    token: str = Field(pattern=r"^<[a-z0-9][a-z0-9_-]{0,40}>$")
+
+    @model_validator(mode="after")
+    def _pinned(self, info: ValidationInfo) -> Embedding:
+        if not self.path.lower().endswith(ADAPTER_SUFFIXES):
+            raise ValueError(f"path: must be a {'/'.join(ADAPTER_SUFFIXES)} embedding file but is {self.path!r}")
+        folder = (info.context or {}).get("folder")
+        if folder is not None and (problem := _pinned_file(self.resolve(Path(folder)), self.sha256)):
+            raise ValueError(f"path: {problem}")
+        return self
+
+    def resolve(self, folder: Path) -> Path:
+        return (Path(folder) / Path(self.path).expanduser()).resolve()
+
+
 class IPAdapter(_Frozen):
     """A style reference through diffusers' IP-Adapter support (SD, SDXL): ``brandbatch/tiny-ip-adapter-<family>``
     (built offline) or an IP-Adapter ``.safetensors`` (absolute, or relative to the style's folder) with its
@@ -335,6 +358,7 @@ class Style(_Frozen):
     logo: str | None = None  # .png/.jpg/.webp in the style's folder, composited on exports
     # Brand models and references (docs/rendering.md, "Brand models (LoRA adapters)", "Reference images").
     adapters: tuple[Adapter, ...] = Field(default=(), max_length=8)
+    embeddings: tuple[Embedding, ...] = Field(default=(), max_length=8)  # textual inversions (sd, sdxl)
     reference_image: str | None = None  # .png/.jpg/.webp in the style's folder; a row's reference_image replaces it
     reference_strength: Annotated[float, Field(gt=0.0, le=1.0)] | None = None  # image-to-image from the reference
     ip_adapter: IPAdapter | None = None  # style reference: the reference image steers through an IP-Adapter
@@ -361,6 +385,11 @@ class Style(_Frozen):
             if tiny and self.ip_adapter.path != TINY_IP_ADAPTER + self.model.family:
                 raise ValueError(f"ip_adapter: the built-in tiny IP-Adapter for family {self.model.family!r} is "
                                  f"{TINY_IP_ADAPTER + self.model.family}, not {self.ip_adapter.path!r}")
+        if self.embeddings and self.model.family not in IP_ADAPTER_FAMILIES:
+            raise ValueError(f"embeddings: textual inversion covers the {', '.join(IP_ADAPTER_FAMILIES)} families "
+                             f"(CLIP text encoders), not {self.model.family!r}")
+        if len({e.token for e in self.embeddings}) < len(self.embeddings):
+            raise ValueError("embeddings: each embedding needs its own token")
         if self.structure is not None:
             if self.model.family not in IP_ADAPTER_FAMILIES:
                 raise ValueError(f"structure: ControlNet structure references cover the {', '.join(IP_ADAPTER_FAMILIES)} "

@@ -103,15 +103,20 @@ def pinning_problem(model_id: str, revision: str | None) -> str:
 
 @lru_cache(maxsize=2)
 def load_pipeline(model_id: str, revision: str | None, settings: DeviceSettings,
-                  adapters: tuple[tuple[str, str, float], ...] = (), ip_adapter: tuple[str, str, float] | None = None):
+                  adapters: tuple[tuple[str, str, float], ...] = (), ip_adapter: tuple[str, str, float] | None = None,
+                  embeddings: tuple[tuple[str, str, str], ...] = ()):
     """The pipeline for a build (model, LoRA ``adapters`` as (file, sha256, scale), ``ip_adapter`` as
-    (file or tiny id, sha256 or revision, scale)), loaded once per process and settings (the two
-    most recent kept). A pinned file whose bytes changed raises ``ModelError`` before any loading."""
+    (file or tiny id, sha256 or revision, scale), textual inversion ``embeddings`` as (file, sha256,
+    token)), loaded once per process and settings (the two most recent kept). A pinned file whose
+    bytes changed raises ``ModelError`` before any loading."""
     from diffusers import DiffusionPipeline
     from huggingface_hub.constants import HF_HUB_CACHE
 
     quiet_progress_bars()
     source, pinned = resolve_model(model_id, revision)
+    # every pinned file is read and checked before anything is loaded; the checked bytes are loaded
+    lora_files = [pinned_bytes("LoRA adapter", path, sha256) for path, sha256, _scale in adapters]
+    embedding_files = [pinned_bytes("textual inversion", path, sha256) for path, sha256, _token in embeddings]
     try:
         pipe = DiffusionPipeline.from_pretrained(source, revision=pinned, local_files_only=True,
                                                  dtype=settings.torch_dtype())
@@ -120,7 +125,9 @@ def load_pipeline(model_id: str, revision: str | None, settings: DeviceSettings,
                  else f"the Hugging Face cache {HF_HUB_CACHE!r} at revision {pinned!r}")
         raise ModelError(f"model {model_id!r} could not be loaded from {where}: {exc}") from None
     if adapters:
-        _load_adapters(pipe, model_id, adapters)
+        _load_adapters(pipe, model_id, adapters, lora_files)
+    if embeddings:
+        _load_embeddings(pipe, model_id, embeddings, embedding_files)
     if ip_adapter is not None:
         _load_ip_adapter(pipe, model_id, ip_adapter)
     apply_settings(pipe, settings)
@@ -142,12 +149,11 @@ def pinned_bytes(what: str, path: str, sha256: str) -> bytes:
     return data
 
 
-def _load_adapters(pipe, model_id: str, adapters: tuple[tuple[str, str, float], ...]) -> None:
-    """Every LoRA checked first, then loaded from the checked bytes and weighted by its scale."""
+def _load_adapters(pipe, model_id: str, adapters: tuple[tuple[str, str, float], ...], files: list[bytes]) -> None:
+    """Each LoRA loaded from its checked bytes (``files``) and weighted by its scale."""
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    files = [pinned_bytes("LoRA adapter", path, sha256) for path, sha256, _scale in adapters]
     names = [f"adapter_{i}" for i in range(len(adapters))]
     for name, data, (path, _sha256, _scale) in zip(names, files, adapters):
         try:
@@ -155,10 +161,31 @@ def _load_adapters(pipe, model_id: str, adapters: tuple[tuple[str, str, float], 
         except (SafetensorError, ValueError, KeyError, RuntimeError) as exc:
             raise ModelError(f"LoRA adapter {path} does not fit model {model_id!r}: {type(exc).__name__}: "
                              f"{exc}") from None
-        if not any(name in names for names in pipe.get_list_adapters().values()):  # no key matched: nothing loaded
+        if not any(name in loaded for loaded in pipe.get_list_adapters().values()):  # no key matched: nothing loaded
             raise ModelError(f"LoRA adapter {path} does not fit model {model_id!r}: none of its weights name a "
                              "layer of the model (made for another model family?)")
     pipe.set_adapters(names, adapter_weights=[scale for _path, _sha256, scale in adapters])
+
+
+def _load_embeddings(pipe, model_id: str, embeddings: tuple[tuple[str, str, str], ...], files: list[bytes]) -> None:
+    """Each embedding loaded from its checked bytes (``files``) for its token: one tensor for the
+    one text encoder of SD, ``clip_l`` and ``clip_g`` for SDXL's two."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    for data, (path, _sha256, token) in zip(files, embeddings):
+        try:
+            tensors = load(data)
+            if getattr(pipe, "text_encoder_2", None) is not None:  # SDXL: one embedding per text encoder
+                pipe.load_textual_inversion(tensors["clip_l"], token=token, text_encoder=pipe.text_encoder,
+                                            tokenizer=pipe.tokenizer)
+                pipe.load_textual_inversion(tensors["clip_g"], token=token, text_encoder=pipe.text_encoder_2,
+                                            tokenizer=pipe.tokenizer_2)
+            else:
+                pipe.load_textual_inversion(tensors, token=token)
+        except (SafetensorError, ValueError, KeyError, RuntimeError, AttributeError) as exc:
+            raise ModelError(f"textual inversion {path} does not fit model {model_id!r}: {type(exc).__name__}: "
+                             f"{exc}") from None
 
 
 def _load_ip_adapter(pipe, model_id: str, ip_adapter: tuple[str, str, float]) -> None:
@@ -181,8 +208,11 @@ def _load_ip_adapter(pipe, model_id: str, ip_adapter: tuple[str, str, float]) ->
     pipe.set_ip_adapter_scale(scale)
 
 
-def _load(model_id: str, revision: str | None, settings: DeviceSettings, adapters: tuple, ip_adapter: tuple | None):
+def _load(model_id: str, revision: str | None, settings: DeviceSettings, adapters: tuple, ip_adapter: tuple | None,
+          embeddings: tuple = ()):
     """``load_pipeline`` called the same way for the same build (its cache keys on the arguments given)."""
+    if embeddings:
+        return load_pipeline(model_id, revision, settings, tuple(adapters), ip_adapter, tuple(embeddings))
     if adapters or ip_adapter is not None:
         return load_pipeline(model_id, revision, settings, tuple(adapters), ip_adapter)
     return load_pipeline(model_id, revision, settings)
@@ -264,14 +294,14 @@ CONTROLNET_CLASSES = {
 
 def pipeline_for(model_id: str, revision: str | None, family: str, scheduler: str, settings: DeviceSettings, *,
                  adapters: tuple = (), ip_adapter: tuple | None = None, image_to_image: bool = False,
-                 controlnet: tuple | None = None):
+                 controlnet: tuple | None = None, embeddings: tuple = ()):
     """A pipeline view for one job group: the shared loaded weights of its build (``load_pipeline``)
     plus its own scheduler; ``image_to_image``: the family's image-to-image pipeline
     (``IMG2IMG_CLASSES``); ``controlnet`` ((ControlNet, sha256 or revision)): its ControlNet
     pipeline (``CONTROLNET_CLASSES``) with that ControlNet (``load_controlnet``)."""
     import diffusers
 
-    pipe = _load(model_id, revision, settings, adapters, ip_adapter)
+    pipe = _load(model_id, revision, settings, adapters, ip_adapter, embeddings)
     name = type(pipe).__name__
     if controlnet is not None:
         if (name, image_to_image) not in CONTROLNET_CLASSES:
@@ -311,13 +341,13 @@ def load_controlnet(source: str, pin: str, settings: DeviceSettings):
 
 
 def inpaint_pipeline_for(model_id: str, revision: str | None, family: str, scheduler: str,
-                         settings: DeviceSettings, *, adapters: tuple = ()):
+                         settings: DeviceSettings, *, adapters: tuple = (), embeddings: tuple = ()):
     """The inpainting view of a model (with its LoRA ``adapters``) for expansions: an inpainting
     checkpoint as it is, a text-to-image model through its family's inpainting pipeline
     (``INPAINT_CLASSES``)."""
     import diffusers
 
-    pipe = _load(model_id, revision, settings, adapters, None)
+    pipe = _load(model_id, revision, settings, adapters, None, embeddings)
     name = type(pipe).__name__
     if name not in INPAINT_PIPELINES and name not in INPAINT_CLASSES:
         raise ModelError(f"model {model_id!r} is a {name}, which has no inpainting pipeline for expansions; "

@@ -451,9 +451,9 @@ def _pipeline(job: RenderJob, settings: DeviceSettings):
     image-to-image for reference jobs with a ``reference_strength``, ControlNet for structure."""
     if job.needs_inpaint:
         return inpaint_pipeline_for(job.model_id, job.model_revision, job.model_family, job.scheduler, settings,
-                                    adapters=job.adapters or ())
+                                    adapters=job.adapters or (), embeddings=job.embeddings or ())
     return pipeline_for(job.model_id, job.model_revision, job.model_family, job.scheduler, settings,
-                        adapters=job.adapters or (), ip_adapter=job.ip_adapter,
+                        adapters=job.adapters or (), embeddings=job.embeddings or (), ip_adapter=job.ip_adapter,
                         image_to_image=job.reference_strength is not None,
                         controlnet=job.controlnet[:2] if job.controlnet else None)
 

@@ -391,3 +391,20 @@ def save_tiny_lora(path: Path, family: str, seed: int = 1, rank: int = 2) -> Non
     path.parent.mkdir(parents=True, exist_ok=True)
     StableDiffusionPipeline.save_lora_weights(path.parent, unet_lora_layers=get_peft_model_state_dict(unet),
                                               weight_name=path.name)
+
+
+def save_tiny_embedding(path: Path, family: str, token: str, seed: int = 1) -> None:
+    """A textual inversion for ``brandbatch/tiny-<family>`` (random vectors under ``seed`` for
+    ``token``), saved as ``.safetensors`` in the layout ``load_textual_inversion`` reads: one
+    tensor named after the token (SD), ``clip_l`` + ``clip_g`` (SDXL, one per text encoder)."""
+    import torch
+    from safetensors.torch import save_file
+
+    _unet_for(family)  # an unknown family fails here
+    width = _clip_text_config().hidden_size
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        tensors = ({token: torch.randn(1, width)} if family == "sd" else
+                   {"clip_l": torch.randn(1, width), "clip_g": torch.randn(1, _clip_text_config(projection=True).hidden_size)})
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path))
