@@ -62,6 +62,18 @@ def in_flow_run() -> bool:
     return FlowRunContext.get() is not None
 
 
+def new_run_id() -> str:
+    """The id of this flow run: Prefect's in a flow run, else a new random one (a run without a
+    server is recorded in the output folder like any other, and its record needs its own name)."""
+    if in_flow_run():
+        from prefect.runtime import flow_run
+
+        return str(flow_run.get_id())
+    import uuid
+
+    return str(uuid.uuid4())
+
+
 def run_flow(flow: Any, **parameters: Any) -> Any:
     """``flow(**parameters)`` under Prefect when a server is configured, else its function called
     directly in this process (no server, no flow-run bookkeeping)."""
