@@ -47,6 +47,7 @@ def default_options(gpu: bool) -> dict[str, list[str]]:
         "families.py": ["--rows", "4", "--repeat", "1"],  # 16 images per mode  # 48 placements: pool start-up amortised
         "plan_100k.py": ["--rows", "100000"],
         "resume.py": ["--rows", "250", "--batched"],  # 1,000 jobs
+        "command_latency.py": ["--repeat", "3"],  # the example sheet: one rendering run, then 9 commands
     }
 
 

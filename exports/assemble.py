@@ -11,10 +11,11 @@ from pathlib import Path
 from exports.overlay import OverlayStyle
 from exports.placements import Placement, load_placements
 from exports.stage import ExportItem
+from plan.errors import InputError, Problem
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, banned_terms_for
 from plan.styles import DEFAULT_MAX_UPSCALE
-from render.registry import pinning_problem
+from render.registry import model_family, pinning_problem
 from render.upscale import upscaler_spec
 from review.queue import ApprovedVariant
 from settings import load_settings
@@ -50,15 +51,26 @@ def resolve_paths(styles: str | None = None, placements_file: str | None = None)
     )
 
 
+def styles_dir(paths: Paths) -> Path:
+    """The style library folder of ``paths``; InputError naming it when it is not a folder (a
+    mistyped ``--styles`` would otherwise make every style of a sheet "unknown")."""
+    if not paths.styles.is_dir():
+        raise InputError([Problem(str(paths.styles), "the style library folder does not exist (named by --styles "
+                                                     "or $BRANDBATCH_STYLES; default ./styles, else the bundled styles)",
+                                  code="file_not_found")])
+    return paths.styles
+
+
 def plan_settings(styles: str | None = None, *, allow_draft: bool = False, model: str | None = None,
                   placements_file: str | None = None) -> tuple[PlanSettings, dict[str, Placement]]:
     """Everything planning needs, for ``validate`` and ``run`` alike."""
     paths = resolve_paths(styles, placements_file)
+    styles_dir(paths)
     placements = load_placements(paths.placements_file)
     settings = PlanSettings(
         styles_dir=paths.styles, templates_dir=paths.templates,
         placements={p.id: (p.width, p.height) for p in placements.values()},
-        allow_draft=allow_draft, model_override=model, model_pin_problem=pinning_problem,
+        allow_draft=allow_draft, model_override=model, model_pin_problem=pinning_problem, model_family=model_family,
     )
     return settings, placements
 
@@ -106,6 +118,29 @@ def load_assets(store: Store, campaign: str) -> dict[str, AssetRecord]:
                                 f"({key} is missing)") from None
 
 
+def missing_campaign(store: Store, out: str, campaign: str) -> str | None:
+    """One line when ``out`` has no campaign ``campaign`` (no asset snapshot, and no run of it
+    holds its lock: a first run may be under way), naming the closest campaigns the review queue
+    knows ("did you mean"); None when it is there."""
+    import difflib
+
+    from review.queue import ReviewQueue
+
+    from store.locks import lock_taken
+
+    if store.exists(assets_key(campaign)) or lock_taken(store, campaign):
+        return None
+    queue = ReviewQueue.for_out(out)
+    try:
+        known = [name for name in queue.campaigns() if store.exists(assets_key(name))]
+    finally:
+        queue.close()
+    close = difflib.get_close_matches(campaign, known, n=3, cutoff=0.6)
+    hint = (f"; did you mean {' or '.join(close)}?" if close else
+            f"; campaigns there: {', '.join(sorted(known))}" if known else "; run `brandbatch run SHEET` first")
+    return f"no campaign {campaign!r} in {store.root}{hint}"
+
+
 def banned_checker(styles_dir: Path) -> Callable[[RenderJob], tuple[str, ...]]:
     """job -> the banned terms of its style version as they are now (read once per style)."""
     cache: dict[tuple[str, int], tuple[str, ...]] = {}
@@ -143,6 +178,55 @@ def export_items(campaign: str, approved: Sequence[ApprovedVariant], assets: Map
             rejected=rejected, overrides=variant.overrides,
         ))
     return items
+
+
+def export_approved(campaign: str, out: str, store: Store, placements: dict[str, Placement],
+                    formats: Sequence[str], styles_dir: Path, streamed: Mapping | None = None) -> list[dict]:
+    """Export the approved variants of ``campaign`` (reusing files already current), write its
+    manifests and hold for review the variants whose overlays would be illegible; the manifest rows.
+    ``streamed``: what ``pipeline.stream`` exported during rendering (``StreamedExports``), taken
+    where the item is the same."""
+    from exports.stage import export_assets, held_for_review, refuse_banned_text, write_manifests
+    from review.queue import ReviewQueue, item_id_for
+
+    queue = ReviewQueue.for_out(out)
+    try:
+        queue.verify(campaign)  # lost decisions stop the export (ReviewStateLost)
+        approved = queue.approved(campaign)
+    finally:
+        queue.close()
+    items, refused = refuse_banned_text(export_items(campaign, approved, load_assets(store, campaign)),
+                                        banned_checker(styles_dir))
+    todo, reused, stale = list(items), [], []
+    if streamed:  # (pipeline.stream is imported only then: `brandbatch export` stays quick)
+        from pipeline.stream import take_streamed_rows
+
+        todo, reused, stale = take_streamed_rows(items, streamed)
+    for path in stale:  # written while rendering for an approval that changed since
+        store.delete(path)
+    rows = sorted(export_assets(todo, store, placements, formats=formats) + reused, key=lambda r: r["path"]) + refused
+    write_manifests(store, campaign, rows, approved={(i.asset_id, i.variant) for i in items})
+    held = held_for_review(rows)
+    if held:
+        queue = ReviewQueue.for_out(out)
+        try:
+            for (asset_id, variant), reasons in held.items():
+                queue.hold_for_review(item_id_for(campaign, asset_id, variant), reasons)
+        finally:
+            queue.close()
+    return rows
+
+
+def refresh_campaign_page(store: Store, out: str, campaign: str) -> None:
+    """Rebuild the campaign page's report after an export, so it shows the new files."""
+    from review.campaign_page import rebuild_report
+    from review.queue import ReviewQueue
+
+    queue = ReviewQueue.for_out(out)
+    try:
+        rebuild_report(store, queue, campaign)
+    finally:
+        queue.close()
 
 
 def rejection_reason(rejection: Mapping[str, str]) -> str:

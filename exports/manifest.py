@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 from store.base import Store
 from store.documents import DocumentError, Manifest, dump_document, parse_document
@@ -75,6 +75,19 @@ def read_manifest(store: Store, campaign: str) -> dict[str, dict]:
                              f"'path'): {exc}; move it away to start a new one") from None
         return {}  # rebuilt from the rows of this run: the export stage gives them for every approved variant
     return {row.path: row.model_dump(exclude_unset=True) for row in stored.root}
+
+
+def withdrawal_note(before: Mapping[str, dict], after: Mapping[str, dict]) -> str:
+    """One line when export files of ``before`` (the manifest rows before a run or export) are
+    gone from ``after``: their approvals were withdrawn and ``write_manifests`` deleted them; ""
+    when none were."""
+    gone = [row for path, row in before.items() if path not in after]
+    if not gone:
+        return ""
+    variants = len({(row["asset_id"], row["variant"]) for row in gone})
+    return (f"withdrawn: {len(gone)} export files of {variants} asset variants were deleted because their approval "
+            "no longer holds (their inputs changed, so they wait for review again, or their rows left the sheet); "
+            "to try changes without touching published exports, run with another --out")
 
 
 def write_manifests(store: Store, campaign: str, rows: Iterable[dict],

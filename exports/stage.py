@@ -49,6 +49,17 @@ from store.keys import render_key as render_source_key  # export_render's ``keys
 
 RUN_FORMATS = (*FORMATS, "upload")  # "upload": the placement's first accepted upload format
 DEFAULT_FORMATS = ("webp", "avif", "upload")
+FORMAT_ALIASES = {"jpg": "jpeg"}  # what files are named, and what users type
+
+
+def run_formats(names: Sequence[str]) -> list[str]:
+    """``names`` as export formats: case folded, aliases (``jpg``) resolved, repeats dropped;
+    ValueError naming what is allowed when one is not an export format."""
+    chosen = list(dict.fromkeys(FORMAT_ALIASES.get(n.strip().lower(), n.strip().lower()) for n in names if n.strip()))
+    bad = [f for f in chosen if f not in RUN_FORMATS]
+    if bad or not chosen:
+        raise ValueError(f"formats must be some of {', '.join(RUN_FORMATS)} but are {list(names)!r} (jpg means jpeg)")
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -487,9 +498,7 @@ def prepare_exports(items: Sequence[ExportItem], store: Store, placements: Mappi
     their unknown placements. Upscaled copies the tasks need are made here (the model runs in
     this process, once per render). ``manifests``: campaign -> its manifest rows by path, read
     once by a caller that prepares many batches (missing campaigns are read and added)."""
-    bad = [f for f in formats if f not in RUN_FORMATS]
-    if bad or not formats:
-        raise ValueError(f"formats must be some of {', '.join(RUN_FORMATS)} but are {list(formats)!r}")
+    formats = run_formats(formats)
     credential = credential or load_credential()
     tasks, rows = _tasks(items, placements, workers)
     manifests = {} if manifests is None else manifests
@@ -642,6 +651,6 @@ def refuse_banned_text(items: Sequence[ExportItem], banned_for: Callable[[Render
     return passed, rows
 
 
-__all__ = ["DEFAULT_FORMATS", "RUN_FORMATS", "ExportItem", "export_assets", "export_failure_lines",
+__all__ = ["DEFAULT_FORMATS", "RUN_FORMATS", "run_formats", "ExportItem", "export_assets", "export_failure_lines",
            "export_pool", "export_render", "held_for_review", "prepare_exports", "refuse_banned_text",
            "rewrite_counts", "run_export_task", "write_manifests"]

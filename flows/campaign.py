@@ -14,8 +14,7 @@ import datetime as dt
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect import flow
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
@@ -26,6 +25,7 @@ from exports.stage import DEFAULT_FORMATS, export_failure_lines, rewrite_counts
 from flows.export import export_task
 from flows import metrics
 from flows.progress import progress_bar
+from flows.runtime import markdown_artifact, run_logger, step
 from flows import review_wait
 from flows.reroll import record_launch
 from flows.shard import RENDER_RETRIES, CheckShards, check_deployment, render_sharded, shard_deployment
@@ -73,7 +73,7 @@ class CampaignSummary:
     upscale_warnings: list[str] = field(default_factory=list)  # exports still enlarged above max_upscale
 
 
-@task(cache_policy=NO_CACHE)
+@step(cache_policy=NO_CACHE)
 def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Store) -> CampaignPlan:
     plan = plan_campaign(read_sheet(sheet), settings, limit=limit)
     plan.problems.extend(sheet_text_problems(plan, settings.styles_dir))  # glyphs no font has
@@ -82,7 +82,7 @@ def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Stor
     return plan
 
 
-@task(cache_policy=NO_CACHE, **RENDER_RETRIES)
+@step(cache_policy=NO_CACHE, **RENDER_RETRIES)
 def render_task(jobs: Sequence[RenderJob], store: Store, batch_size: int, progress: bool,
                 max_images: int | None, max_gpu_seconds: float | None,
                 on_done: Sequence[Callable[[str], None]] = (),
@@ -100,7 +100,7 @@ def render_task(jobs: Sequence[RenderJob], store: Store, batch_size: int, progre
                               max_images=max_images, max_gpu_seconds=max_gpu_seconds)
 
 
-@task(cache_policy=NO_CACHE)
+@step(cache_policy=NO_CACHE)
 def qa_task(jobs: Sequence[RenderJob], store: Store, plan: CampaignPlan, streamed: Streamed) -> list[QAResult]:
     """QA results of ``jobs`` in order: the stream's for the rows it settled, the others checked now."""
     settled = settled_rows(jobs, streamed)
@@ -110,7 +110,7 @@ def qa_task(jobs: Sequence[RenderJob], store: Store, plan: CampaignPlan, streame
     return [by_key[job.key] for job in jobs]
 
 
-@task(cache_policy=NO_CACHE)
+@step(cache_policy=NO_CACHE)
 def rerolls_task(out: str, campaign: str) -> list[RenderJob]:
     """The jobs of the rerolls designers asked for since the last run."""
     queue = ReviewQueue.for_out(out)
@@ -120,12 +120,12 @@ def rerolls_task(out: str, campaign: str) -> list[RenderJob]:
         queue.close()
 
 
-@task(cache_policy=NO_CACHE)
+@step(cache_policy=NO_CACHE)
 def reroll_qa_task(jobs: Sequence[RenderJob], store: Store, styles_dir: str) -> list[QAResult]:
     return styles_qa(store, styles_dir)(jobs) if jobs else []
 
 
-@task(cache_policy=NO_CACHE)
+@step(cache_policy=NO_CACHE)
 def review_task(out: str, plan: CampaignPlan, results: list[QAResult], rerolls: Sequence[RenderJob],
                 rendered_rerolls: Sequence[RenderJob], queued_rows: Collection[str] = ()) -> int:
     """Queue the campaign (but ``queued_rows``, queued by the stream) and the rerolls rendered
@@ -140,7 +140,7 @@ def review_task(out: str, plan: CampaignPlan, results: list[QAResult], rerolls: 
         queue.close()
 
 
-@task(cache_policy=NO_CACHE)
+@step(cache_policy=NO_CACHE)
 def refresh_report(out: str, store: Store, plan: CampaignPlan) -> None:
     """Record the plan the campaign page shows and rebuild ``report.html``."""
     save_report_plan(store, plan)
@@ -178,7 +178,7 @@ def campaign_batch(
     ``lock_wait``: seconds to wait for another run of the campaign to end before refusing
     (``store.locks.CampaignBusy``)."""
     started = dt.datetime.now(dt.timezone.utc)
-    logger = get_run_logger()
+    logger = run_logger()
     load_settings()  # every BRANDBATCH_* variable is checked before any work (deployment runs have no CLI)
     database_url(out)  # an S3 run needs BRANDBATCH_REVIEW_DB: say so before rendering anything
     settings, placements = plan_settings(styles, allow_draft=allow_draft, model=model)
@@ -229,7 +229,7 @@ def campaign_batch(
 
         campaign = plan.campaign
         rows = export_task(campaign, out, store, placements, formats, settings.styles_dir, streamed.exports)
-        create_markdown_artifact(summary_markdown(campaign, results), key=metrics.artifact_key("qa", campaign),
+        markdown_artifact(summary_markdown(campaign, results), key=metrics.artifact_key("qa", campaign),
                                  description=f"QA summary of {campaign}")
         closed = close_run(store, plan, jobs, rendered, results, rows, letters, started=started,
                            render_seconds=tracker.render_seconds, run_id=str(flow_run.get_id() or "local"),

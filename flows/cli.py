@@ -1,6 +1,8 @@
 """The ``brandbatch`` command line (contract in DESIGN.md).
 
-Exit codes: 0 success, 1 invalid input (or work that could not be done), 2 usage error.
+Exit codes: 0 success, 1 invalid input (or work that could not be done), 2 usage error, 3 a run
+stopped by its budget (``--max-images``, ``--max-gpu-seconds``) with nothing failed: a planned stop,
+the next run resumes.
 Problem lines (``SHEET:ROW:COLUMN: message``) go to stdout for ``validate`` (they are its
 output) and to stderr for ``run``; every other error goes to stderr.
 """
@@ -9,13 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from plan.errors import InputError
+
+EXIT_BUDGET = 3  # a run stopped by its budget; nothing failed, the next run resumes
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0],
                   pretty_exceptions_show_locals=False)
@@ -27,6 +30,8 @@ app.add_typer(placements_app, name="placements")
 StylesOpt = Annotated[str | None, typer.Option("--styles", help="Style library folder (default: ./styles, "
                                                 "else $BRANDBATCH_STYLES, else the bundled styles).")]
 OutOpt = Annotated[str, typer.Option("--out", help="Output folder or s3://bucket/prefix.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Also show Prefect's and brandbatch's log "
+                                          "records on stderr (they always go to the log file under --out).")]
 WaitOpt = Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another run or export of the "
                                         "campaign to end (default: refuse at once).")]
 
@@ -56,6 +61,29 @@ def _prefect_home() -> None:
     Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser().mkdir(parents=True, exist_ok=True)
 
 
+def _manifest(out: str, campaign: str) -> dict[str, dict]:
+    """The campaign's manifest rows by path ({} when there is none or it cannot be read: the
+    command itself then says why)."""
+    from exports.manifest import read_manifest
+    from store import StoreError, open_store
+
+    try:
+        return read_manifest(open_store(out), campaign)
+    except (StoreError, ValueError, OSError):
+        return {}
+
+
+def _withdrawn(out: str, campaign: str, before: dict[str, dict]) -> None:
+    from exports.manifest import withdrawal_note
+
+    if before and (note := withdrawal_note(before, _manifest(out, campaign))):
+        typer.echo(note, err=True)
+
+
+def _budget_count(waiting: list) -> str:
+    return f", {len(waiting)} left for the next run by the budget" if waiting else ""
+
+
 def _rewritten(counts: dict[str, int]) -> str:
     """`` (3 written: 2 copy changed, 1 new file)``; "" when no file was written."""
     if not counts:
@@ -64,15 +92,13 @@ def _rewritten(counts: dict[str, int]) -> str:
 
 
 def _formats(text: str) -> list[str]:
-    """``--formats``, checked against what the export stage can write."""
-    from exports.stage import RUN_FORMATS
+    """``--formats``, checked against what the export stage can write (``jpg`` is ``jpeg``)."""
+    from exports.stage import run_formats
 
-    chosen = [f.strip() for f in text.split(",") if f.strip()]
-    bad = sorted(set(chosen) - set(RUN_FORMATS))
-    if bad or not chosen:
-        raise typer.BadParameter(f"must be a comma list of {', '.join(RUN_FORMATS)} but has {bad or text!r}",
-                                 param_hint="--formats")
-    return chosen
+    try:
+        return run_formats(text.split(","))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--formats") from None
 
 
 @app.command()
@@ -80,6 +106,8 @@ def validate(
     sheet: Annotated[Path, typer.Argument(help="Campaign sheet (.csv or .xlsx).")],
     styles: StylesOpt = None,
     allow_draft: Annotated[bool, typer.Option("--allow-draft", help="Accept draft styles.")] = False,
+    model: Annotated[str | None, typer.Option("--model", help="Check the rows as `run --model NAME` would "
+                                              "render them (the model's family must be the style's).")] = None,
 ) -> None:
     """Validate a sheet and the styles it references; render nothing."""
     from exports.overlay import sheet_text_problems
@@ -88,7 +116,7 @@ def validate(
     from plan.sheet import read_sheet
 
     try:
-        settings, _ = plan_settings(styles, allow_draft=allow_draft)
+        settings, _ = plan_settings(styles, allow_draft=allow_draft, model=model)
         plan = plan_campaign(read_sheet(sheet), settings)
         plan.problems.extend(sheet_text_problems(plan, settings.styles_dir))  # glyphs no font has
     except InputError as exc:
@@ -110,8 +138,8 @@ def run(
     styles: StylesOpt = None,
     allow_draft: Annotated[bool, typer.Option("--allow-draft", help="Accept draft styles.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=64, help="Images per pipeline call.")] = 4,
-    formats: Annotated[str, typer.Option("--formats", help="Comma list of webp, avif, jpeg, png, "
-                                         "upload (the placement's accepted JPEG/PNG).")] = "webp,avif,upload",
+    formats: Annotated[str, typer.Option("--formats", help="Comma list of webp, avif, jpeg (or jpg), "
+                                         "png, upload (the placement's accepted JPEG/PNG).")] = "webp,avif,upload",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
     max_images: Annotated[int | None, typer.Option("--max-images", min=0, help="Budget: render at most N new "
                                                    "images this run (the rest wait for the next run).")] = None,
@@ -120,12 +148,17 @@ def run(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Render only the campaign's dead letters "
                                                "(jobs that failed in earlier runs); exit 1 if any still fail.")] = False,
     wait: WaitOpt = 0.0,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """Plan, render, check, queue for review and export what is approved. Reruns resume."""
+    """Plan, render, check, queue for review and export what is approved. Reruns resume.
+
+    Without a Prefect server configured (PREFECT_API_URL) the flow runs in this process unrecorded;
+    with one, Prefect records the flow run and its artifacts."""
     chosen = _formats(formats)
     _prefect_home()
     from exports.credentials import CredentialError
     from flows.campaign import campaign_batch
+    from flows.runtime import command_log, run_flow
     from plan.sheet import campaign_name
     from review.queue import ReviewError, check_queue
     from flows.signals import Interrupted, end_children, interruptible, mark_interrupted
@@ -136,12 +169,14 @@ def run(
 
     started = dt.datetime.now(dt.UTC)
     try:
-        with interruptible(), campaign_lock(open_store(out), campaign_name(sheet), wait=wait):
+        with interruptible(), campaign_lock(open_store(out), campaign_name(sheet), wait=wait), \
+                command_log(out, campaign_name(sheet), "run", verbose=verbose):
             check_queue(out, campaign_name(sheet))  # lost review state stops the run before any work
-            summary = campaign_batch(sheet=str(sheet), out=out, model=model, limit=limit, styles=styles,
-                                     allow_draft=allow_draft, batch_size=batch_size, formats=chosen,
-                                     progress=progress and sys.stderr.isatty(), max_images=max_images,
-                                     max_gpu_seconds=max_gpu_seconds, retry_failed=retry_failed, lock_wait=wait)
+            published = _manifest(out, campaign_name(sheet))
+            summary = run_flow(campaign_batch, sheet=str(sheet), out=out, model=model, limit=limit, styles=styles,
+                               allow_draft=allow_draft, batch_size=batch_size, formats=chosen, progress=progress,
+                               max_images=max_images, max_gpu_seconds=max_gpu_seconds, retry_failed=retry_failed,
+                               lock_wait=wait)
     except Interrupted as exc:  # SIGTERM / SIGINT: nothing of ours may outlive the run
         ended = end_children()
         where = mark_interrupted(open_store(out), campaign_name(sheet), exc.name, started, ended)
@@ -155,7 +190,9 @@ def run(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     _fail(summary.problems)
-    for failure in summary.failed:
+    failed = [f for f in summary.failed if f["reason"] != "budget"]
+    waiting = [f for f in summary.failed if f["reason"] == "budget"]  # a planned stop, not a failure
+    for failure in failed:
         typer.echo(f"render failed: job {failure['job_key'][:12]} ({failure['reason']}): {failure['message']}",
                    err=True)
     for line in summary.qa_errors + summary.export_failures:
@@ -163,13 +200,15 @@ def run(
     verdicts = ", ".join(f"{n} {v}" for v, n in sorted(summary.verdicts.items())) or "none"
     rerolls = f", {summary.rerolled} reroll renders" if summary.rerolled else ""
     typer.echo(f"campaign {summary.campaign}: {summary.jobs} render jobs ({summary.rendered} rendered, "
-               f"{summary.cached} already there, {len(summary.failed)} failed{rerolls}); QA of renders: {verdicts}; "
+               f"{summary.cached} already there, {len(failed)} failed{_budget_count(waiting)}{rerolls}); "
+               f"QA of renders: {verdicts}; "
                f"{summary.queued} variants waiting for review; {summary.exported} export files"
                f"{_rewritten(summary.rewritten)} ({len(summary.export_failures)} export failures)")
     for line in summary.upscale_warnings:
         typer.echo(f"warning: {line}", err=True)
-    if summary.dead_letters:
-        typer.echo(f"dead letters: {summary.dead_letters} jobs failed and have not rendered since "
+    _withdrawn(out, summary.campaign, published)
+    if (letters := summary.dead_letters - len(waiting)) > 0:  # jobs the budget left wait: not failures
+        typer.echo(f"dead letters: {letters} jobs failed and have not rendered since "
                    f"({dead_letters_key(summary.campaign)}); retry them alone with --retry-failed")
     if summary.held:
         typer.echo(f"held for review: {summary.held} export files whose text or logo would be illegible or whose CTA "
@@ -178,7 +217,13 @@ def run(
         typer.echo(summary.credential)
     typer.echo(f"manifest: {summary.manifest}")
     typer.echo(f"report:   {summary.report}")
-    raise typer.Exit(1 if summary.problems or summary.failed or summary.qa_errors or summary.export_failures else 0)
+    if waiting:
+        typer.echo(f"stopped by the budget: {len(waiting)} render jobs were not started and wait for the next run "
+                   f"({waiting[0]['message'].split(' and ', 1)[0].removeprefix('campaign budget reached: ')}); "
+                   f"rerun, with a larger budget if needed, to render them", err=True)
+    if summary.problems or failed or summary.qa_errors or summary.export_failures:
+        raise typer.Exit(1)
+    raise typer.Exit(EXIT_BUDGET if waiting else 0)
 
 
 @app.command()
@@ -225,8 +270,9 @@ def review(
 def export(
     campaign: Annotated[str, typer.Argument(help="Campaign name (the sheet's file name without extension).")],
     out: OutOpt = "out",
-    formats: Annotated[str, typer.Option("--formats", help="Comma list of webp, avif, jpeg, png, upload.")] = "webp,avif,upload",
+    formats: Annotated[str, typer.Option("--formats", help="Comma list of webp, avif, jpeg (or jpg), png, upload.")] = "webp,avif,upload",
     wait: WaitOpt = 0.0,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Export every approved, not yet exported asset of a campaign; rewrite the files whose
     inputs changed since (copy, logo, overlay style, placement, render, encoder)."""
@@ -235,11 +281,11 @@ def export(
     if problem := name_problem(campaign):
         raise typer.BadParameter(problem, param_hint="CAMPAIGN")
     chosen = _formats(formats)
-    _prefect_home()
+    from exports.assemble import export_approved, missing_campaign, plan_settings, refresh_campaign_page
     from exports.credentials import CredentialError
     from qa.report import credential_note
     from exports.stage import rewrite_counts
-    from flows.export import export_campaign
+    from flows.runtime import command_log, prefect_server
     from qa.report import upscale_warnings
     from review.queue import ReviewError, check_queue
     from store import StoreError, open_store
@@ -247,9 +293,22 @@ def export(
     from store.locks import campaign_lock
 
     try:
-        with campaign_lock(open_store(out), campaign, wait=wait):  # not while a run of it writes
+        if missing := missing_campaign(open_store(out), out, campaign):
+            typer.echo(missing, err=True)
+            raise typer.Exit(1)
+        if prefect_server():  # recorded as an export_campaign flow run
+            _prefect_home()
+            from flows.export import export_campaign
+        with campaign_lock(open_store(out), campaign, wait=wait), \
+                command_log(out, campaign, "export", verbose=verbose):  # not while a run of it writes
             check_queue(out, campaign)  # lost review state stops the export before any work
-            rows = export_campaign(campaign, out=out, formats=chosen, lock_wait=wait)
+            published = _manifest(out, campaign)
+            if prefect_server():
+                rows = export_campaign(campaign, out=out, formats=chosen, lock_wait=wait)
+            else:  # the flow's work, in this process without a server
+                settings, placements = plan_settings()
+                rows = export_approved(campaign, out, open_store(out), placements, chosen, settings.styles_dir)
+                refresh_campaign_page(open_store(out), out, campaign)
     except (CredentialError, DocumentError, FileNotFoundError, ReviewError, StoreError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
@@ -268,6 +327,7 @@ def export(
     exported = sum(1 for r in rows if r.get("status") == "exported")
     for line in upscale_warnings(rows):
         typer.echo(f"warning: {line}", err=True)
+    _withdrawn(out, campaign, published)
     held = sum(1 for r in rows if r.get("status") == "review")
     typer.echo(f"campaign {campaign}: {exported} export files written or current{_rewritten(rewrite_counts(rows))}, "
                f"{held} export files held for review, {len(failures)} export failures")
@@ -279,10 +339,7 @@ def export(
 @styles_app.command("list")
 def styles_list(styles: StylesOpt = None) -> None:
     """Every style and version with its status."""
-    from exports.assemble import resolve_paths
-    from plan.styles import StyleLibrary
-
-    library = StyleLibrary(resolve_paths(styles).styles)
+    library = _library(styles)
     for name in library.names():
         for version in library.versions(name):
             try:
@@ -294,11 +351,22 @@ def styles_list(styles: StylesOpt = None) -> None:
             typer.echo(f"{style.ref}\t{style.status}{extra}\t{style.model.id}\t{style.owner}")
 
 
-def _load(ref: str, styles: str | None):
-    from exports.assemble import resolve_paths
-    from plan.styles import StyleLibrary, parse_style_ref
+def _library(styles: str | None):
+    """The style library of ``--styles``; exit 1 naming the folder when it does not exist."""
+    from exports.assemble import resolve_paths, styles_dir
+    from plan.styles import StyleLibrary
 
-    library = StyleLibrary(resolve_paths(styles).styles)
+    try:
+        return StyleLibrary(styles_dir(resolve_paths(styles)))
+    except InputError as exc:
+        _fail(exc.problems)
+        raise typer.Exit(1) from None
+
+
+def _load(ref: str, styles: str | None):
+    from plan.styles import parse_style_ref
+
+    library = _library(styles)
     name, _, version = ref.partition("@")
     try:
         if version:
@@ -338,7 +406,8 @@ def styles_diff(a: Annotated[str, typer.Argument(help="NAME@A")], b: Annotated[s
     left, right = (_load(ref, styles) for ref in (a, b))
     dump = [yaml.safe_dump(s.model_dump(mode="json"), sort_keys=True, allow_unicode=True).splitlines(keepends=True)
             for s in (left, right)]
-    typer.echo("".join(difflib.unified_diff(*dump, fromfile=left.ref, tofile=right.ref)), nl=False)
+    diff = "".join(difflib.unified_diff(*dump, fromfile=left.ref, tofile=right.ref))
+    typer.echo(diff or f"{left.ref} and {right.ref} are identical", nl=not diff)
 
 
 @app.command()

@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 
 from qa.metrics import CampaignMetrics, RunRecord, dead_letter_rows, metrics_markdown, run_rows
+from flows.runtime import in_flow_run
 from store.documents import DeadLetter
 
 
@@ -19,7 +20,10 @@ def artifact_key(prefix: str, campaign: str) -> str:
 
 def publish_artifacts(run: RunRecord, camp: CampaignMetrics, runs: Sequence[RunRecord],
                       letters: Sequence[DeadLetter]) -> None:
-    """The run's metrics (markdown), the campaign's run history and dead letters (tables)."""
+    """The run's metrics (markdown), the campaign's run history and dead letters (tables); nothing
+    outside a flow run (the run records and report under the output folder hold the same)."""
+    if not in_flow_run():
+        return
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     name = camp.campaign
@@ -36,7 +40,7 @@ class RunProgress:
     """A Prefect progress artifact (``progress-<campaign>``) for one run, made just before the
     render stage: ``render_done`` (an ``on_done`` callback) moves it through rendering, one API
     call per whole percent at most; ``render_finished`` notes the render stage's wall-clock
-    seconds; ``stage`` moves it after that."""
+    seconds; ``stage`` moves it after that. Outside a flow run there is no artifact to move."""
 
     RENDER = (5.0, 85.0)  # the share of the bar the render stage fills
 
@@ -48,14 +52,15 @@ class RunProgress:
         self.render_started = time.monotonic()
         self.render_seconds = 0.0
         self.shown = self.RENDER[0]
-        self.id = create_progress_artifact(self.shown, key=artifact_key("progress", campaign),
+        self.id = None if not in_flow_run() else create_progress_artifact(self.shown, key=artifact_key("progress", campaign),
                                            description=f"campaign_batch {campaign}: planned, {render_jobs} to render")
 
     def stage(self, percent: float, description: str) -> None:
         from prefect.artifacts import update_progress_artifact
 
         self.shown = percent
-        update_progress_artifact(self.id, percent, description=description)
+        if self.id is not None:
+            update_progress_artifact(self.id, percent, description=description)
 
     def render_finished(self) -> None:
         self.render_seconds = time.monotonic() - self.render_started

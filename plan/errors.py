@@ -49,7 +49,7 @@ PROBLEM_CODES: dict[str, str] = {
     "bad_locale": "a locale that is not a BCP 47 tag",
     "bad_logo": "a logo path that is not an image file in the sheet's folder",
     "bad_upload": "an uploaded image (logo, packshot, mask, reference) that is not a safe, readable image in the sheet's folder",
-    "bad_reference": "a reference image the row's style cannot use (no reference_strength or ip_adapter; a packshot row)",
+    "bad_reference": "a reference image the row's style cannot use (no reference_strength, ip_adapter or structure; a packshot row)",
     "blocked_mark": "an uploaded image that matches one of the brand's blocked marks",
     "bad_product": "a packshot that cannot be placed (no alpha or mask, no product placement in the style)",
     "banned_term": "a banned term in a cell or the rendered prompt",
@@ -62,6 +62,7 @@ PROBLEM_CODES: dict[str, str] = {
     "unknown_style_version": "a style version that does not exist",
     "invalid_style": "a style file that fails validation",
     "unpinned_model": "an approved style whose model revision is not pinned",
+    "model_family_mismatch": "--model names a model of another family than the row's style",
     "draft_style": "a draft style in a production run",
     "deprecated_style": "a style version past its deprecation date",
     # placements

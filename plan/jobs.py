@@ -21,9 +21,15 @@ from functools import cached_property
 SEED_BITS = 63
 
 
+# One encoder each, made once: ``json.dumps`` with options builds a new encoder per call, which
+# was a fifth of the time of a job key on a big sheet. Same options, so the same text.
+_SEED_JSON = json.JSONEncoder(ensure_ascii=False).encode
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def derive_seed(campaign: str, row_key: str, variant: int, style_ref: str, reroll: int = 0) -> int:
     """Deterministic 63-bit seed; independent of row order, batching and machine."""
-    payload = json.dumps(["brandbatch-seed-v1", campaign, row_key, variant, style_ref, reroll], ensure_ascii=False)
+    payload = _SEED_JSON(["brandbatch-seed-v1", campaign, row_key, variant, style_ref, reroll])
     digest = hashlib.sha256(payload.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") >> (64 - SEED_BITS)
 
@@ -36,7 +42,7 @@ def derive_expand_seed(master_key: str, aspect: str) -> int:
 
 
 def canonical_json(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL_JSON(value)
 
 
 def sha256_text(text: str) -> str:
@@ -80,23 +86,29 @@ class RenderJob:
     # Brand models (None: none, and left out of the key): (LoRA file, sha256, scale) in the style's
     # order; the key holds hashes and scales, not paths (a moved file renders the same).
     adapters: tuple[tuple[str, str, float], ...] | None = None
+    embeddings: tuple[tuple[str, str, str], ...] | None = None  # textual inversions: (file, sha256, token)
     # References (None: none; the image itself is ``input_images``' ``reference_image``):
     # image-to-image strength, and the style reference's IP-Adapter as (file or tiny id, sha256
     # or revision, scale), whose key part is its hash and scale.
     reference_strength: float | None = None
     ip_adapter: tuple[str, str, float] | None = None
+    controlnet: tuple[str, str, float] | None = None  # structure reference: (ControlNet, sha256 or revision, scale)
 
     def __post_init__(self) -> None:  # from JSON: lists
         if self.expand_focal is not None and not isinstance(self.expand_focal, tuple):
             object.__setattr__(self, "expand_focal", tuple(self.expand_focal))
         if self.adapters is not None:
             object.__setattr__(self, "adapters", tuple(tuple(a) for a in self.adapters))
+        if self.embeddings is not None:
+            object.__setattr__(self, "embeddings", tuple(tuple(e) for e in self.embeddings))
         if self.input_images is not None and not isinstance(self.input_images, tuple):
             object.__setattr__(self, "input_images", tuple(tuple(pair) for pair in self.input_images))
         if self.product is not None and not isinstance(self.product, tuple):
             object.__setattr__(self, "product", tuple(self.product))
         if self.ip_adapter is not None and not isinstance(self.ip_adapter, tuple):
             object.__setattr__(self, "ip_adapter", tuple(self.ip_adapter))
+        if self.controlnet is not None and not isinstance(self.controlnet, tuple):
+            object.__setattr__(self, "controlnet", tuple(self.controlnet))
 
     @property
     def input_sha256(self) -> dict[str, str]:
@@ -110,8 +122,8 @@ class RenderJob:
 
     @property
     def uses_reference(self) -> bool:
-        """Renders from (``reference_strength``) or steered by (``ip_adapter``) its reference image."""
-        return self.reference_strength is not None or self.ip_adapter is not None
+        """Renders from (``reference_strength``) or steered by (``ip_adapter``, ``controlnet``) its reference."""
+        return self.reference_strength is not None or self.ip_adapter is not None or self.controlnet is not None
 
     @property
     def is_expansion(self) -> bool:
@@ -134,14 +146,19 @@ class RenderJob:
                 del values[name]
         if self.adapters is not None:
             values["adapters"] = [[sha256, scale] for _path, sha256, scale in self.adapters]
+        if self.embeddings is not None:
+            values["embeddings"] = [[sha256, token] for _path, sha256, token in self.embeddings]
         if self.ip_adapter is not None:
             values["ip_adapter"] = list(self.ip_adapter[1:])
+        if self.controlnet is not None:
+            values["controlnet"] = list(self.controlnet[1:])
         return sha256_text(canonical_json(values))
 
     @property
     def build(self) -> tuple:
-        """What the pipeline is built from: the model, its adapters and IP-Adapter (``render.registry``)."""
-        return (self.model_id, self.model_revision, self.adapters or (), self.ip_adapter)
+        """What the pipeline is built from: the model, its adapters, IP-Adapter and ControlNet (``render.registry``)."""
+        return (self.model_id, self.model_revision, self.adapters or (), self.embeddings or (), self.ip_adapter,
+                self.controlnet[:2] if self.controlnet else None)
 
     @property
     def prompt_sha256(self) -> str:
@@ -151,14 +168,14 @@ class RenderJob:
     def group(self) -> tuple:
         """Jobs with the same group can share one pipeline call (batch)."""
         return (*self.build, self.model_family, self.width, self.height, self.scheduler, self.steps,
-                self.guidance, self.is_expansion, self.needs_inpaint, self.reference_strength,
+                self.guidance, self.is_expansion, self.needs_inpaint, self.reference_strength, self.controlnet,
                 self.input_sha256.get("reference_image") if self.ip_adapter else None)  # one IP image a call
 
 
 _FIELDS = tuple(f.name for f in fields(RenderJob))
 _KEY_FIELDS = tuple(name for name in _FIELDS if name != "row")
-_OPTIONAL_FIELDS = ("master_key", "expand_focal", "adapters", "input_images", "product", "reference_strength",
-                    "ip_adapter")
+_OPTIONAL_FIELDS = ("master_key", "expand_focal", "adapters", "embeddings", "input_images", "product", "reference_strength",
+                    "ip_adapter", "controlnet")
 
 
 def reseed(jobs: Sequence[RenderJob], reroll: int) -> list[RenderJob]:

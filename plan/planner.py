@@ -15,8 +15,8 @@ from plan.names import name_problem
 from plan.prompts import PromptError, find_banned_terms, render_prompt
 from plan.resolution import bucket, expand_size, nearest_aspect
 from plan.sheet import MAX_CELL_CHARS, RESERVED_COLUMNS, Sheet
-from plan.styles import (LOGO_SUFFIXES, TINY_IP_ADAPTER, TINY_IP_ADAPTER_REVISION, Style, StyleLibrary, file_in_folder,
-                         parse_style_ref)
+from plan.styles import (LOGO_SUFFIXES, TINY_CONTROLNET, TINY_IP_ADAPTER, TINY_ADAPTER_REVISION, Style, StyleLibrary,
+                         file_in_folder, parse_style_ref)
 from plan.tokens import MAX_TOKENS, count_tokens
 from plan.uploads import RENDER_INPUT_COLUMNS, UPLOAD_COLUMNS, BlockedMarkError, Upload, UploadError, check_upload
 from store.keys import export_name
@@ -64,6 +64,8 @@ class PlanSettings:
     model_override: str | None = None  # "ID" or "ID@REVISION" (--model), replaces every style's model
     # Why a style's model is not pinned ('' if it is); approved styles must pin (render/ knows how).
     model_pin_problem: Callable[[str, str | None], str] | None = None
+    # The family (sd, sdxl, sd3, flux) of a model id + revision, None when unknown (render/ knows how).
+    model_family: Callable[[str, str | None], str | None] | None = None
     today: dt.date = field(default_factory=dt.date.today)
 
 
@@ -114,12 +116,33 @@ def _style_for(cell: str, library: StyleLibrary, settings: PlanSettings, where: 
             if unpinned:
                 raise fail("unpinned_model", f"approved style {cell} ({library.path(name, version)}) names an "
                                              f"unpinned {key}: {unpinned}")
+    if settings.model_override and settings.model_family:
+        model_id, _, revision = settings.model_override.partition("@")
+        family = settings.model_family(model_id, revision or None)
+        if family and family != style.model.family:
+            raise fail("model_family_mismatch",
+                       f"--model {settings.model_override} is a model of family {family} but style {cell} is "
+                       f"made for family {style.model.family} (its sizes, scheduler and prompts); give a model of "
+                       f"family {style.model.family}, or a style version made for {family}")
     if style.status == "draft" and not settings.allow_draft:
         raise fail("draft_style", f"style {cell} is a draft; production runs need an approved style (or --allow-draft)")
     if style.status == "deprecated" and style.deprecated_on and style.deprecated_on <= settings.today:
-        raise fail("deprecated_style",
-                   f"style {cell} was deprecated on {style.deprecated_on}; use a newer version ({max(versions)})")
+        raise fail("deprecated_style", f"style {cell} was deprecated on {style.deprecated_on}; "
+                                       f"{_newest_approved(library, name, versions)}")
     return style
+
+
+def _newest_approved(library: StyleLibrary, name: str, versions: Sequence[int]) -> str:
+    """What to use instead of a deprecated version: the newest approved one (a newer draft would
+    be refused in turn)."""
+    for version in sorted(versions, reverse=True):
+        try:
+            style = library.get(name, version)
+        except InputError:
+            continue
+        if style.status == "approved":
+            return f"use {style.ref} (the newest approved version)"
+    return f"style {name!r} has no approved version; ask its owner for one"
 
 
 def shipped_text_problems(texts: Mapping[str, str], banned: Sequence[str]) -> list[str]:
@@ -138,6 +161,12 @@ def _banned_terms(library: StyleLibrary, style: Style) -> tuple[str, ...]:
     """Every brand's (styles/banned-terms.txt), this brand's, and this style version's banned terms."""
     return load_banned_terms(library.root / "banned-terms.txt") \
         + load_banned_terms(library.root / style.name / "banned-terms.txt") + style.banned_terms
+
+
+@lru_cache(maxsize=8)
+def _folder(sheet: str) -> Path:
+    """The sheet's folder (asked once per row)."""
+    return Path(sheet).parent
 
 
 def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, settings: PlanSettings,
@@ -184,11 +213,11 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
         problems.append(Problem(where, f"must be a BCP 47 language tag such as de, de-CH, ar-EG or zh-Hant-TW but is "
                                        f"{locale!r}", row, "locale", code="bad_locale"))
     logo = cells.get("logo", "")
-    logo_problem = logo and file_in_folder(logo, LOGO_SUFFIXES, Path(where).parent)
+    logo_problem = logo and file_in_folder(logo, LOGO_SUFFIXES, _folder(where))
     if logo_problem:
         problems.append(Problem(where, f"{logo_problem} (the sheet's folder) but is {logo!r}", row, "logo",
                                 code="bad_logo"))
-    uploads = _row_uploads(cells, style, library, Path(where).parent, where, row, problems) if style else {}
+    uploads = _row_uploads(cells, style, library, _folder(where), where, row, problems) if style else {}
     if style is None or problems:
         raise _RowProblems(problems)
 
@@ -286,9 +315,10 @@ def _reference(cells: Mapping[str, str], style: Style, library: StyleLibrary, up
         except (UploadError, OSError) as exc:
             problem(f"style {style.ref}'s reference_image: {exc}",
                     "blocked_mark" if isinstance(exc, BlockedMarkError) else "bad_upload")
-    if cells.get("reference_image") and style.reference_strength is None and style.ip_adapter is None:
-        problem(f"style {style.ref} uses no reference image: it needs reference_strength (image-to-image) or "
-                "ip_adapter (style reference); use a style version that has one")
+    if cells.get("reference_image") and style.reference_strength is None and style.ip_adapter is None and \
+            style.structure is None:
+        problem(f"style {style.ref} uses no reference image: it needs reference_strength (image-to-image), "
+                "ip_adapter (style reference) or structure (ControlNet); use a style version that has one")
 
 
 @lru_cache(maxsize=64)
@@ -311,10 +341,12 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
         expand_id, expand_revision = model_id, revision
     family, resolution = style.model.family, style.model.resolution
     expand = style.composition == "expand"
-    # LoRA adapters are made for the style's model: a --model override renders without them
+    # LoRA adapters and embeddings are made for the style's model: a --model override renders without them
     folder = settings.styles_dir / style.name
     adapters = None if settings.model_override or not style.adapters else tuple(
         (str(a.resolve(folder)), a.sha256, a.scale) for a in style.adapters)
+    embeddings = None if settings.model_override or not style.embeddings else tuple(
+        (str(e.resolve(folder)), e.sha256, e.token) for e in style.embeddings)
     inputs = tuple(sorted((column, upload.sha256) for column, upload in planned.uploads.items()
                           if column in RENDER_INPUT_COLUMNS)) or None
     reference = _references(style, folder, settings) if "reference_image" in planned.uploads else {}
@@ -335,7 +367,8 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
         common = dict(campaign=campaign, row_key=planned.asset_id, row=planned.row, variant=variant,
                       prompt=planned.prompt, negative_prompt=style.negative_prompt, model_family=family,
                       scheduler=style.scheduler, steps=style.steps, guidance=style.guidance, style=style.name,
-                      style_version=style.version, reroll=reroll, adapters=adapters, input_images=inputs)
+                      style_version=style.version, reroll=reroll, adapters=adapters, embeddings=embeddings,
+                      input_images=inputs)
         if not expand:
             for aspect in planned.aspects:
                 width, height = bucket(aspect, family, resolution)
@@ -360,14 +393,19 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
 
 def _references(style: Style, folder: Path, settings: PlanSettings) -> dict[str, object]:
     """The job fields of a row with a reference image (masters and independent renders; expansions
-    outpaint their master, which carries it). The IP-Adapter is made for the style's model: a
-    --model override renders without it."""
+    outpaint their master, which carries it). The IP-Adapter and ControlNet are made for the
+    style's model: a --model override renders without them."""
     fields: dict[str, object] = {"reference_strength": style.reference_strength}
     ip = style.ip_adapter
     if ip is not None and not settings.model_override:
         tiny = ip.path.startswith(TINY_IP_ADAPTER)
-        fields["ip_adapter"] = ((ip.path, TINY_IP_ADAPTER_REVISION, ip.scale) if tiny
+        fields["ip_adapter"] = ((ip.path, TINY_ADAPTER_REVISION, ip.scale) if tiny
                                 else (str(ip.resolve(folder)), ip.sha256, ip.scale))
+    structure = style.structure
+    if structure is not None and not settings.model_override:
+        tiny = structure.controlnet.startswith(TINY_CONTROLNET)
+        fields["controlnet"] = ((structure.controlnet, TINY_ADAPTER_REVISION, structure.scale) if tiny
+                                else (str(structure.resolve(folder)), structure.sha256, structure.scale))
     return fields
 
 
@@ -384,27 +422,56 @@ def _claim_file_names(planned: PlannedRow, taken: dict[str, tuple[int, str]], wh
     taken.update((stem.casefold(), (planned.row, stem)) for stem in stems)
 
 
-def plan_campaign(sheet: Sheet, settings: PlanSettings, limit: int | None = None) -> CampaignPlan:
-    """Validate every row; plan the good ones. Problems are collected, never raised."""
+# Sheets of at least this many rows are planned over worker processes, in chunks of CHUNK_ROWS
+# rows (a row is planned the same wherever it is: only duplicates and file names, checked here
+# in sheet order, depend on other rows).
+PARALLEL_ROWS = 20_000
+CHUNK_ROWS = 4_000
+
+RowOutcome = tuple[PlannedRow, list[RenderJob] | None] | list[Problem]
+
+
+def plan_campaign(sheet: Sheet, settings: PlanSettings, limit: int | None = None, *,
+                  workers: int | None = None) -> CampaignPlan:
+    """Validate every row; plan the good ones. Problems are collected, never raised.
+
+    ``workers``: processes that plan rows (None: one per core for sheets of ``PARALLEL_ROWS``
+    rows or more, else this process only); the plan is the same whatever the count."""
     library = StyleLibrary(settings.styles_dir)
     plan = CampaignPlan(campaign=sheet.campaign, sheet=sheet.path)
     where = str(sheet.path)
     first_seen: dict[str, int] = {}
-    file_names: dict[str, tuple[int, str]] = {}  # export file stem, casefolded -> (row, stem)
-    banned_by_style: dict[str, tuple[str, ...]] = {}  # style ref -> its banned terms
+    earlier: list[Problem | tuple[Problem, ...] | int] = []  # per row: its duplicate or sheet problems, or its index
+    to_plan: list[tuple[dict[str, str], int]] = []
     for sheet_row in sheet.rows:
         asset_id = sheet_row.cells.get("asset_id", "")
         if asset_id and asset_id in first_seen:
-            plan.problems.append(Problem(where, f"duplicate asset_id {asset_id!r} (first on row {first_seen[asset_id]})",
-                                         sheet_row.row, "asset_id", code="duplicate_asset_id"))
+            earlier.append(Problem(where, f"duplicate asset_id {asset_id!r} (first on row {first_seen[asset_id]})",
+                                   sheet_row.row, "asset_id", code="duplicate_asset_id"))
             continue
         if asset_id:
             first_seen[asset_id] = sheet_row.row
         if sheet_row.problems:
-            plan.problems.extend(sheet_row.problems)
+            earlier.append(sheet_row.problems)
             continue
+        earlier.append(len(to_plan))
+        to_plan.append((sheet_row.cells, sheet_row.row))
+    outcomes = _plan_rows(to_plan, library, settings, where, plan.campaign, workers)
+
+    file_names: dict[str, tuple[int, str]] = {}  # export file stem, casefolded -> (row, stem)
+    for entry in earlier:
+        if isinstance(entry, Problem):
+            plan.problems.append(entry)
+            continue
+        if isinstance(entry, tuple):
+            plan.problems.extend(entry)
+            continue
+        outcome = outcomes[entry]
+        if isinstance(outcome, list):
+            plan.problems.extend(outcome)
+            continue
+        planned, jobs = outcome
         try:
-            planned = _plan_row(sheet_row.cells, sheet_row.row, library, settings, where, banned_by_style)
             _claim_file_names(planned, file_names, where)
         except _RowProblems as exc:
             plan.problems.extend(exc.problems)
@@ -412,5 +479,59 @@ def plan_campaign(sheet: Sheet, settings: PlanSettings, limit: int | None = None
         if limit is not None and len(plan.rows) >= limit:
             continue
         plan.rows.append(planned)
-        plan.jobs.extend(jobs_for_row(plan.campaign, planned, settings))
+        plan.jobs.extend(jobs if jobs is not None else jobs_for_row(plan.campaign, planned, settings))
     return plan
+
+
+def _plan_rows(rows: Sequence[tuple[dict[str, str], int]], library: StyleLibrary, settings: PlanSettings,
+               where: str, campaign: str, workers: int | None) -> list[RowOutcome]:
+    """Each row planned (with its jobs when planned in a worker) or its problems, in order."""
+    import os
+
+    count = workers if workers is not None else (os.cpu_count() or 1) if len(rows) >= PARALLEL_ROWS else 1
+    if count <= 1 or len(rows) <= CHUNK_ROWS:
+        banned_by_style: dict[str, tuple[str, ...]] = {}
+        return [_plan_one(cells, row, library, settings, where, banned_by_style) for cells, row in rows]
+    return _plan_in_workers(rows, settings, where, campaign, count)
+
+
+def _plan_one(cells: Mapping[str, str], row: int, library: StyleLibrary, settings: PlanSettings, where: str,
+              banned_by_style: dict[str, tuple[str, ...]]) -> RowOutcome:
+    try:
+        return _plan_row(cells, row, library, settings, where, banned_by_style), None
+    except _RowProblems as exc:
+        return exc.problems
+
+
+def _plan_chunk(settings: PlanSettings, where: str, campaign: str,
+                rows: Sequence[tuple[dict[str, str], int]]) -> list[RowOutcome]:
+    """A chunk of rows planned with their jobs, job keys computed (they travel in the jobs)."""
+    library, banned_by_style = StyleLibrary(settings.styles_dir), {}
+    outcomes: list[RowOutcome] = []
+    for cells, row in rows:
+        outcome = _plan_one(cells, row, library, settings, where, banned_by_style)
+        if not isinstance(outcome, list):
+            jobs = jobs_for_row(campaign, outcome[0], settings)
+            for job in jobs:
+                job.key  # noqa: B018 - cached on the job, so computed here, in parallel
+            outcome = (outcome[0], jobs)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _plan_in_workers(rows: Sequence[tuple[dict[str, str], int]], settings: PlanSettings, where: str,
+                     campaign: str, count: int) -> list[RowOutcome]:
+    """Chunks of rows planned by ``count - 1`` spawned worker processes and this one (which starts
+    at once, while the workers start): the later chunks go to the workers."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = [rows[i:i + CHUNK_ROWS] for i in range(0, len(rows), CHUNK_ROWS)]
+    here = max(1, round(len(chunks) / count) + 1)  # a worker's start-up takes about one chunk
+    with ProcessPoolExecutor(min(count - 1, len(chunks) - here) or 1,
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_plan_chunk, settings, where, campaign, chunk) for chunk in chunks[here:]]
+        outcomes = [outcome for chunk in chunks[:here] for outcome in _plan_chunk(settings, where, campaign, chunk)]
+        for future in futures:
+            outcomes.extend(future.result())
+    return outcomes

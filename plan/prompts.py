@@ -64,8 +64,28 @@ def _words(text: str) -> list[str]:
 
 def find_banned_terms(text: str, banned: Sequence[str]) -> list[str]:
     """The banned terms that ``text`` contains as whole words (or word sequences)."""
+    if isinstance(banned, tuple) and len(text) <= _REPEATED_TEXT:
+        return list(_banned_in_short_text(text, banned))
+    return _banned_in(text, _banned_words(tuple(banned)))
+
+
+_REPEATED_TEXT = 200  # cells this short (a style ref, a CTA, a scene) repeat down a sheet: results cached
+
+
+@lru_cache(maxsize=65_536)
+def _banned_in_short_text(text: str, banned: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(_banned_in(text, _banned_words(banned)))
+
+
+@lru_cache(maxsize=64)
+def _banned_words(banned: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(term, its words as matched) for each banned term that has words."""
+    return tuple((term, words) for term in banned if (words := _term_words(term)))
+
+
+def _banned_in(text: str, terms: Sequence[tuple[str, str]]) -> list[str]:
     joined = _joined_words(text)
-    return [term for term in banned if (words := _term_words(term)) and words in joined]
+    return [term for term, words in terms if words in joined]
 
 
 @lru_cache(maxsize=65_536)

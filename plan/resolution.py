@@ -69,6 +69,7 @@ def expand_size(master: tuple[int, int], aspect: str, family: str, resolution: i
     return width, max(height, math.ceil(width / ratio / multiple) * multiple)
 
 
+@lru_cache(maxsize=4096)  # a few placements and styles, asked once per row
 def nearest_aspect(width: int, height: int, aspects: tuple[str, ...]) -> str:
     """The aspect in ``aspects`` closest (in log ratio) to width:height."""
     target = width / height

@@ -130,7 +130,9 @@ class Upscaler(_Frozen):
 
 ADAPTER_SUFFIXES = (".safetensors",)  # pickled .bin/.ckpt adapters are refused: loading one runs code
 TINY_IP_ADAPTER = "brandbatch/tiny-ip-adapter-"  # + the family (sd, sdxl): built offline, random weights
-TINY_IP_ADAPTER_REVISION = "builtin-1"  # render.tiny.TINY_REVISION: what pins a tiny IP-Adapter in job keys
+TINY_ADAPTER_REVISION = "builtin-1"  # render.tiny.TINY_REVISION: pins a tiny IP-Adapter or ControlNet in job keys
+TINY_CONTROLNET = "brandbatch/tiny-controlnet-"  # + the family (sd, sdxl): built offline, random weights
+CONTROLNET_WEIGHTS = "diffusion_pytorch_model.safetensors"  # what a ControlNet folder's sha256 pins
 IP_ADAPTER_FAMILIES = ("sd", "sdxl")  # diffusers' IP-Adapter support for UNet families
 
 
@@ -157,6 +159,29 @@ class Adapter(_Frozen):
     def _pinned(self, info: ValidationInfo) -> Adapter:
         if not self.path.lower().endswith(ADAPTER_SUFFIXES):
             raise ValueError(f"path: must be a {'/'.join(ADAPTER_SUFFIXES)} LoRA file but is {self.path!r}")
+        folder = (info.context or {}).get("folder")
+        if folder is not None and (problem := _pinned_file(self.resolve(Path(folder)), self.sha256)):
+            raise ValueError(f"path: {problem}")
+        return self
+
+    def resolve(self, folder: Path) -> Path:
+        return (Path(folder) / Path(self.path).expanduser()).resolve()
+
+
+class Embedding(_Frozen):
+    """A textual inversion: a learnt embedding for a new prompt ``token`` (e.g. ``<acme-look>``,
+    used in ``style_tokens``), a ``.safetensors`` (absolute, or relative to the style's folder)
+    loaded with diffusers' ``load_textual_inversion``, pinned by sha256. SD files hold one tensor;
+    SDXL files hold ``clip_l`` and ``clip_g`` (one per text encoder)."""
+
+    path: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    token: str = Field(pattern=r"^<[a-z0-9][a-z0-9_-]{0,40}>$")
+
+    @model_validator(mode="after")
+    def _pinned(self, info: ValidationInfo) -> Embedding:
+        if not self.path.lower().endswith(ADAPTER_SUFFIXES):
+            raise ValueError(f"path: must be a {'/'.join(ADAPTER_SUFFIXES)} embedding file but is {self.path!r}")
         folder = (info.context or {}).get("folder")
         if folder is not None and (problem := _pinned_file(self.resolve(Path(folder)), self.sha256)):
             raise ValueError(f"path: {problem}")
@@ -193,6 +218,33 @@ class IPAdapter(_Frozen):
 
     def resolve(self, folder: Path) -> Path:
         return (Path(folder) / Path(self.path).expanduser()).resolve()
+
+
+class Structure(_Frozen):
+    """A structure reference: the Canny edges of the reference image steer a ControlNet (SD, SDXL):
+    ``brandbatch/tiny-controlnet-<family>`` (built offline) or a diffusers ControlNet folder
+    (absolute, or relative to the style's folder) whose ``diffusion_pytorch_model.safetensors`` is
+    pinned by sha256 (e.g. lllyasviel/sd-controlnet-canny, diffusers/controlnet-canny-sdxl-1.0)."""
+
+    controlnet: str = Field(min_length=1)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    scale: Annotated[float, Field(ge=0.0, le=2.0)] = 0.8  # controlnet_conditioning_scale
+
+    @model_validator(mode="after")
+    def _pinned(self, info: ValidationInfo) -> Structure:
+        if self.controlnet.startswith(TINY_CONTROLNET):
+            return self
+        if self.sha256 is None:
+            raise ValueError(f"sha256: required for the ControlNet folder {self.controlnet!r} (the sha256 of its "
+                             f"{CONTROLNET_WEIGHTS})")
+        folder = (info.context or {}).get("folder")
+        if folder is not None and (problem := _pinned_file(self.resolve(Path(folder)) / CONTROLNET_WEIGHTS,
+                                                           self.sha256)):
+            raise ValueError(f"controlnet: {problem}")
+        return self
+
+    def resolve(self, folder: Path) -> Path:
+        return (Path(folder) / Path(self.controlnet).expanduser()).resolve()
 
 
 def file_in_folder(value: str, suffixes: tuple[str, ...], folder: Path | None) -> str:
@@ -306,9 +358,11 @@ class Style(_Frozen):
     logo: str | None = None  # .png/.jpg/.webp in the style's folder, composited on exports
     # Brand models and references (docs/rendering.md, "Brand models (LoRA adapters)", "Reference images").
     adapters: tuple[Adapter, ...] = Field(default=(), max_length=8)
+    embeddings: tuple[Embedding, ...] = Field(default=(), max_length=8)  # textual inversions (sd, sdxl)
     reference_image: str | None = None  # .png/.jpg/.webp in the style's folder; a row's reference_image replaces it
     reference_strength: Annotated[float, Field(gt=0.0, le=1.0)] | None = None  # image-to-image from the reference
     ip_adapter: IPAdapter | None = None  # style reference: the reference image steers through an IP-Adapter
+    structure: Structure | None = None  # structure reference: the reference's edges steer a ControlNet
     product: Product | None = None  # rows with a product_image need it (packshots)
 
     @field_validator("logo")
@@ -331,9 +385,23 @@ class Style(_Frozen):
             if tiny and self.ip_adapter.path != TINY_IP_ADAPTER + self.model.family:
                 raise ValueError(f"ip_adapter: the built-in tiny IP-Adapter for family {self.model.family!r} is "
                                  f"{TINY_IP_ADAPTER + self.model.family}, not {self.ip_adapter.path!r}")
-        if self.reference_image and self.reference_strength is None and self.ip_adapter is None:
-            raise ValueError("reference_image: a reference needs reference_strength (image-to-image) or ip_adapter "
-                             "(style reference), or both")
+        if self.embeddings and self.model.family not in IP_ADAPTER_FAMILIES:
+            raise ValueError(f"embeddings: textual inversion covers the {', '.join(IP_ADAPTER_FAMILIES)} families "
+                             f"(CLIP text encoders), not {self.model.family!r}")
+        if len({e.token for e in self.embeddings}) < len(self.embeddings):
+            raise ValueError("embeddings: each embedding needs its own token")
+        if self.structure is not None:
+            if self.model.family not in IP_ADAPTER_FAMILIES:
+                raise ValueError(f"structure: ControlNet structure references cover the {', '.join(IP_ADAPTER_FAMILIES)} "
+                                 f"families, not {self.model.family!r}")
+            tiny = self.structure.controlnet.startswith(TINY_CONTROLNET)
+            if tiny and self.structure.controlnet != TINY_CONTROLNET + self.model.family:
+                raise ValueError(f"structure: the built-in tiny ControlNet for family {self.model.family!r} is "
+                                 f"{TINY_CONTROLNET + self.model.family}, not {self.structure.controlnet!r}")
+        if self.reference_image and self.reference_strength is None and self.ip_adapter is None and \
+                self.structure is None:
+            raise ValueError("reference_image: a reference needs reference_strength (image-to-image), ip_adapter "
+                             "(style reference) or structure (ControlNet), or several")
         return self
 
     @field_validator("master_aspect")

@@ -28,6 +28,7 @@ from plan.jobs import RenderJob
 from qa.image import decode
 from qa.verdicts import VERDICTS, QAResult
 from store.base import Store
+from store.documents import PublishRecord
 from store.keys import manifest_csv_key, manifest_key, render_key
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "report"
@@ -71,21 +72,6 @@ class Served:
 
     export: Callable[[Mapping], str]
     render: Callable[[str], str]
-
-
-@dataclass(frozen=True)
-class Published:
-    """The latest "publish approved" (``store.documents.PublishRecord``), as the report shows it."""
-
-    by: str
-    started: str
-    state: str
-    finished: str | None = None
-    resumed: tuple[str, ...] = ()
-    written: int = 0
-    failures: tuple[str, ...] = ()
-    where: str = ""
-    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -273,7 +259,8 @@ def _environment() -> Environment:
 
 def report_body(campaign: str, jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store,
                 manifest_rows: Sequence[dict], extra: Mapping | None = None, tables: Sequence[Table] = (), *,
-                reviews: Mapping[tuple[str, int], ReviewState] | None = None, published: Published | None = None,
+                reviews: Mapping[tuple[str, int], ReviewState] | None = None,
+                published: PublishRecord | None = None,
                 served: Served | None = None) -> str:
     """The report's content (no document around it): the contact sheet of what ships (each
     exported placement with its approver and state), export failures with reasons, the latest
@@ -312,7 +299,7 @@ def report_body(campaign: str, jobs: Sequence[RenderJob], results: Sequence[QARe
 def render_report(campaign: str, jobs: Sequence[RenderJob], results: Sequence[QAResult], store: Store,
                   manifest_rows: Sequence[dict], extra: Mapping | None = None, tables: Sequence[Table] = (), *,
                   reviews: Mapping[tuple[str, int], ReviewState] | None = None,
-                  published: Published | None = None) -> str:
+                  published: PublishRecord | None = None) -> str:
     """The self-contained offline HTML run report: :func:`report_body` in a page with inline
     CSS (``templates/report/report.css``) and ``data:`` thumbnails."""
     body = report_body(campaign, jobs, results, store, manifest_rows, extra, tables, reviews=reviews,

@@ -36,3 +36,17 @@ def fit_reference(image: Image.Image, width: int, height: int) -> Image.Image:
     """The start image of an image-to-image job: centre-cropped to the job's aspect ratio and
     resized to its size (Lanczos), so the reference is never distorted."""
     return ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+
+
+CANNY_SIGMA = 2.0  # Gaussian blur before Canny, in pixels of the fitted reference (skimage's default is 1)
+
+
+def edge_map(image: Image.Image, width: int, height: int) -> Image.Image:
+    """The control image of a structure reference: Canny edges (``skimage.feature.canny``) of the
+    reference fitted to the job, white on black, RGB (what canny ControlNets are trained on)."""
+    import numpy as np
+    from skimage.feature import canny
+
+    grey = np.asarray(fit_reference(image, width, height).convert("L"), dtype=np.float64) / 255.0
+    edges = (canny(grey, sigma=CANNY_SIGMA) * 255).astype(np.uint8)
+    return Image.fromarray(edges, mode="L").convert("RGB")

@@ -11,7 +11,8 @@ mutated after it: ``pipeline_for`` returns a view sharing the weights with the j
 A build is a model plus the style's LoRA adapters (``load_lora_weights`` through peft, each file
 checked against its pinned sha256 before anything is loaded, and loaded from the checked bytes)
 and IP-Adapter (``load_ip_adapter``, ``set_ip_adapter_scale``): jobs of one build share one
-pipeline, whatever their scheduler, size or image-to-image strength.
+pipeline, whatever their scheduler, size or image-to-image strength. A structure reference's
+ControlNet is loaded beside it (``load_controlnet``, pinned the same way) and joins the view.
 """
 
 from __future__ import annotations
@@ -60,6 +61,31 @@ def resolve_model(model_id: str, revision: str | None) -> tuple[Path | str, str 
     return model_id, revision
 
 
+# diffusers pipeline class (model_index.json ``_class_name``) -> the style model family it serves
+PIPELINE_FAMILIES = {
+    "StableDiffusionPipeline": "sd", "StableDiffusionInpaintPipeline": "sd",
+    "StableDiffusionXLPipeline": "sdxl", "StableDiffusionXLInpaintPipeline": "sdxl",
+    "StableDiffusion3Pipeline": "sd3", "FluxPipeline": "flux", "FluxFillPipeline": "flux",
+}
+
+
+@lru_cache(maxsize=32)  # asked once per planned row
+def model_family(model_id: str, revision: str | None = None) -> str | None:
+    """The family (sd, sdxl, sd3, flux) of a model, read cheaply: a built-in tiny model's name, or
+    a folder's ``model_index.json`` pipeline class; None when it cannot be told without loading it
+    (a Hugging Face repo id, an unknown pipeline class)."""
+    import json
+
+    if is_tiny(model_id):
+        family = model_id.removeprefix(TINY_PREFIX)
+        return family.split("-", 1)[0] if family in BUILDERS else None
+    index = Path(model_id).expanduser() / "model_index.json"
+    try:
+        return PIPELINE_FAMILIES.get(json.loads(index.read_text(encoding="utf-8")).get("_class_name", ""))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def pinning_problem(model_id: str, revision: str | None) -> str:
     """Why ``model_id``/``revision`` is not a pinned model ('' when it is): built-in tiny models
     and folders are; a Hugging Face repo id needs a commit hash. Cheap (no model loading), so
@@ -77,10 +103,12 @@ def pinning_problem(model_id: str, revision: str | None) -> str:
 
 @lru_cache(maxsize=2)
 def load_pipeline(model_id: str, revision: str | None, settings: DeviceSettings,
-                  adapters: tuple[tuple[str, str, float], ...] = (), ip_adapter: tuple[str, str, float] | None = None):
+                  adapters: tuple[tuple[str, str, float], ...] = (), ip_adapter: tuple[str, str, float] | None = None,
+                  embeddings: tuple[tuple[str, str, str], ...] = ()):
     """The pipeline for a build (model, LoRA ``adapters`` as (file, sha256, scale), ``ip_adapter`` as
-    (file or tiny id, sha256 or revision, scale)), loaded once per process and settings (the two
-    most recent kept). A pinned file whose bytes changed raises ``ModelError`` before any loading."""
+    (file or tiny id, sha256 or revision, scale), textual inversion ``embeddings`` as (file, sha256,
+    token)), loaded once per process and settings (the two most recent kept). A pinned file whose
+    bytes changed raises ``ModelError`` before any loading."""
     from diffusers import DiffusionPipeline
     from huggingface_hub.constants import HF_HUB_CACHE
 
@@ -95,6 +123,8 @@ def load_pipeline(model_id: str, revision: str | None, settings: DeviceSettings,
         raise ModelError(f"model {model_id!r} could not be loaded from {where}: {exc}") from None
     if adapters:
         _load_adapters(pipe, model_id, adapters)
+    if embeddings:
+        _load_embeddings(pipe, model_id, embeddings)
     if ip_adapter is not None:
         _load_ip_adapter(pipe, model_id, ip_adapter)
     apply_settings(pipe, settings)
@@ -135,6 +165,28 @@ def _load_adapters(pipe, model_id: str, adapters: tuple[tuple[str, str, float], 
     pipe.set_adapters(names, adapter_weights=[scale for _path, _sha256, scale in adapters])
 
 
+def _load_embeddings(pipe, model_id: str, embeddings: tuple[tuple[str, str, str], ...]) -> None:
+    """Every embedding checked first, then loaded from the checked bytes for its token: one tensor
+    for the one text encoder of SD, ``clip_l`` and ``clip_g`` for SDXL's two."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    files = [pinned_bytes("textual inversion", path, sha256) for path, sha256, _token in embeddings]
+    for data, (path, _sha256, token) in zip(files, embeddings):
+        try:
+            tensors = load(data)
+            if getattr(pipe, "text_encoder_2", None) is not None:  # SDXL: one embedding per text encoder
+                pipe.load_textual_inversion(tensors["clip_l"], token=token, text_encoder=pipe.text_encoder,
+                                            tokenizer=pipe.tokenizer)
+                pipe.load_textual_inversion(tensors["clip_g"], token=token, text_encoder=pipe.text_encoder_2,
+                                            tokenizer=pipe.tokenizer_2)
+            else:
+                pipe.load_textual_inversion(tensors, token=token)
+        except (SafetensorError, ValueError, KeyError, RuntimeError, AttributeError) as exc:
+            raise ModelError(f"textual inversion {path} does not fit model {model_id!r}: {type(exc).__name__}: "
+                             f"{exc}") from None
+
+
 def _load_ip_adapter(pipe, model_id: str, ip_adapter: tuple[str, str, float]) -> None:
     from render.tiny import TINY_REVISION, ensure_tiny_ip_adapter
 
@@ -155,8 +207,11 @@ def _load_ip_adapter(pipe, model_id: str, ip_adapter: tuple[str, str, float]) ->
     pipe.set_ip_adapter_scale(scale)
 
 
-def _load(model_id: str, revision: str | None, settings: DeviceSettings, adapters: tuple, ip_adapter: tuple | None):
+def _load(model_id: str, revision: str | None, settings: DeviceSettings, adapters: tuple, ip_adapter: tuple | None,
+          embeddings: tuple = ()):
     """``load_pipeline`` called the same way for the same build (its cache keys on the arguments given)."""
+    if embeddings:
+        return load_pipeline(model_id, revision, settings, tuple(adapters), ip_adapter, tuple(embeddings))
     if adapters or ip_adapter is not None:
         return load_pipeline(model_id, revision, settings, tuple(adapters), ip_adapter)
     return load_pipeline(model_id, revision, settings)
@@ -203,16 +258,17 @@ INPAINT_CLASSES = {
 INPAINT_PIPELINES = (*INPAINT_CLASSES.values(), "FluxFillPipeline")
 
 
-def _view(pipe, cls, family: str, scheduler: str):
-    """``cls`` over the shared loaded weights of ``pipe`` with its own scheduler; built with the
-    constructor (what ``from_pipe`` does, without its cast to fp32)."""
+def _view(pipe, cls, family: str, scheduler: str, **extra):
+    """``cls`` over the shared loaded weights of ``pipe`` (and ``extra`` components, e.g. a
+    ControlNet) with its own scheduler; built with the constructor (what ``from_pipe`` does,
+    without its cast to fp32)."""
     import inspect
 
     params = inspect.signature(cls.__init__).parameters
     config = {k: v for k, v in pipe.config.items() if k in params and k not in pipe.components}
     components = {k: v for k, v in pipe.components.items() if k in params}
     components["scheduler"] = make_scheduler(scheduler, family, pipe.scheduler.config)
-    view = cls(**components, **config)
+    view = cls(**components, **config, **extra)
     view.set_progress_bar_config(disable=True)
     return view
 
@@ -226,30 +282,71 @@ IMG2IMG_CLASSES = {
 }
 
 
+# (text-to-image pipeline class, image-to-image) -> its ControlNet pipeline (structure references).
+CONTROLNET_CLASSES = {
+    ("StableDiffusionPipeline", False): "StableDiffusionControlNetPipeline",
+    ("StableDiffusionPipeline", True): "StableDiffusionControlNetImg2ImgPipeline",
+    ("StableDiffusionXLPipeline", False): "StableDiffusionXLControlNetPipeline",
+    ("StableDiffusionXLPipeline", True): "StableDiffusionXLControlNetImg2ImgPipeline",
+}
+
+
 def pipeline_for(model_id: str, revision: str | None, family: str, scheduler: str, settings: DeviceSettings, *,
-                 adapters: tuple = (), ip_adapter: tuple | None = None, image_to_image: bool = False):
+                 adapters: tuple = (), ip_adapter: tuple | None = None, image_to_image: bool = False,
+                 controlnet: tuple | None = None, embeddings: tuple = ()):
     """A pipeline view for one job group: the shared loaded weights of its build (``load_pipeline``)
-    plus its own scheduler; ``image_to_image``: the family's image-to-image pipeline (``IMG2IMG_CLASSES``)."""
+    plus its own scheduler; ``image_to_image``: the family's image-to-image pipeline
+    (``IMG2IMG_CLASSES``); ``controlnet`` ((ControlNet, sha256 or revision)): its ControlNet
+    pipeline (``CONTROLNET_CLASSES``) with that ControlNet (``load_controlnet``)."""
     import diffusers
 
-    pipe = _load(model_id, revision, settings, adapters, ip_adapter)
+    pipe = _load(model_id, revision, settings, adapters, ip_adapter, embeddings)
+    name = type(pipe).__name__
+    if controlnet is not None:
+        if (name, image_to_image) not in CONTROLNET_CLASSES:
+            raise ModelError(f"model {model_id!r} is a {name}, which has no ControlNet pipeline for structure "
+                             f"references; allowed: {', '.join(dict.fromkeys(n for n, _ in CONTROLNET_CLASSES))}")
+        return _view(pipe, getattr(diffusers, CONTROLNET_CLASSES[name, image_to_image]), family, scheduler,
+                     controlnet=load_controlnet(*controlnet, settings))
     if not image_to_image:
         return _view(pipe, type(pipe), family, scheduler)
-    name = type(pipe).__name__
     if name not in IMG2IMG_CLASSES:
         raise ModelError(f"model {model_id!r} is a {name}, which has no image-to-image pipeline for reference "
                          f"images; allowed: {', '.join(IMG2IMG_CLASSES)}")
     return _view(pipe, getattr(diffusers, IMG2IMG_CLASSES[name]), family, scheduler)
 
 
+@lru_cache(maxsize=2)
+def load_controlnet(source: str, pin: str, settings: DeviceSettings):
+    """A ControlNet, loaded once per process: ``brandbatch/tiny-controlnet-<family>`` (pin: its
+    revision) or a diffusers ControlNet folder whose weights file has sha256 ``pin`` (checked first)."""
+    from diffusers import ControlNetModel
+
+    from plan.styles import CONTROLNET_WEIGHTS
+    from render.tiny import TINY_REVISION, ensure_tiny_controlnet
+
+    if source.startswith(TINY_PREFIX):
+        if pin != TINY_REVISION:
+            raise ModelError(f"tiny ControlNet {source!r} has revision {TINY_REVISION!r} only, not {pin!r}")
+        folder = ensure_tiny_controlnet(source)
+    else:
+        folder = Path(source)
+        pinned_bytes("ControlNet", str(folder / CONTROLNET_WEIGHTS), pin)
+    try:
+        controlnet = ControlNetModel.from_pretrained(folder, local_files_only=True, dtype=settings.torch_dtype())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"ControlNet {source} could not be loaded: {exc}") from None
+    return controlnet.to(settings.device).eval()
+
+
 def inpaint_pipeline_for(model_id: str, revision: str | None, family: str, scheduler: str,
-                         settings: DeviceSettings, *, adapters: tuple = ()):
+                         settings: DeviceSettings, *, adapters: tuple = (), embeddings: tuple = ()):
     """The inpainting view of a model (with its LoRA ``adapters``) for expansions: an inpainting
     checkpoint as it is, a text-to-image model through its family's inpainting pipeline
     (``INPAINT_CLASSES``)."""
     import diffusers
 
-    pipe = _load(model_id, revision, settings, adapters, None)
+    pipe = _load(model_id, revision, settings, adapters, None, embeddings)
     name = type(pipe).__name__
     if name not in INPAINT_PIPELINES and name not in INPAINT_CLASSES:
         raise ModelError(f"model {model_id!r} is a {name}, which has no inpainting pipeline for expansions; "

@@ -29,7 +29,7 @@ from plan.jobs import RenderJob
 from render.devices import DeviceSettings, device_settings
 from render.registry import ModelError, inpaint_pipeline_for, pipeline_for
 from render.expand import paste_master
-from render.reference import Reference, fit_reference, load_reference
+from render.reference import Reference, edge_map, fit_reference, load_reference
 from store.base import Store, StoreError
 from store.documents import DocumentError, RenderSidecar, parse_document, write_document
 from store.keys import render_key, sidecar_key
@@ -274,6 +274,10 @@ def call_pipeline(pipe, jobs: Sequence[RenderJob], settings: DeviceSettings, inp
         kwargs["strength"] = first.reference_strength
     if first.ip_adapter is not None:
         kwargs["ip_adapter_image"] = inputs[first.key].image  # one reference per group (RenderJob.group)
+    if first.controlnet is not None:  # structure: the reference's edges (image-to-image: its control image)
+        edges = [edge_map(inputs[j.key].image, j.width, j.height) for j in jobs]
+        kwargs["control_image" if first.reference_strength is not None else "image"] = edges
+        kwargs["controlnet_conditioning_scale"] = first.controlnet[2]
     with torch.inference_mode():
         return pipe(prompt=[j.prompt for j in jobs], generator=generators(jobs, settings), **kwargs).images
 
@@ -444,13 +448,14 @@ def _with_inputs(jobs: list[RenderJob], store: Store, inputs: dict[str, Inputs],
 
 def _pipeline(job: RenderJob, settings: DeviceSettings):
     """The pipeline view for ``job``'s group: inpainting for expansions and packshot renders,
-    image-to-image for reference jobs with a ``reference_strength``."""
+    image-to-image for reference jobs with a ``reference_strength``, ControlNet for structure."""
     if job.needs_inpaint:
         return inpaint_pipeline_for(job.model_id, job.model_revision, job.model_family, job.scheduler, settings,
-                                    adapters=job.adapters or ())
+                                    adapters=job.adapters or (), embeddings=job.embeddings or ())
     return pipeline_for(job.model_id, job.model_revision, job.model_family, job.scheduler, settings,
-                        adapters=job.adapters or (), ip_adapter=job.ip_adapter,
-                        image_to_image=job.reference_strength is not None)
+                        adapters=job.adapters or (), embeddings=job.embeddings or (), ip_adapter=job.ip_adapter,
+                        image_to_image=job.reference_strength is not None,
+                        controlnet=job.controlnet[:2] if job.controlnet else None)
 
 
 def render_missing(

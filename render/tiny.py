@@ -342,6 +342,33 @@ def _write_ip_adapter(folder: Path, family: str) -> None:
     save_file({k: v.contiguous() for k, v in weights.items()}, str(folder / "ip-adapter.safetensors"))
 
 
+def ensure_tiny_controlnet(controlnet_id: str) -> Path:
+    """The folder of ``brandbatch/tiny-controlnet-<sd|sdxl>`` (built first if missing): diffusers'
+    ``ControlNetModel.from_unet`` of the tiny UNet, its zero-initialised convolutions (control image
+    embedding out, residual outputs) given random weights (a trained ControlNet has learnt
+    something), saved with ``save_pretrained``."""
+    from plan.styles import TINY_CONTROLNET
+
+    family = controlnet_id.removeprefix(TINY_CONTROLNET)
+    _unet_for(family)  # an unknown family fails here
+    folder = model_cache_root() / controlnet_id.removeprefix("brandbatch/") / TINY_REVISION
+    return _saved(folder, "config.json", lambda tmp: _build_controlnet(family).save_pretrained(
+        tmp, safe_serialization=True))
+
+
+def _build_controlnet(family: str):
+    import torch
+    from diffusers import ControlNetModel
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(BUILD_SEED)
+        controlnet = ControlNetModel.from_unet(_unet_for(family), conditioning_embedding_out_channels=(8, 8, 16, 16))
+        for module in (*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block,
+                       controlnet.controlnet_cond_embedding.conv_out):  # zero-initialised: no effect yet
+            torch.nn.init.normal_(module.weight, std=0.05)
+    return controlnet.eval()
+
+
 def save_tiny_lora(path: Path, family: str, seed: int = 1, rank: int = 2) -> None:
     """A LoRA for ``brandbatch/tiny-<family>``'s UNet (peft ``LoraConfig`` on its attention
     projections, random weights under ``seed``), saved with diffusers' LoRA save helper as one
@@ -364,3 +391,20 @@ def save_tiny_lora(path: Path, family: str, seed: int = 1, rank: int = 2) -> Non
     path.parent.mkdir(parents=True, exist_ok=True)
     StableDiffusionPipeline.save_lora_weights(path.parent, unet_lora_layers=get_peft_model_state_dict(unet),
                                               weight_name=path.name)
+
+
+def save_tiny_embedding(path: Path, family: str, token: str, seed: int = 1) -> None:
+    """A textual inversion for ``brandbatch/tiny-<family>`` (random vectors under ``seed`` for
+    ``token``), saved as ``.safetensors`` in the layout ``load_textual_inversion`` reads: one
+    tensor named after the token (SD), ``clip_l`` + ``clip_g`` (SDXL, one per text encoder)."""
+    import torch
+    from safetensors.torch import save_file
+
+    _unet_for(family)  # an unknown family fails here
+    width = _clip_text_config().hidden_size
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        tensors = ({token: torch.randn(1, width)} if family == "sd" else
+                   {"clip_l": torch.randn(1, width), "clip_g": torch.randn(1, _clip_text_config(projection=True).hidden_size)})
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path))

@@ -45,13 +45,14 @@ class UpscalerError(Exception):
 
 
 def ensure_tiny_upscaler() -> Path:
-    """The tiny upscaler's ``.pth``, built and saved first if it is not there yet."""
-    import torch
-    from spandrel.architectures.Compact import Compact
-
+    """The tiny upscaler's ``.pth``, built and saved first if it is not there yet (torch is
+    imported only to build it: a command that only names the weights stays quick)."""
     path = model_cache_root() / "tiny-esrgan" / TINY_REVISION / "model.pth"
     if path.is_file():
         return path
+    import torch
+    from spandrel.architectures.Compact import Compact
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(BUILD_SEED)

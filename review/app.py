@@ -595,8 +595,9 @@ def create_app(out: str, *, reviewers: Mapping[str, str] | None = None, store: S
         Route("/c/{campaign}/report", review.campaign_report),
         Route("/c/{campaign}/thumb/{sha256}.jpg", review.export_thumb),
         # the campaign page's relative links: /c/ + the store key (manifests, exported files)
-        *(Route(f"/c/{key}", review.campaign_file) for key in (manifest_key("{campaign}"), manifest_csv_key("{campaign}"),
-                                                               exports_prefix("{campaign}") + "/{path:path}")),
+        *(Route(f"/c/{key}", review.campaign_file)
+          for key in (manifest_key("{campaign}"), manifest_csv_key("{campaign}"),
+                      exports_prefix("{campaign}") + "/{path:path}")),
         Route("/i/{item_id}", review.detail),
         Route("/i/{item_id}/decide", review.decide, methods=["POST"]),
         Route("/i/{item_id}/status", review.item_status),

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan
 from qa.metrics import PlanBlocks, campaign_metrics, load_runs, plan_blocks, report_tables
-from qa.report import Published, ReviewState, Served, Table, render_report, report_body
+from qa.report import ReviewState, Served, Table, render_report, report_body
 from qa.verdicts import QAResult
 from render.deadletters import load_dead_letters
 from review.queue import Item, ReviewQueue
@@ -60,7 +60,7 @@ class PageInputs:
     problems: list[str]
     tables: list[Table]
     reviews: dict[tuple[str, int], ReviewState]
-    published: Published | None
+    published: PublishRecord | None
 
 
 def _plan(store: Store, campaign: str) -> ReportPlan:
@@ -106,14 +106,11 @@ def _results(store: Store, jobs: Sequence[RenderJob], items: Sequence[Item]) -> 
     return results
 
 
-def _published(store: Store, campaign: str) -> Published | None:
+def _published(store: Store, campaign: str) -> PublishRecord | None:
     try:
-        record = read_document(store, publish_key(campaign), PublishRecord)
+        return read_document(store, publish_key(campaign), PublishRecord)
     except FileNotFoundError:
         return None
-    return Published(by=record.by, started=record.started, state=record.state, finished=record.finished,
-                     resumed=tuple(record.resumed), written=record.written, failures=tuple(record.failures),
-                     where=record.where, error=record.error)
 
 
 def page_inputs(store: Store, queue: ReviewQueue, campaign: str) -> PageInputs:
@@ -195,10 +192,7 @@ class Publishing:
         self._threads: dict[str, threading.Thread] = {}
 
     def status(self, campaign: str) -> PublishRecord | None:
-        try:
-            return read_document(self.store, publish_key(campaign), PublishRecord)
-        except FileNotFoundError:
-            return None
+        return _published(self.store, campaign)
 
     def start(self, campaign: str, reviewer: str, note: str) -> PublishRecord | None:
         """Start a publish; returns the one already running instead (and starts nothing)."""
@@ -206,7 +200,8 @@ class Publishing:
             running = self._threads.get(campaign)
             if running is not None and running.is_alive():
                 return self.status(campaign)
-            record = PublishRecord(campaign=campaign, by=reviewer, note=note, started=_now(), state="running")
+            record = PublishRecord(campaign=campaign, by=reviewer, note=note, started=_now(), state="running",
+                                   approved=len(self.queue.approved(campaign)))
             write_document(self.store, publish_key(campaign), record)
             thread = threading.Thread(target=self._run, args=(record,), name=f"brandbatch-publish-{campaign}",
                                       daemon=True)

@@ -54,10 +54,10 @@ def build_demo(workdir: Path) -> Path:
     """The example campaign run for real (tiny offline models) into ``workdir/out``; returns it."""
     out = workdir / "out"
     exe = Path(sys.executable).with_name("brandbatch")
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     done = subprocess.run([str(exe), "run", str(SHEET), "--out", str(out), "--styles", str(REPO / "styles")],
                           cwd=workdir, capture_output=True, text=True, timeout=1800,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
-                                                                                        os.environ.get("PYTHONPATH")]))})
+                          env={**os.environ, "PYTHONPATH": path})
     if not (out / "review.sqlite3").is_file():
         raise RuntimeError(f"the demo run left no review queue (exit {done.returncode}):\n{done.stdout}{done.stderr}")
     return out

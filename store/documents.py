@@ -320,6 +320,7 @@ class PublishRecord(Document):
     campaign: str
     by: str
     note: str = ""
+    approved: int = 0  # approved variants when it started (what it exports)
     started: str  # ISO 8601 UTC
     finished: str | None = None
     state: Literal["running", "done", "failed"]

@@ -21,6 +21,7 @@ key                                            what
 ``<campaign>/launch.json``                     how the campaign's last run was started (rerolls)
 ``<campaign>/.run.lock``                       the local run lock (flock); ``run.lease`` on S3
 ``<campaign>/interrupted/<when>-<pid>.json``   a run cut short by SIGTERM/SIGINT
+``<campaign>/logs/<command>-<when>.log``       Prefect's and brandbatch's log of one command
 ``review-log/<campaign>/<item>/<version>.json``  the review queue's append-only decision log
 ``<campaign>/exports/<placement>/<name>.<ext>``  an export file
 ``<campaign>/manifest.json``, ``manifest.csv``   the campaign's manifests (contract)
@@ -129,6 +130,16 @@ def review_log_prefix(campaign: str | None = None) -> str:
 
 def review_log_key(campaign: str, item_id: str, version: int) -> str:
     return f"{review_log_prefix(campaign)}/{item_id}/{version:06d}.json"
+
+
+def logs_prefix(campaign: str) -> str:
+    """The folder of the campaign's command logs (for ``Store.list``)."""
+    return f"{campaign}/logs"
+
+
+def log_key(campaign: str, command: str, started: dt.datetime) -> str:
+    """The log of one ``command`` (run, export) of ``campaign`` started at ``started`` (UTC)."""
+    return f"{logs_prefix(campaign)}/{command}-{started.astimezone(dt.timezone.utc):%Y%m%dT%H%M%S%fZ}.log"
 
 
 def runs_prefix(campaign: str) -> str:

@@ -53,6 +53,16 @@ _HELD: set[tuple[str, str, int]] = set()  # (store root, campaign, thread) locks
 _HELD_LOCK = threading.Lock()
 
 
+def lock_taken(store: Store, campaign: str) -> bool:
+    """Whether a run or export of ``campaign`` has taken its lock in ``store`` (its lock file or
+    lease exists: a first run may be under way before the campaign has any other file)."""
+    from store.s3 import S3Store
+
+    if isinstance(store, S3Store):
+        return store.exists(run_lease_key(check_key(campaign)))
+    return (Path(store.root) / run_lock_key(check_key(campaign))).exists()
+
+
 @contextmanager
 def campaign_lock(store: Store, campaign: str, *, wait: float = 0.0, ttl: float = DEFAULT_TTL) -> Iterator[None]:
     """Hold ``campaign``'s lock in ``store`` for the ``with`` block (see the module doc).

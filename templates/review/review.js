@@ -138,7 +138,7 @@
       const record = response.ok ? await response.json() : null;
       if (record && record.state === "running") {
         const seconds = Math.max(0, Math.round((Date.now() - Date.parse(record.started)) / 1000));
-        progress.textContent = `Publishing (started by ${record.by}, ${seconds} s ago): exporting the approved variants…`;
+        progress.textContent = `Publishing (started by ${record.by}, ${seconds} s ago): exporting ${record.approved} approved variant(s)…`;
         window.setTimeout(poll, 1000);
       } else if (record) {
         progress.textContent = record.state === "failed" ? `Publish failed: ${record.error}` :

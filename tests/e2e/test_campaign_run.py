@@ -117,9 +117,11 @@ def test_good_rows_of_a_bad_sheet_still_run(workdir: Path):
 def test_image_budget_stops_the_run_and_the_next_run_resumes(workdir: Path):
     capped = brandbatch("run", "spring-launch.csv", "--out", "out", "--max-images", "3", "--formats", "webp",
                         cwd=workdir)
-    assert capped.returncode == 1, capped.stdout + capped.stderr
-    assert "(3 rendered, 0 already there, 9 failed)" in capped.stdout, capped.stdout
-    assert "(budget)" in capped.stderr
+    assert capped.returncode == 3, capped.stdout + capped.stderr  # a planned stop: its own exit code
+    assert "(3 rendered, 0 already there, 0 failed, 9 left for the next run by the budget)" in capped.stdout
+    assert "render failed" not in capped.stderr, capped.stderr
+    stops = [line for line in capped.stderr.splitlines() if line.startswith("stopped by the budget: 9 render jobs")]
+    assert len(stops) == 1 and "max_images=3" in stops[0], capped.stderr
     resumed = brandbatch("run", "spring-launch.csv", "--out", "out", "--formats", "webp", cwd=workdir)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "(9 rendered, 3 already there, 0 failed)" in resumed.stdout, resumed.stdout

@@ -77,3 +77,24 @@ def test_jobs_carry_adapters_and_their_scale_and_hash_are_in_the_key(tmp_path, s
     override = plan_campaign(read_sheet(sheet), dataclasses.replace(settings, styles_dir=styles,
                                                                     model_override="brandbatch/tiny-sdxl@builtin-1"))
     assert override.jobs[0].adapters is None  # LoRAs are made for the style's model, not an override
+
+
+@pytest.mark.parametrize("entry, expected", [
+    ("{path: lora/house.safetensors, sha256: SHA, token: brand}", "token"),
+    ("{path: lora/house.safetensors, sha256: " + "ab" * 32 + ", token: <brand>}", "has sha256"),
+])
+def test_embeddings_are_pinned_and_name_a_token(tmp_path, entry, expected):
+    with pytest.raises(InputError) as err:
+        load_style_file(brand_style(tmp_path, f"embeddings: [{entry.replace('SHA', sha(b'lora v1'))}]\n"))
+    assert expected in str(err.value) and "embeddings.0" in str(err.value)
+
+
+def test_jobs_carry_embeddings_with_their_token_in_the_key(tmp_path, settings, write_sheet):
+    styles = tmp_path / "styles"
+    entry = f"{{path: lora/house.safetensors, sha256: {sha(b'lora v1')}, token: <house>}}"
+    brand_style(styles, f"style_tokens: [<house>]\nembeddings: [{entry}]\n")
+    plan = plan_campaign(read_sheet(write_sheet("asset_id,style,product,scene\nboot,brand@1,a boot,a rock\n")),
+                         dataclasses.replace(settings, styles_dir=styles))
+    assert plan.problems == [] and "<house>" in plan.jobs[0].prompt
+    assert plan.jobs[0].embeddings == ((str((styles / "brand" / "lora" / "house.safetensors").resolve()),
+                                        sha(b"lora v1"), "<house>"),)

@@ -98,9 +98,13 @@ placements: [meta.feed.square]
     ("sd", "ip_adapter: {path: brandbatch/tiny-ip-adapter-sdxl}\n", "is brandbatch/tiny-ip-adapter-sd, not"),
     ("sd", "ip_adapter: {path: ip/ip-adapter_sd15.safetensors}\n", "pinned by sha256"),
     ("sd", "ip_adapter: {path: ip/ip-adapter_sd15.bin, sha256: " + "ab" * 32 + "}\n", ".safetensors"),
-    ("sd", "reference_image: ref.png\n", "needs reference_strength (image-to-image) or ip_adapter"),
+    ("sd", "reference_image: ref.png\n", "needs reference_strength (image-to-image), ip_adapter"),
     ("sd", "reference_image: ../ref.png\nreference_strength: 0.5\n", "relative to the folder"),
     ("sd", "reference_strength: 0\n", "greater than 0"),
+    ("flux", "structure: {controlnet: brandbatch/tiny-controlnet-sd}\n", "ControlNet structure references cover"),
+    ("sd", "structure: {controlnet: brandbatch/tiny-controlnet-sdxl}\n", "is brandbatch/tiny-controlnet-sd, not"),
+    ("sd", "structure: {controlnet: cn}\n", "sha256: required for the ControlNet folder"),
+    ("sd", "structure: {controlnet: cn, sha256: " + "ab" * 32 + "}\n", "diffusion_pytorch_model.safetensors"),
 ])
 def test_bad_reference_keys_are_refused_naming_the_key(tmp_path, family, extra, expected):
     from plan.errors import InputError
@@ -112,3 +116,23 @@ def test_bad_reference_keys_are_refused_naming_the_key(tmp_path, family, extra, 
     with pytest.raises(InputError) as err:
         load_style_file(path)
     assert expected in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_structure_reference_puts_the_controlnet_and_its_scale_in_the_jobs(tmp_path, settings, write_sheet, repo):
+    styles = tmp_path / "styles"
+    shutil.copytree(repo / "styles", styles)
+    keys = []
+    for scale in (0.5, 1.0):
+        (styles / "demo").mkdir(exist_ok=True)
+        (styles / "demo" / "v1.yaml").write_text(STYLE.replace("FAMILY", "sd") + "structure: {controlnet: "
+                                                 f"brandbatch/tiny-controlnet-sd, scale: {scale}}}\n", encoding="utf-8")
+        picture(tmp_path / "ref.png", "#4A5859")
+        sheet = write_sheet("asset_id,style,product,scene,reference_image\na,demo@1,a boot,a rock,ref.png\n"
+                            "b,demo@1,a tent,a lake,\n")
+        result = plan(sheet, settings, styles)
+        assert result.problems == []
+        a, b = result.jobs
+        assert a.controlnet == ("brandbatch/tiny-controlnet-sd", "builtin-1", scale) and a.reference_strength is None
+        assert b.controlnet is None and not b.uses_reference  # no reference: a plain text-to-image job
+        keys.append(a.key)
+    assert keys[0] != keys[1]

@@ -109,3 +109,28 @@ def test_the_example_brand_lora_is_what_the_project_makes(tmp_path, repo):
     save_tiny_lora(tmp_path / "made.safetensors", "sdxl", seed=7)
     shipped, made = load_file(repo / "styles/nordic/brand/house-look.safetensors"), load_file(tmp_path / "made.safetensors")
     assert shipped.keys() == made.keys() and all(torch.equal(shipped[k], made[k]) for k in made)
+
+
+@pytest.mark.parametrize("family", ["sd", "sdxl"])
+def test_textual_inversion_token_changes_pixels_and_is_pinned(tmp_path, family):
+    """An embedding for <brand-look> (diffusers' load_textual_inversion, both SDXL encoders) changes
+    the render of a prompt that uses the token; its hash and token are in the key; a changed file
+    is refused before loading."""
+    from render.tiny import save_tiny_embedding
+
+    path = tmp_path / "look.safetensors"
+    save_tiny_embedding(path, family, "<brand-look>")
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    base = replace(make_job(1, family), prompt="a red hiking boot, <brand-look>")
+    learnt = replace(base, embeddings=((str(path), sha, "<brand-look>"),))
+    assert learnt.key != base.key and learnt.key != replace(learnt, embeddings=((str(path), sha, "<other>"),)).key
+    store = LocalStore(tmp_path / "out")
+    assert render_missing([base, learnt], store).failed == []
+    assert store.get(render_key(learnt.key)) != store.get(render_key(base.key))
+    again = LocalStore(tmp_path / "again")
+    load_pipeline.cache_clear()
+    assert render_missing([learnt], again).failed == []
+    assert again.get(render_key(learnt.key)) == store.get(render_key(learnt.key))
+    stale = replace(learnt, embeddings=((str(path), "0" * 64, "<brand-look>"),))
+    failed = render_missing([stale], LocalStore(tmp_path / "stale")).failed
+    assert [f.reason for f in failed] == ["model_error"] and str(path) in failed[0].message and sha in failed[0].message

@@ -147,3 +147,76 @@ def test_a_reference_missing_from_the_store_fails_only_its_jobs(tmp_path, repo):
     assert [(f.job_key, f.reason) for f in report.failed] == [(plan.jobs[0].key, "input_missing")]
     assert "reference_image" in report.failed[0].message
     assert report.rendered == [plan.jobs[1].key]
+
+
+def test_structure_reference_steers_through_the_tiny_controlnet_deterministically(tmp_path):
+    """The reference's Canny edges drive the tiny ControlNet (diffusers' ControlNet pipelines, with
+    and without image-to-image) through render_missing: same inputs, same bytes; the scale and the
+    reference's structure change the pixels."""
+    import hashlib
+    import io
+    from dataclasses import replace
+
+    from store.keys import input_key, render_key
+    from store.local import LocalStore
+
+    from render.stage import render_missing
+
+    store = LocalStore(tmp_path / "out")
+    shas = []
+    for box in ((8, 8, 40, 40), (24, 30, 60, 56)):  # shapes in different places: different edges
+        buf = io.BytesIO()
+        shapes = reference_image(0, (64, 64))
+        shapes.paste((250, 250, 250), box)
+        shapes.save(buf, format="PNG")
+        shas.append(hashlib.sha256(buf.getvalue()).hexdigest())
+        store.put(input_key(shas[-1]), buf.getvalue())
+
+    def job(sha, scale, strength=None):
+        return replace(make_job(1), input_images=(("reference_image", sha),), reference_strength=strength,
+                       controlnet=("brandbatch/tiny-controlnet-sd", "builtin-1", scale))
+
+    jobs = [job(shas[0], 1.0), job(shas[0], 0.0), job(shas[1], 1.0), job(shas[0], 1.0, 0.6), job(shas[1], 1.0, 0.6)]
+    assert len({j.key for j in jobs}) == len(jobs)
+    load_pipeline.cache_clear()
+    report = render_missing(jobs, store)
+    assert report.failed == [] and load_pipeline.cache_info().misses == 1  # one base, the ControlNet beside it
+    pngs = [store.get(render_key(j.key)) for j in jobs]
+    assert len(set(pngs)) == len(jobs)
+    again = LocalStore(tmp_path / "again")
+    for sha in shas:
+        again.put(input_key(sha), store.get(input_key(sha)))
+    assert render_missing(jobs, again).failed == []
+    assert [again.get(render_key(j.key)) for j in jobs] == pngs
+
+
+def test_edge_map_is_the_fitted_references_canny_edges():
+    from render.reference import edge_map
+
+    from PIL import Image
+
+    flat = edge_map(Image.new("RGB", (80, 40), "#808080"), 32, 32)
+    assert flat.size == (32, 32) and flat.mode == "RGB" and flat.getextrema() == ((0, 0),) * 3
+    square = Image.new("RGB", (64, 64), "black")
+    square.paste((255, 255, 255), (16, 16, 48, 48))
+    edges = np.asarray(edge_map(square, 64, 64).convert("L"))
+    assert set(np.unique(edges)) == {0, 255} and edges[32, 32] == 0 and edges[:, 14:19].max() == 255
+
+
+def test_a_pinned_controlnet_folder_is_checked_before_loading(tmp_path):
+    import hashlib
+    import shutil
+
+    from render.registry import load_controlnet
+    from render.tiny import ensure_tiny_controlnet
+
+    folder = tmp_path / "sd-canny"
+    shutil.copytree(ensure_tiny_controlnet("brandbatch/tiny-controlnet-sd"), folder)
+    settings = device_settings("cpu", batch_invariant=True)
+    with pytest.raises(ModelError) as err:
+        pipeline_for("brandbatch/tiny-sd", "builtin-1", "sd", "euler", settings, controlnet=(str(folder), "0" * 64))
+    assert str(folder / "diffusion_pytorch_model.safetensors") in str(err.value) and "0" * 64 in str(err.value)
+    sha = hashlib.sha256((folder / "diffusion_pytorch_model.safetensors").read_bytes()).hexdigest()
+    view = pipeline_for("brandbatch/tiny-sd", "builtin-1", "sd", "euler", settings, controlnet=(str(folder), sha))
+    assert type(view).__name__ == "StableDiffusionControlNetPipeline"
+    assert view.controlnet is load_controlnet(str(folder), sha, settings)  # loaded once

@@ -3,13 +3,13 @@ the same page served by the app (images through the app), and publish's progress
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import threading
 from pathlib import Path
 
 from PIL import Image
-from starlette.testclient import TestClient
 from tests.review.review_factories import CAMPAIGN, results_for
 from tests.review.test_app import ORIGIN, app_for, decide, items, login, png  # noqa: F401 (items: a fixture)
 
@@ -36,8 +36,6 @@ def fake_export(out: Path, item: Item) -> list[dict]:
     path = export_key(CAMPAIGN, "meta.feed.square", item.asset_id, 1, "png")
     data = png((200, 40, 40), (64, 64))
     store.put(path, data)
-    import hashlib
-
     rows = [{"asset_id": item.asset_id, "variant": item.variant, "placement": "meta.feed.square", "format": "png",
              "width": 64, "height": 64, "status": "exported", "path": path, "approved_by": "dana",
              "sha256": hashlib.sha256(data).hexdigest()},
@@ -97,7 +95,7 @@ def test_publish_shows_progress_then_the_result_on_the_page(out: Path, items: li
         started = client.post(f"/c/{CAMPAIGN}/publish", json={"note": "go"}, headers=headers(csrf))
         assert started.status_code == 202 and started.json()["status"] == f"/c/{CAMPAIGN}/publish/status"
         running = client.get(f"/c/{CAMPAIGN}/publish/status", headers=JSON).json()
-        assert running["state"] == "running" and running["by"] == "lee"
+        assert running["state"] == "running" and running["by"] == "lee" and running["approved"] == 1
         assert 'data-publishing="1"' in client.get(f"/c/{CAMPAIGN}/report").text
         again = client.post(f"/c/{CAMPAIGN}/publish", headers=headers(csrf))
         assert again.status_code == 409 and "by lee" in again.json()["error"]
@@ -105,7 +103,8 @@ def test_publish_shows_progress_then_the_result_on_the_page(out: Path, items: li
         assert client.app.state.publishing.wait(CAMPAIGN, 30)
         done = client.get(f"/c/{CAMPAIGN}/publish/status", headers=JSON).json()
         page = client.get(f"/c/{CAMPAIGN}/report")
-        thumb = client.get(f"/c/{CAMPAIGN}/thumb/{json.loads((out / manifest_key(CAMPAIGN)).read_text())[0]['sha256']}.jpg")
+        sha = json.loads((out / manifest_key(CAMPAIGN)).read_text())[0]["sha256"]
+        thumb = client.get(f"/c/{CAMPAIGN}/thumb/{sha}.jpg")
         shipped = client.get(f"/c/{CAMPAIGN}/exports/meta.feed.square/bottle-03.png")
         failed = client.get(f"/c/{CAMPAIGN}/exports/meta.stories/bottle-03.webp")
         manifest = client.get(f"/c/{CAMPAIGN}/manifest.json")

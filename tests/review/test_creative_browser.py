@@ -158,7 +158,8 @@ def test_a_designer_reviews_the_creative_as_it_ships(server: str, browser, queue
     field.clear()
     field.send_keys(NEW_HEADLINE)
     browser.find_element(By.CSS_SELECTOR, '[data-copy-field="headline"]').click()
-    wait_for(lambda: "edited by dana" in browser.find_element(By.ID, "copy-form").text, 20, "the override")
+    wait_for(lambda: "edited by dana" in browser.execute_script(  # read by script: the page reloads meanwhile
+        "const form = document.getElementById('copy-form'); return form ? form.textContent : ''"), 20, "the override")
     wait_for(previews_loaded, 30, "the new previews")
     edited_sheet = SHEET.model_copy(update={"headline": NEW_HEADLINE})
     edited = png_export(out, tmp_path / "scratch-edited", queue, edited_sheet)
@@ -193,6 +194,11 @@ def test_a_designer_reviews_the_creative_as_it_ships(server: str, browser, queue
     for row in (r for r in shipped if r["format"] == "png"):  # the edited headline is in the shipped pixels
         assert np.array_equal(decoded((out / row["path"]).read_bytes()), edited[row["placement"]]), row["path"]
     assert load_assets(LocalStore(out), CAMPAIGN)["tent-02"].headline == "Sleep outside"  # the sheet stays
+    # Publish took the browser to the campaign page, which follows the publish and reloads with its result.
+    wait_for(lambda: browser.execute_script(
+        "return location.pathname.endsWith('/report') && document.readyState === 'complete' && "
+        "!document.body.dataset.publishing && !!document.querySelector('.published.publish-done')"), 240,
+        "the publish's result on the campaign page")
     # The live campaign page (served by the app) shows the new files, and the rejected placement as not shipped.
     def campaign_page() -> str:
         browser.get(f"{server}/c/{CAMPAIGN}/report")

@@ -23,7 +23,7 @@ spec.loader.exec_module(screenshots)
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not (screenshots.CHROMIUM.exists() and screenshots.CHROMEDRIVER.exists()),
-                       reason="needs Debian's chromium and chromium-driver: apt-get install -y chromium chromium-driver"),
+                       reason="needs Debian's chromium and chromium-driver: `make browser`"),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from pathlib import Path
@@ -13,7 +14,7 @@ from tests.source_literals import REPO, literals_matching
 KEY_PARTS = re.compile(r"renders/|qa/|shards/|upscaled/|previews/|/runs|runs/|/exports/|assets\.json|dead-letters\.json"
                        r"|manifest\.json|manifest\.csv|report\.html(?!\.j2)|launch\.json|\.run\.lock|run\.lease"
                        r"|report-plan\.json|publish\.json"
-                       r"|/interrupted|review-log")
+                       r"|/interrupted|review-log|/logs")
 
 
 def key_spellings(root: Path) -> list[str]:
@@ -53,6 +54,8 @@ def test_keys_are_the_layout_outputs_have_always_had():
     assert (keys.export_key("spring", "meta.stories", "tent-01", 2, "jpg")
             == "spring/exports/meta.stories/tent-01-v2.jpg")
     assert keys.manifest_key("spring") == "spring/manifest.json"
+    assert (keys.log_key("spring", "run", dt.datetime(2026, 11, 23, 1, 2, 3, 4, tzinfo=dt.timezone.utc))
+            == "spring/logs/run-20261123T010203000004Z.log") and keys.logs_prefix("spring") == "spring/logs"
     assert keys.manifest_csv_key("spring") == "spring/manifest.csv"
     assert keys.report_key("spring") == "spring/report.html"
     assert keys.exports_prefix("spring") == "spring/exports"
