@@ -18,7 +18,7 @@ from prefect import flow
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from exports.assemble import asset_snapshot, plan_settings, save_assets
+from exports.assemble import asset_snapshot, plan_settings, refresh_campaign_page, save_assets
 from exports.overlay import sheet_text_problems
 from qa.report import credential_note
 from exports.stage import DEFAULT_FORMATS, export_failure_lines, rewrite_counts
@@ -41,7 +41,7 @@ from qa.verdicts import qa_error_lines
 from render.deadletters import load_dead_letters, rendered_jobs, retry_jobs
 from render.stage import RenderReport, render_missing
 from review.actions import queue_for_review, queue_rerolls, styles_qa
-from review.campaign_page import rebuild_report, save_report_plan
+from review.campaign_page import save_report_plan
 from review.queue import ReviewQueue, database_url
 from settings import load_settings
 from store import Store, open_store
@@ -144,11 +144,7 @@ def review_task(out: str, plan: CampaignPlan, results: list[QAResult], rerolls: 
 def refresh_report(out: str, store: Store, plan: CampaignPlan) -> None:
     """Record the plan the campaign page shows and rebuild ``report.html``."""
     save_report_plan(store, plan)
-    queue = ReviewQueue.for_out(out)
-    try:
-        rebuild_report(store, queue, plan.campaign)
-    finally:
-        queue.close()
+    refresh_campaign_page(store, out, plan.campaign)
 
 
 @flow(name="campaign_batch", log_prints=True)

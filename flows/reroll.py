@@ -123,9 +123,11 @@ class Reroller:
     def _run_in_process(self, campaign: str) -> None:
         from flows.campaign import campaign_batch
 
+        from flows.runtime import run_flow
+
         launch = launch_of(self.out, campaign)
         if launch is not None:
-            campaign_batch(**local_parameters(launch))
+            run_flow(campaign_batch, **local_parameters(launch))  # no temporary Prefect server without one
 
     def __call__(self, jobs: Sequence[RenderJob]) -> None:
         from prefect.settings import PREFECT_API_URL

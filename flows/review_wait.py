@@ -127,11 +127,13 @@ def publisher(out: str, formats: Sequence[str] = DEFAULT_FORMATS) -> Callable[[s
     (returns their flow run ids), else export its approved assets now (the ``export_campaign``
     flow; returns [])."""
     from flows.export import export_campaign
+    from flows.runtime import prefect_server, run_flow
 
     def publish(campaign: str, reviewer: str, note: str) -> list[str]:
-        resumed = resume_waiting(campaign, reviewer, note)
+        # without a Prefect server no run can be waiting (a temporary one holds none): no query
+        resumed = resume_waiting(campaign, reviewer, note) if prefect_server() else []
         if not resumed:
-            export_campaign(campaign, out=out, formats=list(formats))
+            run_flow(export_campaign, campaign=campaign, out=out, formats=list(formats))
         return [str(run.id) for run in resumed]
 
     return publish

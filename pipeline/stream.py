@@ -56,6 +56,7 @@ from review.actions import by_variant
 from review.queue import ApprovedVariant, ReviewQueue
 from settings import load_settings
 from store import Store
+from store.documents import AssetRecord
 from store.keys import render_key
 
 T = TypeVar("T")
@@ -65,11 +66,12 @@ _STOP = object()
 
 
 class BoundedWorker(Generic[T]):
-    """One background thread that runs ``work`` on each item ``put`` in order; ``put`` blocks while
-    ``depth`` items wait. After ``work`` raised, later items are skipped; ``close`` waits for the
-    thread and raises that error."""
+    """One background thread that runs ``work`` on the items ``put``, in order: on each item as it
+    comes, or on all those waiting at once (a list: per-call costs are paid once while the thread
+    is behind); ``put`` blocks while ``depth`` items wait. After ``work`` raised, later items are
+    skipped; ``close`` waits for the thread and raises that error."""
 
-    def __init__(self, work: Callable[[T], None], depth: int, name: str) -> None:
+    def __init__(self, work: Callable[[list[T]], None], depth: int, name: str) -> None:
         if depth < 1:
             raise ValueError(f"depth (items waiting) must be >= 1 but is {depth}")
         self._work = work
@@ -79,10 +81,20 @@ class BoundedWorker(Generic[T]):
         self._thread.start()
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not _STOP:
-            if self.error is None:
+        stopping = False
+        while not stopping:
+            batch = [self._queue.get()]
+            while batch[-1] is not _STOP:
                 try:
-                    self._work(item)
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if batch[-1] is _STOP:
+                stopping = True
+                batch.pop()
+            if batch and self.error is None:
+                try:
+                    self._work(batch)
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller by close()
                     self.error = exc
 
@@ -154,26 +166,44 @@ class Dispatcher(Protocol):
         ...
 
 
-def check_and_queue(queue: ReviewQueue, store: Store, styles: Mapping[str, Style], work: RowWork
-                    ) -> tuple[dict[str, QAResult], list[ApprovedVariant]]:
-    """QA of the row's rendered jobs, then each variant whose renders all have a result queued
-    (as ``queue_for_review``); returns the results by job key and the variants the queue approves."""
-    results = run_qa(work.checked, store, styles) if work.checked else []
-    by_key = {result.job_key: result for result in results}
+def check_and_queue(queue: ReviewQueue, store: Store, styles: Mapping[str, Style], works: Sequence[RowWork]
+                    ) -> tuple[Streamed, list[ApprovedVariant]]:
+    """QA of the rows' rendered jobs (one ``run_qa``: rows never compare with each other), then each
+    variant whose renders all have a result queued (as ``queue_for_review``); returns what was
+    done and the variants the queue approves in rows to export."""
+    checked = [job for work in works for job in work.checked]
+    by_key = {result.job_key: result for result in run_qa(checked, store, styles)} if checked else {}
+    done = Streamed(results=by_key, rows={work.row: [job.key for job in work.checked] for work in works})
     approved = []
-    for variant_jobs in by_variant(work.jobs).values():
-        if all(job.key in by_key for job in variant_jobs):
-            item = queue.enqueue(variant_jobs, by_key)
-            if item.state == "approved":
-                approved.append(ApprovedVariant.of(item))
-    return by_key, approved
+    for work in works:
+        for variant_jobs in by_variant(work.jobs).values():
+            if all(job.key in by_key for job in variant_jobs):
+                item = queue.enqueue(variant_jobs, by_key)
+                if item.state == "approved" and work.export:
+                    approved.append(ApprovedVariant.of(item))
+    return done, approved
 
 
-def approved_items(store: Store, campaign: str, approved: Sequence[ApprovedVariant], styles_dir: Path
-                   ) -> list[ExportItem]:
+_QUEUES: dict[str, ReviewQueue] = {}  # in a pool process: its queue connection, by out
+
+
+def check_and_queue_in(out: str, store: Store, styles: Mapping[str, Style], works: Sequence[RowWork]
+                       ) -> tuple[Streamed, list[ApprovedVariant]]:
+    """``check_and_queue`` in a process of the stream's pool (the queue was verified by the stream)."""
+    if out not in _QUEUES:
+        import torch
+
+        from render.devices import cpu_threads
+
+        torch.set_num_threads(cpu_threads())  # as the flow's process: CLIP's sums do not depend on the process
+        _QUEUES[out] = ReviewQueue.for_out(out)
+    return check_and_queue(_QUEUES[out], store, styles, works)
+
+
+def approved_items(campaign: str, approved: Sequence[ApprovedVariant], assets: Mapping[str, AssetRecord],
+                   banned: Callable[[RenderJob], Sequence[str]]) -> list[ExportItem]:
     """The export items of ``approved`` whose texts pass the banned terms (as the export stage)."""
-    items, _refused = refuse_banned_text(export_items(campaign, approved, load_assets(store, campaign)),
-                                         banned_checker(styles_dir))
+    items, _refused = refuse_banned_text(export_items(campaign, approved, assets), banned)
     return items
 
 
@@ -182,19 +212,13 @@ def check_rows(store: Store, out: str, campaign: str, rows: Sequence[RowWork], s
     """QA, queueing and export of ``rows`` in this process (a check shard on a ``cpu`` worker):
     what ``CampaignStream`` does with a row, for a batch of them; exports use all of this
     machine's export processes."""
-    done = Streamed()
     queue = ReviewQueue.for_out(out)
     try:
         queue.verify(campaign)
-        approved = []
-        for work in rows:
-            by_key, row_approved = check_and_queue(queue, store, styles, work)
-            done.results.update(by_key)
-            done.rows[work.row] = [job.key for job in work.checked]
-            approved += row_approved if work.export else []
+        done, approved = check_and_queue(queue, store, styles, rows)
     finally:
         queue.close()
-    items = approved_items(store, campaign, approved, styles_dir)
+    items = approved_items(campaign, approved, load_assets(store, campaign), banned_checker(styles_dir))
     made = export_assets(items, store, placements, formats=formats) if items else []
     for item in items:
         key = (item.asset_id, item.variant)
@@ -236,16 +260,17 @@ class CampaignStream:
         self._failed: set[str] = set()
         self._lock = threading.Lock()
         self._batch: list[RowWork] = []
-        self._queue: ReviewQueue | None = None
         self._pool = None
         self._in_flight: deque[tuple[ItemKey, Future]] = deque()
         self._rows_out: dict[ItemKey, list[dict]] = {}
         self._items: dict[ItemKey, ExportItem] = {}
         self._manifests: dict[str, dict[str, dict]] = {}
         self._credential = None
+        self._assets: Mapping[str, AssetRecord] = {}
+        self._banned: Callable[[RenderJob], Sequence[str]] = lambda _job: ()
         # the thread sees the flow run's context (Prefect's run context, for subflow runs and logs)
         context = contextvars.copy_context()
-        self._worker: BoundedWorker[str] = BoundedWorker(lambda row: context.run(self._row, row), depth,
+        self._worker: BoundedWorker[str] = BoundedWorker(lambda rows: context.run(self._rows_done, rows), depth,
                                                          "campaign-stream")
 
     # -- called by the renderer (any thread) --
@@ -274,30 +299,39 @@ class CampaignStream:
             return job.key in self._ok
         return self.store.exists(render_key(job.key))
 
-    def _row(self, row: str) -> None:
-        jobs = self._rows[row]
-        work = RowWork(row, tuple(jobs), tuple(job for job in jobs if self._rendered(job)),
-                       self.export and row not in self.no_export)
+    def _rows_done(self, rows: list[str]) -> None:
+        """QA, queue and export the rows finished so far (one ``run_qa`` for all of them)."""
+        works = []
+        for row in rows:
+            jobs = self._rows[row]
+            works.append(RowWork(row, tuple(jobs), tuple(job for job in jobs if self._rendered(job)),
+                                 self.export and row not in self.no_export))
         if self.dispatcher is not None:
-            self._batch.append(work)
-            if len(self._batch) >= self.rows_per_shard:
-                self.dispatcher.submit(self._batch)
-                self._batch = []
+            self._batch += works
+            while len(self._batch) >= self.rows_per_shard:
+                self.dispatcher.submit(self._batch[:self.rows_per_shard])
+                del self._batch[:self.rows_per_shard]
             return
-        if self._queue is None:
-            self._queue = ReviewQueue.for_out(self.out)
-            self._queue.verify(self.plan.campaign)  # as queue_for_review: lost decisions stop before queueing
-        by_key, approved = check_and_queue(self._queue, self.store, self.styles, work)
-        self.streamed.results.update(by_key)
-        self.streamed.rows[row] = [job.key for job in work.checked]
-        if work.export and approved:
+        if self._pool is None:
+            queue = ReviewQueue.for_out(self.out)
+            try:
+                queue.verify(self.plan.campaign)  # as queue_for_review: lost decisions stop before queueing
+            finally:
+                queue.close()
+            self._pool = export_pool(self.workers)
+        # QA and queueing run in a process of the pool too: in this process they would hold the
+        # GIL against the renderer's Python
+        done, approved = self._pool.submit(check_and_queue_in, self.out, self.store, self.styles, works).result()
+        self.streamed.merge(done)
+        if approved:
             self._export(approved)
 
     def _export(self, approved: Sequence[ApprovedVariant]) -> None:
-        if self._pool is None:
+        if self._credential is None:  # the first export: what every later one needs, read once
             self._credential = load_credential()
-            self._pool = export_pool(self.workers)
-        items = approved_items(self.store, self.plan.campaign, approved, self.styles_dir)
+            self._assets = load_assets(self.store, self.plan.campaign)
+            self._banned = banned_checker(self.styles_dir)
+        items = approved_items(self.plan.campaign, approved, self._assets, self._banned)
         tasks, rows = prepare_exports(items, self.store, self.placements, formats=self.formats, workers=self.workers,
                                       credential=self._credential, manifests=self._manifests)
         for item in items:
@@ -338,9 +372,6 @@ class CampaignStream:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-        if self._queue is not None:
-            self._queue.close()
-            self._queue = None
 
 
 def settled_rows(qa_jobs: Sequence[RenderJob], streamed: Streamed) -> set[str]:

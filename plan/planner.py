@@ -525,6 +525,7 @@ def _plan_in_workers(rows: Sequence[tuple[dict[str, str], int]], settings: PlanS
     at once, while the workers start): the later chunks go to the workers."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     chunks = [rows[i:i + CHUNK_ROWS] for i in range(0, len(rows), CHUNK_ROWS)]
     here = max(1, round(len(chunks) / count) + 1)  # a worker's start-up takes about one chunk
@@ -532,6 +533,9 @@ def _plan_in_workers(rows: Sequence[tuple[dict[str, str], int]], settings: PlanS
                              mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_plan_chunk, settings, where, campaign, chunk) for chunk in chunks[here:]]
         outcomes = [outcome for chunk in chunks[:here] for outcome in _plan_chunk(settings, where, campaign, chunk)]
-        for future in futures:
-            outcomes.extend(future.result())
+        for chunk, future in zip(chunks[here:], futures):
+            try:
+                outcomes.extend(future.result())
+            except BrokenProcessPool:  # a worker could not start (e.g. a main script without a __main__ guard)
+                outcomes.extend(_plan_chunk(settings, where, campaign, chunk))
     return outcomes

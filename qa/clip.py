@@ -9,6 +9,7 @@ Image embeddings are computed in batches and cached in the store at
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import re
@@ -70,7 +71,18 @@ def _file_sha256(path: Path) -> str:
 
 
 def load_clip(name: str, weights: str | None = None) -> ClipModel:
-    """Build the open_clip model ``name`` from local files only (no download)."""
+    """Build the open_clip model ``name`` from local files only (no download); built once per
+    process for the same name and weights file (its size and mtime: a replaced file is read again),
+    so QA run row by row (``pipeline.stream``) does not build it for every row."""
+    stamp = None
+    if weights is not None and Path(weights).is_file():
+        stat = Path(weights).stat()
+        stamp = (stat.st_size, stat.st_mtime_ns)
+    return _build_clip(name, weights, stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _build_clip(name: str, weights: str | None, _stamp: tuple[int, int] | None) -> ClipModel:
     import open_clip
     import torch
 

@@ -114,6 +114,9 @@ def load_pipeline(model_id: str, revision: str | None, settings: DeviceSettings,
 
     quiet_progress_bars()
     source, pinned = resolve_model(model_id, revision)
+    # every pinned file is read and checked before anything is loaded; the checked bytes are loaded
+    lora_files = [pinned_bytes("LoRA adapter", path, sha256) for path, sha256, _scale in adapters]
+    embedding_files = [pinned_bytes("textual inversion", path, sha256) for path, sha256, _token in embeddings]
     try:
         pipe = DiffusionPipeline.from_pretrained(source, revision=pinned, local_files_only=True,
                                                  dtype=settings.torch_dtype())
@@ -122,9 +125,9 @@ def load_pipeline(model_id: str, revision: str | None, settings: DeviceSettings,
                  else f"the Hugging Face cache {HF_HUB_CACHE!r} at revision {pinned!r}")
         raise ModelError(f"model {model_id!r} could not be loaded from {where}: {exc}") from None
     if adapters:
-        _load_adapters(pipe, model_id, adapters)
+        _load_adapters(pipe, model_id, adapters, lora_files)
     if embeddings:
-        _load_embeddings(pipe, model_id, embeddings)
+        _load_embeddings(pipe, model_id, embeddings, embedding_files)
     if ip_adapter is not None:
         _load_ip_adapter(pipe, model_id, ip_adapter)
     apply_settings(pipe, settings)
@@ -146,12 +149,11 @@ def pinned_bytes(what: str, path: str, sha256: str) -> bytes:
     return data
 
 
-def _load_adapters(pipe, model_id: str, adapters: tuple[tuple[str, str, float], ...]) -> None:
-    """Every LoRA checked first, then loaded from the checked bytes and weighted by its scale."""
+def _load_adapters(pipe, model_id: str, adapters: tuple[tuple[str, str, float], ...], files: list[bytes]) -> None:
+    """Each LoRA loaded from its checked bytes (``files``) and weighted by its scale."""
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    files = [pinned_bytes("LoRA adapter", path, sha256) for path, sha256, _scale in adapters]
     names = [f"adapter_{i}" for i in range(len(adapters))]
     for name, data, (path, _sha256, _scale) in zip(names, files, adapters):
         try:
@@ -159,19 +161,18 @@ def _load_adapters(pipe, model_id: str, adapters: tuple[tuple[str, str, float], 
         except (SafetensorError, ValueError, KeyError, RuntimeError) as exc:
             raise ModelError(f"LoRA adapter {path} does not fit model {model_id!r}: {type(exc).__name__}: "
                              f"{exc}") from None
-        if not any(name in names for names in pipe.get_list_adapters().values()):  # no key matched: nothing loaded
+        if not any(name in loaded for loaded in pipe.get_list_adapters().values()):  # no key matched: nothing loaded
             raise ModelError(f"LoRA adapter {path} does not fit model {model_id!r}: none of its weights name a "
                              "layer of the model (made for another model family?)")
     pipe.set_adapters(names, adapter_weights=[scale for _path, _sha256, scale in adapters])
 
 
-def _load_embeddings(pipe, model_id: str, embeddings: tuple[tuple[str, str, str], ...]) -> None:
-    """Every embedding checked first, then loaded from the checked bytes for its token: one tensor
-    for the one text encoder of SD, ``clip_l`` and ``clip_g`` for SDXL's two."""
+def _load_embeddings(pipe, model_id: str, embeddings: tuple[tuple[str, str, str], ...], files: list[bytes]) -> None:
+    """Each embedding loaded from its checked bytes (``files``) for its token: one tensor for the
+    one text encoder of SD, ``clip_l`` and ``clip_g`` for SDXL's two."""
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    files = [pinned_bytes("textual inversion", path, sha256) for path, sha256, _token in embeddings]
     for data, (path, _sha256, token) in zip(files, embeddings):
         try:
             tensors = load(data)

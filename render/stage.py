@@ -4,7 +4,10 @@ Jobs are grouped by ``RenderJob.group`` (same model, size, scheduler, steps, gui
 run in batches; each image has its own ``torch.Generator`` seeded with ``job.seed``. By
 default (batch-invariant mode) the pipeline is called once per image inside a batch, because
 CPU/GPU kernels round differently for different batch shapes: pixels then never depend on
-batch size, order or neighbours. One bad job or batch never stops the rest; a store that
+batch size, order or neighbours. Groups of one model take turns, one batch each, so the
+renders of a sheet row (one per resolution bucket) finish together and early, and its QA and
+export can start while later rows render (``pipeline.stream``); a budget then stops whole rows
+rather than whole buckets. One bad job or batch never stops the rest; a store that
 fails (unreachable after its retries, disk full) stops the run with ``StoreError``.
 
 A job counts as done only when its stored PNG is whole and its sidecar names it: a truncated,
@@ -514,52 +517,72 @@ def render_missing(
     # masters (and independent renders) before expansions, which outpaint stored masters; groups
     # of one build (model + adapters) run back to back, so each is built once even when many alternate
     ordered = sorted(groups.values(), key=lambda g: (g[0].is_expansion, builds.index(g[0].build)))
+    # groups of one build and kind render side by side, one batch of each in turn: a sheet row's
+    # renders (one per resolution bucket) finish together and early, so its QA and export can start
+    # (pipeline.stream); every batch holds the same jobs as group by group
+    segments: list[list[list[RenderJob]]] = []
+    for group_jobs in ordered:
+        kind = (group_jobs[0].is_expansion, group_jobs[0].build)
+        if segments and (segments[-1][0][0].is_expansion, segments[-1][0][0].build) == kind:
+            segments[-1].append(group_jobs)
+        else:
+            segments.append([group_jobs])
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render-store") as writer:
-        for group_jobs in ordered:
+        for segment in segments:
             if run.store_error is not None:
                 break
-            if over := run.over_budget():
-                run.fail_all(group_jobs, "budget", over)
-                continue
-            first = group_jobs[0]
-            inputs: dict[str, Inputs] = {}
-            if first.needs_inpaint or first.uses_reference:
-                run.settle(wait=True)  # every master rendered so far is in the store
-                group_jobs = _with_inputs(group_jobs, store, inputs, run)
-                if not group_jobs or run.store_error is not None:
-                    continue
-            try:
-                pipe = _pipeline(first, settings)
-            except Exception as exc:  # noqa: BLE001 - a model that cannot load fails its jobs only
-                run.fail_all(group_jobs, "model_error", str(exc) if isinstance(exc, ModelError) else (
-                    f"model {first.model_id!r} at revision {first.model_revision!r}: {type(exc).__name__}: {exc}"))
-                continue
-            queue = []
-            for job in group_jobs:
-                if too_long := text_limit_problem(pipe, job):
-                    run.fail(RenderFailure(job.key, "prompt_too_long", too_long))
-                else:
-                    queue.append(job)
-            while queue and run.store_error is None:
-                if over := run.over_budget():
-                    run.fail_all(queue, "budget", over)
+            lanes = []  # (pipeline, jobs still to render, their inputs) per group
+            for group_jobs in segment:
+                if run.store_error is not None:
                     break
-                room = batch_size if max_images is None else min(batch_size, max_images - run.images)
-                batch, queue = queue[:room], queue[room:]
-                results, seconds = render_batch(pipe, batch, settings, inputs)
-                run.report.gpu_seconds += seconds
-                for job, result in zip(batch, results):
-                    if isinstance(result, RenderFailure):
-                        run.fail(result)
+                if over := run.over_budget():
+                    run.fail_all(group_jobs, "budget", over)
+                    continue
+                first = group_jobs[0]
+                inputs: dict[str, Inputs] = {}
+                if first.needs_inpaint or first.uses_reference:
+                    run.settle(wait=True)  # every master rendered so far is in the store
+                    group_jobs = _with_inputs(group_jobs, store, inputs, run)
+                    if not group_jobs or run.store_error is not None:
                         continue
-                    pixels, failure = check_pixels(job.key, result)
-                    if failure is not None:
-                        run.fail(failure)
+                try:
+                    pipe = _pipeline(first, settings)
+                except Exception as exc:  # noqa: BLE001 - a model that cannot load fails its jobs only
+                    run.fail_all(group_jobs, "model_error", str(exc) if isinstance(exc, ModelError) else (
+                        f"model {first.model_id!r} at revision {first.model_revision!r}: {type(exc).__name__}: {exc}"))
+                    continue
+                queue = []
+                for job in group_jobs:
+                    if too_long := text_limit_problem(pipe, job):
+                        run.fail(RenderFailure(job.key, "prompt_too_long", too_long))
                     else:
-                        if job.needs_inpaint:
-                            pixels = inputs[job.key].finish(pixels)
-                        run.store_later(writer, store, job, pixels, settings, seconds / len(batch))
-                run.settle(wait=False)
+                        queue.append(job)
+                lanes.append((pipe, queue, inputs))
+            while run.store_error is None and any(queue for _pipe, queue, _inputs in lanes):
+                for pipe, queue, inputs in lanes:
+                    if not queue or run.store_error is not None:
+                        continue
+                    if over := run.over_budget():
+                        run.fail_all(queue, "budget", over)
+                        queue.clear()
+                        continue
+                    room = batch_size if max_images is None else min(batch_size, max_images - run.images)
+                    batch = queue[:room]
+                    del queue[:room]
+                    results, seconds = render_batch(pipe, batch, settings, inputs)
+                    run.report.gpu_seconds += seconds
+                    for job, result in zip(batch, results):
+                        if isinstance(result, RenderFailure):
+                            run.fail(result)
+                            continue
+                        pixels, failure = check_pixels(job.key, result)
+                        if failure is not None:
+                            run.fail(failure)
+                        else:
+                            if job.needs_inpaint:
+                                pixels = inputs[job.key].finish(pixels)
+                            run.store_later(writer, store, job, pixels, settings, seconds / len(batch))
+                    run.settle(wait=False)
         run.settle(wait=True)
     if run.store_error is not None:
         done = len(run.report.rendered) + len(run.report.cached)

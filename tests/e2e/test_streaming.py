@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from PIL import Image
 
 from exports.assemble import asset_snapshot, plan_settings, save_assets
 from flows.campaign import campaign_batch
-from pipeline.stream import BoundedWorker, CampaignStream, settled_rows
+from pipeline.stream import CampaignStream, settled_rows
 from plan.planner import plan_campaign
 from plan.sheet import read_sheet
 from qa import run_qa
@@ -124,25 +123,3 @@ def test_a_row_is_checked_queued_and_exported_while_later_rows_still_render(tmp_
     assert streamed.exports, "approved variants were exported while rendering"
     for (asset_id, _variant), (_identity, made) in streamed.exports.items():
         assert {r["asset_id"] for r in made} == {asset_id} and all(r["status"] == "exported" for r in made)
-
-
-def test_bounded_worker_blocks_when_full_and_raises_a_failure_at_close():
-    seen, gate = [], threading.Event()
-
-    def work(item: int) -> None:
-        gate.wait(30)
-        if item == 2:
-            raise ValueError("bad item 2")
-        seen.append(item)
-
-    worker: BoundedWorker[int] = BoundedWorker(work, depth=1, name="test")
-    worker.put(1)  # taken by the thread, which waits at the gate
-    time.sleep(0.2)
-    worker.put(2)  # waits in the queue: it is now full
-    started = time.monotonic()
-    threading.Timer(0.5, gate.set).start()
-    worker.put(3)  # blocks until the thread takes 2
-    assert time.monotonic() - started >= 0.4
-    with pytest.raises(ValueError, match="bad item 2"):
-        worker.close()
-    assert seen == [1], "items after a failure are skipped"

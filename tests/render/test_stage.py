@@ -141,3 +141,15 @@ def test_every_scheduler_renders(tmp_path, scheduler):
 def test_batch_size_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="batch_size must be >= 1 but is 0"):
         render_missing([make_job(1)], LocalStore(tmp_path), batch_size=0)
+
+
+def test_resolution_buckets_take_turns_so_rows_finish_early(tmp_path):
+    """One batch of each group in turn: a row's square and portrait renders finish before the next
+    row's (pipeline.stream starts QA and export of a row as soon as all its renders are done)."""
+    rows = range(3)
+    square = [make_job(i, steps=2) for i in rows]
+    portrait = [make_job(i, steps=2, width=64, height=96) for i in rows]
+    done: list[str] = []
+    report = render_missing(square + portrait, LocalStore(tmp_path), batch_size=1, on_done=done.append)
+    assert report.failed == []
+    assert done == [job.key for i in rows for job in (square[i], portrait[i])]
