@@ -184,6 +184,22 @@ def check_and_queue(queue: ReviewQueue, store: Store, styles: Mapping[str, Style
     return done, approved
 
 
+_QUEUES: dict[str, ReviewQueue] = {}  # in a pool process: its queue connection, by out
+
+
+def check_and_queue_in(out: str, store: Store, styles: Mapping[str, Style], works: Sequence[RowWork]
+                       ) -> tuple[Streamed, list[ApprovedVariant]]:
+    """``check_and_queue`` in a process of the stream's pool (the queue was verified by the stream)."""
+    if out not in _QUEUES:
+        import torch
+
+        from render.devices import cpu_threads
+
+        torch.set_num_threads(cpu_threads())  # as the flow's process: CLIP's sums do not depend on the process
+        _QUEUES[out] = ReviewQueue.for_out(out)
+    return check_and_queue(_QUEUES[out], store, styles, works)
+
+
 def approved_items(campaign: str, approved: Sequence[ApprovedVariant], assets: Mapping[str, AssetRecord],
                    banned: Callable[[RenderJob], Sequence[str]]) -> list[ExportItem]:
     """The export items of ``approved`` whose texts pass the banned terms (as the export stage)."""
@@ -244,7 +260,6 @@ class CampaignStream:
         self._failed: set[str] = set()
         self._lock = threading.Lock()
         self._batch: list[RowWork] = []
-        self._queue: ReviewQueue | None = None
         self._pool = None
         self._in_flight: deque[tuple[ItemKey, Future]] = deque()
         self._rows_out: dict[ItemKey, list[dict]] = {}
@@ -297,20 +312,25 @@ class CampaignStream:
                 self.dispatcher.submit(self._batch[:self.rows_per_shard])
                 del self._batch[:self.rows_per_shard]
             return
-        if self._queue is None:
-            self._queue = ReviewQueue.for_out(self.out)
-            self._queue.verify(self.plan.campaign)  # as queue_for_review: lost decisions stop before queueing
-        done, approved = check_and_queue(self._queue, self.store, self.styles, works)
+        if self._pool is None:
+            queue = ReviewQueue.for_out(self.out)
+            try:
+                queue.verify(self.plan.campaign)  # as queue_for_review: lost decisions stop before queueing
+            finally:
+                queue.close()
+            self._pool = export_pool(self.workers)
+        # QA and queueing run in a process of the pool too: in this process they would hold the
+        # GIL against the renderer's Python
+        done, approved = self._pool.submit(check_and_queue_in, self.out, self.store, self.styles, works).result()
         self.streamed.merge(done)
         if approved:
             self._export(approved)
 
     def _export(self, approved: Sequence[ApprovedVariant]) -> None:
-        if self._pool is None:  # the first export: what every later one needs, read once
+        if self._credential is None:  # the first export: what every later one needs, read once
             self._credential = load_credential()
             self._assets = load_assets(self.store, self.plan.campaign)
             self._banned = banned_checker(self.styles_dir)
-            self._pool = export_pool(self.workers)
         items = approved_items(self.plan.campaign, approved, self._assets, self._banned)
         tasks, rows = prepare_exports(items, self.store, self.placements, formats=self.formats, workers=self.workers,
                                       credential=self._credential, manifests=self._manifests)
@@ -352,9 +372,6 @@ class CampaignStream:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-        if self._queue is not None:
-            self._queue.close()
-            self._queue = None
 
 
 def settled_rows(qa_jobs: Sequence[RenderJob], streamed: Streamed) -> set[str]:
