@@ -141,8 +141,8 @@ def markdown_artifact(markdown: str, *, key: str, description: str) -> None:
 @contextmanager
 def command_log(out: str, campaign: str, command: str, *, verbose: bool) -> Iterator[str]:
     """Prefect's and brandbatch's log records of one command go to ``log_key(campaign, command,
-    start)`` in the output folder (written when the command ends, also when it fails), and to
-    stderr only with ``verbose``; yields the log's location."""
+    start)`` in the output folder (written when the command ends, also when it fails; none when
+    nothing was logged), and to stderr only with ``verbose``; yields the log's location."""
     from store import open_store
     from store.keys import log_key
 
@@ -172,7 +172,8 @@ def command_log(out: str, campaign: str, command: str, *, verbose: bool) -> Iter
         for logger, handler in removed:
             logger.addHandler(handler)
         try:
-            store.put(key, Path(tmp).read_bytes(), content_type="text/plain; charset=utf-8", overwrite=True)
+            if text := Path(tmp).read_bytes():  # a command that logged nothing leaves no file (reruns change nothing)
+                store.put(key, text, content_type="text/plain; charset=utf-8", overwrite=True)
         except Exception:  # noqa: BLE001 - a log that cannot be stored must not hide the command's own error
             logging.getLogger(LOGGER_NAME).warning("could not store the log at %s", store.location(key))
         finally:

@@ -113,6 +113,9 @@ def test_log_records_go_to_a_file_under_the_output_folder_and_to_stderr_only_whe
         logging.getLogger("brandbatch").warning("held for review")
     assert "held for review" in capsys.readouterr().err
     assert len(open_store(out).list(logs_prefix("camp"))) == 2
+    with command_log(out, "camp", "export", verbose=False):
+        pass  # nothing logged: no file (a rerun with nothing to do changes nothing in the output folder)
+    assert len(open_store(out).list(logs_prefix("camp"))) == 2
 
 
 def test_the_log_is_stored_also_when_the_command_fails(tmp_path: Path):
