@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from prefect import flow
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
 
 from exports.assemble import asset_snapshot, plan_settings, refresh_campaign_page, save_assets
 from exports.overlay import sheet_text_problems
@@ -25,7 +24,7 @@ from exports.stage import DEFAULT_FORMATS, export_failure_lines, rewrite_counts
 from flows.export import export_task
 from flows import metrics
 from flows.progress import progress_bar
-from flows.runtime import markdown_artifact, run_logger, step
+from flows.runtime import markdown_artifact, new_run_id, run_logger, step
 from flows import review_wait
 from flows.reroll import record_launch
 from flows.shard import RENDER_RETRIES, CheckShards, check_deployment, render_sharded, shard_deployment
@@ -228,7 +227,7 @@ def campaign_batch(
         markdown_artifact(summary_markdown(campaign, results), key=metrics.artifact_key("qa", campaign),
                                  description=f"QA summary of {campaign}")
         closed = close_run(store, plan, jobs, rendered, results, rows, letters, started=started,
-                           render_seconds=tracker.render_seconds, run_id=str(flow_run.get_id() or "local"),
+                           render_seconds=tracker.render_seconds, run_id=new_run_id(),
                            retry_failed=retry_failed, whole_plan=limit is None)
         metrics.publish_artifacts(closed.record, closed.totals, closed.runs, closed.letters)
         letters = closed.letters

@@ -62,6 +62,18 @@ def in_flow_run() -> bool:
     return FlowRunContext.get() is not None
 
 
+def new_run_id() -> str:
+    """The id of this flow run: Prefect's in a flow run, else a new random one (a run without a
+    server is recorded in the output folder like any other, and its record needs its own name)."""
+    if in_flow_run():
+        from prefect.runtime import flow_run
+
+        return str(flow_run.get_id())
+    import uuid
+
+    return str(uuid.uuid4())
+
+
 def run_flow(flow: Any, **parameters: Any) -> Any:
     """``flow(**parameters)`` under Prefect when a server is configured, else its function called
     directly in this process (no server, no flow-run bookkeeping)."""
@@ -129,8 +141,8 @@ def markdown_artifact(markdown: str, *, key: str, description: str) -> None:
 @contextmanager
 def command_log(out: str, campaign: str, command: str, *, verbose: bool) -> Iterator[str]:
     """Prefect's and brandbatch's log records of one command go to ``log_key(campaign, command,
-    start)`` in the output folder (written when the command ends, also when it fails), and to
-    stderr only with ``verbose``; yields the log's location."""
+    start)`` in the output folder (written when the command ends, also when it fails; none when
+    nothing was logged), and to stderr only with ``verbose``; yields the log's location."""
     from store import open_store
     from store.keys import log_key
 
@@ -160,7 +172,8 @@ def command_log(out: str, campaign: str, command: str, *, verbose: bool) -> Iter
         for logger, handler in removed:
             logger.addHandler(handler)
         try:
-            store.put(key, Path(tmp).read_bytes(), content_type="text/plain; charset=utf-8", overwrite=True)
+            if text := Path(tmp).read_bytes():  # a command that logged nothing leaves no file (reruns change nothing)
+                store.put(key, text, content_type="text/plain; charset=utf-8", overwrite=True)
         except Exception:  # noqa: BLE001 - a log that cannot be stored must not hide the command's own error
             logging.getLogger(LOGGER_NAME).warning("could not store the log at %s", store.location(key))
         finally:

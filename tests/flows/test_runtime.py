@@ -40,7 +40,7 @@ def test_the_server_comes_from_the_environment_else_the_active_profile(tmp_path:
 RUN_WITHOUT_SERVER = """
 import json, sys
 from prefect import flow
-from flows.runtime import in_flow_run, run_flow, run_logger, step
+from flows.runtime import in_flow_run, new_run_id, run_flow, run_logger, step
 
 @step()
 def double(x):
@@ -52,7 +52,8 @@ def pipeline(x: int):
     return double(x)
 
 result = run_flow(pipeline, x=21)
-print(json.dumps({**result, "server": "prefect.server.api.server" in sys.modules}))
+ids = {new_run_id(), new_run_id()}  # runs without a server get ids of their own (their run records)
+print(json.dumps({**result, "server": "prefect.server.api.server" in sys.modules, "ids": len(ids)}))
 """
 
 
@@ -62,7 +63,7 @@ def test_a_flow_runs_in_this_process_without_a_server_when_none_is_configured(tm
     done = subprocess.run([sys.executable, "-c", RUN_WITHOUT_SERVER], capture_output=True, text=True, env=env,
                           cwd=repo, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.splitlines()[-1]) == {"value": 42, "in_run": False, "server": False}
+    assert json.loads(done.stdout.splitlines()[-1]) == {"value": 42, "in_run": False, "server": False, "ids": 2}
     assert "temporary server" not in done.stderr
 
 
@@ -111,6 +112,9 @@ def test_log_records_go_to_a_file_under_the_output_folder_and_to_stderr_only_whe
     with command_log(out, "camp", "export", verbose=True):
         logging.getLogger("brandbatch").warning("held for review")
     assert "held for review" in capsys.readouterr().err
+    assert len(open_store(out).list(logs_prefix("camp"))) == 2
+    with command_log(out, "camp", "export", verbose=False):
+        pass  # nothing logged: no file (a rerun with nothing to do changes nothing in the output folder)
     assert len(open_store(out).list(logs_prefix("camp"))) == 2
 
 
