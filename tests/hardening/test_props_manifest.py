@@ -25,8 +25,8 @@ BY_TYPE = {str: TEXT, int: st.integers(), float: st.floats(allow_nan=False, allo
 
 def _values(annotation) -> st.SearchStrategy:
     """Every value a ``ManifestRow`` field's type allows (``int | str`` -> ints and texts, ...)."""
-    if typing.get_origin(annotation) is dict:
-        return st.dictionaries(st.text(max_size=8), TEXT, max_size=3)
+    if typing.get_origin(annotation) is dict:  # dict[str, V]: text keys, values of V (nested too)
+        return st.dictionaries(st.text(max_size=8), _values(typing.get_args(annotation)[1]), max_size=3)
     return st.one_of(*(BY_TYPE[t] for t in typing.get_args(annotation) or (annotation,)))
 
 
