@@ -36,10 +36,10 @@ def progress_bar(label: str, total: int, *, enabled: bool, stream=None,
 def progress_lines(label: str, total: int, stream, clock: Callable[[], float]) -> Iterator[Callable[[str], None]]:
     """``rendering: 12 of 80 (15%), 41 s`` every LINE_SECONDS while work finishes, and once at the end."""
     start = clock()
-    state = {"done": 0, "shown": start}
+    state = {"done": 0, "shown": start, "printed": 0}
 
     def line() -> None:
-        done = state["done"]
+        done = state["printed"] = state["done"]
         print(f"{label}: {done} of {total} ({100 * done // total}%), {clock() - start:.0f} s", file=stream, flush=True)
 
     def advance(_key: str) -> None:
@@ -49,5 +49,5 @@ def progress_lines(label: str, total: int, stream, clock: Callable[[], float]) -
             line()
 
     yield advance
-    if state["done"]:
+    if state["done"] != state["printed"]:  # the end, unless the last line already said it
         line()

@@ -144,3 +144,11 @@ def test_progress_without_a_terminal_is_a_line_every_few_seconds_and_at_the_end(
     with progress_bar("rendering", 5, enabled=False, stream=quiet) as advance:
         advance("key")
     assert quiet.getvalue() == ""
+
+
+def test_progress_says_the_end_once():
+    stream, now = NotATerminal(), [0.0]
+    with progress_bar("rendering", 1, enabled=True, stream=stream, clock=lambda: now[0]) as advance:
+        now[0] += 2 * LINE_SECONDS  # one slow job: its line is due when it finishes, which is the end
+        advance("key")
+    assert stream.getvalue().splitlines() == ["rendering: 1 of 1 (100%), 20 s"]
