@@ -26,7 +26,7 @@ from qa.verdicts import QAResult
 from render.deadletters import load_dead_letters
 from review.queue import Item, ReviewQueue
 from store.base import Store
-from store.documents import (DocumentError, PublishRecord, QAResultRecord, ReportPlan, read_document,
+from store.documents import (PublishRecord, QAResultRecord, ReportPlan, dump_document, read_document,
                              write_document)
 from store.keys import exports_prefix, manifest_key, publish_key, qa_key, report_key, report_plan_key
 
@@ -42,12 +42,13 @@ def save_report_plan(store: Store, plan: CampaignPlan) -> None:
     record = ReportPlan(campaign=plan.campaign, jobs=[job.to_dict() for job in plan.jobs],
                         problems=[str(p) for p in plan.problems], rows_valid=blocks.valid,
                         rows_blocked=blocks.blocked, rows_banned=blocks.banned)
+    key, data = report_plan_key(plan.campaign), dump_document(record)
     try:
-        if read_document(store, report_plan_key(plan.campaign), ReportPlan) == record:
+        if store.get(key) == data:  # the bytes: a job's tuples read back as lists
             return
-    except (FileNotFoundError, DocumentError):
-        pass  # none yet, or damaged: write it
-    write_document(store, report_plan_key(plan.campaign), record)
+    except FileNotFoundError:
+        pass  # none yet: write it
+    store.put(key, data, content_type="application/json")
 
 
 @dataclass(frozen=True)

@@ -254,6 +254,11 @@ def test_sharded_campaign_on_two_workers_equals_in_process(cluster: Cluster, tmp
         assert (tmp_path / "sharded" / "renders" / name).read_bytes() == \
             (tmp_path / "in-process" / "renders" / name).read_bytes(), name
     assert all(r["state_type"] == "COMPLETED" for r in cluster.flow_runs("render_shard"))
+    # With a server configured the run records its artifacts there (without one it records none).
+    artifacts = {a["key"]: a for a in cluster.post("/artifacts/filter", {"limit": 200}) if a.get("key")}
+    assert artifacts["progress-scale"]["type"] == "progress" and float(artifacts["progress-scale"]["data"]) == 100
+    assert artifacts["metrics-scale"]["type"] == "markdown" and "| GPU-seconds |" in artifacts["metrics-scale"]["data"]
+    assert artifacts["runs-scale"]["type"] == "table"
 
 
 def queue_states(out: Path, campaign: str) -> list[tuple]:
