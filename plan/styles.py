@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 import reprlib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -147,48 +147,42 @@ def _pinned_file(path: Path, sha256: str) -> str:
     return ""
 
 
-class Adapter(_Frozen):
-    """A brand model: a LoRA ``.safetensors`` (absolute, or relative to the style's folder) loaded
-    into the style's model with diffusers' ``load_lora_weights`` at ``scale``, pinned by sha256."""
+class _PinnedWeights(_Frozen):
+    """A weights file (absolute, or relative to the style's folder) pinned by sha256: checked when
+    the style loads with its folder in the validation context."""
 
+    KIND: ClassVar[str]
     path: str = Field(min_length=1)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _pinned(self, info: ValidationInfo) -> _PinnedWeights:
+        if not self.path.lower().endswith(ADAPTER_SUFFIXES):
+            raise ValueError(f"path: must be a {'/'.join(ADAPTER_SUFFIXES)} {self.KIND} file but is {self.path!r}")
+        folder = (info.context or {}).get("folder")
+        if folder is not None and (problem := _pinned_file(self.resolve(Path(folder)), self.sha256)):
+            raise ValueError(f"path: {problem}")
+        return self
+
+    def resolve(self, folder: Path) -> Path:
+        return (Path(folder) / Path(self.path).expanduser()).resolve()
+
+
+class Adapter(_PinnedWeights):
+    """A brand model: a LoRA ``.safetensors`` loaded into the style's model with diffusers'
+    ``load_lora_weights`` at ``scale``."""
+
+    KIND: ClassVar[str] = "LoRA"
     scale: Annotated[float, Field(ge=-4.0, le=4.0)] = 1.0
 
-    @model_validator(mode="after")
-    def _pinned(self, info: ValidationInfo) -> Adapter:
-        if not self.path.lower().endswith(ADAPTER_SUFFIXES):
-            raise ValueError(f"path: must be a {'/'.join(ADAPTER_SUFFIXES)} LoRA file but is {self.path!r}")
-        folder = (info.context or {}).get("folder")
-        if folder is not None and (problem := _pinned_file(self.resolve(Path(folder)), self.sha256)):
-            raise ValueError(f"path: {problem}")
-        return self
 
-    def resolve(self, folder: Path) -> Path:
-        return (Path(folder) / Path(self.path).expanduser()).resolve()
-
-
-class Embedding(_Frozen):
+class Embedding(_PinnedWeights):
     """A textual inversion: a learnt embedding for a new prompt ``token`` (e.g. ``<acme-look>``,
-    used in ``style_tokens``), a ``.safetensors`` (absolute, or relative to the style's folder)
-    loaded with diffusers' ``load_textual_inversion``, pinned by sha256. SD files hold one tensor;
-    SDXL files hold ``clip_l`` and ``clip_g`` (one per text encoder)."""
+    used in ``style_tokens``), a ``.safetensors`` loaded with diffusers' ``load_textual_inversion``.
+    SD files hold one tensor; SDXL files hold ``clip_l`` and ``clip_g`` (one per text encoder)."""
 
-    path: str = Field(min_length=1)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    KIND: ClassVar[str] = "embedding"
     token: str = Field(pattern=r"^<[a-z0-9][a-z0-9_-]{0,40}>$")
-
-    @model_validator(mode="after")
-    def _pinned(self, info: ValidationInfo) -> Embedding:
-        if not self.path.lower().endswith(ADAPTER_SUFFIXES):
-            raise ValueError(f"path: must be a {'/'.join(ADAPTER_SUFFIXES)} embedding file but is {self.path!r}")
-        folder = (info.context or {}).get("folder")
-        if folder is not None and (problem := _pinned_file(self.resolve(Path(folder)), self.sha256)):
-            raise ValueError(f"path: {problem}")
-        return self
-
-    def resolve(self, folder: Path) -> Path:
-        return (Path(folder) / Path(self.path).expanduser()).resolve()
 
 
 class IPAdapter(_Frozen):

@@ -477,13 +477,7 @@ class ReviewQueue:
             raise InvalidDecision(f"reason must be one of {', '.join(REASON_CODES)} but is {reason!r}")
         if note is not None and len(note) > MAX_NOTE_CHARS:
             raise InvalidDecision(f"note is {len(note)} characters; at most {MAX_NOTE_CHARS}")
-        current = self.item(item_id)
-        if current.version != expected_version:
-            raise Conflict(f"item {item_id} is at version {current.version}, not {expected_version}: "
-                           f"it changed meanwhile ({self._last_change(item_id, current)}); reload and decide again",
-                           current)
-        if current.state == "reroll_requested":
-            raise Conflict(f"item {item_id} waits for its reroll's renders; decide on them when they arrive", current)
+        current = self._decidable(item_id, expected_version)
         if decision == "approve" and current.verdict == "fail":
             raise Conflict(f"item {item_id} failed QA ({', '.join(current.reasons)}); reroll or reject it", current)
         decided_at = _now()
@@ -563,6 +557,18 @@ class ReviewQueue:
         return self._change(item_id, reviewer, "edit_copy", change, expected_version=expected_version,
                             copy_change={"field": field, "before": before, "after": after})
 
+    def _decidable(self, item_id: str, expected_version: int) -> Item:
+        """The item, if a person may decide on it now: still at ``expected_version`` (else a
+        ``Conflict`` naming who changed it) and not waiting for a reroll's renders."""
+        current = self.item(item_id)
+        if current.version != expected_version:
+            raise Conflict(f"item {item_id} is at version {current.version}, not {expected_version}: "
+                           f"it changed meanwhile ({self._last_change(item_id, current)}); reload and decide again",
+                           current)
+        if current.state == "reroll_requested":
+            raise Conflict(f"item {item_id} waits for its reroll's renders; decide on them when they arrive", current)
+        return current
+
     def _change(self, item_id: str, reviewer: str, decision: str, change: Any, *, expected_version: int,
                 reason: str | None = None, note: str | None = None, placement: str | None = None,
                 copy_change: Mapping[str, str] | None = None) -> Item:
@@ -571,13 +577,7 @@ class ReviewQueue:
         check_item_id(item_id)
         if not reviewer or len(reviewer) > 100:
             raise InvalidDecision(f"reviewer must be a name of 1-100 characters but is {reviewer!r}")
-        current = self.item(item_id)
-        if current.version != expected_version:
-            raise Conflict(f"item {item_id} is at version {current.version}, not {expected_version}: "
-                           f"it changed meanwhile ({self._last_change(item_id, current)}); reload and decide again",
-                           current)
-        if current.state == "reroll_requested":
-            raise Conflict(f"item {item_id} waits for its reroll's renders; decide on them when they arrive", current)
+        current = self._decidable(item_id, expected_version)
         at = _now()
         values = change(current, at)
         with self.engine.begin() as conn:
