@@ -527,6 +527,12 @@ def export_pool(workers: int) -> ProcessPoolExecutor:
                                initargs=(dict(os.environ), os.getcwd()))
 
 
+def only_verified(rows: Sequence[dict]) -> bool:
+    """Whether an export task's rows are all files that were already current (kept after their
+    bytes verified): no encoding was needed, so a worker pool would have had nothing to do."""
+    return all(row.get("status") == "exported" and not row.get("rewritten") for row in rows)
+
+
 def run_export_task(task: ExportTask) -> list[dict]:
     """The rows of one task of ``prepare_exports`` (picklable: a process pool can run it)."""
     return export_render(*task)
@@ -558,16 +564,24 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
         results = [run_export_task(task) for task in args]
     else:
         args.sort(key=lambda task: -sum(p.width * p.height for p in task[2]))  # largest first: no long task last
-        with export_pool(min(count, len(args))) as pool:
-            futures = [pool.submit(run_export_task, task) for task in args]
-            # This process works too rather than only wait (while the workers start, and at the
-            # end): it takes the smallest tasks, from the end of the queue, that no worker has begun.
-            here = {}
-            for index in reversed(range(len(futures))):
-                if not futures[index].cancel():
-                    break
-                here[index] = run_export_task(args[index])
-            results = [here[i] if i in here else future.result() for i, future in enumerate(futures)]
+        # Files already current only need verifying: this process does that, smallest task first,
+        # and starts the workers at the first task that had work to do (nothing new: no pool).
+        checked: list[list[dict]] = []
+        while len(checked) < len(args) and (not checked or only_verified(checked[-1])):
+            checked.append(run_export_task(args[len(args) - 1 - len(checked)]))
+        args = args[:len(args) - len(checked)]
+        results = checked[::-1]
+        if args:
+            with export_pool(min(count, len(args))) as pool:
+                futures = [pool.submit(run_export_task, task) for task in args]
+                # This process works too rather than only wait (while the workers start, and at the
+                # end): it takes the smallest tasks, from the end of the queue, that no worker has begun.
+                here = {}
+                for index in reversed(range(len(futures))):
+                    if not futures[index].cancel():
+                        break
+                    here[index] = run_export_task(args[index])
+                results = [here[i] if i in here else future.result() for i, future in enumerate(futures)] + results
     rows.extend(row for result in results for row in result)
     return sorted(rows, key=lambda row: row["path"])
 
@@ -652,5 +666,5 @@ def refuse_banned_text(items: Sequence[ExportItem], banned_for: Callable[[Render
 
 
 __all__ = ["DEFAULT_FORMATS", "RUN_FORMATS", "run_formats", "ExportItem", "export_assets", "export_failure_lines",
-           "export_pool", "export_render", "held_for_review", "prepare_exports", "refuse_banned_text",
+           "export_pool", "export_render", "held_for_review", "only_verified", "prepare_exports", "refuse_banned_text",
            "rewrite_counts", "run_export_task", "write_manifests"]

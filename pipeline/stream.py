@@ -46,8 +46,8 @@ from exports.assemble import banned_checker, export_items, load_assets
 from exports.credentials import load_credential
 from exports.placements import Placement
 from exports.fingerprint import item_identity
-from exports.stage import (ExportItem, export_assets, export_pool, prepare_exports, refuse_banned_text,
-                           run_export_task)
+from exports.stage import (ExportItem, export_assets, export_pool, only_verified, prepare_exports,
+                           refuse_banned_text, run_export_task)
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan
 from plan.styles import Style
@@ -306,11 +306,10 @@ class CampaignStream:
             self._export(approved)
 
     def _export(self, approved: Sequence[ApprovedVariant]) -> None:
-        if self._pool is None:  # the first export: what every later one needs, read once
+        if self._credential is None:  # the first export: what every later one needs, read once
             self._credential = load_credential()
             self._assets = load_assets(self.store, self.plan.campaign)
             self._banned = banned_checker(self.styles_dir)
-            self._pool = export_pool(self.workers)
         items = approved_items(self.plan.campaign, approved, self._assets, self._banned)
         tasks, rows = prepare_exports(items, self.store, self.placements, formats=self.formats, workers=self.workers,
                                       credential=self._credential, manifests=self._manifests)
@@ -319,10 +318,17 @@ class CampaignStream:
             self._items[key] = item
             self._rows_out[key] = [row for row in rows if (row["asset_id"], row["variant"]) == key]
         for task in tasks:
+            item = task[0]
+            key = (item.asset_id, item.variant)
+            if self._pool is None:  # files already current are only verified, here; the workers
+                made = run_export_task(task)  # start at the first task with work to do
+                self._rows_out[key].extend(made)
+                if not only_verified(made):
+                    self._pool = export_pool(self.workers)
+                continue
             while len(self._in_flight) >= 4 * self.workers:
                 self._collect()
-            item = task[0]
-            self._in_flight.append(((item.asset_id, item.variant), self._pool.submit(run_export_task, task)))
+            self._in_flight.append((key, self._pool.submit(run_export_task, task)))
 
     def _collect(self) -> None:
         key, future = self._in_flight.popleft()

@@ -182,3 +182,23 @@ def test_an_unreadable_input_fails_the_row_but_keeps_the_file(store, placements,
     (tmp_path / "logo.png").unlink()
     (failed,) = export_assets([item], store, placements, formats=("webp",), workers=1)
     assert failed["status"] == "failed" and "does not exist" in failed["error"] and store.exists(row["path"])
+
+
+def test_an_export_with_nothing_new_verifies_here_and_starts_no_workers(store, placements, monkeypatch):
+    import exports.stage as stage
+
+    items = [make_item(store, (PID, "meta.stories"), asset=a) for a in ("pool-01", "pool-02", "pool-03")]
+    pools = []
+    real_pool = stage.export_pool
+    monkeypatch.setattr(stage, "export_pool", lambda workers: pools.append(workers) or real_pool(workers))
+    first = export_assets(items, store, placements, formats=("webp",), workers=2)
+    write_manifests(store, items[0].campaign, first)
+    assert pools == [2] and all(row["rewritten"] for row in first)  # new files: the workers encode them
+
+    again = export_assets(items, store, placements, formats=("webp",), workers=2)
+    assert pools == [2], "every file was current: no pool"
+    assert again == [{**row, "rewritten": ""} for row in first]
+
+    changed = [dataclasses.replace(items[0], cta="Buy today"), *items[1:]]
+    rows = export_assets(changed, store, placements, formats=("webp",), workers=2)
+    assert rewrite_counts(rows) == {"copy changed": 2}
