@@ -369,29 +369,30 @@ class Style(_Frozen):
     def _reference_image(cls, v: str | None, info: ValidationInfo) -> str | None:
         return _file_in_style_folder(v, LOGO_SUFFIXES, info)
 
+    def _clip_family(self, what: str, detail: str = "") -> None:
+        """``what`` (a key and its feature) works only for the SD/SDXL families: say so otherwise."""
+        if self.model.family not in IP_ADAPTER_FAMILIES:
+            raise ValueError(f"{what} the {', '.join(IP_ADAPTER_FAMILIES)} families{detail}, "
+                             f"not {self.model.family!r}")
+
+    def _tiny_of_family(self, key: str, kind: str, path: str, prefix: str) -> None:
+        """A built-in tiny ``kind`` (``prefix`` + family) must be the one of the style's family."""
+        if path.startswith(prefix) and path != prefix + self.model.family:
+            raise ValueError(f"{key}: the built-in tiny {kind} for family {self.model.family!r} is "
+                             f"{prefix + self.model.family}, not {path!r}")
+
     @model_validator(mode="after")
     def _references(self) -> Style:
         if self.ip_adapter is not None:
-            if self.model.family not in IP_ADAPTER_FAMILIES:
-                raise ValueError(f"ip_adapter: diffusers' IP-Adapter support covers the {', '.join(IP_ADAPTER_FAMILIES)} "
-                                 f"families, not {self.model.family!r}")
-            tiny = self.ip_adapter.path.startswith(TINY_IP_ADAPTER)
-            if tiny and self.ip_adapter.path != TINY_IP_ADAPTER + self.model.family:
-                raise ValueError(f"ip_adapter: the built-in tiny IP-Adapter for family {self.model.family!r} is "
-                                 f"{TINY_IP_ADAPTER + self.model.family}, not {self.ip_adapter.path!r}")
-        if self.embeddings and self.model.family not in IP_ADAPTER_FAMILIES:
-            raise ValueError(f"embeddings: textual inversion covers the {', '.join(IP_ADAPTER_FAMILIES)} families "
-                             f"(CLIP text encoders), not {self.model.family!r}")
+            self._clip_family("ip_adapter: diffusers' IP-Adapter support covers")
+            self._tiny_of_family("ip_adapter", "IP-Adapter", self.ip_adapter.path, TINY_IP_ADAPTER)
+        if self.embeddings:
+            self._clip_family("embeddings: textual inversion covers", " (CLIP text encoders)")
         if len({e.token for e in self.embeddings}) < len(self.embeddings):
             raise ValueError("embeddings: each embedding needs its own token")
         if self.structure is not None:
-            if self.model.family not in IP_ADAPTER_FAMILIES:
-                raise ValueError(f"structure: ControlNet structure references cover the {', '.join(IP_ADAPTER_FAMILIES)} "
-                                 f"families, not {self.model.family!r}")
-            tiny = self.structure.controlnet.startswith(TINY_CONTROLNET)
-            if tiny and self.structure.controlnet != TINY_CONTROLNET + self.model.family:
-                raise ValueError(f"structure: the built-in tiny ControlNet for family {self.model.family!r} is "
-                                 f"{TINY_CONTROLNET + self.model.family}, not {self.structure.controlnet!r}")
+            self._clip_family("structure: ControlNet structure references cover")
+            self._tiny_of_family("structure", "ControlNet", self.structure.controlnet, TINY_CONTROLNET)
         if self.reference_image and self.reference_strength is None and self.ip_adapter is None and \
                 self.structure is None:
             raise ValueError("reference_image: a reference needs reference_strength (image-to-image), ip_adapter "
