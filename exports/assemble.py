@@ -11,7 +11,7 @@ from pathlib import Path
 from exports.overlay import OverlayStyle
 from exports.placements import Placement, load_placements
 from exports.stage import ExportItem
-from plan.errors import InputError, Problem
+from plan.errors import InputError, Problem, closest
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, banned_terms_for
 from plan.styles import DEFAULT_MAX_UPSCALE
@@ -122,10 +122,7 @@ def missing_campaign(store: Store, out: str, campaign: str) -> str | None:
     """One line when ``out`` has no campaign ``campaign`` (no asset snapshot, and no run of it
     holds its lock: a first run may be under way), naming the closest campaigns the review queue
     knows ("did you mean"); None when it is there."""
-    import difflib
-
     from review.queue import ReviewQueue
-
     from store.locks import lock_taken
 
     if store.exists(assets_key(campaign)) or lock_taken(store, campaign):
@@ -135,7 +132,7 @@ def missing_campaign(store: Store, out: str, campaign: str) -> str | None:
         known = [name for name in queue.campaigns() if store.exists(assets_key(name))]
     finally:
         queue.close()
-    close = difflib.get_close_matches(campaign, known, n=3, cutoff=0.6)
+    close = closest(campaign, known)
     hint = (f"; did you mean {' or '.join(close)}?" if close else
             f"; campaigns there: {', '.join(sorted(known))}" if known else "; run `brandbatch run SHEET` first")
     return f"no campaign {campaign!r} in {store.root}{hint}"

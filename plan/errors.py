@@ -102,9 +102,14 @@ class InputError(ValueError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+def closest(value: str, choices: Iterable[str]) -> list[str]:
+    """Up to three of ``choices`` closest to ``value`` (difflib), best first: for "did you mean"."""
+    return difflib.get_close_matches(value, list(choices), n=3, cutoff=0.6)
+
+
 def did_you_mean(value: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'a' or 'b'?)`` naming the choices closest to ``value`` (difflib), or ""."""
-    close = difflib.get_close_matches(value, list(choices), n=3, cutoff=0.6)
+    """`` (did you mean 'a' or 'b'?)`` naming the choices closest to ``value``, or ""."""
+    close = closest(value, choices)
     if not close:
         return ""
     return f" (did you mean {' or '.join(map(repr, close))}?)"
