@@ -156,8 +156,8 @@ def run(
     chosen = _formats(formats)
     _prefect_home()
     from exports.credentials import CredentialError
-    from flows.campaign import campaign_batch
-    from flows.runtime import command_log, run_flow
+    from flows.batch import campaign_batch
+    from flows.runtime import command_log, prefect_server, run_flow
     from plan.sheet import campaign_name
     from review.queue import ReviewError, check_queue
     from flows.signals import Interrupted, end_children, interruptible, mark_interrupted
@@ -166,16 +166,18 @@ def run(
     from store.keys import dead_letters_key
     from store.locks import campaign_lock
 
+    if prefect_server():  # recorded as a campaign_batch flow run: Prefect set up before command_log
+        import flows.campaign  # noqa: F401
     started = dt.datetime.now(dt.UTC)
     try:
         with interruptible(), campaign_lock(open_store(out), campaign_name(sheet), wait=wait), \
                 command_log(out, campaign_name(sheet), "run", verbose=verbose):
             check_queue(out, campaign_name(sheet))  # lost review state stops the run before any work
             published = _manifest(out, campaign_name(sheet))
-            summary = run_flow(campaign_batch, sheet=str(sheet), out=out, model=model, limit=limit, styles=styles,
-                               allow_draft=allow_draft, batch_size=batch_size, formats=chosen, progress=progress,
-                               max_images=max_images, max_gpu_seconds=max_gpu_seconds, retry_failed=retry_failed,
-                               lock_wait=wait)
+            summary = run_flow("flows.campaign:campaign_batch", campaign_batch, sheet=str(sheet), out=out,
+                               model=model, limit=limit, styles=styles, allow_draft=allow_draft,
+                               batch_size=batch_size, formats=chosen, progress=progress, max_images=max_images,
+                               max_gpu_seconds=max_gpu_seconds, retry_failed=retry_failed, lock_wait=wait)
     except Interrupted as exc:  # SIGTERM / SIGINT: nothing of ours may outlive the run
         ended = end_children()
         where = mark_interrupted(open_store(out), campaign_name(sheet), exc.name, started, ended)
