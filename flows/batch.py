@@ -111,17 +111,24 @@ def render_task(jobs: Sequence[RenderJob], store: Store, batch_size: int, progre
                 on_done: Sequence[Callable[[str], None]] = (),
                 on_failed: Callable[[str], None] | None = None) -> RenderReport:
     with progress_bar("rendering", len(jobs), enabled=progress) as advance:
+        failed: set[str] = set()  # failed or left by the budget: counted apart by the progress line
+
+        def fail(key: str) -> None:
+            failed.add(key)
+            if on_failed:
+                on_failed(key)
+
         def done(key: str) -> None:
-            advance(key)
+            advance(key, key not in failed)
             for call in on_done:
                 call(key)
 
         if deployment := shard_deployment():  # sharded on Prefect workers (flows/shard.py)
             from flows.shard import render_sharded
 
-            return render_sharded(jobs, store, deployment, batch_size=batch_size, on_done=done, on_failed=on_failed,
+            return render_sharded(jobs, store, deployment, batch_size=batch_size, on_done=done, on_failed=fail,
                                   max_images=max_images, max_gpu_seconds=max_gpu_seconds)
-        return render_missing(jobs, store, batch_size=batch_size, on_done=done, on_failed=on_failed,
+        return render_missing(jobs, store, batch_size=batch_size, on_done=done, on_failed=fail,
                               max_images=max_images, max_gpu_seconds=max_gpu_seconds)
 
 

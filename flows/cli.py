@@ -84,10 +84,11 @@ def _budget_count(waiting: list) -> str:
 
 
 def _rewritten(counts: dict[str, int]) -> str:
-    """`` (3 written: 2 copy changed, 1 new file)``; "" when no file was written."""
+    """`` (3 written; copy changed: 2, new file: 1)``: how many files were written, then each
+    reason (a label, so it reads the same for 1 file or 30) with its count; "" when none was."""
     if not counts:
         return ""
-    return f" ({sum(counts.values())} written: " + ", ".join(f"{n} {why}" for why, n in counts.items()) + ")"
+    return f" ({sum(counts.values())} written; " + ", ".join(f"{why}: {n}" for why, n in counts.items()) + ")"
 
 
 def _formats(text: str) -> list[str]:

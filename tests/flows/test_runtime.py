@@ -197,6 +197,15 @@ def test_progress_without_a_terminal_is_a_line_every_few_seconds_and_at_the_end(
     assert quiet.getvalue() == ""
 
 
+def test_progress_counts_work_finished_without_a_result_apart():
+    stream, now = NotATerminal(), [0.0]
+    with progress_bar("rendering", 5, enabled=True, stream=stream, clock=lambda: now[0]) as advance:
+        advance("rendered")
+        for _ in range(4):  # e.g. left by the budget
+            advance("budget", False)
+    assert stream.getvalue().splitlines() == ["rendering: 5 of 5 (100%), 0 s, 4 not done"]
+
+
 def test_progress_says_the_end_once():
     stream, now = NotATerminal(), [0.0]
     with progress_bar("rendering", 1, enabled=True, stream=stream, clock=lambda: now[0]) as advance:
