@@ -20,7 +20,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -339,11 +339,20 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
     ``rewritten`` says why it was written this run ("" when the stored file was kept). A stale
     file that cannot be made again (byte cap, undecodable render) is removed, so no file
     outlives what shaped it; one whose inputs cannot be read (missing render or logo) or that
-    cannot be signed now is kept."""
-    credential = credential or load_credential()
-    previous = previous or {}
+    cannot be signed now is kept. Files are written (and synced to disk) by a thread while the
+    next is encoded."""
+    with ThreadPoolExecutor(1, thread_name_prefix="export-write") as writes:
+        rows = _export_rows(item, job, placements, formats, store, overlays, credential or load_credential(),
+                            previous or {}, writes)
+        return [row.result() if isinstance(row, Future) else row for row in rows]
+
+
+def _export_rows(item: ExportItem, job: RenderJob | None, placements: Sequence[Placement], formats: Sequence[str],
+                 store: Store, overlays: bool, credential: Credential, previous: Mapping[str, dict],
+                 writes: ThreadPoolExecutor) -> list[dict | Future]:
+    """``export_render``'s rows; a file being written by ``writes`` has its row's future."""
     inputs: _Inputs | None = None
-    rows = []
+    rows: list[dict | Future] = []
     for placement in placements:
         placement = sized_for(placement, (job.width, job.height)) if job else placement
         base = _base_row(item, placement, job)
@@ -417,12 +426,19 @@ def export_render(item: ExportItem, job: RenderJob | None, placements: Sequence[
             except ValueError as exc:  # the render cannot be decoded, the font cannot be drawn
                 rows.append(_failed_row(base, fmt, key, _removed(store, key, stored, str(exc))))
                 continue
-            if store.put(key, encoded.data, content_type=CONTENT_TYPES[fmt], overwrite=stored is not None):
-                rows.append(_file_row(base, fmt, key, encoded.data, credential.kind, image.size) | identity)
-            else:  # written meanwhile by another run
-                data = store.get(key)
-                rows.append(_file_row(base, fmt, key, data, _signed_with(data, fmt)) | identity)
+            rows.append(writes.submit(_write, store, key, encoded.data, stored is not None, base, fmt, credential.kind,
+                                      image.size, identity))
     return rows
+
+
+def _write(store: Store, key: str, data: bytes, overwrite: bool, base: dict, fmt: str, credential: str,
+           size: tuple[int, int], identity: dict) -> dict:
+    """Write the file ``data`` (signed with a ``credential`` of that kind) at ``key``; its row,
+    or that of the file another run wrote there meanwhile."""
+    if store.put(key, data, content_type=CONTENT_TYPES[fmt], overwrite=overwrite):
+        return _file_row(base, fmt, key, data, credential, size) | identity
+    data = store.get(key)
+    return _file_row(base, fmt, key, data, _signed_with(data, fmt)) | identity
 
 
 def _removed(store: Store, key: str, stored: bytes | None, reason: str) -> str:
