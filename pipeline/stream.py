@@ -9,8 +9,14 @@ finished, the row goes into a bounded queue, and one background thread takes row
 1. QA of the row's renders (``qa.run_qa``). Near-duplicates compare variants of one row and
    family checks an expansion with its master, so a row's results are the ones QA of the whole
    campaign gives (the per-render findings and CLIP embeddings land in the store's caches).
-2. Queueing of the row's variants (``ReviewQueue.enqueue``, idempotent), as ``queue_for_review``
-   (in the QA process too, which verifies the queue against its decision log first).
+2. Queueing of the row's variants (``ReviewQueue.enqueue``, idempotent), as ``queue_for_review``.
+
+Steps 1 and 2 run in this thread until the renderer starts rendering in this process
+(``rendering``), then in the stream's QA process (one per run, forked from the export pool's
+fork server): they are Python-heavy, and in this process they would hold the GIL against the
+renderer's Python. Rows go there as jobs (renders are read from the store), results come back
+in order; torch there has the thread count of this process, and CLIP embeds each image alone,
+so the results are the same bits wherever they are computed.
 3. For the variants the queue has approved (``qa-auto``, or a designer earlier): export tasks
    (``exports.stage.prepare_exports``) submitted to one process pool for the whole run.
 
@@ -205,8 +211,8 @@ def _start_qa(clip: bool) -> None:
 
 def _check_and_queue_there(out: str, campaign: str, store: Store, styles: Mapping[str, Style],
                            works: Sequence[RowWork], threads: int | None) -> tuple[Streamed, list[ApprovedVariant]]:
-    """``check_and_queue`` in the stream's QA process: torch with ``threads`` as in the flow's
-    process (CLIP's sums depend on it), the queue opened and verified once, as ``queue_for_review``."""
+    """``check_and_queue`` in the stream's QA process: torch (when CLIP runs) with ``threads`` as
+    in the flow's process (CLIP's sums depend on it), the queue opened and verified once."""
     if threads is not None:
         import torch
 
@@ -285,7 +291,9 @@ class CampaignStream:
         self._failed: set[str] = set()
         self._lock = threading.Lock()
         self._batch: list[RowWork] = []
-        self._qa = None  # the QA process (a pool of one), from the first row on
+        self._queue: ReviewQueue | None = None  # this thread's, for rows checked here
+        self._qa = None  # the QA process (a pool of one), once the renderer renders here
+        self._clip = any(style.qa.clip_model for style in self.styles.values())
         self._pool = None
         self._in_flight: deque[tuple[ItemKey, Future]] = deque()
         self._rows_out: dict[ItemKey, list[dict]] = {}
@@ -318,6 +326,14 @@ class CampaignStream:
         for row in ready:
             self._worker.put(row)
 
+    def rendering(self) -> None:
+        """The renderer starts rendering in this process: later rows are checked and queued in the
+        QA process (started now, while the model loads)."""
+        if self._qa is None and self.dispatcher is None:
+            qa = export_pool(1)
+            qa.submit(_start_qa, self._clip)
+            self._qa = qa
+
     # -- the background thread --
     def _rendered(self, job: RenderJob) -> bool:
         """As ``render.deadletters.rendered_jobs``: made or found by this run, or not attempted and stored."""
@@ -338,11 +354,14 @@ class CampaignStream:
                 self.dispatcher.submit(self._batch[:self.rows_per_shard])
                 del self._batch[:self.rows_per_shard]
             return
-        if self._qa is None:
-            self._qa = export_pool(1)
-            self._qa.submit(_start_qa, any(style.qa.clip_model for style in self.styles.values()))
-        done, approved = self._qa.submit(_check_and_queue_there, self.out, self.plan.campaign, self.store,
-                                         self.styles, works, _torch_threads()).result()
+        if (qa := self._qa) is not None:
+            done, approved = qa.submit(_check_and_queue_there, self.out, self.plan.campaign, self.store, self.styles,
+                                       works, _torch_threads() if self._clip else None).result()
+        else:
+            if self._queue is None:
+                self._queue = ReviewQueue.for_out(self.out)
+                self._queue.verify(self.plan.campaign)  # as queue_for_review: lost decisions stop before queueing
+            done, approved = check_and_queue(self._queue, self.store, self.styles, works)
         self.streamed.merge(done)
         if approved:
             self._export(approved)
@@ -405,6 +424,9 @@ class CampaignStream:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
         self._qa = self._pool = None
+        if self._queue is not None:
+            self._queue.close()
+            self._queue = None
 
 
 def settled_rows(qa_jobs: Sequence[RenderJob], streamed: Streamed) -> set[str]:

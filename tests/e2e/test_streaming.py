@@ -114,6 +114,7 @@ def test_a_row_is_checked_queued_and_exported_while_later_rows_still_render(tmp_
         while rows[0] not in stream.streamed.rows and time.monotonic() < deadline:  # the others are not done
             time.sleep(0.1)
         assert list(stream.streamed.rows) == [rows[0]], "the first row is checked before the others finish"
+        stream.rendering()  # the later rows are checked in the QA process
         for job in plan.jobs:
             if job.row_key != rows[0]:
                 stream.done(job.key)
@@ -123,7 +124,8 @@ def test_a_row_is_checked_queued_and_exported_while_later_rows_still_render(tmp_
     assert set(streamed.rows) == set(rows) == settled_rows(plan.jobs, streamed)
     shutil.rmtree(tmp_path / "out" / "qa" / "embeddings")  # CLIP's image embeddings computed again, here
     whole = run_qa(plan.jobs, store, {row.style.ref: row.style for row in plan.rows})
-    assert [streamed.results[r.job_key] for r in whole] == whole, "row by row gives the campaign's QA"
+    assert [streamed.results[r.job_key] for r in whole] == whole, \
+        "row by row, here and in the QA process, gives the campaign's QA"
     assert streamed.exports, "approved variants were exported while rendering"
     for (asset_id, _variant), (_identity, made) in streamed.exports.items():
         assert {r["asset_id"] for r in made} == {asset_id} and all(r["status"] == "exported" for r in made)
