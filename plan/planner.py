@@ -10,9 +10,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from plan.errors import InputError, Problem, did_you_mean
-from plan.jobs import RenderJob, derive_expand_seed, derive_seed
+from plan.jobs import JobMaker, RenderJob, derive_expand_seed, derive_seed
 from plan.names import name_problem
-from plan.prompts import PromptError, find_banned_terms, render_prompt
+from plan.prompts import PromptError, find_banned_terms, may_contain_banned_terms, render_prompt
 from plan.resolution import bucket, expand_size, nearest_aspect
 from plan.sheet import MAX_CELL_CHARS, RESERVED_COLUMNS, Sheet
 from plan.styles import (LOGO_SUFFIXES, TINY_CONTROLNET, TINY_IP_ADAPTER, TINY_ADAPTER_REVISION, Style, StyleLibrary,
@@ -226,18 +226,21 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
     if style.ref not in banned_by_style:  # once per style and run
         banned_by_style[style.ref] = _banned_terms(library, style)
     banned = banned_by_style[style.ref]
-    for column, value in cells.items():  # every column: any of them may reach an ad, a manifest or a platform
+    try:
+        prompt, prompt_problem = render_prompt(settings.templates_dir, style.prompt_template,
+                                               {**variables, "style_tokens": list(style.style_tokens)}), None
+    except PromptError as exc:
+        prompt, prompt_problem = "", Problem(where, str(exc), row, exc.column or "style", code="bad_prompt")
+    look = may_contain_banned_terms([*cells.values(), prompt], banned)  # most rows have none: one look at all
+    for column, value in cells.items() if look else ():  # every column: any may reach an ad, a manifest, a platform
         hits = find_banned_terms(value, banned) if value else []
         if hits:
             problems.append(Problem(where, f"banned term {', '.join(map(repr, hits))} (style {style.ref})", row, column,
                                     code="banned_term"))
-    try:
-        prompt = render_prompt(settings.templates_dir, style.prompt_template,
-                               {**variables, "style_tokens": list(style.style_tokens)})
-    except PromptError as exc:
-        problems.append(Problem(where, str(exc), row, exc.column or "style", code="bad_prompt"))
-        raise _RowProblems(problems) from None
-    if not problems:
+    if prompt_problem is not None:
+        problems.append(prompt_problem)
+        raise _RowProblems(problems)
+    if look and not problems:
         hits = find_banned_terms(prompt, banned)
         if hits:
             problems.append(Problem(where, f"prompt contains banned term {', '.join(map(repr, hits))}", row, "prompt",
@@ -328,10 +331,11 @@ def _style_reference(brand: str, value: str, _mtime_ns: int, _size: int) -> Uplo
 
 
 def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
-                 rerolls: Mapping[int, int] | None = None) -> list[RenderJob]:
+                 rerolls: Mapping[int, int] | None = None, makers: dict[str, JobMaker] | None = None) -> list[RenderJob]:
     """One job per (variant, aspect); ``rerolls`` maps variant -> reroll count. A style with
     ``composition: expand`` gives per variant its master (at ``master_aspect``, first) and one
-    expansion of it per other aspect."""
+    expansion of it per other aspect. ``makers``: the job makers of the styles already seen in
+    this plan (same campaign and settings), by style ref."""
     style = planned.style
     model_id, revision = style.model.id, style.model.revision
     expand_id, expand_revision = (style.expand_model or style.model).id, (style.expand_model or style.model).revision
@@ -341,15 +345,15 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
         expand_id, expand_revision = model_id, revision
     family, resolution = style.model.family, style.model.resolution
     expand = style.composition == "expand"
-    # LoRA adapters and embeddings are made for the style's model: a --model override renders without them
-    folder = settings.styles_dir / style.name
-    adapters = None if settings.model_override or not style.adapters else tuple(
-        (str(a.resolve(folder)), a.sha256, a.scale) for a in style.adapters)
-    embeddings = None if settings.model_override or not style.embeddings else tuple(
-        (str(e.resolve(folder)), e.sha256, e.token) for e in style.embeddings)
+    makers = {} if makers is None else makers
+    if style.ref not in makers:
+        makers[style.ref] = _style_jobs(campaign, style, settings)
     inputs = tuple(sorted((column, upload.sha256) for column, upload in planned.uploads.items()
                           if column in RENDER_INPUT_COLUMNS)) or None
-    reference = _references(style, folder, settings) if "reference_image" in planned.uploads else {}
+    row_jobs = makers[style.ref].sharing(row_key=planned.asset_id, row=planned.row, prompt=planned.prompt,
+                                         input_images=inputs)
+    reference = _references(style, settings.styles_dir / style.name, settings) \
+        if "reference_image" in planned.uploads else {}
     packshot = "product_image" in planned.uploads and style.product is not None
     if packshot:  # the scene is inpainted around the product, by the style's inpainting model if it names one
         model_id, revision = expand_id, expand_revision
@@ -364,31 +368,40 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
     for variant in range(1, planned.variants + 1):
         reroll = (rerolls or {}).get(variant, 0)
         seed = derive_seed(campaign, planned.asset_id, variant, style.ref, reroll)
-        common = dict(campaign=campaign, row_key=planned.asset_id, row=planned.row, variant=variant,
-                      prompt=planned.prompt, negative_prompt=style.negative_prompt, model_family=family,
-                      scheduler=style.scheduler, steps=style.steps, guidance=style.guidance, style=style.name,
-                      style_version=style.version, reroll=reroll, adapters=adapters, embeddings=embeddings,
-                      input_images=inputs)
         if not expand:
             for aspect in planned.aspects:
                 width, height = bucket(aspect, family, resolution)
-                jobs.append(RenderJob(aspect=aspect, width=width, height=height, model_id=model_id,
-                                      model_revision=revision, seed=seed, product=product(aspect), **reference,
-                                      **common))
+                jobs.append(row_jobs.job(variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
+                                         model_id=model_id, model_revision=revision, seed=seed,
+                                         product=product(aspect), **reference))
             continue
         width, height = bucket(style.master_aspect, family, resolution)
-        master = RenderJob(aspect=style.master_aspect, width=width, height=height, model_id=model_id,
-                           model_revision=revision, seed=seed, product=product(style.master_aspect), **reference,
-                           **common)
+        master = row_jobs.job(variant=variant, reroll=reroll, aspect=style.master_aspect, width=width, height=height,
+                              model_id=model_id, model_revision=revision, seed=seed,
+                              product=product(style.master_aspect), **reference)
         jobs.append(master)
         for aspect in planned.aspects:
             if aspect == style.master_aspect:
                 continue
             width, height = expand_size((master.width, master.height), aspect, family, resolution)
-            jobs.append(RenderJob(aspect=aspect, width=width, height=height, model_id=expand_id,
-                                  model_revision=expand_revision, seed=derive_expand_seed(master.key, aspect),
-                                  master_key=master.key, expand_focal=style.focal, **common))
+            jobs.append(row_jobs.job(variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
+                                     model_id=expand_id, model_revision=expand_revision,
+                                     seed=derive_expand_seed(master.key, aspect), master_key=master.key,
+                                     expand_focal=style.focal))
     return jobs
+
+
+def _style_jobs(campaign: str, style: Style, settings: PlanSettings) -> JobMaker:
+    """A maker of the jobs of ``style``'s rows: the values every one of them has."""
+    # LoRA adapters and embeddings are made for the style's model: a --model override renders without them
+    folder = settings.styles_dir / style.name
+    adapters = None if settings.model_override or not style.adapters else tuple(
+        (str(a.resolve(folder)), a.sha256, a.scale) for a in style.adapters)
+    embeddings = None if settings.model_override or not style.embeddings else tuple(
+        (str(e.resolve(folder)), e.sha256, e.token) for e in style.embeddings)
+    return JobMaker(campaign=campaign, negative_prompt=style.negative_prompt, model_family=style.model.family,
+                    scheduler=style.scheduler, steps=style.steps, guidance=style.guidance, style=style.name,
+                    style_version=style.version, adapters=adapters, embeddings=embeddings)
 
 
 def _references(style: Style, folder: Path, settings: PlanSettings) -> dict[str, object]:
@@ -459,6 +472,7 @@ def plan_campaign(sheet: Sheet, settings: PlanSettings, limit: int | None = None
     outcomes = _plan_rows(to_plan, library, settings, where, plan.campaign, workers)
 
     file_names: dict[str, tuple[int, str]] = {}  # export file stem, casefolded -> (row, stem)
+    makers: dict[str, JobMaker] = {}
     for entry in earlier:
         if isinstance(entry, Problem):
             plan.problems.append(entry)
@@ -479,7 +493,8 @@ def plan_campaign(sheet: Sheet, settings: PlanSettings, limit: int | None = None
         if limit is not None and len(plan.rows) >= limit:
             continue
         plan.rows.append(planned)
-        plan.jobs.extend(jobs if jobs is not None else jobs_for_row(plan.campaign, planned, settings))
+        plan.jobs.extend(jobs if jobs is not None else jobs_for_row(plan.campaign, planned, settings,
+                                                                               makers=makers))
     return plan
 
 
@@ -507,11 +522,12 @@ def _plan_chunk(settings: PlanSettings, where: str, campaign: str,
                 rows: Sequence[tuple[dict[str, str], int]]) -> list[RowOutcome]:
     """A chunk of rows planned with their jobs, job keys computed (they travel in the jobs)."""
     library, banned_by_style = StyleLibrary(settings.styles_dir), {}
+    makers: dict[str, JobMaker] = {}
     outcomes: list[RowOutcome] = []
     for cells, row in rows:
         outcome = _plan_one(cells, row, library, settings, where, banned_by_style)
         if not isinstance(outcome, list):
-            jobs = jobs_for_row(campaign, outcome[0], settings)
+            jobs = jobs_for_row(campaign, outcome[0], settings, makers=makers)
             for job in jobs:
                 job.key  # noqa: B018 - cached on the job, so computed here, in parallel
             outcome = (outcome[0], jobs)
