@@ -170,6 +170,7 @@ class RenderJob:
 _FIELDS = tuple(f.name for f in fields(RenderJob))
 _OPTIONAL_FIELDS = frozenset(("master_key", "expand_focal", "adapters", "embeddings", "input_images", "product",
                               "reference_strength", "ip_adapter", "controlnet"))
+_FIELDS_AND_KEY = (*_FIELDS, "key")
 _DEFAULTS = {f.name: f.default for f in fields(RenderJob)}  # MISSING for the fields every job names
 
 
@@ -221,6 +222,19 @@ class JobMaker:
         job.__dict__.update(own)
         job.__dict__["key"] = _key(_with_parts(self._parts, own))  # what the cached ``key`` property computes
         return job
+
+
+def job_values(job: RenderJob) -> tuple:
+    """The job's field values and key (``job_from_values`` makes the job again): cheaper to send to
+    another process than the job."""
+    values = job.__dict__
+    return (*map(values.__getitem__, _FIELDS), job.key)
+
+
+def job_from_values(values: tuple) -> RenderJob:
+    job = object.__new__(RenderJob)
+    job.__dict__.update(zip(_FIELDS_AND_KEY, values))
+    return job
 
 
 def _with_parts(parts: dict[str, str], values: Mapping[str, object]) -> dict[str, str]:
