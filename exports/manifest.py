@@ -85,7 +85,9 @@ def withdrawal_note(before: Mapping[str, dict], after: Mapping[str, dict]) -> st
     if not gone:
         return ""
     variants = len({(row["asset_id"], row["variant"]) for row in gone})
-    return (f"withdrawn: {len(gone)} export files of {variants} asset variants were deleted because their approval "
+    files = f"{len(gone)} export file{'s' * (len(gone) != 1)}"
+    return (f"withdrawn: {files} of {variants} asset variant{'s' * (variants != 1)} "
+            f"{'were' if len(gone) != 1 else 'was'} deleted because their approval "
             "no longer holds (their inputs changed, so they wait for review again, or their rows left the sheet); "
             "to try changes without touching published exports, run with another --out")
 

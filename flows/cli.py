@@ -84,10 +84,11 @@ def _budget_count(waiting: list) -> str:
 
 
 def _rewritten(counts: dict[str, int]) -> str:
-    """`` (3 written: 2 copy changed, 1 new file)``; "" when no file was written."""
+    """`` (3 written; copy changed: 2, new file: 1)``: how many files were written, then each
+    reason (a label, so it reads the same for 1 file or 30) with its count; "" when none was."""
     if not counts:
         return ""
-    return f" ({sum(counts.values())} written: " + ", ".join(f"{n} {why}" for why, n in counts.items()) + ")"
+    return f" ({sum(counts.values())} written; " + ", ".join(f"{why}: {n}" for why, n in counts.items()) + ")"
 
 
 def _formats(text: str) -> list[str]:
@@ -156,8 +157,8 @@ def run(
     chosen = _formats(formats)
     _prefect_home()
     from exports.credentials import CredentialError
-    from flows.campaign import campaign_batch
-    from flows.runtime import command_log, run_flow
+    from flows.batch import campaign_batch
+    from flows.runtime import command_log, prefect_server, run_flow
     from plan.sheet import campaign_name
     from review.queue import ReviewError, check_queue
     from flows.signals import Interrupted, end_children, interruptible, mark_interrupted
@@ -166,16 +167,18 @@ def run(
     from store.keys import dead_letters_key
     from store.locks import campaign_lock
 
+    if prefect_server():  # recorded as a campaign_batch flow run: Prefect set up before command_log
+        import flows.campaign  # noqa: F401
     started = dt.datetime.now(dt.UTC)
     try:
         with interruptible(), campaign_lock(open_store(out), campaign_name(sheet), wait=wait), \
                 command_log(out, campaign_name(sheet), "run", verbose=verbose):
             check_queue(out, campaign_name(sheet))  # lost review state stops the run before any work
             published = _manifest(out, campaign_name(sheet))
-            summary = run_flow(campaign_batch, sheet=str(sheet), out=out, model=model, limit=limit, styles=styles,
-                               allow_draft=allow_draft, batch_size=batch_size, formats=chosen, progress=progress,
-                               max_images=max_images, max_gpu_seconds=max_gpu_seconds, retry_failed=retry_failed,
-                               lock_wait=wait)
+            summary = run_flow("flows.campaign:campaign_batch", campaign_batch, sheet=str(sheet), out=out,
+                               model=model, limit=limit, styles=styles, allow_draft=allow_draft,
+                               batch_size=batch_size, formats=chosen, progress=progress, max_images=max_images,
+                               max_gpu_seconds=max_gpu_seconds, retry_failed=retry_failed, lock_wait=wait)
     except Interrupted as exc:  # SIGTERM / SIGINT: nothing of ours may outlive the run
         ended = end_children()
         where = mark_interrupted(open_store(out), campaign_name(sheet), exc.name, started, ended)

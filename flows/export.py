@@ -7,26 +7,13 @@ review page's "publish approved" button, or a deployment). The work is ``exports
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-
 from prefect import flow
-from prefect.cache_policies import NO_CACHE
 
-from exports.assemble import export_approved, plan_settings, refresh_campaign_page
-from exports.placements import Placement
+from exports.assemble import plan_settings, refresh_campaign_page
 from exports.stage import DEFAULT_FORMATS
-from flows.runtime import step
-from pipeline.stream import StreamedExports
-from store import Store, open_store
+from flows.batch import export_task
+from store import open_store
 from store.locks import campaign_lock
-
-
-@step(cache_policy=NO_CACHE)
-def export_task(campaign: str, out: str, store: Store, placements: dict[str, Placement],
-                formats: Sequence[str], styles_dir: Path, streamed: StreamedExports | None = None) -> list[dict]:
-    """``streamed``: what ``pipeline.stream`` exported during rendering, taken where the item is the same."""
-    return export_approved(campaign, out, store, placements, formats, styles_dir, streamed)
 
 
 @flow(name="export_campaign")

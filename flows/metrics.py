@@ -45,21 +45,23 @@ class RunProgress:
     RENDER = (5.0, 85.0)  # the share of the bar the render stage fills
 
     def __init__(self, campaign: str, render_jobs: int) -> None:
-        from prefect.artifacts import create_progress_artifact
-
         self.total = render_jobs
         self.done = 0
         self.render_started = time.monotonic()
         self.render_seconds = 0.0
         self.shown = self.RENDER[0]
-        self.id = None if not in_flow_run() else create_progress_artifact(self.shown, key=artifact_key("progress", campaign),
-                                           description=f"campaign_batch {campaign}: planned, {render_jobs} to render")
+        self.id = None
+        if in_flow_run():
+            from prefect.artifacts import create_progress_artifact
+
+            self.id = create_progress_artifact(self.shown, key=artifact_key("progress", campaign),
+                                               description=f"campaign_batch {campaign}: planned, {render_jobs} to render")
 
     def stage(self, percent: float, description: str) -> None:
-        from prefect.artifacts import update_progress_artifact
-
         self.shown = percent
         if self.id is not None:
+            from prefect.artifacts import update_progress_artifact
+
             update_progress_artifact(self.id, percent, description=description)
 
     def render_finished(self) -> None:

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from flows.runtime import in_flow_run
 from plan.jobs import RenderJob
 from store import open_store
 from store.documents import CampaignLaunch, DocumentError, read_document, write_document
@@ -35,12 +36,15 @@ def launch_of(out: str, campaign: str) -> CampaignLaunch | None:
 
 def record_launch(out: str, campaign: str, parameters: dict) -> None:
     """Recorded by every campaign run (written only when it changed), so a reroll can start the
-    flow again the same way."""
-    from prefect.runtime import deployment, flow_run
+    flow again the same way (a deployment's run, else a run in a process: no Prefect import outside a flow run)."""
+    name, job_variables = None, {}
+    if in_flow_run():
+        from prefect.runtime import deployment, flow_run
 
-    name = f"{flow_run.flow_name}/{deployment.name}" if deployment.id else None
+        if deployment.id:
+            name, job_variables = f"{flow_run.flow_name}/{deployment.name}", dict(flow_run.job_variables or {})
     launch = CampaignLaunch(campaign=campaign, parameters=parameters, cwd=os.getcwd(), deployment=name,
-                            job_variables=dict(flow_run.job_variables or {}) if name else {})
+                            job_variables=job_variables)
     store = open_store(out)
     try:
         if read_document(store, launch_key(campaign), CampaignLaunch) == launch:
@@ -121,13 +125,12 @@ class Reroller:
         self.background = BackgroundRuns(self._run_in_process)
 
     def _run_in_process(self, campaign: str) -> None:
-        from flows.campaign import campaign_batch
-
+        from flows.batch import campaign_batch
         from flows.runtime import run_flow
 
         launch = launch_of(self.out, campaign)
-        if launch is not None:
-            run_flow(campaign_batch, **local_parameters(launch))  # no temporary Prefect server without one
+        if launch is not None:  # no temporary Prefect server without one
+            run_flow("flows.campaign:campaign_batch", campaign_batch, **local_parameters(launch))
 
     def __call__(self, jobs: Sequence[RenderJob]) -> None:
         from prefect.settings import PREFECT_API_URL

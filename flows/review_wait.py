@@ -8,7 +8,7 @@ from the start. Every stage before the wait resumes by content (renders by job k
 idempotent queue), the suspend with the same key returns the input at once, and the export
 ships what is approved at that moment.
 
-Timeout policy: the wait must be a duration of at most :data:`MAX_WAIT`. When it runs out,
+Timeout policy: the wait must be a duration of at most ``flows.batch.MAX_WAIT`` (7 days). When it runs out,
 Prefect's server marks the run Failed ("suspended and never resumed"): nothing of ours runs
 then, because no process is left, and the timed-out run exports nothing. Decisions stay in
 the queue; "publish approved" (which finds no waiting run and so starts the export flow),
@@ -20,9 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator
 from prefect import get_client, get_run_logger
 from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState,
                                             FlowRunFilterStateType)
@@ -34,25 +32,7 @@ from prefect.input import RunInput
 
 from exports.stage import DEFAULT_FORMATS
 
-MAX_WAIT = dt.timedelta(days=7)
 FLOW_NAME = "campaign_batch"
-
-
-def _not_a_bool(value: Any) -> Any:
-    if isinstance(value, bool):  # pydantic would read `true` as 1 second
-        raise ValueError("wait_for_review is how long to wait, e.g. PT12H (ISO 8601) or seconds, "
-                         f"not {str(value).lower()}")
-    return value
-
-
-def _bounded(wait: dt.timedelta) -> dt.timedelta:
-    if not dt.timedelta(0) < wait <= MAX_WAIT:
-        raise ValueError(f"wait_for_review must be more than 0 and at most {MAX_WAIT.days} days (e.g. PT12H) "
-                         f"but is {wait}")
-    return wait
-
-
-ReviewWait = Annotated[dt.timedelta, BeforeValidator(_not_a_bool), AfterValidator(_bounded)]
 
 
 class ReviewDone(RunInput):
@@ -133,7 +113,8 @@ def publisher(out: str, formats: Sequence[str] = DEFAULT_FORMATS) -> Callable[[s
         # without a Prefect server no run can be waiting (a temporary one holds none): no query
         resumed = resume_waiting(campaign, reviewer, note) if prefect_server() else []
         if not resumed:
-            run_flow(export_campaign, campaign=campaign, out=out, formats=list(formats))
+            run_flow("flows.export:export_campaign", export_campaign.fn, campaign=campaign, out=out,
+                     formats=list(formats))
         return [str(run.id) for run in resumed]
 
     return publish

@@ -5,20 +5,24 @@ Starting Prefect's temporary (ephemeral) server cost a command ~5 s and its flow
 more, while nothing it recorded was shown to anyone: the run records, metrics, manifest and report
 live in the output folder. So a command with no ``PREFECT_API_URL`` (environment, or the active
 profile of ``$PREFECT_HOME/profiles.toml``) calls the flow's function directly (``run_flow``):
-its steps (``step``, a Prefect task) run as plain calls outside a flow run, run artifacts are
-skipped and the run logger is brandbatch's own. With a server configured, the same flow runs
-under Prefect as before: flow runs, task runs and artifacts are recorded there.
+its steps (``step``, a Prefect task in a flow run) run as plain calls, run artifacts are skipped
+and the run logger is brandbatch's own. With a server configured, the same function runs as its
+Prefect flow as before: flow runs, task runs and artifacts are recorded there.
 
 Either way Prefect's and brandbatch's log records go to a log file under the output folder
 (``store.keys.log_key``), and to the console only with ``--verbose`` (``command_log``): the
 console shows brandbatch's own lines.
 
-Prefect is imported only where a flow run needs it; this module imports it inside functions.
+Prefect is imported only where a flow run needs it (importing it costs a command ~1.7 s of CPU):
+this module imports it inside functions, a flow's body and steps live in a module without it
+(``flows.batch``) and its Prefect flow in another (``flows.campaign``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import importlib
 import logging
 import os
 import sys
@@ -74,43 +78,70 @@ def new_run_id() -> str:
     return str(uuid.uuid4())
 
 
-def run_flow(flow: Any, **parameters: Any) -> Any:
-    """``flow(**parameters)`` under Prefect when a server is configured, else its function called
-    directly in this process (no server, no flow-run bookkeeping)."""
-    if prefect_server():
-        return flow(**parameters)
-    return flow.fn(**parameters)
+def run_flow(flow: str, fn: Callable, /, **parameters: Any) -> Any:
+    """``fn(**parameters)``: under Prefect as the flow ``flow`` (``module:name``, a Prefect flow of
+    ``fn``) when a server is configured, else ``fn`` called directly in this process (no server, no
+    flow-run bookkeeping, and neither ``flow``'s module nor Prefect is imported)."""
+    if not prefect_server():
+        return fn(**parameters)
+    module, _, name = flow.partition(":")
+    recorded = getattr(importlib.import_module(module), name)
+    if getattr(recorded, "fn", None) is not fn:
+        raise TypeError(f"{flow} is not the Prefect flow of {fn.__module__}.{fn.__qualname__}")
+    return recorded(**parameters)
 
 
-def step(**options: Any) -> Callable[[Callable], Any]:
-    """``@prefect.task(**options)`` whose call outside a flow run is a plain call of its function
-    (a Prefect task called outside a flow would start the temporary server to record itself),
-    retried as the task's ``retries``, ``retry_delay_seconds`` and ``retry_condition_fn`` say."""
-    from prefect import Task
+class Step:
+    """A flow step: a Prefect task (``prefect.Task(fn, **options)``, never cached by Prefect:
+    resume is by content) in a flow run, else a plain call of ``fn``, retried as the task's
+    ``retries``, ``retry_delay_seconds`` (seconds, or a list of them) and ``retry_condition_fn``
+    say. A Prefect task called outside a flow run would start the temporary server to record
+    itself; and the task is made only in a flow run, so a command without a server never
+    imports Prefect."""
 
-    class Step(Task):
-        def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            if in_flow_run():
-                return super().__call__(*args, **kwargs)
-            return call_retried(self, args, kwargs)
+    def __init__(self, fn: Callable, **options: Any) -> None:
+        self.fn, self.options = fn, options
+        self.name = options.get("name", fn.__name__)
+        self.retries: int = options.get("retries", 0)
+        self.retry_delay_seconds: float | list[float] = options.get("retry_delay_seconds", 0)
+        self.retry_condition_fn: Callable | None = options.get("retry_condition_fn")
+        self._task: Any = None
+        functools.update_wrapper(self, fn)
+
+    @property
+    def task(self) -> Any:
+        """The Prefect task of this step (made, and Prefect imported, at the first use)."""
+        if self._task is None:
+            from prefect import Task
+            from prefect.cache_policies import NO_CACHE
+
+            self._task = Task(fn=self.fn, cache_policy=NO_CACHE, **self.options)
+        return self._task
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if in_flow_run():
+            return self.task(*args, **kwargs)
+        return call_retried(self, args, kwargs)
+
+
+def step(**options: Any) -> Callable[[Callable], Step]:
+    """``@step(**options)``: the function as a ``Step`` (options as ``prefect.task``'s)."""
 
     def decorate(fn: Callable) -> Step:
-        return Step(fn=fn, **options)
+        return Step(fn, **options)
 
     return decorate
 
 
 def call_retried(task: Any, args: tuple, kwargs: dict, *, sleep: Callable[[float], None] = time.sleep) -> Any:
     """``task.fn(*args, **kwargs)``, called again after a failure the task would retry under Prefect."""
-    from prefect.states import Failed
-
     delays = task.retry_delay_seconds
     for attempt in range(task.retries + 1):
         try:
             return task.fn(*args, **kwargs)
         except Exception as exc:
             retry = attempt < task.retries and (task.retry_condition_fn is None
-                                                 or task.retry_condition_fn(task, None, Failed(data=exc)))
+                                                 or task.retry_condition_fn(task, None, _failed(exc)))
             if not retry:
                 raise
             delay = (delays[min(attempt, len(delays) - 1)] if isinstance(delays, list) else delays) or 0
@@ -118,6 +149,14 @@ def call_retried(task: Any, args: tuple, kwargs: dict, *, sleep: Callable[[float
                                  task.retries, delay)
             sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _failed(exc: Exception) -> Any:
+    """The Failed state a Prefect task's ``retry_condition_fn`` is given (Prefect imported only
+    after a failure, when a retry is weighed)."""
+    from prefect.states import Failed
+
+    return Failed(data=exc)
 
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter:

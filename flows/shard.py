@@ -1,4 +1,5 @@
-"""Render in this process, or as shards on Prefect workers: the ``render_shard`` flow and the choice.
+"""Render as shards on Prefect workers: the ``render_shard`` and ``check_shard`` flows and their dispatch
+(the choice between in-process and shards is ``flows.sharding``).
 
 In-process (the default, ``brandbatch run``): ``render_missing`` runs inside the campaign's
 flow run, as it always did.
@@ -44,9 +45,9 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run as current_flow_run
-from prefect.tasks import exponential_backoff
 
 from exports.assemble import plan_settings
+from flows.sharding import RENDER_RETRIES
 from pipeline.stream import RowWork, Streamed, check_rows
 from plan.jobs import RenderJob, sha256_text
 from plan.styles import Style
@@ -54,59 +55,17 @@ from qa import QAResult
 from render.shards import (Shard, merge_reports, render_waves, report_from_record, report_to_record, split_budget,
                            split_shards)
 from render.stage import CHECK_THREADS, RenderFailure, RenderReport, render_missing, stored_render_problem
-from settings import load_settings, variable
+from settings import load_settings
 from store import Store, open_store
 from store.documents import CheckShardReport, ExportedItemRecord, ShardReport, read_document, write_document
 from store.keys import shard_report_key
 
-DEPLOYMENT_ENV = variable("shard_deployment")
 GPU_LIMIT = "gpu"
 SHARD_ATTEMPTS = 3
 CRASH_AUTOMATION = "brandbatch: crash render shards without heartbeats"
 CRASH_AUTOMATIONS = {"render_shard": CRASH_AUTOMATION,
                      "check_shard": "brandbatch: crash check shards without heartbeats"}
 POLL_SECONDS = 2.0
-
-
-def _transient(_task, _task_run, state) -> bool:
-    """Retry store and network trouble, not bad arguments (they fail the same way again)."""
-    exc = state.result(raise_on_failure=False)
-    return not isinstance(exc, (ValueError, TypeError))
-
-
-# Backoff 10 s, 20 s with +-50 % jitter (Prefect's retry_jitter_factor), so workers that failed
-# together (a store outage) do not retry together. render_missing itself never raises for a bad
-# job; what reaches a retry is the store or the network.
-RENDER_RETRIES = dict(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=10),
-                      retry_jitter_factor=0.5, retry_condition_fn=_transient)
-
-
-def shard_deployment() -> str | None:
-    """The shard deployment to render on (``flow/deployment``), or None to render in-process.
-
-    ``$BRANDBATCH_SHARD_DEPLOYMENT`` asks for shards; they need a Prefect server
-    (``PREFECT_API_URL``), because Prefect's temporary local server ends with the process."""
-    return _deployment("shard_deployment", "render shards", "render in-process")
-
-
-def check_deployment() -> str | None:
-    """The check shard deployment for QA, queueing and export of finished rows
-    (``$BRANDBATCH_CHECK_DEPLOYMENT``), or None to do them in-process; needs a Prefect server."""
-    return _deployment("check_deployment", "check shards (QA and export)", "check and export in-process")
-
-
-def _deployment(setting: str, what: str, otherwise: str) -> str | None:
-    name = getattr(load_settings(), setting)
-    if not name:
-        return None
-    from prefect.settings import PREFECT_API_URL
-
-    env = variable(setting)
-    if not PREFECT_API_URL.value():
-        raise ValueError(f"${env}={name!r} asks for {what} on Prefect workers, but "
-                         f"PREFECT_API_URL is not set: point it at the server the workers poll "
-                         f"(e.g. http://127.0.0.1:4200/api), or unset ${env} to {otherwise}")
-    return name
 
 
 @task(cache_policy=NO_CACHE, **RENDER_RETRIES)

@@ -1,6 +1,7 @@
 """Per-campaign QA summary (markdown, for a Prefect artifact) and the offline ``report.html``.
 
-Both are deterministic: sorted counts, thumbnails encoded the same way every run, and only
+Both are deterministic: sorted counts, thumbnails encoded the same way every run (and kept in the
+store by their image's content, ``thumbnail_key``: a rebuild decodes only new images), and only
 what callers pass in (the metric tables carry the recorded runs' timestamps), so a rerun over
 the same renders and records gives byte-identical output. The report opens from disk: inline
 CSS, thumbnails as ``data:`` URIs, exports linked relative to ``<campaign>/report.html``.
@@ -29,7 +30,7 @@ from qa.image import decode
 from qa.verdicts import VERDICTS, QAResult
 from store.base import Store
 from store.documents import PublishRecord
-from store.keys import manifest_csv_key, manifest_key, render_key
+from store.keys import manifest_csv_key, manifest_key, render_key, thumbnail_key
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "report"
 THUMB_SIZE = 128  # longer side of contact-sheet thumbnails, px
@@ -119,7 +120,7 @@ def summary_markdown(campaign: str, results: Sequence[QAResult]) -> str:
 
 def thumbnail_uri(store: Store, job_key: str, size: int = THUMB_SIZE) -> str | None:
     """A small JPEG ``data:`` URI of the job's render, or None if it cannot be read."""
-    return _thumbnail(store, render_key(job_key), size)
+    return _thumbnail(store, render_key(job_key), f"render:{job_key}", size)
 
 
 def thumbnail_jpeg(store: Store, key: str, size: int = THUMB_SIZE) -> bytes | None:
@@ -134,9 +135,21 @@ def thumbnail_jpeg(store: Store, key: str, size: int = THUMB_SIZE) -> bytes | No
     return buffer.getvalue()
 
 
-def _thumbnail(store: Store, key: str, size: int = THUMB_SIZE) -> str | None:
-    """A small JPEG ``data:`` URI of the image stored at ``key``, or None if it cannot be read."""
-    data = thumbnail_jpeg(store, key, size)
+def _thumbnail(store: Store, key: str, source: str | None, size: int = THUMB_SIZE) -> str | None:
+    """A small JPEG ``data:`` URI of the image stored at ``key``, or None if it cannot be read.
+    ``source`` names the image's content (``render:<job key>``, ``file:<sha256>``): its thumbnail
+    is made once and kept in the store (``thumbnail_key``); None: made every time."""
+    kept = thumbnail_key(source, size, THUMB_QUALITY) if source else None
+    data = None
+    if kept:
+        try:
+            data = store.get(kept)
+        except FileNotFoundError:
+            pass
+    if data is None:
+        data = thumbnail_jpeg(store, key, size)
+        if data is not None and kept:
+            store.put(kept, data, content_type="image/jpeg", overwrite=True)
     return None if data is None else "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
@@ -197,7 +210,8 @@ def _shipped(rows: Sequence[dict], store: Store, reviews: Mapping[tuple[str, int
         tiles.append({"asset_id": asset, "variant": variant, "placement": placement,
                       "approved_by": str(row.get("approved_by") or ""), "state": state,
                       "size": f"{row.get('width')}x{row.get('height')}",
-                      "thumb": served.export(row) if served else _thumbnail(store, str(row["path"]))})
+                      "thumb": served.export(row) if served else
+                      _thumbnail(store, str(row["path"]), f"file:{row['sha256']}" if row.get("sha256") else None)})
     return tiles
 
 

@@ -14,6 +14,7 @@ key                                            what
 ``upscaled/<sha256>.png``                      a render upscaled by a model (render bytes + weights)
 ``previews/<digest>.png``, ``.json``           a review preview of a placement (by its pixel inputs)
 ``inputs/<sha256>``                            an uploaded image a render uses (packshot, mask), by its bytes
+``thumbnails/<digest>.jpg``                    a report thumbnail (by its image's content and size)
 ``shards/<flow run id>.json``                  the report of one render or check shard
 ``<campaign>/assets.json``                     asset snapshot: what export needs of each row
 ``<campaign>/dead-letters.json``               jobs that failed and have not rendered since
@@ -81,6 +82,13 @@ def preview_key(digest: str) -> str:
 def preview_record_key(digest: str) -> str:
     """What a preview's export would weigh (``store.documents.PreviewRecord``)."""
     return f"previews/{digest}.json"
+
+
+def thumbnail_key(source: str, size: int, quality: int) -> str:
+    """A report's thumbnail (JPEG), content-addressed by its image (``source``: a render's job key,
+    an export file's sha256) and how it is made: made once, reused by every rebuild of the report."""
+    digest = hashlib.sha256(f"brandbatch-thumbnail-v1|{source}|{size}|{quality}".encode()).hexdigest()
+    return f"thumbnails/{digest}.jpg"
 
 
 def input_key(sha256: str) -> str:

@@ -28,7 +28,8 @@ from prefect import flow
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from pydantic import TypeAdapter, ValidationError
 
-from flows.review_wait import ReviewWait, wait_for_designers, waiting_runs
+from flows.batch import ReviewWait
+from flows.review_wait import wait_for_designers, waiting_runs
 from review.queue import ReviewQueue
 from tests import prefect_api
 

@@ -190,13 +190,16 @@ def test_an_export_with_nothing_new_verifies_here_and_starts_no_workers(store, p
     items = [make_item(store, (PID, "meta.stories"), asset=a) for a in ("pool-01", "pool-02", "pool-03")]
     pools = []
     real_pool = stage.export_pool
-    monkeypatch.setattr(stage, "export_pool", lambda workers: pools.append(workers) or real_pool(workers))
+    written = []  # files in the store when the pool starts
+    monkeypatch.setattr(stage, "export_pool", lambda workers: pools.append(workers) or written.append(
+        len(store.list(f"{items[0].campaign}/exports"))) or real_pool(workers))
     first = export_assets(items, store, placements, formats=("webp",), workers=2)
     write_manifests(store, items[0].campaign, first)
-    assert pools == [2] and all(row["rewritten"] for row in first)  # new files: the workers encode them
+    assert pools == [1] and all(row["rewritten"] for row in first)  # new files: this process and a worker
+    assert written == [0], "files not in the manifest: the worker starts before this process makes any"
 
     again = export_assets(items, store, placements, formats=("webp",), workers=2)
-    assert pools == [2], "every file was current: no pool"
+    assert pools == [1], "every file was current: no pool"
     assert again == [{**row, "rewritten": ""} for row in first]
 
     changed = [dataclasses.replace(items[0], cta="Buy today"), *items[1:]]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from tests.review.review_factories import CAMPAIGN, make_jobs, results_for
 
-from flows.export import export_task
+from flows.batch import export_task
 from plan.planner import CampaignPlan
 from review.actions import queue_for_review
 from review.app import create_app

@@ -89,9 +89,19 @@ def test_withdrawn_exports_are_counted_with_the_reason_and_the_way_around_it():
     before["camp/exports/a/boot-02.webp"] = {"asset_id": "boot-02", "variant": 1}
     assert withdrawal_note(before, before) == ""
     note = withdrawal_note(before, {"camp/exports/a/boot-02.webp": {}})
-    assert note.startswith("withdrawn: 2 export files of 1 asset variants were deleted because their approval no "
+    assert note.startswith("withdrawn: 2 export files of 1 asset variant were deleted because their approval no "
                            "longer holds (their inputs changed")
     assert "another --out" in note
+    assert withdrawal_note(before, {p: {} for p in list(before)[1:]}).startswith(
+        "withdrawn: 1 export file of 1 asset variant was deleted")
+
+
+def test_the_files_written_are_counted_by_reason_in_words_that_fit_any_count():
+    from flows.cli import _rewritten
+
+    assert _rewritten({}) == ""
+    assert _rewritten({"new file": 30}) == " (30 written; new file: 30)"
+    assert _rewritten({"copy changed": 2, "new file": 1}) == " (3 written; copy changed: 2, new file: 1)"
 
 
 def test_a_mistyped_campaign_gets_one_line_with_did_you_mean(tmp_path: Path):

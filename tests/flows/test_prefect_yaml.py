@@ -37,7 +37,7 @@ def test_scheduled_deployments_use_a_known_pool(repo):
 def test_campaign_deployments_shard_on_the_render_shard_deployment(repo):
     """A campaign run on a worker names the shard deployment by FLOW/DEPLOYMENT; that deployment
     runs render_shard on the gpu pool, unscheduled, with heartbeats often enough for crash detection."""
-    from flows.shard import DEPLOYMENT_ENV
+    from flows.sharding import DEPLOYMENT_ENV
 
     deployments = _deployments(repo)
     shard_names = {f"render_shard/{d['name']}": d for d in deployments

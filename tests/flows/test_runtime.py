@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from flows.progress import LINE_SECONDS, progress_bar
-from flows.runtime import call_retried, command_log, prefect_server
+from flows.runtime import call_retried, command_log, prefect_server, run_flow
 from store import open_store
 from store.keys import logs_prefix
 
@@ -39,32 +39,83 @@ def test_the_server_comes_from_the_environment_else_the_active_profile(tmp_path:
 
 RUN_WITHOUT_SERVER = """
 import json, sys
-from prefect import flow
 from flows.runtime import in_flow_run, new_run_id, run_flow, run_logger, step
 
-@step()
+@step(retries=2)
 def double(x):
     return {"value": 2 * x, "in_run": in_flow_run()}
 
-@flow
 def pipeline(x: int):
     run_logger().info("planned %s", x)
     return double(x)
 
-result = run_flow(pipeline, x=21)
+result = run_flow("flows.campaign:campaign_batch", pipeline, x=21)  # the flow's module is imported with a server only
 ids = {new_run_id(), new_run_id()}  # runs without a server get ids of their own (their run records)
-print(json.dumps({**result, "server": "prefect.server.api.server" in sys.modules, "ids": len(ids)}))
+print(json.dumps({**result, "prefect": "prefect" in sys.modules, "ids": len(ids)}))
 """
 
 
-def test_a_flow_runs_in_this_process_without_a_server_when_none_is_configured(tmp_path: Path, repo: Path):
+def test_a_flow_runs_in_this_process_without_a_server_or_prefect_when_none_is_configured(tmp_path: Path, repo: Path):
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(repo))
     done = subprocess.run([sys.executable, "-c", RUN_WITHOUT_SERVER], capture_output=True, text=True, env=env,
                           cwd=repo, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.splitlines()[-1]) == {"value": 42, "in_run": False, "server": False, "ids": 2}
+    assert json.loads(done.stdout.splitlines()[-1]) == {"value": 42, "in_run": False, "prefect": False, "ids": 2}
     assert "temporary server" not in done.stderr
+
+
+def test_the_command_line_and_the_campaign_flows_body_do_not_import_prefect(repo: Path):
+    """Importing Prefect costs a command ~1.7 s of CPU: only flow runs recorded by a server pay it."""
+    done = subprocess.run([sys.executable, "-c", "import sys, flows.cli, flows.batch; print('prefect' in sys.modules)"],
+                          capture_output=True, text=True, cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)},
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False"]
+
+
+def test_with_a_server_the_flow_runs_as_the_prefect_flow_of_the_same_function(monkeypatch):
+    import flows.batch
+    import flows.campaign
+
+    assert flows.campaign.campaign_batch.fn is flows.batch.campaign_batch
+    assert flows.campaign.campaign_batch.name == "campaign_batch"
+    def pipeline(**_parameters) -> None:  # not the campaign flow's function
+        raise AssertionError("called")
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # nothing listens: nothing may be called
+    with pytest.raises(TypeError, match="flows.campaign:campaign_batch is not the Prefect flow of .*pipeline"):
+        run_flow("flows.campaign:campaign_batch", pipeline)
+
+
+RUN_IN_A_FLOW_RUN = """
+import json
+from prefect import flow
+from prefect.context import TaskRunContext
+from flows.runtime import in_flow_run, step
+
+@step(retries=1, retry_delay_seconds=[0])
+def double(x):
+    task_run = TaskRunContext.get()
+    return {"value": 2 * x, "in_run": in_flow_run(), "task": task_run.task.name if task_run else None,
+            "retries": task_run.task.retries if task_run else None}
+
+@flow
+def pipeline(x: int):
+    return double(x)
+
+print(json.dumps(pipeline(x=21)))
+"""
+
+
+def test_a_step_in_a_flow_run_is_a_prefect_task_run(tmp_path: Path, repo: Path):
+    """The task is made only in a flow run, and there the step is recorded as a task run, with its options."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(repo))
+    done = subprocess.run([sys.executable, "-c", RUN_IN_A_FLOW_RUN], capture_output=True, text=True, env=env,
+                          cwd=repo, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"value": 42, "in_run": True, "task": "double", "retries": 1}
 
 
 class Flaky:
@@ -73,7 +124,7 @@ class Flaky:
     def __init__(self, failures: int, error: Exception, retries: int = 2) -> None:
         self.failures, self.error, self.calls = failures, error, 0
         self.retries, self.retry_delay_seconds, self.name = retries, [10, 20], "flaky"
-        from flows.shard import _transient
+        from flows.sharding import _transient
 
         self.retry_condition_fn = _transient
 
@@ -144,6 +195,15 @@ def test_progress_without_a_terminal_is_a_line_every_few_seconds_and_at_the_end(
     with progress_bar("rendering", 5, enabled=False, stream=quiet) as advance:
         advance("key")
     assert quiet.getvalue() == ""
+
+
+def test_progress_counts_work_finished_without_a_result_apart():
+    stream, now = NotATerminal(), [0.0]
+    with progress_bar("rendering", 5, enabled=True, stream=stream, clock=lambda: now[0]) as advance:
+        advance("rendered")
+        for _ in range(4):  # e.g. left by the budget
+            advance("budget", False)
+    assert stream.getvalue().splitlines() == ["rendering: 5 of 5 (100%), 0 s, 4 not done"]
 
 
 def test_progress_says_the_end_once():

@@ -79,7 +79,7 @@ def test_rendering_shard_by_shard_gives_the_same_pngs_as_one_call(tmp_path: Path
 def test_shard_deployment_needs_a_server(monkeypatch: pytest.MonkeyPatch):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.shard import shard_deployment
+    from flows.sharding import shard_deployment
 
     monkeypatch.delenv("BRANDBATCH_SHARD_DEPLOYMENT", raising=False)
     assert shard_deployment() is None
@@ -97,7 +97,7 @@ def test_shard_deployment_needs_a_server(monkeypatch: pytest.MonkeyPatch):
 def test_render_retries_skip_bad_arguments():
     from prefect.states import Failed
 
-    from flows.shard import RENDER_RETRIES
+    from flows.sharding import RENDER_RETRIES
 
     transient = RENDER_RETRIES["retry_condition_fn"]
     assert transient(None, None, Failed(data=OSError("connection reset")))

@@ -88,3 +88,35 @@ def test_files_still_above_max_upscale_are_warned_about(store, put_render):
             "brandbatch/tiny-esrgan@320a563b1dad5eb3, above 1.25x (max_upscale)") in html
     assert "failed.webp: enlarged" not in html
     assert "None: every exported file is within" in render_report("spring", jobs, results, store, [within])
+
+
+def test_thumbnails_are_made_once_per_image_content_and_kept_in_the_store(store, put_render):
+    """A rebuild decodes only images it has not seen: thumbnails are kept by their image's content
+    (a render's job key, an export file's sha256), so a changed file gets a new one."""
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    from store.keys import render_key
+
+    def png(colour: tuple[int, int, int]) -> bytes:
+        buffer = io.BytesIO()
+        Image.new("RGB", (300, 250), colour).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    jobs, results = run(store, put_render)
+    path = "spring/exports/google.display.upload.300x250/good.png"
+    orange, blue = png((228, 87, 46)), png((20, 60, 200))
+    store.put(path, orange)
+    row = {"asset_id": "good", "variant": 1, "placement": "google.display.upload.300x250", "width": 300,
+           "height": 250, "status": "exported", "format": "png", "path": path,
+           "sha256": hashlib.sha256(orange).hexdigest()}
+    first = render_report("spring", jobs, results, store, [row])
+    assert len(store.list("thumbnails")) == 4  # three renders and the export file
+    for job in jobs[:3]:
+        store.delete(render_key(job.key))  # kept: the renders are not read again
+    assert render_report("spring", jobs, results, store, [row]) == first
+    store.put(path, blue, overwrite=True)
+    changed = render_report("spring", jobs, results, store, [{**row, "sha256": hashlib.sha256(blue).hexdigest()}])
+    assert changed != first and len(store.list("thumbnails")) == 5

@@ -43,6 +43,8 @@ def test_keys_are_the_layout_outputs_have_always_had():
     assert keys.upscaled_key("cd" * 32, "brandbatch/tiny-esrgan@0123456789abcdef") == (
         "upscaled/" + hashlib.sha256(f"brandbatch-upscaled-v1|{'cd' * 32}|brandbatch/tiny-esrgan@0123456789abcdef"
                                      .encode()).hexdigest() + ".png")
+    assert keys.thumbnail_key(f"render:{job}", 128, 75) == (
+        "thumbnails/" + hashlib.sha256(f"brandbatch-thumbnail-v1|render:{job}|128|75".encode()).hexdigest() + ".jpg")
     assert keys.assets_key("spring") == "spring/assets.json"
     assert keys.dead_letters_key("spring") == "spring/dead-letters.json"
     assert keys.runs_prefix("spring") == "spring/runs"
