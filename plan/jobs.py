@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
-from functools import cached_property
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, dataclass, fields, replace
+from functools import cached_property, lru_cache
 
 SEED_BITS = 63
 
@@ -29,7 +29,9 @@ _CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure
 
 def derive_seed(campaign: str, row_key: str, variant: int, style_ref: str, reroll: int = 0) -> int:
     """Deterministic 63-bit seed; independent of row order, batching and machine."""
-    payload = _SEED_JSON(["brandbatch-seed-v1", campaign, row_key, variant, style_ref, reroll])
+    # The JSON list ``_SEED_JSON`` writes, item by item (a string or an int each: no encoder call per list).
+    payload = "[" + ", ".join(repr(v) if type(v) is int else _SEED_JSON(v)  # noqa: E721 - bool is JSON true
+                              for v in ("brandbatch-seed-v1", campaign, row_key, variant, style_ref, reroll)) + "]"
     digest = hashlib.sha256(payload.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") >> (64 - SEED_BITS)
 
@@ -43,6 +45,11 @@ def derive_expand_seed(master_key: str, aspect: str) -> int:
 
 def canonical_json(value: object) -> str:
     return _CANONICAL_JSON(value)
+
+
+def _json_value(value: object) -> str:
+    """``canonical_json(value)``; an int (the common case) without the encoder's call."""
+    return repr(value) if type(value) is int else _CANONICAL_JSON(value)  # noqa: E721 - bool is JSON true
 
 
 def sha256_text(text: str) -> str:
@@ -140,19 +147,7 @@ class RenderJob:
     def key(self) -> str:
         """sha256 of the canonical JSON of the job (the ``row`` number excluded: it is
         where the row sat in the sheet, which must not change what is rendered)."""
-        values = {name: getattr(self, name) for name in _KEY_FIELDS}
-        for name in _OPTIONAL_FIELDS:  # optional fields: left out when None
-            if values[name] is None:
-                del values[name]
-        if self.adapters is not None:
-            values["adapters"] = [[sha256, scale] for _path, sha256, scale in self.adapters]
-        if self.embeddings is not None:
-            values["embeddings"] = [[sha256, token] for _path, sha256, token in self.embeddings]
-        if self.ip_adapter is not None:
-            values["ip_adapter"] = list(self.ip_adapter[1:])
-        if self.controlnet is not None:
-            values["controlnet"] = list(self.controlnet[1:])
-        return sha256_text(canonical_json(values))
+        return _key({name: part for name in _FIELDS if (part := _key_part(name, getattr(self, name))) is not None})
 
     @property
     def build(self) -> tuple:
@@ -173,9 +168,85 @@ class RenderJob:
 
 
 _FIELDS = tuple(f.name for f in fields(RenderJob))
-_KEY_FIELDS = tuple(name for name in _FIELDS if name != "row")
-_OPTIONAL_FIELDS = ("master_key", "expand_focal", "adapters", "embeddings", "input_images", "product", "reference_strength",
-                    "ip_adapter", "controlnet")
+_OPTIONAL_FIELDS = frozenset(("master_key", "expand_focal", "adapters", "embeddings", "input_images", "product",
+                              "reference_strength", "ip_adapter", "controlnet"))
+_FIELDS_AND_KEY = (*_FIELDS, "key")
+_DEFAULTS = {f.name: f.default for f in fields(RenderJob)}  # MISSING for the fields every job names
+
+
+@lru_cache(maxsize=4096)  # most values repeat from job to job (aspects, sizes, models, the style's settings)
+def _key_part(name: str, value: object) -> str | None:
+    """Field ``name``'s ``"name":value`` in its job key's canonical JSON, or None when the key
+    leaves it out (``row``, and an optional field that is None). Brand models, the IP-Adapter and
+    the ControlNet count by their hash and scale, not their path (a moved file renders the same)."""
+    if name == "row" or (value is None and name in _OPTIONAL_FIELDS):
+        return None
+    if name == "adapters":
+        value = [[sha256, scale] for _path, sha256, scale in value]
+    elif name == "embeddings":
+        value = [[sha256, token] for _path, sha256, token in value]
+    elif name in ("ip_adapter", "controlnet"):
+        value = list(value[1:])
+    return f'"{name}":{_json_value(value)}'  # field names are plain ASCII: JSON strings as they are
+
+
+def _key(parts: dict[str, str]) -> str:
+    """sha256 of the canonical JSON object (keys sorted, no spaces) made of ``parts``."""
+    return sha256_text("{" + ",".join(map(parts.__getitem__, sorted(parts))) + "}")
+
+
+class JobMaker:
+    """Makes jobs that share most of their values (a style's, a row's): those are given once
+    (``sharing`` adds more) and encoded for the key once, and each job names only the fields it
+    sets itself. The same jobs and keys as ``RenderJob(...)``; values are given as a job holds
+    them (tuples, not JSON lists)."""
+
+    def __init__(self, **shared: object) -> None:
+        self._values = {**_DEFAULTS, **shared}  # every field, in field order (so jobs share their dict keys)
+        self._parts = _with_parts({}, {name: value for name, value in self._values.items() if value is not MISSING})
+        self._needed = frozenset(name for name, value in self._values.items() if value is MISSING)
+
+    def sharing(self, **more: object) -> JobMaker:
+        """A maker whose jobs also share ``more``."""
+        maker = object.__new__(JobMaker)
+        maker._values = {**self._values, **more}
+        maker._parts = _with_parts(self._parts, more)
+        maker._needed = self._needed - more.keys()
+        return maker
+
+    def job(self, **own: object) -> RenderJob:
+        if not self._needed <= own.keys():
+            raise TypeError(f"a job needs {', '.join(sorted(self._needed - own.keys()))}")
+        job = object.__new__(RenderJob)
+        job.__dict__.update(self._values)
+        job.__dict__.update(own)
+        job.__dict__["key"] = _key(_with_parts(self._parts, own))  # what the cached ``key`` property computes
+        return job
+
+
+def job_values(job: RenderJob) -> tuple:
+    """The job's field values and key (``job_from_values`` makes the job again): cheaper to send to
+    another process than the job."""
+    values = job.__dict__
+    return (*map(values.__getitem__, _FIELDS), job.key)
+
+
+def job_from_values(values: tuple) -> RenderJob:
+    job = object.__new__(RenderJob)
+    job.__dict__.update(zip(_FIELDS_AND_KEY, values))
+    return job
+
+
+def _with_parts(parts: dict[str, str], values: Mapping[str, object]) -> dict[str, str]:
+    """``parts`` (``_key_part``s by field) with those of ``values`` set, or left out."""
+    parts = dict(parts)
+    for name, value in values.items():
+        part = _key_part(name, value)
+        if part is None:
+            parts.pop(name, None)
+        else:
+            parts[name] = part
+    return parts
 
 
 def reseed(jobs: Sequence[RenderJob], reroll: int) -> list[RenderJob]:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from plan.errors import InputError, Problem, did_you_mean
-from plan.jobs import RenderJob, derive_expand_seed, derive_seed
+from plan.jobs import JobMaker, RenderJob, derive_expand_seed, derive_seed, job_from_values, job_values
 from plan.names import name_problem
-from plan.prompts import PromptError, find_banned_terms, render_prompt
+from plan.prompts import PromptError, find_banned_terms, may_contain_banned_terms, render_prompt
 from plan.resolution import bucket, expand_size, nearest_aspect
 from plan.sheet import MAX_CELL_CHARS, RESERVED_COLUMNS, Sheet
 from plan.styles import (LOGO_SUFFIXES, TINY_CONTROLNET, TINY_IP_ADAPTER, TINY_ADAPTER_REVISION, Style, StyleLibrary,
@@ -226,18 +228,21 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
     if style.ref not in banned_by_style:  # once per style and run
         banned_by_style[style.ref] = _banned_terms(library, style)
     banned = banned_by_style[style.ref]
-    for column, value in cells.items():  # every column: any of them may reach an ad, a manifest or a platform
+    try:
+        prompt, prompt_problem = render_prompt(settings.templates_dir, style.prompt_template,
+                                               {**variables, "style_tokens": list(style.style_tokens)}), None
+    except PromptError as exc:
+        prompt, prompt_problem = "", Problem(where, str(exc), row, exc.column or "style", code="bad_prompt")
+    look = may_contain_banned_terms([*cells.values(), prompt], banned)  # most rows have none: one look at all
+    for column, value in cells.items() if look else ():  # every column: any may reach an ad, a manifest, a platform
         hits = find_banned_terms(value, banned) if value else []
         if hits:
             problems.append(Problem(where, f"banned term {', '.join(map(repr, hits))} (style {style.ref})", row, column,
                                     code="banned_term"))
-    try:
-        prompt = render_prompt(settings.templates_dir, style.prompt_template,
-                               {**variables, "style_tokens": list(style.style_tokens)})
-    except PromptError as exc:
-        problems.append(Problem(where, str(exc), row, exc.column or "style", code="bad_prompt"))
-        raise _RowProblems(problems) from None
-    if not problems:
+    if prompt_problem is not None:
+        problems.append(prompt_problem)
+        raise _RowProblems(problems)
+    if look and not problems:
         hits = find_banned_terms(prompt, banned)
         if hits:
             problems.append(Problem(where, f"prompt contains banned term {', '.join(map(repr, hits))}", row, "prompt",
@@ -254,7 +259,7 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
         aspects.add(style.master_aspect)
     aspects = tuple(sorted(aspects, key=style.aspect_ratios.index))
     return PlannedRow(row=row, asset_id=asset_id, style=style, variants=variants, placements=placements,
-                      aspects=aspects, prompt=prompt, cells=dict(cells), uploads=uploads)
+                      aspects=aspects, prompt=prompt, cells=cells, uploads=uploads)
 
 
 def _row_uploads(cells: Mapping[str, str], style: Style, library: StyleLibrary, folder: Path, where: str, row: int,
@@ -328,10 +333,11 @@ def _style_reference(brand: str, value: str, _mtime_ns: int, _size: int) -> Uplo
 
 
 def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
-                 rerolls: Mapping[int, int] | None = None) -> list[RenderJob]:
+                 rerolls: Mapping[int, int] | None = None, makers: dict[str, JobMaker] | None = None) -> list[RenderJob]:
     """One job per (variant, aspect); ``rerolls`` maps variant -> reroll count. A style with
     ``composition: expand`` gives per variant its master (at ``master_aspect``, first) and one
-    expansion of it per other aspect."""
+    expansion of it per other aspect. ``makers``: the job makers of the styles already seen in
+    this plan (same campaign and settings), by style ref."""
     style = planned.style
     model_id, revision = style.model.id, style.model.revision
     expand_id, expand_revision = (style.expand_model or style.model).id, (style.expand_model or style.model).revision
@@ -341,15 +347,15 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
         expand_id, expand_revision = model_id, revision
     family, resolution = style.model.family, style.model.resolution
     expand = style.composition == "expand"
-    # LoRA adapters and embeddings are made for the style's model: a --model override renders without them
-    folder = settings.styles_dir / style.name
-    adapters = None if settings.model_override or not style.adapters else tuple(
-        (str(a.resolve(folder)), a.sha256, a.scale) for a in style.adapters)
-    embeddings = None if settings.model_override or not style.embeddings else tuple(
-        (str(e.resolve(folder)), e.sha256, e.token) for e in style.embeddings)
+    makers = {} if makers is None else makers
+    if style.ref not in makers:
+        makers[style.ref] = _style_jobs(campaign, style, settings)
     inputs = tuple(sorted((column, upload.sha256) for column, upload in planned.uploads.items()
                           if column in RENDER_INPUT_COLUMNS)) or None
-    reference = _references(style, folder, settings) if "reference_image" in planned.uploads else {}
+    row_jobs = makers[style.ref].sharing(row_key=planned.asset_id, row=planned.row, prompt=planned.prompt,
+                                         input_images=inputs)
+    reference = _references(style, settings.styles_dir / style.name, settings) \
+        if "reference_image" in planned.uploads else {}
     packshot = "product_image" in planned.uploads and style.product is not None
     if packshot:  # the scene is inpainted around the product, by the style's inpainting model if it names one
         model_id, revision = expand_id, expand_revision
@@ -364,31 +370,40 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
     for variant in range(1, planned.variants + 1):
         reroll = (rerolls or {}).get(variant, 0)
         seed = derive_seed(campaign, planned.asset_id, variant, style.ref, reroll)
-        common = dict(campaign=campaign, row_key=planned.asset_id, row=planned.row, variant=variant,
-                      prompt=planned.prompt, negative_prompt=style.negative_prompt, model_family=family,
-                      scheduler=style.scheduler, steps=style.steps, guidance=style.guidance, style=style.name,
-                      style_version=style.version, reroll=reroll, adapters=adapters, embeddings=embeddings,
-                      input_images=inputs)
         if not expand:
             for aspect in planned.aspects:
                 width, height = bucket(aspect, family, resolution)
-                jobs.append(RenderJob(aspect=aspect, width=width, height=height, model_id=model_id,
-                                      model_revision=revision, seed=seed, product=product(aspect), **reference,
-                                      **common))
+                jobs.append(row_jobs.job(variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
+                                         model_id=model_id, model_revision=revision, seed=seed,
+                                         product=product(aspect), **reference))
             continue
         width, height = bucket(style.master_aspect, family, resolution)
-        master = RenderJob(aspect=style.master_aspect, width=width, height=height, model_id=model_id,
-                           model_revision=revision, seed=seed, product=product(style.master_aspect), **reference,
-                           **common)
+        master = row_jobs.job(variant=variant, reroll=reroll, aspect=style.master_aspect, width=width, height=height,
+                              model_id=model_id, model_revision=revision, seed=seed,
+                              product=product(style.master_aspect), **reference)
         jobs.append(master)
         for aspect in planned.aspects:
             if aspect == style.master_aspect:
                 continue
             width, height = expand_size((master.width, master.height), aspect, family, resolution)
-            jobs.append(RenderJob(aspect=aspect, width=width, height=height, model_id=expand_id,
-                                  model_revision=expand_revision, seed=derive_expand_seed(master.key, aspect),
-                                  master_key=master.key, expand_focal=style.focal, **common))
+            jobs.append(row_jobs.job(variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
+                                     model_id=expand_id, model_revision=expand_revision,
+                                     seed=derive_expand_seed(master.key, aspect), master_key=master.key,
+                                     expand_focal=style.focal))
     return jobs
+
+
+def _style_jobs(campaign: str, style: Style, settings: PlanSettings) -> JobMaker:
+    """A maker of the jobs of ``style``'s rows: the values every one of them has."""
+    # LoRA adapters and embeddings are made for the style's model: a --model override renders without them
+    folder = settings.styles_dir / style.name
+    adapters = None if settings.model_override or not style.adapters else tuple(
+        (str(a.resolve(folder)), a.sha256, a.scale) for a in style.adapters)
+    embeddings = None if settings.model_override or not style.embeddings else tuple(
+        (str(e.resolve(folder)), e.sha256, e.token) for e in style.embeddings)
+    return JobMaker(campaign=campaign, negative_prompt=style.negative_prompt, model_family=style.model.family,
+                    scheduler=style.scheduler, steps=style.steps, guidance=style.guidance, style=style.name,
+                    style_version=style.version, adapters=adapters, embeddings=embeddings)
 
 
 def _references(style: Style, folder: Path, settings: PlanSettings) -> dict[str, object]:
@@ -426,7 +441,7 @@ def _claim_file_names(planned: PlannedRow, taken: dict[str, tuple[int, str]], wh
 # rows (a row is planned the same wherever it is: only duplicates and file names, checked here
 # in sheet order, depend on other rows).
 PARALLEL_ROWS = 20_000
-CHUNK_ROWS = 4_000
+CHUNK_ROWS = 2_000
 
 RowOutcome = tuple[PlannedRow, list[RenderJob] | None] | list[Problem]
 
@@ -437,6 +452,24 @@ def plan_campaign(sheet: Sheet, settings: PlanSettings, limit: int | None = None
 
     ``workers``: processes that plan rows (None: one per core for sheets of ``PARALLEL_ROWS``
     rows or more, else this process only); the plan is the same whatever the count."""
+    with _without_gc():
+        return _plan_campaign(sheet, settings, limit, workers)
+
+
+@contextmanager
+def _without_gc() -> Iterator[None]:
+    """Python's cycle collector paused: planning makes millions of objects and no cycles, and each
+    full collection walks every object made so far (a fifth of a 100k-row plan's time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _plan_campaign(sheet: Sheet, settings: PlanSettings, limit: int | None, workers: int | None) -> CampaignPlan:
     library = StyleLibrary(settings.styles_dir)
     plan = CampaignPlan(campaign=sheet.campaign, sheet=sheet.path)
     where = str(sheet.path)
@@ -459,6 +492,7 @@ def plan_campaign(sheet: Sheet, settings: PlanSettings, limit: int | None = None
     outcomes = _plan_rows(to_plan, library, settings, where, plan.campaign, workers)
 
     file_names: dict[str, tuple[int, str]] = {}  # export file stem, casefolded -> (row, stem)
+    makers: dict[str, JobMaker] = {}
     for entry in earlier:
         if isinstance(entry, Problem):
             plan.problems.append(entry)
@@ -479,7 +513,8 @@ def plan_campaign(sheet: Sheet, settings: PlanSettings, limit: int | None = None
         if limit is not None and len(plan.rows) >= limit:
             continue
         plan.rows.append(planned)
-        plan.jobs.extend(jobs if jobs is not None else jobs_for_row(plan.campaign, planned, settings))
+        plan.jobs.extend(jobs if jobs is not None else jobs_for_row(plan.campaign, planned, settings,
+                                                                               makers=makers))
     return plan
 
 
@@ -492,7 +527,7 @@ def _plan_rows(rows: Sequence[tuple[dict[str, str], int]], library: StyleLibrary
     if count <= 1 or len(rows) <= CHUNK_ROWS:
         banned_by_style: dict[str, tuple[str, ...]] = {}
         return [_plan_one(cells, row, library, settings, where, banned_by_style) for cells, row in rows]
-    return _plan_in_workers(rows, settings, where, campaign, count)
+    return _plan_in_workers(rows, library, settings, where, campaign, count)
 
 
 def _plan_one(cells: Mapping[str, str], row: int, library: StyleLibrary, settings: PlanSettings, where: str,
@@ -503,39 +538,88 @@ def _plan_one(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
         return exc.problems
 
 
-def _plan_chunk(settings: PlanSettings, where: str, campaign: str,
-                rows: Sequence[tuple[dict[str, str], int]]) -> list[RowOutcome]:
-    """A chunk of rows planned with their jobs, job keys computed (they travel in the jobs)."""
-    library, banned_by_style = StyleLibrary(settings.styles_dir), {}
+# A row planned in a worker, as plain values (cheaper to send back than the objects): its style,
+# variants, placements, aspects, prompt and uploads, and its jobs' values (``plan.jobs.job_values``).
+# The cells and row number are the main process's.
+_Packed = tuple[Style, int, tuple[str, ...], tuple[str, ...], str, Mapping[str, Upload], list[tuple]]
+
+
+def _plan_with_jobs(rows: Sequence[tuple[dict[str, str], int]], library: StyleLibrary, settings: PlanSettings,
+                    where: str, campaign: str, banned_by_style: dict[str, tuple[str, ...]],
+                    makers: dict[str, JobMaker]) -> list[RowOutcome]:
     outcomes: list[RowOutcome] = []
     for cells, row in rows:
         outcome = _plan_one(cells, row, library, settings, where, banned_by_style)
         if not isinstance(outcome, list):
-            jobs = jobs_for_row(campaign, outcome[0], settings)
-            for job in jobs:
-                job.key  # noqa: B018 - cached on the job, so computed here, in parallel
-            outcome = (outcome[0], jobs)
+            outcome = (outcome[0], jobs_for_row(campaign, outcome[0], settings, makers=makers))
         outcomes.append(outcome)
     return outcomes
 
 
-def _plan_in_workers(rows: Sequence[tuple[dict[str, str], int]], settings: PlanSettings, where: str,
-                     campaign: str, count: int) -> list[RowOutcome]:
-    """Chunks of rows planned by ``count - 1`` spawned worker processes and this one (which starts
-    at once, while the workers start): the later chunks go to the workers."""
+def _plan_chunk(settings: PlanSettings, where: str, campaign: str,
+                rows: Sequence[tuple[dict[str, str], int]]) -> list[_Packed | list[Problem]]:
+    """A chunk of rows planned in a worker process: each row's problems, or the row and its jobs, packed."""
+    with _without_gc():
+        outcomes = _plan_with_jobs(rows, StyleLibrary(settings.styles_dir), settings, where, campaign, {}, {})
+    return [outcome if isinstance(outcome, list) else _pack(*outcome) for outcome in outcomes]
+
+
+def _pack(planned: PlannedRow, jobs: list[RenderJob] | None) -> _Packed:
+    return (planned.style, planned.variants, planned.placements, planned.aspects, planned.prompt, planned.uploads,
+            [job_values(job) for job in jobs or ()])
+
+
+def _unpack(packed: _Packed, cells: dict[str, str], row: int) -> tuple[PlannedRow, list[RenderJob]]:
+    style, variants, placements, aspects, prompt, uploads, jobs = packed
+    planned = PlannedRow(row=row, asset_id=cells.get("asset_id", ""), style=style, variants=variants,
+                         placements=placements, aspects=aspects, prompt=prompt, cells=cells, uploads=uploads)
+    return planned, [job_from_values(values) for values in jobs]
+
+
+def _plan_in_workers(rows: Sequence[tuple[dict[str, str], int]], library: StyleLibrary, settings: PlanSettings,
+                     where: str, campaign: str, count: int) -> list[RowOutcome]:
+    """Chunks of rows planned by ``count - 1`` spawned worker processes, from the first chunk on,
+    and by this process, from the last chunk back, until they meet. This process starts at once
+    (the workers take a while to start) and hands each worker its next chunk before it needs it."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     chunks = [rows[i:i + CHUNK_ROWS] for i in range(0, len(rows), CHUNK_ROWS)]
-    here = max(1, round(len(chunks) / count) + 1)  # a worker's start-up takes about one chunk
-    with ProcessPoolExecutor(min(count - 1, len(chunks) - here) or 1,
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_plan_chunk, settings, where, campaign, chunk) for chunk in chunks[here:]]
-        outcomes = [outcome for chunk in chunks[:here] for outcome in _plan_chunk(settings, where, campaign, chunk)]
-        for chunk, future in zip(chunks[here:], futures):
+    left = deque(range(len(chunks)))  # chunks nobody has taken yet
+    sent: dict[int, Future] = {}
+    done: dict[int, list[RowOutcome]] = {}
+    banned_by_style: dict[str, tuple[str, ...]] = {}
+    makers: dict[str, JobMaker] = {}
+
+    def here(index: int) -> None:  # with their jobs, as in the workers (so the work is shared evenly)
+        done[index] = _plan_with_jobs(chunks[index], library, settings, where, campaign, banned_by_style, makers)
+
+    def receive(wait: bool) -> None:
+        """The workers' chunks that are done (with ``wait``: all), unpacked."""
+        for index, future in sent.items():
+            if index in done or not (wait or future.done()):
+                continue
             try:
-                outcomes.extend(future.result())
+                packed = future.result()
             except BrokenProcessPool:  # a worker could not start (e.g. a main script without a __main__ guard)
-                outcomes.extend(_plan_chunk(settings, where, campaign, chunk))
-    return outcomes
+                here(index)
+                continue
+            done[index] = [outcome if isinstance(outcome, list) else _unpack(outcome, cells, row)
+                           for outcome, (cells, row) in zip(packed, chunks[index])]
+
+    with ProcessPoolExecutor(count - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        broken = False
+        while left:
+            while not broken and left and sum(not future.done() for future in sent.values()) < 2 * (count - 1):
+                try:
+                    sent[left[0]] = pool.submit(_plan_chunk, settings, where, campaign, chunks[left[0]])
+                    left.popleft()
+                except BrokenProcessPool:  # a worker could not start: this process plans the rest
+                    broken = True
+            if left:
+                here(left.pop())
+            receive(wait=False)
+        receive(wait=True)
+    return [outcome for index in range(len(chunks)) for outcome in done[index]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,7 +30,10 @@ _HOMOGLYPHS = str.maketrans(
 # Leetspeak, read both ways where a symbol stands for two letters ("k1ll", "1ife").
 _LEET = (str.maketrans("0134578@$!|", "oieastbasil"), str.maketrans("0134578@$!|", "oleastbasii"))
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_TOKEN, _HAS_LETTER, _NOT_LETTER = re.compile(r"[^\s,.;:()\[\]\"']+"), re.compile(r"[a-z]"), re.compile(r"[^a-z]")
+_SPLIT = r"\s,.;:()\[\]\"'"  # what separates tokens
+_TOKEN, _HAS_LETTER, _NOT_LETTER = re.compile(f"[^{_SPLIT}]+"), re.compile(r"[a-z]"), re.compile(r"[^a-z]")
+# Tokens with a character other than a-z (the lookbehind: only from a token's start).
+_OTHER_TOKEN = re.compile(f"(?<![^{_SPLIT}])[a-z]*+[^a-z{_SPLIT}][^{_SPLIT}]*")
 
 
 class PromptError(ValueError):
@@ -55,11 +58,13 @@ def normalize_for_matching(text: str) -> str:
 def _words(text: str) -> list[str]:
     """Words of normalized text; digits/symbols inside a word are read as leetspeak."""
     plain = normalize_for_matching(text)
-    words = _WORD.findall(plain)
     tokens = [w for w in _TOKEN.findall(plain) if _HAS_LETTER.search(w)]
-    leet = [w if w.isalpha() and w.isascii() else _NOT_LETTER.sub("", w.translate(table))  # a-z only: as is
-            for table in _LEET for w in tokens]
-    return words + leet
+    return _WORD.findall(plain) + [_leet(w, table) for table in _LEET for w in tokens]
+
+
+def _leet(token: str, table: dict[int, str]) -> str:
+    """A token (with a letter a-z) read with a leetspeak table: letters a-z only."""
+    return token if token.isalpha() and token.isascii() else _NOT_LETTER.sub("", token.translate(table))
 
 
 def find_banned_terms(text: str, banned: Sequence[str]) -> list[str]:
@@ -67,6 +72,29 @@ def find_banned_terms(text: str, banned: Sequence[str]) -> list[str]:
     if isinstance(banned, tuple) and len(text) <= _REPEATED_TEXT:
         return list(_banned_in_short_text(text, banned))
     return _banned_in(text, _banned_words(tuple(banned)))
+
+
+def may_contain_banned_terms(texts: Iterable[str], banned: Sequence[str]) -> bool:
+    """False when none of ``texts`` contains a banned term: one look at all of them, for the
+    common case (a row without any), before ``find_banned_terms`` looks at each text. A term is
+    found only when each of its words is one of a text's words (``_words``); the words of texts
+    joined by line breaks are the words of each text (no word, token or Unicode normalisation
+    runs across a line break), so this never says False when a text holds a term."""
+    words = _word_set("\n".join(texts))
+    return any(words.issuperset(term_words) for term_words in _banned_word_lists(tuple(banned)))
+
+
+def _word_set(text: str) -> set[str]:
+    """``set(_words(text))``, made faster: a token of letters a-z only is one of the words already."""
+    plain = normalize_for_matching(text)
+    words = set(_WORD.findall(plain))
+    words.update(_leet(w, table) for w in set(_OTHER_TOKEN.findall(plain)) if _HAS_LETTER.search(w) for table in _LEET)
+    return words
+
+
+@lru_cache(maxsize=64)
+def _banned_word_lists(banned: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(words.split()) for _term, words in _banned_words(banned))
 
 
 _REPEATED_TEXT = 200  # cells this short (a style ref, a CTA, a scene) repeat down a sheet: results cached
@@ -118,6 +146,8 @@ def render_prompt(template_dir: Path, template_name: str, variables: Mapping[str
     env = _environment(str(template_dir))
     try:
         template = env.get_template(template_name)
+        if type(template.globals) is not dict:  # noqa: E721 - the same names, a dict instead of a ChainMap
+            template.globals = dict(template.globals)  # that each render would copy twice (a fifth of its time)
         text = template.render(**variables)
     except UndefinedError as exc:
         missing = re.search(r"'([^']+)' is undefined", str(exc))

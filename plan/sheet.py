@@ -38,6 +38,7 @@ _COLUMN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # C0 controls except tab/newline/carriage return, DEL, C1 controls: never part of an asset's text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _NOT_UTF8 = re.compile(r"[\udc80-\udcff]+")  # undecodable bytes, kept by errors="surrogateescape"
+_BAD_CHARACTER = re.compile(f"{_CONTROL.pattern}|{_NOT_UTF8.pattern}")  # either (a tab is neither)
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls and password-protected workbooks
 
 
@@ -238,6 +239,10 @@ def _header(record: list[object], where: str) -> tuple[list[str], list[Problem]]
 
 def _row(number: int, record: list[object], names: list[str], where: str) -> SheetRow | None:
     """One data row, or None when it is blank."""
+    if len(record) == len(names) and all(type(v) is str for v in record) and all(names) \
+            and not _BAD_CHARACTER.search("\t".join(record)):  # noqa: E721 - the common case, at once
+        cells = dict(zip(names, map(str.strip, record)))
+        return SheetRow(row=number, cells=cells) if any(cells.values()) else None
     cells: dict[str, str] = {}
     problems: list[Problem] = []
     width = len(names)

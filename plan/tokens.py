@@ -106,10 +106,11 @@ def count_tokens(text: str) -> int:
         return len(tokenizer.encode(text).ids)
     if len(_PIECE_TOKENS) > _PIECE_CACHE_MAX:
         _PIECE_TOKENS.clear()
-    total = 2  # start and end markers
-    for piece in _pieces().findall(unicodedata.normalize("NFC", text).lower()):
-        tokens = _PIECE_TOKENS.get(piece)
-        if tokens is None:
-            tokens = _PIECE_TOKENS[piece] = len(tokenizer.encode(piece).ids) - 2
-        total += tokens
-    return total
+    pieces = _pieces().findall(unicodedata.normalize("NFC", text).lower())
+    counts = list(map(_PIECE_TOKENS.get, pieces))
+    if None in counts:  # pieces not seen before
+        for piece in pieces:
+            if piece not in _PIECE_TOKENS:
+                _PIECE_TOKENS[piece] = len(tokenizer.encode(piece).ids) - 2
+        counts = list(map(_PIECE_TOKENS.__getitem__, pieces))
+    return 2 + sum(counts)  # start and end markers

@@ -10,17 +10,22 @@ the same renders.
 
 Resume: the per-render findings (and the difference hash) are kept in ``qa/checks/<job_key>.json``
 with a fingerprint of the style and of the check code, so a rerun decodes and checks only renders
-it has not seen; campaign-wide steps (CLIP with its embedding cache, near-duplicates, verdicts)
-always run. Findings of a check that raised are never kept.
+it has not seen; so is a packshot render's product comparison, with the sha256 of the render it
+compared (the packshot is in the job key): a rerun compares only renders whose bytes it has not
+compared. Campaign-wide steps (CLIP with its embedding cache, near-duplicates, family checks,
+verdicts) always run. Findings of a check that raised are never kept, nor a packshot missing
+from the store.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import logging
 from collections.abc import Mapping, Sequence
 from functools import cache
+from typing import NamedTuple
 from pathlib import Path
 
 from plan.jobs import RenderJob
@@ -50,39 +55,63 @@ def _error_text(exc: BaseException) -> str:
 @cache
 def _code_digest(modules: tuple[str, ...]) -> str:
     """sha256 of the source of the modules whose code decides per-render findings."""
-    import sys
-
     digest = hashlib.sha256()
     for name in modules:
-        digest.update(Path(inspect.getsourcefile(sys.modules[name])).read_bytes())
+        digest.update(Path(inspect.getsourcefile(importlib.import_module(name))).read_bytes())
     return digest.hexdigest()
 
 
 def findings_fingerprint(style: Style, checks: Mapping[str, Check]) -> str:
-    """Changes whenever the style (thresholds, palette) or any check's code changes."""
-    modules = tuple(sorted({c.__module__ for c in checks.values()} | {__name__, "qa.image", "qa.duplicates"}))
+    """Changes whenever the style (thresholds, palette) or any check's code changes (the product
+    comparison's too: ``qa.product``, and ``render.product`` which places the packshot)."""
+    modules = tuple(sorted({c.__module__ for c in checks.values()}
+                           | {__name__, "qa.image", "qa.duplicates", "qa.product", "render.product"}))
     names = ",".join(f"{n}={c.__module__}.{c.__qualname__}" for n, c in sorted(checks.items()))
     text = f"{_code_digest(modules)}|{names}|{style.model_dump_json()}"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _kept_findings(store: Store, job_key: str, fingerprint: str) -> tuple[dict[str, Finding], int | None] | None:
+class _Kept(NamedTuple):
+    """What an earlier run kept of one render: its per-render findings (in check order), its
+    difference hash and, for the same render bytes, its product comparison."""
+
+    findings: dict[str, Finding]
+    dhash: int | None
+    product: Finding | None
+
+
+def _render_sha256(store: Store, job_key: str) -> str | None:
+    try:
+        return hashlib.sha256(store.get(render_key(job_key))).hexdigest()
+    except Exception:  # noqa: BLE001 - unreadable: nothing to compare with (the product check says why)
+        return None
+
+
+def _kept_findings(store: Store, job: RenderJob, fingerprint: str) -> _Kept | None:
     """Findings kept by an earlier run for the same render, style and check code; None if absent or stale."""
     try:
-        kept = read_document(store, checks_key(job_key), KeptFindings)
-        if kept.fingerprint != fingerprint or not store.exists(render_key(job_key)):
+        kept = read_document(store, checks_key(job.key), KeptFindings)
+        if kept.fingerprint != fingerprint or not store.exists(render_key(job.key)):
             return None
     except Exception:  # absent, torn or from an older layout: check the render again
         return None
     findings = {name: Finding(fail=tuple(f.fail), review=tuple(f.review), scores=f.scores, details=f.details)
                 for name, f in kept.findings}
-    return findings, kept.dhash
+    product = findings.pop("product", None)
+    if product is not None and kept.product_render != _render_sha256(store, job.key):
+        product = None  # other bytes under the job's key since: compare again
+    return _Kept(findings, kept.dhash, product)
 
 
-def _keep_findings(store: Store, job_key: str, fingerprint: str, qa: _JobQA, digest: int | None) -> None:
-    findings = [(name, FindingRecord(fail=list(f.fail), review=list(f.review), scores=dict(f.scores),
-                                     details=dict(f.details))) for name, f in qa.findings.items()]  # in check order
-    write_document(store, checks_key(job_key), KeptFindings(fingerprint=fingerprint, dhash=digest, findings=findings))
+def _keep_findings(store: Store, job_key: str, fingerprint: str, findings: Mapping[str, Finding],
+                   digest: int | None, product: Finding | None) -> None:
+    """Keep ``findings`` (and ``product``, the comparison of the render stored now)."""
+    kept = {**findings, **({"product": product} if product is not None else {})}
+    records = [(name, FindingRecord(fail=list(f.fail), review=list(f.review), scores=dict(f.scores),
+                                    details=dict(f.details))) for name, f in kept.items()]  # in check order
+    write_document(store, checks_key(job_key), KeptFindings(
+        fingerprint=fingerprint, dhash=digest, findings=records,
+        product_render=_render_sha256(store, job_key) if product is not None else None))
 
 
 def _load(job_key: str, store: Store) -> tuple[RenderImage | None, Finding | None]:
@@ -127,6 +156,9 @@ def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, 
     hashes: dict[str, int] = {}
     fingerprints: dict[str, str] = {}  # style ref -> findings fingerprint
     readable: list[RenderJob] = []
+    kept_products: dict[str, Finding] = {}  # job key -> its product comparison, kept for the same render bytes
+    # job key -> (fingerprint, per-render findings, dhash, checked by this run): kept once the product check is done
+    to_keep: dict[str, tuple[str, dict[str, Finding], int | None, bool]] = {}
     for job, key in zip(jobs, keys, strict=True):
         if key in state:
             continue
@@ -138,9 +170,13 @@ def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, 
         if style.ref not in fingerprints:
             fingerprints[style.ref] = findings_fingerprint(style, checks)
         fingerprint = fingerprints[style.ref]
-        kept = _kept_findings(store, key, fingerprint)
+        kept = _kept_findings(store, job, fingerprint)
         if kept is not None:
-            qa.findings, digest = kept
+            qa.findings, digest = kept.findings, kept.dhash
+            if kept.product is not None:
+                kept_products[key] = kept.product
+            elif job.product is not None:  # its render not compared yet: keep the comparison once made
+                to_keep[key] = (fingerprint, dict(qa.findings), digest, False)
         else:
             img, problem = _load(key, store)
             if img is None:
@@ -152,7 +188,7 @@ def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, 
                     qa.findings[name] = finding
             digest = qa.run("near_duplicate", dhash, img.image)
             if not qa.errors:
-                _keep_findings(store, key, fingerprint, qa, digest)
+                to_keep[key] = (fingerprint, dict(qa.findings), digest, True)
         readable.append(job)
         if digest is not None:
             hashes[key] = digest
@@ -173,11 +209,18 @@ def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, 
         state[key].findings["family"] = finding
     for key, message in family_errors.items():
         state[key].errors["family"] = message
-    product, product_errors = product_checks(readable, store, styles_by_ref)
-    for key, finding in product.items():
+    product, product_errors = product_checks([job for job in readable if job.key not in kept_products], store,
+                                             styles_by_ref)
+    for key, finding in {**product, **kept_products}.items():
         state[key].findings["product"] = finding
     for key, message in product_errors.items():
         state[key].errors["product"] = message
+    for key, (fingerprint, findings, digest, checked) in to_keep.items():
+        compared = product.get(key)
+        if compared is not None and "product_missing" in compared.review:
+            compared = None  # not a comparison (the packshot was not there): made again next run
+        if checked or compared is not None:  # (kept findings without a new comparison: nothing new to keep)
+            _keep_findings(store, key, fingerprint, findings, digest, compared)
 
     results = []
     for job, key in zip(jobs, keys, strict=True):

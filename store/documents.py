@@ -163,11 +163,13 @@ class FindingRecord(BaseModel):
 
 class KeptFindings(Document):
     """``qa/checks/<job key>.json``: per-render findings (in check order) and the difference
-    hash, valid while ``fingerprint`` (style + check code) is unchanged."""
+    hash, valid while ``fingerprint`` (style + check code) is unchanged; a ``product`` finding
+    (the packshot comparison) only for the render whose sha256 is ``product_render``."""
 
     fingerprint: str
     dhash: int | None
     findings: list[tuple[str, FindingRecord]]
+    product_render: str | None = None
 
 
 # ---- campaign state ----

@@ -96,3 +96,25 @@ def test_a_missing_packshot_sends_the_render_to_review(store, put_render) -> Non
     store.delete(input_key(job.input_sha256["product_image"]))
     result = run_qa([job], store, {style.ref: style})[0]
     assert result.verdict == "review" and "product_missing" in result.reasons
+
+
+def test_a_rerun_keeps_the_comparison_of_the_same_render_bytes_only(store, put_render) -> None:
+    """The comparison is kept with the sha256 of the render it compared (the packshot is in the
+    job key): a rerun over the same bytes does not read the packshot again, other bytes under the
+    same key are compared again, and a packshot missing from the store is looked for again."""
+    job, style, product = packshot_job(store)
+    styles = {style.ref: style}
+    packshot_key = input_key(job.input_sha256["product_image"])
+    put_render(job, np.roll(faithful(job, product), 3, axis=1))
+    first = run_qa([job], store, styles)[0]
+    assert "product_mismatch" in first.reasons
+    packshot_bytes = store.get(packshot_key)
+    store.delete(packshot_key)
+    assert run_qa([job], store, styles)[0].to_json() == first.to_json()  # kept: no packshot needed
+    put_render(job, faithful(job, product))  # other bytes under the same key
+    missing = run_qa([job], store, styles)[0]
+    assert missing.verdict == "review" and "product_missing" in missing.reasons
+    store.put(packshot_key, packshot_bytes)
+    assert run_qa([job], store, styles)[0].verdict == "pass"  # the missing packshot was looked for again
+    store.delete(packshot_key)
+    assert run_qa([job], store, styles)[0].verdict == "pass"  # and that comparison is kept

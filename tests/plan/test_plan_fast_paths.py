@@ -1,0 +1,165 @@
+"""The shortcuts that make planning a big sheet fast give what the plain code gives: job keys
+(``JobMaker``, ``job_values``), seeds, the banned-term look over a whole row, the one-step read of
+a clean CSV row, and rows planned in a worker process and sent back packed."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import itertools
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from plan.jobs import JobMaker, RenderJob, derive_seed, job_from_values, job_values
+from plan.prompts import _word_set, _words, find_banned_terms, may_contain_banned_terms
+from plan.sheet import read_sheet
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Every field set, optional ones included; keys computed by the implementation before these shortcuts.
+FULL = dict(campaign="c", row_key="sku-1", row=7, variant=2, aspect="9:16", width=576, height=1024,
+            prompt="a bag, \"quoted\" café 日本", negative_prompt="blurry", model_id="m/x", model_revision="rev1",
+            model_family="sdxl", scheduler="euler", steps=30, guidance=6.5, seed=123456789012345, style="acme",
+            style_version=4, reroll=3, master_key="ab" * 32, expand_focal=(0.5, 0.25),
+            input_images=(("product_image", "f" * 64),), product=(0.5, 0.9, 0.6, True),
+            adapters=(("/x/lora.safetensors", "a" * 64, 0.8),), embeddings=(("/x/emb.pt", "b" * 64, "<acme>"),),
+            reference_strength=0.55, ip_adapter=("/x/ip.bin", "c" * 64, 0.6), controlnet=("tiny/cn", "builtin-1", 0.7))
+OPTIONAL = ("master_key", "expand_focal", "input_images", "product", "adapters", "embeddings", "reference_strength",
+            "ip_adapter", "controlnet", "reroll")
+BARE = {k: v for k, v in FULL.items() if k not in OPTIONAL}
+FULL_KEY = "a642862a32a6a45560758f87f853077cfdf80d93fe6acd31fb6bdfece6da5f9b"
+BARE_KEY = "f688c3a97bc75db405969d29e096030f8e1841c9c6c0979ba28dbc165b66ba3f"
+
+
+def test_job_keys_and_seeds_are_those_of_the_earlier_implementation():
+    assert RenderJob(**FULL).key == FULL_KEY and RenderJob(**BARE).key == BARE_KEY
+    assert RenderJob(**{**FULL, "row": 99, "adapters": (("/elsewhere.safetensors", "a" * 64, 0.8),)}).key == FULL_KEY
+    assert derive_seed("c", "sku-1", 2, "acme@4", 3) == 8707620095419830940
+    assert derive_seed("ç\"x", "日本", 1, "a@1") == 1359738399906352206
+
+
+@pytest.mark.parametrize("fields", [FULL, BARE], ids=["every field", "required fields"])
+def test_a_job_maker_makes_the_job_that_render_job_makes(fields):
+    shared = dict(itertools.islice(fields.items(), 0, len(fields), 2))  # every other field shared
+    row = dict(itertools.islice(fields.items(), 1, len(fields), 4))
+    own = {k: v for k, v in fields.items() if k not in shared and k not in row}
+    job = JobMaker(**shared).sharing(**row).job(**own)
+    assert job == RenderJob(**fields) and job.to_dict() == RenderJob(**fields).to_dict()
+    assert job.key == RenderJob(**fields).key == (FULL_KEY if fields is FULL else BARE_KEY)
+    assert job.__dict__.keys() == RenderJob(**fields).__dict__.keys() | {"key"}
+
+
+def test_a_jobs_own_none_leaves_a_shared_optional_field_out_of_its_key():
+    job = JobMaker(**FULL).job(master_key=None, product=None)
+    assert job.key == RenderJob(**{**FULL, "master_key": None, "product": None}).key != FULL_KEY
+
+
+def test_a_job_maker_refuses_a_job_without_every_field():
+    with pytest.raises(TypeError, match="a job needs aspect, seed"):
+        JobMaker(**{k: v for k, v in BARE.items() if k not in ("seed", "aspect")}).job(width=1)
+
+
+def test_job_values_make_the_same_job_in_another_process():
+    job = RenderJob(**FULL)
+    again = job_from_values(pickle.loads(pickle.dumps(job_values(job))))
+    assert again == job and again.key == FULL_KEY and again.to_dict() == job.to_dict()
+
+
+TEXTS = ["an orange hiking backpack, model 000123", "a mountain trail at sunrise", "", "k1ll g\u200bun 1ife n00b",
+         '"x-y" a_b 日本語 café', "Ünïcödé thermos naïve “quotes” 🎒🏔️ $ex @buse k!ll |ife", "cure miracle",
+         "ｍｉｒａｃｌｅ ｃｕｒｅ", "fr33 g1ft", "celeb-rity", "gu\u0335n case", "а gun", "cure-all deal", "x\ny\tz"]
+BANNED = ("gun", "nude", "celebrity", "miracle cure", "cheap", "free gift", "kill", "life", "sex")
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_the_word_set_is_the_set_of_the_words(text):
+    assert _word_set(text) == set(_words(text))
+
+
+def test_one_look_at_a_whole_row_never_misses_a_banned_term_that_a_text_holds():
+    for texts in itertools.combinations(TEXTS, 3):
+        if any(find_banned_terms(text, BANNED) for text in texts):
+            assert may_contain_banned_terms(texts, BANNED), texts
+    assert not may_contain_banned_terms(TEXTS[:3], BANNED)  # a clean row: no text looked at one by one
+
+
+def test_a_clean_csv_row_reads_as_the_cell_by_cell_reader_reads_it(tmp_path: Path):
+    path = tmp_path / "s.csv"
+    path.write_bytes(b"asset_id,style,product,,extra\n ok-1 ,acme@2, a\ttent ,,\n,,,,\nbad-3,acme@2,a te\x00nt,,\n"
+                     b"ok-4,acme@2,fine\n  ,  ,  ,,\n")
+    sheet = read_sheet(path)
+    assert [(r.row, r.cells, [p.column for p in r.problems]) for r in sheet.rows] == [
+        (2, {"asset_id": "ok-1", "style": "acme@2", "product": "a\ttent", "extra": ""}, []),
+        (4, {"asset_id": "bad-3", "style": "acme@2", "product": "a te\x00nt", "extra": ""}, ["product"]),
+        (5, {"asset_id": "ok-4", "style": "acme@2", "product": "fine", "extra": ""}, [])]
+
+
+def test_rows_planned_in_a_worker_come_back_as_planned_here(tmp_path: Path, settings):
+    import plan.planner as planner
+    from plan.styles import StyleLibrary
+
+    from tests.plan.test_plan_reference import write_sheet
+
+    sheet = read_sheet(write_sheet(tmp_path / "s.csv", 120))
+    rows = [(r.cells, r.row) for r in sheet.rows if not r.problems]
+    library, where = StyleLibrary(settings.styles_dir), str(sheet.path)
+    packed = pickle.loads(pickle.dumps(planner._plan_chunk(settings, where, sheet.campaign, rows)))
+    here = planner._plan_with_jobs(rows, library, settings, where, sheet.campaign, {}, {})
+    back = [o if isinstance(o, list) else planner._unpack(o, cells, row) for o, (cells, row) in zip(packed, rows)]
+    assert sum(not isinstance(o, list) for o in here) > 50 and back == here
+    assert [job.key for o in back if not isinstance(o, list) for job in o[1]] == \
+        [job.key for o in here if not isinstance(o, list) for job in o[1]]
+
+
+def test_planning_pauses_the_cycle_collector_and_restores_it(tmp_path: Path, settings, monkeypatch):
+    import plan.planner as planner
+
+    seen = []
+    real = planner._plan_rows
+    monkeypatch.setattr(planner, "_plan_rows", lambda *a: seen.append(gc.isenabled()) or real(*a))
+    sheet = read_sheet(REPO / "campaigns" / "spring-launch.csv")
+    assert gc.isenabled()
+    planner.plan_campaign(sheet, settings)
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        planner.plan_campaign(sheet, settings)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_a_script_whose_workers_cannot_start_still_gets_its_plan(tmp_path: Path, settings):
+    """A main script without a ``__main__`` guard: spawned workers fail to start, so this process plans every row."""
+    from tests.plan.test_plan_reference import STYLES, write_sheet
+
+    sheet = write_sheet(tmp_path / "s.csv", 300)
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import dataclasses, datetime as dt, hashlib, plan.planner as p\n"
+        "from plan.sheet import read_sheet\n"
+        "p.CHUNK_ROWS = 50\n"
+        f"settings = p.PlanSettings(styles_dir=__import__('pathlib').Path({str(STYLES)!r}), "
+        f"templates_dir=__import__('pathlib').Path({str(settings.templates_dir)!r}), "
+        f"placements={dict(settings.placements)!r}, today=dt.date(2026, 11, 23))\n"
+        f"plan = p.plan_campaign(read_sheet({str(sheet)!r}), settings, workers=2)\n"
+        "print(len(plan.jobs), hashlib.sha256(' '.join(j.key for j in plan.jobs).encode()).hexdigest())\n",
+        encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    expected = planner_keys(sheet, dataclasses.replace(settings, styles_dir=STYLES))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[-2] == expected
+
+
+def planner_keys(sheet: Path, settings) -> str:
+    import hashlib
+
+    from plan.planner import plan_campaign
+
+    plan = plan_campaign(read_sheet(sheet), settings, workers=1)
+    return f"{len(plan.jobs)} {hashlib.sha256(' '.join(j.key for j in plan.jobs).encode()).hexdigest()}"
