@@ -20,7 +20,7 @@ Making the two sides comparable: on a machine without a GPU, rendering and QA/ex
 the same cores, and a flow can only approach max(render, QA + export) when neither side alone
 already uses every core. So each side gets one core's worth of work: torch renders with
 ``BRANDBATCH_TORCH_THREADS=1`` (the default; it is fixed for reproducible pixels) and exports
-run in ``BRANDBATCH_EXPORT_WORKERS=1`` process (QA is a thread of the flow's process), and
+run in ``BRANDBATCH_EXPORT_WORKERS=1`` process (QA has a process of its own while rendering), and
 ``--steps`` is chosen so that render alone and QA + export alone take about the same time (the
 balance row says how close they were: render / (QA + export)). On a 2-core machine this is the
 GPU machine's situation in miniature: one device renders while the CPU side checks and exports.
