@@ -58,9 +58,13 @@ def test_a_jobs_own_none_leaves_a_shared_optional_field_out_of_its_key():
     assert job.key == RenderJob(**{**FULL, "master_key": None, "product": None}).key != FULL_KEY
 
 
-def test_a_job_maker_refuses_a_job_without_every_field():
+def test_a_job_maker_refuses_a_job_without_every_field_or_with_one_it_does_not_have():
     with pytest.raises(TypeError, match="a job needs aspect, seed"):
         JobMaker(**{k: v for k, v in BARE.items() if k not in ("seed", "aspect")}).job(width=1)
+    with pytest.raises(TypeError, match="a job has no field colour"):
+        JobMaker(**BARE).job(colour="red")
+    with pytest.raises(TypeError, match="a job has no field colour"):
+        JobMaker(**BARE).sharing(colour="red")
 
 
 def test_job_values_make_the_same_job_in_another_process():
