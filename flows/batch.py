@@ -109,7 +109,10 @@ def plan_task(sheet: str, settings: PlanSettings, limit: int | None, store: Stor
 def render_task(jobs: Sequence[RenderJob], store: Store, batch_size: int, progress: bool,
                 max_images: int | None, max_gpu_seconds: float | None,
                 on_done: Sequence[Callable[[str], None]] = (),
-                on_failed: Callable[[str], None] | None = None) -> RenderReport:
+                on_failed: Callable[[str], None] | None = None,
+                on_start: Callable[[], None] | None = None) -> RenderReport:
+    """Render ``jobs`` here, or on shard workers when a shard deployment is set; ``on_done`` and
+    ``on_failed`` per job, ``on_start`` when rendering starts in this process."""
     with progress_bar("rendering", len(jobs), enabled=progress) as advance:
         failed: set[str] = set()  # failed or left by the budget: counted apart by the progress line
 
@@ -128,7 +131,7 @@ def render_task(jobs: Sequence[RenderJob], store: Store, batch_size: int, progre
 
             return render_sharded(jobs, store, deployment, batch_size=batch_size, on_done=done, on_failed=fail,
                                   max_images=max_images, max_gpu_seconds=max_gpu_seconds)
-        return render_missing(jobs, store, batch_size=batch_size, on_done=done, on_failed=fail,
+        return render_missing(jobs, store, batch_size=batch_size, on_done=done, on_failed=fail, on_start=on_start,
                               max_images=max_images, max_gpu_seconds=max_gpu_seconds)
 
 
@@ -249,7 +252,7 @@ def campaign_batch(
         try:
             rendered = render_task(jobs, store, batch_size, progress, max_images, max_gpu_seconds,
                                    [tracker.render_done, *([stream.done] if stream else [])],
-                                   stream.failed if stream else None)
+                                   stream.failed if stream else None, stream.rendering if stream else None)
             streamed = stream.finish() if stream else Streamed()
         finally:
             if stream:

@@ -10,6 +10,13 @@ finished, the row goes into a bounded queue, and one background thread takes row
    family checks an expansion with its master, so a row's results are the ones QA of the whole
    campaign gives (the per-render findings and CLIP embeddings land in the store's caches).
 2. Queueing of the row's variants (``ReviewQueue.enqueue``, idempotent), as ``queue_for_review``.
+
+Steps 1 and 2 run in this thread until the renderer starts rendering in this process
+(``rendering``), then in the stream's QA process (one per run, forked from the export pool's
+fork server): they are Python-heavy, and in this process they would hold the GIL against the
+renderer's Python. Rows go there as jobs (renders are read from the store), results come back
+in order; torch there has the thread count of this process, and CLIP embeds each image alone,
+so the results are the same bits wherever they are computed.
 3. For the variants the queue has approved (``qa-auto``, or a designer earlier): export tasks
    (``exports.stage.prepare_exports``) submitted to one process pool for the whole run.
 
@@ -26,7 +33,7 @@ deployment) finished rows go, a few at a time, to check shards on other workers 
 run ``check_rows`` (the same three steps) and report back.
 
 On a machine without a GPU the renderer and the background stages share the same cores: the
-overlap is real (threads and processes) but each side runs slower than alone.
+overlap is real (processes) but each side runs slower than alone.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from __future__ import annotations
 import contextvars
 import os
 import queue
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -46,7 +54,7 @@ from exports.assemble import banned_checker, export_items, load_assets
 from exports.credentials import load_credential
 from exports.placements import Placement
 from exports.fingerprint import item_identity
-from exports.stage import (ExportItem, export_assets, export_pool, only_verified, prepare_exports,
+from exports.stage import (ExportItem, export_assets, export_pool, likely_new, only_verified, prepare_exports,
                            refuse_banned_text, run_export_task)
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan
@@ -184,6 +192,45 @@ def check_and_queue(queue: ReviewQueue, store: Store, styles: Mapping[str, Style
     return done, approved
 
 
+_QUEUES: dict[tuple[str, str], ReviewQueue] = {}  # in the stream's QA process: (out, campaign) -> its verified queue
+
+
+def _torch_threads() -> int | None:
+    """torch's CPU thread count in this process (None: torch not imported, the default holds)."""
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
+
+
+def _start_qa(clip: bool) -> None:
+    """In the stream's QA process, while the first renders run: this module (QA, the queue) is
+    imported to run this, and torch and open_clip when a style names a CLIP model."""
+    if clip:
+        import open_clip  # noqa: F401
+        import torch  # noqa: F401
+
+
+def _check_and_queue_there(out: str, campaign: str, store: Store, styles: Mapping[str, Style],
+                           works: Sequence[RowWork], threads: int | None) -> tuple[Streamed, list[ApprovedVariant]]:
+    """``check_and_queue`` in the stream's QA process: torch (when CLIP runs) with ``threads`` as
+    in the flow's process (CLIP's sums depend on it), the queue opened and verified once."""
+    if threads is not None:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+    if (out, campaign) not in _QUEUES:
+        queue = ReviewQueue.for_out(out)
+        queue.verify(campaign)  # lost decisions stop before queueing
+        _QUEUES[out, campaign] = queue
+    return check_and_queue(_QUEUES[out, campaign], store, styles, works)
+
+
+def _close_queues() -> None:
+    """In the stream's QA process, at the end: its queues closed."""
+    while _QUEUES:
+        _QUEUES.popitem()[1].close()
+
+
 def approved_items(campaign: str, approved: Sequence[ApprovedVariant], assets: Mapping[str, AssetRecord],
                    banned: Callable[[RenderJob], Sequence[str]]) -> list[ExportItem]:
     """The export items of ``approved`` whose texts pass the banned terms (as the export stage)."""
@@ -244,7 +291,9 @@ class CampaignStream:
         self._failed: set[str] = set()
         self._lock = threading.Lock()
         self._batch: list[RowWork] = []
-        self._queue: ReviewQueue | None = None
+        self._queue: ReviewQueue | None = None  # this thread's, for rows checked here
+        self._qa = None  # the QA process (a pool of one), once the renderer renders here
+        self._clip = any(style.qa.clip_model for style in self.styles.values())
         self._pool = None
         self._in_flight: deque[tuple[ItemKey, Future]] = deque()
         self._rows_out: dict[ItemKey, list[dict]] = {}
@@ -277,6 +326,14 @@ class CampaignStream:
         for row in ready:
             self._worker.put(row)
 
+    def rendering(self) -> None:
+        """The renderer starts rendering in this process: later rows are checked and queued in the
+        QA process (started now, while the model loads)."""
+        if self._qa is None and self.dispatcher is None:
+            qa = export_pool(1)
+            qa.submit(_start_qa, self._clip)
+            self._qa = qa
+
     # -- the background thread --
     def _rendered(self, job: RenderJob) -> bool:
         """As ``render.deadletters.rendered_jobs``: made or found by this run, or not attempted and stored."""
@@ -297,10 +354,14 @@ class CampaignStream:
                 self.dispatcher.submit(self._batch[:self.rows_per_shard])
                 del self._batch[:self.rows_per_shard]
             return
-        if self._queue is None:
-            self._queue = ReviewQueue.for_out(self.out)
-            self._queue.verify(self.plan.campaign)  # as queue_for_review: lost decisions stop before queueing
-        done, approved = check_and_queue(self._queue, self.store, self.styles, works)
+        if (qa := self._qa) is not None:
+            done, approved = qa.submit(_check_and_queue_there, self.out, self.plan.campaign, self.store, self.styles,
+                                       works, _torch_threads() if self._clip else None).result()
+        else:
+            if self._queue is None:
+                self._queue = ReviewQueue.for_out(self.out)
+                self._queue.verify(self.plan.campaign)  # as queue_for_review: lost decisions stop before queueing
+            done, approved = check_and_queue(self._queue, self.store, self.styles, works)
         self.streamed.merge(done)
         if approved:
             self._export(approved)
@@ -320,12 +381,14 @@ class CampaignStream:
         for task in tasks:
             item = task[0]
             key = (item.asset_id, item.variant)
-            if self._pool is None:  # files already current are only verified, here; the workers
-                made = run_export_task(task)  # start at the first task with work to do
+            if self._pool is None and not likely_new(task):  # files already current are only verified,
+                made = run_export_task(task)  # here; the workers start at the first task with work to do
                 self._rows_out[key].extend(made)
                 if not only_verified(made):
                     self._pool = export_pool(self.workers)
                 continue
+            if self._pool is None:
+                self._pool = export_pool(self.workers)
             while len(self._in_flight) >= 4 * self.workers:
                 self._collect()
             self._in_flight.append((key, self._pool.submit(run_export_task, task)))
@@ -339,6 +402,8 @@ class CampaignStream:
         """Wait for the rows still queued, the export tasks in flight and the shards; raise what failed."""
         try:
             self._worker.close()
+            if self._qa is not None:
+                self._qa.submit(_close_queues).result()
             while self._in_flight:
                 self._collect()
             self.streamed.exports = {key: (item_identity(item), self._rows_out[key]) for key, item in self._items.items()}
@@ -355,9 +420,10 @@ class CampaignStream:
     def close(self) -> None:
         """Stop (also after a failure of the render stage): the pool and the queue are released."""
         self._worker.stop()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        for pool in (self._qa, self._pool):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self._qa = self._pool = None
         if self._queue is not None:
             self._queue.close()
             self._queue = None

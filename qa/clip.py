@@ -3,8 +3,8 @@
 The style names the model (``qa.clip_model``: an open_clip model name, including
 ``brandbatch-tiny-clip`` from ``qa/clip_models/``) and its weights (``qa.clip_weights``: a
 local checkpoint file; none = random weights under a fixed seed, for smoke tests only).
-Image embeddings are computed in batches and cached in the store at
-``qa/embeddings/<model-tag>/<job_key>.npy``. torch and open_clip are imported inside functions.
+Image embeddings are computed one image at a time (the same bits in any batch: QA row by row
+gives the campaign's scores) and cached in the store at ``qa/embeddings/<model-tag>/<job_key>.npy``. torch and open_clip are imported inside functions.
 """
 
 from __future__ import annotations
@@ -47,19 +47,23 @@ class ClipModel:
         return float(self.model.logit_scale.exp().item())
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """(N, D) float32 unit vectors."""
+        """(N, D) float32 unit vectors, each computed alone: the bits of a vector never depend on
+        the others of the call (a run that checks row by row, as ``pipeline.stream``, gets the
+        scores of one that checks the whole campaign at once)."""
         import torch
 
         with torch.inference_mode():
-            batch = torch.stack([self.preprocess(img) for img in images])
-            return self.model.encode_image(batch, normalize=True).float().numpy()
+            return np.concatenate([self.model.encode_image(self.preprocess(img).unsqueeze(0), normalize=True)
+                                   .float().numpy() for img in images])
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """(N, D) float32 unit vectors."""
+        """(N, D) float32 unit vectors, each computed alone (as ``embed_images``)."""
         import torch
 
         with torch.inference_mode():
-            return self.model.encode_text(self.tokenizer(list(texts)), normalize=True).float().numpy()
+            tokens = self.tokenizer(list(texts))
+            return np.concatenate([self.model.encode_text(row.unsqueeze(0), normalize=True).float().numpy()
+                                   for row in tokens])
 
 
 def _file_sha256(path: Path) -> str:

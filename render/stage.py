@@ -469,6 +469,7 @@ def render_missing(
     device: str | None = None,
     on_done: Callable[[str], None] | None = None,
     on_failed: Callable[[str], None] | None = None,
+    on_start: Callable[[], None] | None = None,
     batch_invariant: bool | None = None,
     max_images: int | None = None,
     max_gpu_seconds: float | None = None,
@@ -484,7 +485,8 @@ def render_missing(
     Budget: once ``max_images`` renders were made or ``max_gpu_seconds`` spent in this call, no
     new batch starts; the jobs left fail with reason ``budget`` (a rerun resumes them).
     ``on_done(key)`` is called once per job given (duplicates included) when it is finished;
-    ``on_failed(key)`` once per failed job, just before its ``on_done``.
+    ``on_failed(key)`` once per failed job, just before its ``on_done``; ``on_start()`` once,
+    before the first model loads, when there is something to render.
     A stored render that is not whole (see ``stored_render_problem``) is deleted, rendered again
     and listed in ``damaged``. Raises ``StoreError`` when the store fails: no new batch starts,
     the renders already made are stored first, and a rerun resumes.
@@ -511,6 +513,8 @@ def render_missing(
         groups.setdefault(job.group, []).append(job)
     if not groups:
         return run.report
+    if on_start is not None:
+        on_start()
 
     settings = settings or device_settings(device, batch_invariant=batch_invariant)
     builds = list(dict.fromkeys(g[0].build for g in groups.values()))

@@ -31,14 +31,17 @@ SIGNED = ("sha256", "bytes")  # differ from run to run with the C2PA salt
 
 
 def write_project(root: Path, repo: Path) -> tuple[Path, Path]:
-    """acme@2 (4 aspect ratios) and acme@5 (creative families: a master outpainted) at 64 px and
-    2 steps; 3 rows of 2 variants, with headlines and CTAs."""
+    """acme@2 (4 aspect ratios, CLIP checks) and acme@5 (creative families: a master outpainted)
+    at 64 px and 2 steps; 3 rows of 2 variants, with headlines and CTAs."""
     styles = root / "styles"
     shutil.copytree(repo / "styles", styles)
     for version in (2, 5):
         path = styles / "acme" / f"v{version}.yaml"
         style = yaml.safe_load(path.read_text(encoding="utf-8"))
         style["model"]["resolution"], style["steps"] = 64, 2
+        if version == 2:  # CLIP scores and safety (the tiny model), computed in the stream's QA process
+            style["qa"].update(clip_model="brandbatch-tiny-clip", min_clip_score=0.0, clip_uncertainty=0.0,
+                               unsafe_threshold=1.0, unsafe_uncertainty=0.0, duplicate_cosine=1.0)
         path.write_text(yaml.safe_dump(style), encoding="utf-8")
     sheet = root / "stream.csv"
     sheet.write_text("asset_id,style,product,scene,variants,headline,cta,placements\n"
@@ -111,6 +114,7 @@ def test_a_row_is_checked_queued_and_exported_while_later_rows_still_render(tmp_
         while rows[0] not in stream.streamed.rows and time.monotonic() < deadline:  # the others are not done
             time.sleep(0.1)
         assert list(stream.streamed.rows) == [rows[0]], "the first row is checked before the others finish"
+        stream.rendering()  # the later rows are checked in the QA process
         for job in plan.jobs:
             if job.row_key != rows[0]:
                 stream.done(job.key)
@@ -118,8 +122,10 @@ def test_a_row_is_checked_queued_and_exported_while_later_rows_still_render(tmp_
     finally:
         stream.close()
     assert set(streamed.rows) == set(rows) == settled_rows(plan.jobs, streamed)
+    shutil.rmtree(tmp_path / "out" / "qa" / "embeddings")  # CLIP's image embeddings computed again, here
     whole = run_qa(plan.jobs, store, {row.style.ref: row.style for row in plan.rows})
-    assert [streamed.results[r.job_key] for r in whole] == whole, "row by row gives the campaign's QA"
+    assert [streamed.results[r.job_key] for r in whole] == whole, \
+        "row by row, here and in the QA process, gives the campaign's QA"
     assert streamed.exports, "approved variants were exported while rendering"
     for (asset_id, _variant), (_identity, made) in streamed.exports.items():
         assert {r["asset_id"] for r in made} == {asset_id} and all(r["status"] == "exported" for r in made)

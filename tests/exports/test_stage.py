@@ -148,6 +148,26 @@ def test_workers_take_the_callers_environment_set_after_an_earlier_pool(tmp_path
     assert rows and all(row["status"] == "exported" for row in rows), rows
 
 
+class _WorkerFailStore(LocalStore):
+    """A store whose writes fail in any process but the one that made it (a worker's disk error)."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.maker = os.getpid()
+
+    def put(self, key, data, **kwargs):
+        if os.getpid() != self.maker:
+            raise RuntimeError("cannot write in a worker")
+        return super().put(key, data, **kwargs)
+
+
+def test_an_error_in_a_worker_reaches_the_caller(tmp_path, placements):
+    store = _WorkerFailStore(tmp_path / "store")
+    items = [make_item(store, PLACEMENTS[:2], asset=a) for a in ("pack-01", "tent-02", "lamp-03")]
+    with pytest.raises(RuntimeError, match="cannot write in a worker"):  # not lost rows, not a hang
+        export_assets(items, store, placements, formats=("webp",), workers=2)
+
+
 def test_missing_render_and_unknown_placement_fail_only_their_rows(store, placements):
     good = make_item(store, ("google.display.upload.300x250",), asset="good-01")
     broken = make_item(store, ("google.display.upload.300x250", "no.such.placement"), asset="bad-01")

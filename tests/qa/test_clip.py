@@ -51,14 +51,16 @@ def test_zero_shot_safety_blocks_reviews_and_passes_by_probability_mass():
 
 
 def test_embeddings_are_cached_by_render_key_and_batch_invariant(store, put_render, tiny_clip):
-    jobs = [put_render(make_job(f"a{i}"), noise(i)) for i in range(3)]
+    jobs = [put_render(make_job(f"a{i}"), noise(i)) for i in range(8)]  # batches of 4 or more use other kernels
     styles = {"acme@2": make_style(**TINY)}
     first = run_qa(jobs, store, styles)
     keys = [embedding_key("brandbatch-tiny-clip@random", j.key) for j in jobs]
     cached = [store.get(k) for k in keys]
     assert all(r.verdict == "pass" and 0.0 <= r.scores["clip_score"] <= 1.0 for r in first)
     alone = tiny_clip.embed_images([Image.fromarray(noise(2))])[0]
-    assert np.abs(np.load(io.BytesIO(cached[2])) - alone).max() < 1e-5
+    assert np.array_equal(np.load(io.BytesIO(cached[2])), alone), "the same bits as alone, in a batch of 8"
+    prompts = tiny_clip.embed_texts([j.prompt for j in jobs])
+    assert np.array_equal(prompts[1], tiny_clip.embed_texts([jobs[1].prompt])[0])
     assert run_qa(jobs, store, styles) == first and [store.get(k) for k in keys] == cached
 
 
