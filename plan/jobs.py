@@ -147,7 +147,7 @@ class RenderJob:
     def key(self) -> str:
         """sha256 of the canonical JSON of the job (the ``row`` number excluded: it is
         where the row sat in the sheet, which must not change what is rendered)."""
-        return _key({name: part for name in _FIELDS if (part := _key_part(name, getattr(self, name))) is not None})
+        return _key({name: _key_part(name, getattr(self, name)) or "" for name in _KEY_ORDER})
 
     @property
     def build(self) -> tuple:
@@ -171,6 +171,8 @@ _FIELDS = tuple(f.name for f in fields(RenderJob))
 _OPTIONAL_FIELDS = frozenset(("master_key", "expand_focal", "adapters", "embeddings", "input_images", "product",
                               "reference_strength", "ip_adapter", "controlnet"))
 _FIELDS_AND_KEY = (*_FIELDS, "key")
+_FIELD_NAMES = frozenset(_FIELDS)
+_KEY_ORDER = tuple(sorted(_FIELDS))  # canonical JSON sorts its keys
 _DEFAULTS = {f.name: f.default for f in fields(RenderJob)}  # MISSING for the fields every job names
 
 
@@ -191,8 +193,9 @@ def _key_part(name: str, value: object) -> str | None:
 
 
 def _key(parts: dict[str, str]) -> str:
-    """sha256 of the canonical JSON object (keys sorted, no spaces) made of ``parts``."""
-    return sha256_text("{" + ",".join(map(parts.__getitem__, sorted(parts))) + "}")
+    """sha256 of the canonical JSON object (keys sorted, no spaces) made of ``parts``: a part per
+    field in ``_KEY_ORDER``, '' for those the key leaves out."""
+    return sha256_text("{" + ",".join(filter(None, parts.values())) + "}")
 
 
 class JobMaker:
@@ -202,25 +205,30 @@ class JobMaker:
     them (tuples, not JSON lists)."""
 
     def __init__(self, **shared: object) -> None:
+        _check_names(shared)
         self._values = {**_DEFAULTS, **shared}  # every field, in field order (so jobs share their dict keys)
-        self._parts = _with_parts({}, {name: value for name, value in self._values.items() if value is not MISSING})
+        self._parts = dict.fromkeys(_KEY_ORDER, "")  # in key order: no sorting per job
+        self._parts.update(_parts({name: value for name, value in self._values.items() if value is not MISSING}))
         self._needed = frozenset(name for name, value in self._values.items() if value is MISSING)
 
     def sharing(self, **more: object) -> JobMaker:
         """A maker whose jobs also share ``more``."""
+        _check_names(more)
         maker = object.__new__(JobMaker)
         maker._values = {**self._values, **more}
-        maker._parts = _with_parts(self._parts, more)
+        maker._parts = {**self._parts, **_parts(more)}
         maker._needed = self._needed - more.keys()
         return maker
 
     def job(self, **own: object) -> RenderJob:
         if not self._needed <= own.keys():
             raise TypeError(f"a job needs {', '.join(sorted(self._needed - own.keys()))}")
+        _check_names(own)
         job = object.__new__(RenderJob)
-        job.__dict__.update(self._values)
-        job.__dict__.update(own)
-        job.__dict__["key"] = _key(_with_parts(self._parts, own))  # what the cached ``key`` property computes
+        # One by one, in field order, so the job shares its dict's keys with every job (half the memory);
+        # updating the empty dict from a dict would copy that dict's keys instead.
+        job.__dict__.update({**self._values, **own}.items())
+        job.__dict__["key"] = _key({**self._parts, **_parts(own)})  # what the cached ``key`` property computes
         return job
 
 
@@ -237,16 +245,14 @@ def job_from_values(values: tuple) -> RenderJob:
     return job
 
 
-def _with_parts(parts: dict[str, str], values: Mapping[str, object]) -> dict[str, str]:
-    """``parts`` (``_key_part``s by field) with those of ``values`` set, or left out."""
-    parts = dict(parts)
-    for name, value in values.items():
-        part = _key_part(name, value)
-        if part is None:
-            parts.pop(name, None)
-        else:
-            parts[name] = part
-    return parts
+def _parts(values: Mapping[str, object]) -> dict[str, str]:
+    """The ``_key_part`` of each of ``values``, '' for those the key leaves out."""
+    return {name: _key_part(name, value) or "" for name, value in values.items()}
+
+
+def _check_names(values: Mapping[str, object]) -> None:
+    if not values.keys() <= _FIELD_NAMES:
+        raise TypeError(f"a job has no field {', '.join(sorted(values.keys() - _FIELD_NAMES))}")
 
 
 def reseed(jobs: Sequence[RenderJob], reroll: int) -> list[RenderJob]:

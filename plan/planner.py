@@ -597,10 +597,11 @@ def _plan_in_workers(rows: Sequence[tuple[dict[str, str], int]], library: StyleL
         done[index] = _plan_with_jobs(chunks[index], library, settings, where, campaign, banned_by_style, makers)
 
     def receive(wait: bool) -> None:
-        """The workers' chunks that are done (with ``wait``: all), unpacked."""
-        for index, future in sent.items():
-            if index in done or not (wait or future.done()):
+        """The workers' chunks that are done (with ``wait``: all), unpacked (and let go of as sent)."""
+        for index, future in list(sent.items()):
+            if not (wait or future.done()):
                 continue
+            del sent[index]
             try:
                 packed = future.result()
             except BrokenProcessPool:  # a worker could not start (e.g. a main script without a __main__ guard)
