@@ -4,7 +4,8 @@ The style names the model (``qa.clip_model``: an open_clip model name, including
 ``brandbatch-tiny-clip`` from ``qa/clip_models/``) and its weights (``qa.clip_weights``: a
 local checkpoint file; none = random weights under a fixed seed, for smoke tests only).
 Image embeddings are computed one image at a time (the same bits in any batch: QA row by row
-gives the campaign's scores) and cached in the store at ``qa/embeddings/<model-tag>/<job_key>.npy``. torch and open_clip are imported inside functions.
+gives the campaign's scores) and cached in the store at
+``qa/embeddings/<model-tag>/<job_key>.npy``. torch and open_clip are imported inside functions.
 """
 
 from __future__ import annotations

@@ -55,14 +55,20 @@ print(json.dumps({**result, "prefect": "prefect" in sys.modules, "ids": len(ids)
 """
 
 
-def test_a_flow_runs_in_this_process_without_a_server_or_prefect_when_none_is_configured(tmp_path: Path, repo: Path):
+def _run_script(script: str, tmp_path: Path, repo: Path) -> tuple[dict, str]:
+    """``script`` run in a fresh Python without PREFECT_API_URL: the JSON of its last line, and its stderr."""
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(repo))
-    done = subprocess.run([sys.executable, "-c", RUN_WITHOUT_SERVER], capture_output=True, text=True, env=env,
-                          cwd=repo, timeout=300)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=repo,
+                          timeout=300)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.splitlines()[-1]) == {"value": 42, "in_run": False, "prefect": False, "ids": 2}
-    assert "temporary server" not in done.stderr
+    return json.loads(done.stdout.splitlines()[-1]), done.stderr
+
+
+def test_a_flow_runs_in_this_process_without_a_server_or_prefect_when_none_is_configured(tmp_path: Path, repo: Path):
+    result, stderr = _run_script(RUN_WITHOUT_SERVER, tmp_path, repo)
+    assert result == {"value": 42, "in_run": False, "prefect": False, "ids": 2}
+    assert "temporary server" not in stderr
 
 
 def test_the_command_line_and_the_campaign_flows_body_do_not_import_prefect(repo: Path):
@@ -110,12 +116,8 @@ print(json.dumps(pipeline(x=21)))
 
 def test_a_step_in_a_flow_run_is_a_prefect_task_run(tmp_path: Path, repo: Path):
     """The task is made only in a flow run, and there the step is recorded as a task run, with its options."""
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(repo))
-    done = subprocess.run([sys.executable, "-c", RUN_IN_A_FLOW_RUN], capture_output=True, text=True, env=env,
-                          cwd=repo, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.splitlines()[-1]) == {"value": 42, "in_run": True, "task": "double", "retries": 1}
+    result, _ = _run_script(RUN_IN_A_FLOW_RUN, tmp_path, repo)
+    assert result == {"value": 42, "in_run": True, "task": "double", "retries": 1}
 
 
 class Flaky:
