@@ -60,7 +60,7 @@ class RenderReport:
     cached: list[str] = field(default_factory=list)
     failed: list[RenderFailure] = field(default_factory=list)
     gpu_seconds: float = 0.0  # device seconds spent in pipeline calls (CPU seconds on CPU)
-    job_seconds: dict[str, float] = field(default_factory=dict)  # job key -> its share of its batch's seconds
+    job_seconds: dict[str, float] = field(default_factory=dict)  # job key -> its share of its pipeline call's seconds
     damaged: dict[str, str] = field(default_factory=dict)  # job key -> why its stored render was not used
 
 
