@@ -242,16 +242,19 @@ def review_counts(reviews: Mapping[tuple[str, int], ReviewState]) -> list[tuple[
 
 
 def upscale_warnings(manifest_rows: Iterable[Mapping]) -> list[str]:
-    """One line per exported file still enlarged more than its style's ``max_upscale`` from its
-    source (the render, or its model-upscaled copy): the run summary, the report and the review
-    page show these."""
-    lines = []
+    """One line per asset in a placement whose exported files are still enlarged more than its
+    style's ``max_upscale`` from their source (the render, or its model-upscaled copy), naming the
+    formats (``.../meta.stories/bottle-03 (.avif .jpg .webp): enlarged ...``): the run summary,
+    the report and the review page show these."""
+    formats: dict[tuple[str, str], list[str]] = {}
     for row in manifest_rows:
         if row.get("status", "exported") == "exported" and row.get("upscale_flagged"):
+            stem, _, suffix = row["path"].rpartition(".")  # an export's path always ends in its format
             source = f"its render upscaled by {row['upscaler']}" if row.get("upscaler") else "its render"
             limit = f"{row['max_upscale']:g}x" if row.get("max_upscale") else "the style's limit"
-            lines.append(f"{row['path']}: enlarged {row['upscale']:g}x from {source}, above {limit} (max_upscale)")
-    return lines
+            said = f"enlarged {row['upscale']:g}x from {source}, above {limit} (max_upscale)"
+            formats.setdefault((stem, said), []).append(f".{suffix}")
+    return [f"{stem} ({' '.join(sorted(suffixes))}): {said}" for (stem, said), suffixes in formats.items()]
 
 
 MANIFEST_COLUMNS = ("asset_id", "variant", "placement", "format", "width", "height", "bytes", "qa_verdict",

@@ -4,10 +4,11 @@ Jobs are grouped by ``RenderJob.group`` (same model, size, scheduler, steps, gui
 run in batches; each image has its own ``torch.Generator`` seeded with ``job.seed``. By
 default (batch-invariant mode) the pipeline is called once per image inside a batch, because
 CPU/GPU kernels round differently for different batch shapes: pixels then never depend on
-batch size, order or neighbours. Groups of one model take turns, one batch each, so the
-renders of a sheet row (one per resolution bucket) finish together and early, and its QA and
-export can start while later rows render (``pipeline.stream``); a budget then stops whole rows
-rather than whole buckets. One bad job or batch never stops the rest; a store that
+batch size, order or neighbours. Groups of one model render side by side, taking turns image
+by image (batch by batch when batches are real pipeline calls), so the renders of a sheet row
+(one per resolution bucket) finish together and early, and its QA and export can start while
+later rows render (``pipeline.stream``); a budget, checked as each batch starts, then stops
+whole rows rather than whole buckets. One bad job or batch never stops the rest; a store that
 fails (unreachable after its retries, disk full) stops the run with ``StoreError``.
 
 A job counts as done only when its stored PNG is whole and its sidecar names it: a truncated,
@@ -59,7 +60,7 @@ class RenderReport:
     cached: list[str] = field(default_factory=list)
     failed: list[RenderFailure] = field(default_factory=list)
     gpu_seconds: float = 0.0  # device seconds spent in pipeline calls (CPU seconds on CPU)
-    job_seconds: dict[str, float] = field(default_factory=dict)  # job key -> its share of its batch's seconds
+    job_seconds: dict[str, float] = field(default_factory=dict)  # job key -> its share of its pipeline call's seconds
     damaged: dict[str, str] = field(default_factory=dict)  # job key -> why its stored render was not used
 
 
@@ -413,9 +414,10 @@ class _Run:
         """Images rendered in this call, those still being written included."""
         return len(self.report.rendered) + len(self.pending)
 
-    def over_budget(self) -> str:
-        """Why no new batch may start ('' when within budget)."""
-        if self.max_images is not None and self.images >= self.max_images:
+    def over_budget(self, started: int = 0) -> str:
+        """Why no new batch may start ('' when within budget); ``started``: images of batches
+        already started and not rendered yet."""
+        if self.max_images is not None and self.images + started >= self.max_images:
             return (f"campaign budget reached: max_images={self.max_images} and {self.images} images were "
                     f"rendered in this run; job not started (rerun or raise the budget to resume)")
         if self.max_gpu_seconds is not None and self.report.gpu_seconds >= self.max_gpu_seconds:
@@ -459,6 +461,58 @@ def _pipeline(job: RenderJob, settings: DeviceSettings):
                         adapters=job.adapters or (), embeddings=job.embeddings or (), ip_adapter=job.ip_adapter,
                         image_to_image=job.reference_strength is not None,
                         controlnet=job.controlnet[:2] if job.controlnet else None)
+
+
+@dataclass
+class _Lane:
+    """One group of a segment: its pipeline, the jobs not started yet, the jobs of the batch it
+    is rendering (started: within the budget), and their inputs."""
+
+    pipe: object
+    queue: list[RenderJob]
+    inputs: dict[str, Inputs]
+    batch: list[RenderJob] = field(default_factory=list)
+
+
+def _render_lanes(lanes: Sequence[_Lane], run: _Run, writer: ThreadPoolExecutor, store: Store,
+                  settings: DeviceSettings, batch_size: int) -> None:
+    """Render the lanes side by side. Each lane starts a batch of up to ``batch_size`` of its jobs
+    when it has none (the budget is checked there: batches already started count against
+    ``max_images``); in batch-invariant mode the lanes then take turns image by image (a row's
+    renders in every lane finish together, one row after the other), otherwise batch by batch (one
+    pipeline call each, so device batches keep their size)."""
+    step = 1 if settings.batch_invariant else batch_size
+    while run.store_error is None and any(lane.queue or lane.batch for lane in lanes):
+        for lane in lanes:
+            if run.store_error is not None:
+                break
+            if not lane.batch:
+                if not lane.queue:
+                    continue
+                started = sum(len(other.batch) for other in lanes)
+                if over := run.over_budget(started):
+                    run.fail_all(lane.queue, "budget", over)
+                    lane.queue.clear()
+                    continue
+                room = batch_size if run.max_images is None else min(batch_size, run.max_images - run.images - started)
+                lane.batch = lane.queue[:room]
+                del lane.queue[:room]
+            part = lane.batch[:step]
+            del lane.batch[:step]
+            results, seconds = render_batch(lane.pipe, part, settings, lane.inputs)
+            run.report.gpu_seconds += seconds
+            for job, result in zip(part, results):
+                if isinstance(result, RenderFailure):
+                    run.fail(result)
+                    continue
+                pixels, failure = check_pixels(job.key, result)
+                if failure is not None:
+                    run.fail(failure)
+                else:
+                    if job.needs_inpaint:
+                        pixels = lane.inputs[job.key].finish(pixels)
+                    run.store_later(writer, store, job, pixels, settings, seconds / len(part))
+            run.settle(wait=False)
 
 
 def render_missing(
@@ -521,8 +575,8 @@ def render_missing(
     # masters (and independent renders) before expansions, which outpaint stored masters; groups
     # of one build (model + adapters) run back to back, so each is built once even when many alternate
     ordered = sorted(groups.values(), key=lambda g: (g[0].is_expansion, builds.index(g[0].build)))
-    # groups of one build and kind render side by side, one batch of each in turn: a sheet row's
-    # renders (one per resolution bucket) finish together and early, so its QA and export can start
+    # groups of one build and kind render side by side (_render_lanes): a sheet row's renders (one
+    # per resolution bucket) finish together and early, so its QA and export can start
     # (pipeline.stream); every batch holds the same jobs as group by group
     segments: list[list[list[RenderJob]]] = []
     for group_jobs in ordered:
@@ -535,7 +589,7 @@ def render_missing(
         for segment in segments:
             if run.store_error is not None:
                 break
-            lanes = []  # (pipeline, jobs still to render, their inputs) per group
+            lanes: list[_Lane] = []
             for group_jobs in segment:
                 if run.store_error is not None:
                     break
@@ -561,32 +615,8 @@ def render_missing(
                         run.fail(RenderFailure(job.key, "prompt_too_long", too_long))
                     else:
                         queue.append(job)
-                lanes.append((pipe, queue, inputs))
-            while run.store_error is None and any(queue for _pipe, queue, _inputs in lanes):
-                for pipe, queue, inputs in lanes:
-                    if not queue or run.store_error is not None:
-                        continue
-                    if over := run.over_budget():
-                        run.fail_all(queue, "budget", over)
-                        queue.clear()
-                        continue
-                    room = batch_size if max_images is None else min(batch_size, max_images - run.images)
-                    batch = queue[:room]
-                    del queue[:room]
-                    results, seconds = render_batch(pipe, batch, settings, inputs)
-                    run.report.gpu_seconds += seconds
-                    for job, result in zip(batch, results):
-                        if isinstance(result, RenderFailure):
-                            run.fail(result)
-                            continue
-                        pixels, failure = check_pixels(job.key, result)
-                        if failure is not None:
-                            run.fail(failure)
-                        else:
-                            if job.needs_inpaint:
-                                pixels = inputs[job.key].finish(pixels)
-                            run.store_later(writer, store, job, pixels, settings, seconds / len(batch))
-                    run.settle(wait=False)
+                lanes.append(_Lane(pipe, queue, inputs))
+            _render_lanes(lanes, run, writer, store, settings, batch_size)
         run.settle(wait=True)
     if run.store_error is not None:
         done = len(run.report.rendered) + len(run.report.cached)

@@ -7,6 +7,7 @@ import re
 from tests.qa.synth import make_job, make_style, noise, scene, solid
 
 from qa import render_report, run_qa, summary_markdown
+from qa.report import upscale_warnings
 
 MANIFEST = [{"asset_id": "good", "variant": 1, "placement": "meta.feed.square", "format": "webp", "width": 1080,
              "height": 1080, "bytes": 12345, "qa_verdict": "pass", "path": "spring/exports/meta.feed.square/good.webp"}]
@@ -83,11 +84,28 @@ def test_files_still_above_max_upscale_are_warned_about(store, put_render):
     within = {**MANIFEST[0], "status": "exported", "upscale": 0.844, "upscale_flagged": False, "max_upscale": 1.25}
     failed = {**flagged, "path": "spring/exports/x/failed.webp", "status": "failed"}
     html = render_report("spring", jobs, results, store, [flagged, within, failed])
-    assert "1 exported files are enlarged more than their style allows" in html
-    assert ("spring/exports/meta.stories/good.webp: enlarged 2.109x from its render upscaled by "
+    assert "1 asset placement is exported enlarged more than the style allows" in html
+    assert ("spring/exports/meta.stories/good (.webp): enlarged 2.109x from its render upscaled by "
             "brandbatch/tiny-esrgan@320a563b1dad5eb3, above 1.25x (max_upscale)") in html
-    assert "failed.webp: enlarged" not in html
+    assert "failed (.webp): enlarged" not in html
     assert "None: every exported file is within" in render_report("spring", jobs, results, store, [within])
+
+
+def test_upscale_warnings_are_one_line_per_asset_placement_naming_its_formats():
+    def row(path, upscale=2.109, **extra):
+        return {"path": path, "status": "exported", "upscale": upscale, "upscale_flagged": True,
+                "max_upscale": 1.25, "upscaler": "", **extra}
+
+    rows = [row("c/exports/meta.stories/a.webp"), row("c/exports/meta.stories/a.avif"),
+            row("c/exports/meta.stories/a.jpg"), row("c/exports/meta.feed.square/a.webp"),
+            row("c/exports/meta.stories/b.webp", upscale=3.0), row("c/exports/meta.stories/b.avif", upscale=3.0),
+            row("c/exports/meta.stories/c.webp", status="failed"),
+            row("c/exports/meta.stories/d.webp", upscale_flagged=False)]
+    assert upscale_warnings(rows) == [
+        "c/exports/meta.stories/a (.avif .jpg .webp): enlarged 2.109x from its render, above 1.25x (max_upscale)",
+        "c/exports/meta.feed.square/a (.webp): enlarged 2.109x from its render, above 1.25x (max_upscale)",
+        "c/exports/meta.stories/b (.avif .webp): enlarged 3x from its render, above 1.25x (max_upscale)",
+    ]
 
 
 def test_thumbnails_are_made_once_per_image_content_and_kept_in_the_store(store, put_render):

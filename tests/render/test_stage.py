@@ -143,13 +143,47 @@ def test_batch_size_must_be_positive(tmp_path):
         render_missing([make_job(1)], LocalStore(tmp_path), batch_size=0)
 
 
-def test_resolution_buckets_take_turns_so_rows_finish_early(tmp_path):
-    """One batch of each group in turn: a row's square and portrait renders finish before the next
-    row's (pipeline.stream starts QA and export of a row as soon as all its renders are done)."""
+def two_buckets(rows: range) -> tuple[list, list]:
+    """A square and a portrait job per row (two groups of one build, as two aspects of a style)."""
+    return [make_job(i, steps=2) for i in rows], [make_job(i, steps=2, width=64, height=96) for i in rows]
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_resolution_buckets_take_turns_so_rows_finish_one_by_one(tmp_path, batch_size):
+    """Batch-invariant mode (the default): the groups take turns image by image, whatever the batch
+    size, so a row's square and portrait renders finish before the next row's (pipeline.stream
+    starts QA and export of a row as soon as all its renders are done)."""
     rows = range(3)
-    square = [make_job(i, steps=2) for i in rows]
-    portrait = [make_job(i, steps=2, width=64, height=96) for i in rows]
+    square, portrait = two_buckets(rows)
     done: list[str] = []
-    report = render_missing(square + portrait, LocalStore(tmp_path), batch_size=1, on_done=done.append)
+    report = render_missing(square + portrait, LocalStore(tmp_path), batch_size=batch_size, on_done=done.append)
     assert report.failed == []
     assert done == [job.key for i in rows for job in (square[i], portrait[i])]
+
+
+def test_batched_pipeline_calls_keep_their_size_and_take_turns_batch_by_batch(tmp_path):
+    """With batch invariance off a batch is one pipeline call: it is never cut for the turns."""
+    square, portrait = two_buckets(range(3))
+    done: list[str] = []
+    report = render_missing(square + portrait, LocalStore(tmp_path), batch_size=2, batch_invariant=False,
+                            on_done=done.append)
+    assert report.failed == []
+    assert done == [job.key for job in square[:2] + portrait[:2] + square[2:] + portrait[2:]]
+    assert len({report.job_seconds[job.key] for job in square[:2]}) == 1  # one call's seconds, shared
+
+
+def test_image_budget_counts_the_batches_other_buckets_started(tmp_path):
+    """Buckets render side by side: a batch that starts leaves room only for what the batches
+    already started will not render, so the budget holds and picks the same jobs as bucket by bucket."""
+    square, portrait = two_buckets(range(3))
+    report = render_missing(square + portrait, LocalStore(tmp_path), batch_size=2, max_images=3)
+    assert sorted(report.rendered) == sorted(job.key for job in (square[0], square[1], portrait[0]))
+    assert sorted(f.job_key for f in report.failed if f.reason == "budget") == sorted(
+        job.key for job in (square[2], portrait[1], portrait[2]))
+
+
+def test_seconds_budget_lets_the_started_batch_finish_and_starts_no_other_bucket(tmp_path):
+    square, portrait = two_buckets(range(3))
+    report = render_missing(square + portrait, LocalStore(tmp_path), batch_size=2, max_gpu_seconds=1e-9)
+    assert sorted(report.rendered) == sorted(job.key for job in square[:2])  # the first batch started finishes
+    assert sorted(f.job_key for f in report.failed) == sorted(job.key for job in square[2:] + portrait)

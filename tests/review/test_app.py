@@ -434,6 +434,6 @@ def test_the_campaign_page_warns_about_exports_still_above_max_upscale(out: Path
              "upscale_flagged": False, "max_upscale": 1.25, "upscaler": ""}]
     LocalStore(out).put(f"{CAMPAIGN}/manifest.json", json.dumps(rows).encode())
     page = client.get(f"/c/{CAMPAIGN}").text
-    assert "1 exported file is enlarged more than the style allows (max_upscale)" in page
-    assert "meta.stories/tent-02.webp: enlarged 8.438x from its render, above 1.25x (max_upscale)" in page
-    assert "meta.feed.square/tent-02.webp: enlarged" not in page
+    assert "1 asset placement is exported enlarged more than the style allows (max_upscale)" in page
+    assert "meta.stories/tent-02 (.webp): enlarged 8.438x from its render, above 1.25x (max_upscale)" in page
+    assert "meta.feed.square/tent-02 (.webp): enlarged" not in page
