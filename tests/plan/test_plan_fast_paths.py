@@ -138,14 +138,17 @@ def test_planning_pauses_the_cycle_collector_and_restores_it(tmp_path: Path, set
 
 
 def test_a_script_whose_workers_cannot_start_still_gets_its_plan(tmp_path: Path, settings):
-    """A main script without a ``__main__`` guard: spawned workers fail to start, so this process plans every row."""
+    """A main script without a ``__main__`` guard that runs a thread: spawned workers (``_may_fork``)
+    fail to start, so this process plans every row."""
     from tests.plan.test_plan_reference import STYLES, write_sheet
 
     sheet = write_sheet(tmp_path / "s.csv", 300)
     script = tmp_path / "unguarded.py"
     script.write_text(
-        "import dataclasses, datetime as dt, hashlib, plan.planner as p\n"
+        "import dataclasses, datetime as dt, hashlib, threading, plan.planner as p\n"
         "from plan.sheet import read_sheet\n"
+        "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
+        "assert not p._may_fork()\n"
         "p.CHUNK_ROWS = 50\n"
         f"settings = p.PlanSettings(styles_dir=__import__('pathlib').Path({str(STYLES)!r}), "
         f"templates_dir=__import__('pathlib').Path({str(settings.templates_dir)!r}), "
@@ -158,6 +161,23 @@ def test_a_script_whose_workers_cannot_start_still_gets_its_plan(tmp_path: Path,
     expected = planner_keys(sheet, dataclasses.replace(settings, styles_dir=STYLES))
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split("\n")[-2] == expected
+
+
+def test_workers_are_forked_only_from_a_process_without_other_threads():
+    import threading
+
+    from plan.planner import _may_fork
+
+    assert threading.active_count() == 1 and _may_fork()
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert not _may_fork()
+    finally:
+        stop.set()
+        thread.join()
+    assert _may_fork()
 
 
 def planner_keys(sheet: Path, settings) -> str:
