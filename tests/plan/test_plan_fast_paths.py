@@ -209,3 +209,22 @@ def test_made_jobs_take_no_more_memory_than_render_job_makes():
     made = bytes_per_job(lambda seed: maker.job(aspect="1:1", seed=seed, variant=1))
     again = bytes_per_job(lambda seed: job_from_values(job_values(maker.job(aspect="1:1", seed=seed, variant=1))))
     assert made < 1.1 * plain and again < 1.1 * plain, (made, again, plain)
+
+
+def test_a_token_is_read_as_leetspeak_as_the_plain_tables_read_it():
+    """``_leet`` drops ASCII characters other than a-z in its table's one step; the plain reading:
+    the leetspeak table, then every character but a-z dropped (a token of ASCII letters kept as it is)."""
+    import random
+    import re
+
+    from plan.prompts import _LEET, _leet
+
+    plain_tables = (str.maketrans("0134578@$!|", "oieastbasil"), str.maketrans("0134578@$!|", "oleastbasii"))
+    rng = random.Random(5)
+    alphabet = "".join(map(chr, range(128))) + "abcxyz" * 10 + "é日ß\u200b"
+    tokens = ["k1ll", "sku-000123", "acme@2", "Kill", "KI11", "$ex", "|ife", "café", "g\u200bun"]
+    tokens += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(2000)]
+    for token in tokens:
+        for table, plain in zip(_LEET, plain_tables):
+            expected = token if token.isalpha() and token.isascii() else re.sub("[^a-z]", "", token.translate(plain))
+            assert _leet(token, table) == expected, repr(token)
