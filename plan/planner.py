@@ -585,11 +585,35 @@ def _plan_with_jobs(rows: Sequence[tuple[dict[str, str], int]], library: StyleLi
 
 
 def _plan_chunk(settings: PlanSettings, where: str, campaign: str,
-                rows: Sequence[tuple[dict[str, str], int]]) -> list[_Packed | list[Problem]]:
-    """A chunk of rows planned in a worker process: each row's problems, or the row and its jobs, packed."""
+                rows: Sequence[tuple[dict[str, str], int]] | int) -> list[_Packed | list[Problem]]:
+    """A chunk of rows planned in a worker process: each row's problems, or the row and its jobs,
+    packed. ``rows``: the rows, or in a forked worker the number of one of the chunks it was forked with."""
+    if isinstance(rows, int):
+        rows = _forked_chunks[rows]
     with _without_gc():
         outcomes = _plan_with_jobs(rows, StyleLibrary(settings.styles_dir), settings, where, campaign, {}, {})
     return [outcome if isinstance(outcome, list) else _pack(*outcome) for outcome in outcomes]
+
+
+# In a forked worker: the chunks of the plan it was forked for (``_keep_chunks``); empty elsewhere.
+_forked_chunks: list[Sequence[tuple[dict[str, str], int]]] = []
+
+
+def _keep_chunks(chunks: list[Sequence[tuple[dict[str, str], int]]]) -> None:
+    """Pool initializer of a forked worker: the chunks are there already (the fork copied them), so
+    each task names its chunk by number instead of sending its rows."""
+    _forked_chunks[:] = chunks
+
+
+def _may_fork() -> bool:
+    """Workers are forked (nothing to import, the rows there already) when this process runs no
+    other Python thread: a thread could hold a lock (logging, an import) that would stay locked in
+    the child. Otherwise (Prefect runs threads) they are spawned. The child only plans rows: no
+    library thread pool it may have inherited (BLAS, tokenizers) is used in it."""
+    import multiprocessing
+    import threading
+
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
 def _pack(planned: PlannedRow, jobs: list[RenderJob] | None) -> _Packed:
@@ -606,7 +630,7 @@ def _unpack(packed: _Packed, cells: dict[str, str], row: int) -> tuple[PlannedRo
 
 def _plan_in_workers(rows: Sequence[tuple[dict[str, str], int]], library: StyleLibrary, settings: PlanSettings,
                      where: str, campaign: str, count: int) -> list[RowOutcome]:
-    """Chunks of rows planned by ``count - 1`` spawned worker processes, from the first chunk on,
+    """Chunks of rows planned by ``count - 1`` worker processes (``_may_fork``), from the first chunk on,
     and by this process, from the last chunk back, until they meet. This process starts at once
     (the workers take a while to start) and hands each worker its next chunk before it needs it."""
     import multiprocessing
@@ -638,12 +662,17 @@ def _plan_in_workers(rows: Sequence[tuple[dict[str, str], int]], library: StyleL
             done[index] = [outcome if isinstance(outcome, list) else _unpack(outcome, cells, row)
                            for outcome, (cells, row) in zip(packed, chunks[index])]
 
-    with ProcessPoolExecutor(count - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    forked = _may_fork()
+    pool = ProcessPoolExecutor(count - 1, mp_context=multiprocessing.get_context("fork"), initializer=_keep_chunks,
+                               initargs=(chunks,)) if forked else \
+        ProcessPoolExecutor(count - 1, mp_context=multiprocessing.get_context("spawn"))
+    with pool:
         broken = False
         while left:
             while not broken and left and sum(not future.done() for future in sent.values()) < 2 * (count - 1):
                 try:
-                    sent[left[0]] = pool.submit(_plan_chunk, settings, where, campaign, chunks[left[0]])
+                    sent[left[0]] = pool.submit(_plan_chunk, settings, where, campaign,
+                                                left[0] if forked else chunks[left[0]])
                     left.popleft()
                 except BrokenProcessPool:  # a worker could not start: this process plans the rest
                     broken = True

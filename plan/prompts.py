@@ -29,7 +29,9 @@ _HOMOGLYPHS = str.maketrans(
     "aeopcyxijsdhlqwbkmhtabekmhopctxyijsabeiknoptuxoabezhikmnoptyxgailacdeghijkmnoprstuvwyz",
 )
 # Leetspeak, read both ways where a symbol stands for two letters ("k1ll", "1ife").
-_LEET = (str.maketrans("0134578@$!|", "oieastbasil"), str.maketrans("0134578@$!|", "oleastbasii"))
+# The tables also drop every other ASCII character but a-z, so an ASCII token is read in one step.
+_LEET = tuple({**dict.fromkeys(c for c in range(128) if not 97 <= c <= 122), **str.maketrans("0134578@$!|", letters)}
+              for letters in ("oieastbasil", "oleastbasii"))
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _SPLIT = r"\s,.;:()\[\]\"'"  # what separates tokens
 _TOKEN, _HAS_LETTER, _NOT_LETTER = re.compile(f"[^{_SPLIT}]+"), re.compile(r"[a-z]"), re.compile(r"[^a-z]")
@@ -65,7 +67,9 @@ def _words(text: str) -> list[str]:
 
 def _leet(token: str, table: dict[int, str]) -> str:
     """A token (with a letter a-z) read with a leetspeak table: letters a-z only."""
-    return token if token.isalpha() and token.isascii() else _NOT_LETTER.sub("", token.translate(table))
+    if token.isascii():
+        return token if token.isalpha() else token.translate(table)
+    return _NOT_LETTER.sub("", token.translate(table))
 
 
 def find_banned_terms(text: str, banned: Sequence[str]) -> list[str]:
