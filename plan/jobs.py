@@ -25,15 +25,23 @@ SEED_BITS = 63
 # was a fifth of the time of a job key on a big sheet. Same options, so the same text.
 _SEED_JSON = json.JSONEncoder(ensure_ascii=False).encode
 _CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_JSON_STRING = json.encoder.encode_basestring  # what both write for a str (ensure_ascii=False)
 
 
 def derive_seed(campaign: str, row_key: str, variant: int, style_ref: str, reroll: int = 0) -> int:
     """Deterministic 63-bit seed; independent of row order, batching and machine."""
-    # The JSON list ``_SEED_JSON`` writes, item by item (a string or an int each: no encoder call per list).
-    payload = "[" + ", ".join(repr(v) if type(v) is int else _SEED_JSON(v)  # noqa: E721 - bool is JSON true
-                              for v in ("brandbatch-seed-v1", campaign, row_key, variant, style_ref, reroll)) + "]"
+    # The JSON list ``_SEED_JSON`` writes, item by item (no encoder call per list).
+    payload = (f'["brandbatch-seed-v1", {_seed_item(campaign)}, {_seed_item(row_key)}, {_seed_item(variant)}, '
+               f'{_seed_item(style_ref)}, {_seed_item(reroll)}]')
     digest = hashlib.sha256(payload.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") >> (64 - SEED_BITS)
+
+
+def _seed_item(value: object) -> str:
+    """``_SEED_JSON(value)``; an int or str (the seed's items) without the encoder's Python layers."""
+    if type(value) is int:  # noqa: E721 - bool is JSON true
+        return repr(value)
+    return _JSON_STRING(value) if type(value) is str else _SEED_JSON(value)  # noqa: E721
 
 
 def derive_expand_seed(master_key: str, aspect: str) -> int:
@@ -221,14 +229,19 @@ class JobMaker:
         return maker
 
     def job(self, **own: object) -> RenderJob:
+        values = {**self._values, **own}
+        if len(values) != len(_FIELDS):
+            _check_names(own)
         if not self._needed <= own.keys():
             raise TypeError(f"a job needs {', '.join(sorted(self._needed - own.keys()))}")
-        _check_names(own)
         job = object.__new__(RenderJob)
         # One by one, in field order, so the job shares its dict's keys with every job (half the memory);
         # updating the empty dict from a dict would copy that dict's keys instead.
-        job.__dict__.update({**self._values, **own}.items())
-        job.__dict__["key"] = _key({**self._parts, **_parts(own)})  # what the cached ``key`` property computes
+        job.__dict__.update(values.items())
+        parts = self._parts.copy()
+        for name, value in own.items():
+            parts[name] = _key_part(name, value) or ""
+        job.__dict__["key"] = _key(parts)  # what the cached ``key`` property computes
         return job
 
 

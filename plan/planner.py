@@ -10,11 +10,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
+
+from jinja2 import Template
 
 from plan.errors import InputError, Problem, did_you_mean
 from plan.jobs import JobMaker, RenderJob, derive_expand_seed, derive_seed, job_from_values, job_values
 from plan.names import name_problem
-from plan.prompts import PromptError, find_banned_terms, may_contain_banned_terms, render_prompt
+from plan.prompts import PromptError, find_banned_terms, may_contain_banned_terms, prompt_template, render_template
 from plan.resolution import bucket, expand_size, nearest_aspect
 from plan.sheet import MAX_CELL_CHARS, RESERVED_COLUMNS, Sheet
 from plan.styles import (LOGO_SUFFIXES, TINY_CONTROLNET, TINY_IP_ADAPTER, TINY_ADAPTER_REVISION, Style, StyleLibrary,
@@ -165,6 +168,22 @@ def _banned_terms(library: StyleLibrary, style: Style) -> tuple[str, ...]:
         + load_banned_terms(library.root / style.name / "banned-terms.txt") + style.banned_terms
 
 
+class _StyleChecks(NamedTuple):
+    """What each row of a style is checked against in one plan: the style's banned terms, and
+    its prompt template or why it cannot be loaded (looked up once per style and plan)."""
+
+    banned: tuple[str, ...]
+    template: Template | PromptError
+
+
+def _style_checks(library: StyleLibrary, style: Style, settings: PlanSettings) -> _StyleChecks:
+    try:
+        template: Template | PromptError = prompt_template(settings.templates_dir, style.prompt_template)
+    except PromptError as exc:
+        template = exc
+    return _StyleChecks(_banned_terms(library, style), template)
+
+
 @lru_cache(maxsize=8)
 def _folder(sheet: str) -> Path:
     """The sheet's folder (asked once per row)."""
@@ -172,7 +191,7 @@ def _folder(sheet: str) -> Path:
 
 
 def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, settings: PlanSettings,
-              where: str, banned_by_style: dict[str, tuple[str, ...]]) -> PlannedRow:
+              where: str, checks: dict[str, _StyleChecks]) -> PlannedRow:
     problems: list[Problem] = []
     for column, value in cells.items():
         if len(value) > MAX_CELL_CHARS:
@@ -225,14 +244,17 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
 
     # Empty cells are left undefined, so a template that uses one fails (StrictUndefined).
     variables = {k: v for k, v in cells.items() if k not in RESERVED_COLUMNS and v}
-    if style.ref not in banned_by_style:  # once per style and run
-        banned_by_style[style.ref] = _banned_terms(library, style)
-    banned = banned_by_style[style.ref]
-    try:
-        prompt, prompt_problem = render_prompt(settings.templates_dir, style.prompt_template,
-                                               {**variables, "style_tokens": list(style.style_tokens)}), None
-    except PromptError as exc:
-        prompt, prompt_problem = "", Problem(where, str(exc), row, exc.column or "style", code="bad_prompt")
+    if style.ref not in checks:  # once per style and plan
+        checks[style.ref] = _style_checks(library, style, settings)
+    banned, template = checks[style.ref]
+    prompt, error = "", template if isinstance(template, PromptError) else None
+    if error is None:
+        try:
+            prompt = render_template(template, {**variables, "style_tokens": list(style.style_tokens)})
+        except PromptError as exc:
+            error = exc
+    prompt_problem = None if error is None else Problem(where, str(error), row, error.column or "style",
+                                                        code="bad_prompt")
     look = may_contain_banned_terms([*cells.values(), prompt], banned)  # most rows have none: one look at all
     for column, value in cells.items() if look else ():  # every column: any may reach an ad, a manifest, a platform
         hits = find_banned_terms(value, banned) if value else []
@@ -339,62 +361,67 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
     expansion of it per other aspect. ``makers``: the job makers of the styles already seen in
     this plan (same campaign and settings), by style ref."""
     style = planned.style
-    model_id, revision = style.model.id, style.model.revision
-    expand_id, expand_revision = (style.expand_model or style.model).id, (style.expand_model or style.model).revision
-    if settings.model_override:
-        model_id, _, pinned = settings.model_override.partition("@")
-        revision = pinned or None
-        expand_id, expand_revision = model_id, revision
-    family, resolution = style.model.family, style.model.resolution
-    expand = style.composition == "expand"
     makers = {} if makers is None else makers
     if style.ref not in makers:
         makers[style.ref] = _style_jobs(campaign, style, settings)
+    maker = makers[style.ref]
+    family, resolution = style.model.family, style.model.resolution
     inputs = tuple(sorted((column, upload.sha256) for column, upload in planned.uploads.items()
                           if column in RENDER_INPUT_COLUMNS)) or None
-    row_jobs = makers[style.ref].sharing(row_key=planned.asset_id, row=planned.row, prompt=planned.prompt,
-                                         input_images=inputs)
-    reference = _references(style, settings.styles_dir / style.name, settings) \
-        if "reference_image" in planned.uploads else {}
+    own: dict[str, object] = {}  # what the row's masters and independent renders set beyond the style's maker
+    if "reference_image" in planned.uploads:
+        own.update(_references(style, settings.styles_dir / style.name, settings))
     packshot = "product_image" in planned.uploads and style.product is not None
+    expand = style.composition == "expand"
+    expand_model = _models(style, settings)[1] if packshot or expand else None
     if packshot:  # the scene is inpainted around the product, by the style's inpainting model if it names one
-        model_id, revision = expand_id, expand_revision
-
-    def product(aspect: str) -> tuple[float, float, float, bool] | None:
-        if not packshot:
-            return None
-        where = style.product.placement(aspect)
-        return (*where.anchor, where.height, where.shadow)
+        own.update(zip(("model_id", "model_revision"), expand_model))
+    row_jobs = maker.sharing(row_key=planned.asset_id, row=planned.row, prompt=planned.prompt, input_images=inputs)
+    first = (style.master_aspect,) if expand else planned.aspects  # masters, or every render
+    sizes = [(aspect, *bucket(aspect, family, resolution), {"product": _product(style, aspect)} if packshot else {})
+             for aspect in first]
 
     jobs = []
     for variant in range(1, planned.variants + 1):
-        reroll = (rerolls or {}).get(variant, 0)
+        reroll = rerolls.get(variant, 0) if rerolls else 0
         seed = derive_seed(campaign, planned.asset_id, variant, style.ref, reroll)
+        for aspect, width, height, product in sizes:
+            jobs.append(row_jobs.job(variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
+                                     seed=seed, **product, **own))
         if not expand:
-            for aspect in planned.aspects:
-                width, height = bucket(aspect, family, resolution)
-                jobs.append(row_jobs.job(variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
-                                         model_id=model_id, model_revision=revision, seed=seed,
-                                         product=product(aspect), **reference))
             continue
-        width, height = bucket(style.master_aspect, family, resolution)
-        master = row_jobs.job(variant=variant, reroll=reroll, aspect=style.master_aspect, width=width, height=height,
-                              model_id=model_id, model_revision=revision, seed=seed,
-                              product=product(style.master_aspect), **reference)
-        jobs.append(master)
+        master = jobs[-1]
         for aspect in planned.aspects:
             if aspect == style.master_aspect:
                 continue
             width, height = expand_size((master.width, master.height), aspect, family, resolution)
             jobs.append(row_jobs.job(variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
-                                     model_id=expand_id, model_revision=expand_revision,
+                                     model_id=expand_model[0], model_revision=expand_model[1],
                                      seed=derive_expand_seed(master.key, aspect), master_key=master.key,
                                      expand_focal=style.focal))
     return jobs
 
 
+def _models(style: Style, settings: PlanSettings) -> tuple[tuple[str, str | None], tuple[str, str | None]]:
+    """(id, revision) of the model that renders ``style``'s images, and of the one that inpaints
+    (expansions, packshots): the style's, or the --model override for both."""
+    if settings.model_override:
+        model_id, _, revision = settings.model_override.partition("@")
+        return (model_id, revision or None), (model_id, revision or None)
+    expand_model = style.expand_model or style.model
+    return (style.model.id, style.model.revision), (expand_model.id, expand_model.revision)
+
+
+def _product(style: Style, aspect: str) -> tuple[float, float, float, bool]:
+    """A packshot job's ``product``: where the style places the product at ``aspect``."""
+    where = style.product.placement(aspect)
+    return (*where.anchor, where.height, where.shadow)
+
+
 def _style_jobs(campaign: str, style: Style, settings: PlanSettings) -> JobMaker:
-    """A maker of the jobs of ``style``'s rows: the values every one of them has."""
+    """A maker of the jobs of ``style``'s rows: the values every one of them has (the model:
+    that of masters and independent renders)."""
+    (model_id, revision), _ = _models(style, settings)
     # LoRA adapters and embeddings are made for the style's model: a --model override renders without them
     folder = settings.styles_dir / style.name
     adapters = None if settings.model_override or not style.adapters else tuple(
@@ -403,7 +430,8 @@ def _style_jobs(campaign: str, style: Style, settings: PlanSettings) -> JobMaker
         (str(e.resolve(folder)), e.sha256, e.token) for e in style.embeddings)
     return JobMaker(campaign=campaign, negative_prompt=style.negative_prompt, model_family=style.model.family,
                     scheduler=style.scheduler, steps=style.steps, guidance=style.guidance, style=style.name,
-                    style_version=style.version, adapters=adapters, embeddings=embeddings)
+                    style_version=style.version, adapters=adapters, embeddings=embeddings, model_id=model_id,
+                    model_revision=revision)
 
 
 def _references(style: Style, folder: Path, settings: PlanSettings) -> dict[str, object]:
@@ -525,15 +553,15 @@ def _plan_rows(rows: Sequence[tuple[dict[str, str], int]], library: StyleLibrary
 
     count = workers if workers is not None else (os.cpu_count() or 1) if len(rows) >= PARALLEL_ROWS else 1
     if count <= 1 or len(rows) <= CHUNK_ROWS:
-        banned_by_style: dict[str, tuple[str, ...]] = {}
-        return [_plan_one(cells, row, library, settings, where, banned_by_style) for cells, row in rows]
+        checks: dict[str, _StyleChecks] = {}
+        return [_plan_one(cells, row, library, settings, where, checks) for cells, row in rows]
     return _plan_in_workers(rows, library, settings, where, campaign, count)
 
 
 def _plan_one(cells: Mapping[str, str], row: int, library: StyleLibrary, settings: PlanSettings, where: str,
-              banned_by_style: dict[str, tuple[str, ...]]) -> RowOutcome:
+              checks: dict[str, _StyleChecks]) -> RowOutcome:
     try:
-        return _plan_row(cells, row, library, settings, where, banned_by_style), None
+        return _plan_row(cells, row, library, settings, where, checks), None
     except _RowProblems as exc:
         return exc.problems
 
@@ -545,11 +573,11 @@ _Packed = tuple[Style, int, tuple[str, ...], tuple[str, ...], str, Mapping[str, 
 
 
 def _plan_with_jobs(rows: Sequence[tuple[dict[str, str], int]], library: StyleLibrary, settings: PlanSettings,
-                    where: str, campaign: str, banned_by_style: dict[str, tuple[str, ...]],
+                    where: str, campaign: str, checks: dict[str, _StyleChecks],
                     makers: dict[str, JobMaker]) -> list[RowOutcome]:
     outcomes: list[RowOutcome] = []
     for cells, row in rows:
-        outcome = _plan_one(cells, row, library, settings, where, banned_by_style)
+        outcome = _plan_one(cells, row, library, settings, where, checks)
         if not isinstance(outcome, list):
             outcome = (outcome[0], jobs_for_row(campaign, outcome[0], settings, makers=makers))
         outcomes.append(outcome)
@@ -557,11 +585,35 @@ def _plan_with_jobs(rows: Sequence[tuple[dict[str, str], int]], library: StyleLi
 
 
 def _plan_chunk(settings: PlanSettings, where: str, campaign: str,
-                rows: Sequence[tuple[dict[str, str], int]]) -> list[_Packed | list[Problem]]:
-    """A chunk of rows planned in a worker process: each row's problems, or the row and its jobs, packed."""
+                rows: Sequence[tuple[dict[str, str], int]] | int) -> list[_Packed | list[Problem]]:
+    """A chunk of rows planned in a worker process: each row's problems, or the row and its jobs,
+    packed. ``rows``: the rows, or in a forked worker the number of one of the chunks it was forked with."""
+    if isinstance(rows, int):
+        rows = _forked_chunks[rows]
     with _without_gc():
         outcomes = _plan_with_jobs(rows, StyleLibrary(settings.styles_dir), settings, where, campaign, {}, {})
     return [outcome if isinstance(outcome, list) else _pack(*outcome) for outcome in outcomes]
+
+
+# In a forked worker: the chunks of the plan it was forked for (``_keep_chunks``); empty elsewhere.
+_forked_chunks: list[Sequence[tuple[dict[str, str], int]]] = []
+
+
+def _keep_chunks(chunks: list[Sequence[tuple[dict[str, str], int]]]) -> None:
+    """Pool initializer of a forked worker: the chunks are there already (the fork copied them), so
+    each task names its chunk by number instead of sending its rows."""
+    _forked_chunks[:] = chunks
+
+
+def _may_fork() -> bool:
+    """Workers are forked (nothing to import, the rows there already) when this process runs no
+    other Python thread: a thread could hold a lock (logging, an import) that would stay locked in
+    the child. Otherwise (Prefect runs threads) they are spawned. The child only plans rows: no
+    library thread pool it may have inherited (BLAS, tokenizers) is used in it."""
+    import multiprocessing
+    import threading
+
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
 def _pack(planned: PlannedRow, jobs: list[RenderJob] | None) -> _Packed:
@@ -578,7 +630,7 @@ def _unpack(packed: _Packed, cells: dict[str, str], row: int) -> tuple[PlannedRo
 
 def _plan_in_workers(rows: Sequence[tuple[dict[str, str], int]], library: StyleLibrary, settings: PlanSettings,
                      where: str, campaign: str, count: int) -> list[RowOutcome]:
-    """Chunks of rows planned by ``count - 1`` spawned worker processes, from the first chunk on,
+    """Chunks of rows planned by ``count - 1`` worker processes (``_may_fork``), from the first chunk on,
     and by this process, from the last chunk back, until they meet. This process starts at once
     (the workers take a while to start) and hands each worker its next chunk before it needs it."""
     import multiprocessing
@@ -590,11 +642,11 @@ def _plan_in_workers(rows: Sequence[tuple[dict[str, str], int]], library: StyleL
     left = deque(range(len(chunks)))  # chunks nobody has taken yet
     sent: dict[int, Future] = {}
     done: dict[int, list[RowOutcome]] = {}
-    banned_by_style: dict[str, tuple[str, ...]] = {}
+    checks: dict[str, _StyleChecks] = {}
     makers: dict[str, JobMaker] = {}
 
     def here(index: int) -> None:  # with their jobs, as in the workers (so the work is shared evenly)
-        done[index] = _plan_with_jobs(chunks[index], library, settings, where, campaign, banned_by_style, makers)
+        done[index] = _plan_with_jobs(chunks[index], library, settings, where, campaign, checks, makers)
 
     def receive(wait: bool) -> None:
         """The workers' chunks that are done (with ``wait``: all), unpacked (and let go of as sent)."""
@@ -610,12 +662,17 @@ def _plan_in_workers(rows: Sequence[tuple[dict[str, str], int]], library: StyleL
             done[index] = [outcome if isinstance(outcome, list) else _unpack(outcome, cells, row)
                            for outcome, (cells, row) in zip(packed, chunks[index])]
 
-    with ProcessPoolExecutor(count - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    forked = _may_fork()
+    pool = ProcessPoolExecutor(count - 1, mp_context=multiprocessing.get_context("fork"), initializer=_keep_chunks,
+                               initargs=(chunks,)) if forked else \
+        ProcessPoolExecutor(count - 1, mp_context=multiprocessing.get_context("spawn"))
+    with pool:
         broken = False
         while left:
             while not broken and left and sum(not future.done() for future in sent.values()) < 2 * (count - 1):
                 try:
-                    sent[left[0]] = pool.submit(_plan_chunk, settings, where, campaign, chunks[left[0]])
+                    sent[left[0]] = pool.submit(_plan_chunk, settings, where, campaign,
+                                                left[0] if forked else chunks[left[0]])
                     left.popleft()
                 except BrokenProcessPool:  # a worker could not start: this process plans the rest
                     broken = True

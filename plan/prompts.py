@@ -12,8 +12,9 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, UndefinedError
+from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 # Invisible characters that can hide a banned word ("gu\u200bn"): every format character (Cf:
@@ -28,7 +29,9 @@ _HOMOGLYPHS = str.maketrans(
     "aeopcyxijsdhlqwbkmhtabekmhopctxyijsabeiknoptuxoabezhikmnoptyxgailacdeghijkmnoprstuvwyz",
 )
 # Leetspeak, read both ways where a symbol stands for two letters ("k1ll", "1ife").
-_LEET = (str.maketrans("0134578@$!|", "oieastbasil"), str.maketrans("0134578@$!|", "oleastbasii"))
+# The tables also drop every other ASCII character but a-z, so an ASCII token is read in one step.
+_LEET = tuple({**dict.fromkeys(c for c in range(128) if not 97 <= c <= 122), **str.maketrans("0134578@$!|", letters)}
+              for letters in ("oieastbasil", "oleastbasii"))
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _SPLIT = r"\s,.;:()\[\]\"'"  # what separates tokens
 _TOKEN, _HAS_LETTER, _NOT_LETTER = re.compile(f"[^{_SPLIT}]+"), re.compile(r"[a-z]"), re.compile(r"[^a-z]")
@@ -64,7 +67,9 @@ def _words(text: str) -> list[str]:
 
 def _leet(token: str, table: dict[int, str]) -> str:
     """A token (with a letter a-z) read with a leetspeak table: letters a-z only."""
-    return token if token.isalpha() and token.isascii() else _NOT_LETTER.sub("", token.translate(table))
+    if token.isascii():
+        return token if token.isalpha() else token.translate(table)
+    return _NOT_LETTER.sub("", token.translate(table))
 
 
 def find_banned_terms(text: str, banned: Sequence[str]) -> list[str]:
@@ -79,9 +84,30 @@ def may_contain_banned_terms(texts: Iterable[str], banned: Sequence[str]) -> boo
     common case (a row without any), before ``find_banned_terms`` looks at each text. A term is
     found only when each of its words is one of a text's words (``_words``); the words of texts
     joined by line breaks are the words of each text (no word, token or Unicode normalisation
-    runs across a line break), so this never says False when a text holds a term."""
-    words = _word_set("\n".join(texts))
+    runs across a line break), so this never says False when a text holds a term. Most rows hold
+    no term's first word at all: one regular-expression search over the joined text, and a look at
+    the leetspeak readings of its few tokens with digits or symbols, say so without listing its words."""
+    joined = "\n".join(texts)
+    plain = normalize_for_matching(joined)
+    first_words = _first_words(tuple(banned))
+    if first_words.pattern.search(plain) is None and not any(
+            _leet(token, table) in first_words.words for token in set(_OTHER_TOKEN.findall(plain))
+            if _HAS_LETTER.search(token) for table in _LEET):
+        return False
+    words = _word_set(joined)
     return any(words.issuperset(term_words) for term_words in _banned_word_lists(tuple(banned)))
+
+
+class _FirstWords(NamedTuple):
+    words: frozenset[str]  # the first word of each banned term (as ``_words`` gives words)
+    pattern: re.Pattern[str]  # any of them as a whole word (a run of letters and digits) of normalized text
+
+
+@lru_cache(maxsize=64)
+def _first_words(banned: tuple[str, ...]) -> _FirstWords:
+    words = frozenset(term_words[0] for term_words in _banned_word_lists(banned))
+    alternatives = "|".join(map(re.escape, sorted(words, key=len, reverse=True))) or "(?!)"  # '(?!)': never
+    return _FirstWords(words, re.compile(f"(?<![^\\W_])(?:{alternatives})(?![^\\W_])"))
 
 
 def _word_set(text: str) -> set[str]:
@@ -143,19 +169,37 @@ def _environment(template_dir: str) -> ImmutableSandboxedEnvironment:
 
 def render_prompt(template_dir: Path, template_name: str, variables: Mapping[str, object]) -> str:
     """Render ``template_name`` with ``variables`` as plain data; whitespace is collapsed."""
-    env = _environment(str(template_dir))
+    return render_template(prompt_template(template_dir, template_name), variables)
+
+
+def prompt_template(template_dir: Path, template_name: str) -> Template:
+    """The template (loaded again when its file changed): a plan asks once per style and renders
+    it for each row with ``render_template``."""
     try:
-        template = env.get_template(template_name)
-        if type(template.globals) is not dict:  # noqa: E721 - the same names, a dict instead of a ChainMap
-            template.globals = dict(template.globals)  # that each render would copy twice (a fifth of its time)
+        template = _environment(str(template_dir)).get_template(template_name)
+    except TemplateError as exc:
+        raise _prompt_error(exc, template_name) from None
+    if type(template.globals) is not dict:  # noqa: E721 - the same names, a dict instead of a ChainMap
+        template.globals = dict(template.globals)  # that each render would copy twice (a fifth of its time)
+    return template
+
+
+def render_template(template: Template, variables: Mapping[str, object]) -> str:
+    """``template`` (``prompt_template``) rendered with ``variables`` as plain data; whitespace is collapsed."""
+    try:
         text = template.render(**variables)
-    except UndefinedError as exc:
+    except TemplateError as exc:
+        raise _prompt_error(exc, template.name) from None
+    return " ".join(text.split())
+
+
+def _prompt_error(exc: TemplateError, template_name: str | None) -> PromptError:
+    """Jinja's error as a ``PromptError`` that says what to fix."""
+    if isinstance(exc, UndefinedError):
         missing = re.search(r"'([^']+)' is undefined", str(exc))
         column = missing.group(1) if missing else None
-        raise PromptError(f"required value is empty or the column is missing (template {template_name} "
-                          f"uses {column or exc})", column) from None
-    except SecurityError as exc:
-        raise PromptError(f"template {template_name} tried an unsafe operation: {exc}") from None
-    except TemplateError as exc:
-        raise PromptError(f"template {template_name} failed: {exc}") from None
-    return " ".join(text.split())
+        return PromptError(f"required value is empty or the column is missing (template {template_name} "
+                           f"uses {column or exc})", column)
+    if isinstance(exc, SecurityError):
+        return PromptError(f"template {template_name} tried an unsafe operation: {exc}")
+    return PromptError(f"template {template_name} failed: {exc}")

@@ -38,7 +38,7 @@ _COLUMN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # C0 controls except tab/newline/carriage return, DEL, C1 controls: never part of an asset's text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _NOT_UTF8 = re.compile(r"[\udc80-\udcff]+")  # undecodable bytes, kept by errors="surrogateescape"
-_BAD_CHARACTER = re.compile(f"{_CONTROL.pattern}|{_NOT_UTF8.pattern}")  # either (a tab is neither)
+_BAD_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\udc80-\udcff]")  # either, one class (a tab is neither)
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls and password-protected workbooks
 
 
@@ -237,12 +237,16 @@ def _header(record: list[object], where: str) -> tuple[list[str], list[Problem]]
     return names, problems
 
 
-def _row(number: int, record: list[object], names: list[str], where: str) -> SheetRow | None:
-    """One data row, or None when it is blank."""
-    if len(record) == len(names) and all(type(v) is str for v in record) and all(names) \
-            and not _BAD_CHARACTER.search("\t".join(record)):  # noqa: E721 - the common case, at once
-        cells = dict(zip(names, map(str.strip, record)))
-        return SheetRow(row=number, cells=cells) if any(cells.values()) else None
+def _row(number: int, record: list[object], names: list[str], where: str, named: bool) -> SheetRow | None:
+    """One data row, or None when it is blank. ``named``: every column has a name."""
+    if named and len(record) == len(names):  # the common case, at once: text only (join refuses anything else)
+        try:
+            clean = not _BAD_CHARACTER.search("\t".join(record))
+        except TypeError:
+            clean = False
+        if clean:
+            cells = dict(zip(names, map(str.strip, record)))
+            return SheetRow(row=number, cells=cells) if any(cells.values()) else None
     cells: dict[str, str] = {}
     problems: list[Problem] = []
     width = len(names)
@@ -275,11 +279,12 @@ def _row(number: int, record: list[object], names: list[str], where: str) -> She
 
 def _rows(records: Iterable[list[object]], names: list[str], where: str) -> list[SheetRow]:
     rows = []
+    named = all(names)
     for number, record in enumerate(records, start=2):
         if number - 1 > MAX_ROWS:
             raise InputError([Problem(where, f"has more than {MAX_ROWS} rows below the header; split the campaign",
                                       code="too_many_rows")])
-        row = _row(number, record, names, where)
+        row = _row(number, record, names, where, named)
         if row is not None:
             rows.append(row)
     return rows

@@ -22,3 +22,23 @@ def test_cpu_time_counts_work_and_not_waiting():
 def test_setup_is_not_timed():
     wall, cpu = interleaved_best(1, {"run": (lambda: time.sleep(0.1), lambda _: None)})
     assert wall["run"] < 0.05 and cpu["run"] < 0.05
+
+
+def test_bare_loop_on_two_processes_writes_what_the_one_process_loop_writes(tmp_path):
+    """The machine's 2-core ceiling line runs the very same work: every file, same bytes."""
+    import dataclasses
+
+    from bench.export_placements import bare_loop, bare_processes, make_items
+    from exports.placements import load_placements
+    from store.local import LocalStore
+
+    placements = load_placements()
+    small = ("google.display.upload.320x50", "google.display.upload.728x90", "google.display.upload.300x250")
+    items = [dataclasses.replace(item, placements=small) for item in make_items(LocalStore(tmp_path / "r"), 2)]
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    bare_loop(items, LocalStore(tmp_path / "r"), placements, one)
+    bare_processes(items, LocalStore(tmp_path / "r"), placements, two, None, 2)()
+    files = sorted(p.name for p in one.iterdir())
+    assert len(files) == 2 * 3 * 3 and files == sorted(p.name for p in two.iterdir())
+    assert all((one / name).read_bytes() == (two / name).read_bytes() for name in files)

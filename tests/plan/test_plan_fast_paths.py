@@ -138,14 +138,17 @@ def test_planning_pauses_the_cycle_collector_and_restores_it(tmp_path: Path, set
 
 
 def test_a_script_whose_workers_cannot_start_still_gets_its_plan(tmp_path: Path, settings):
-    """A main script without a ``__main__`` guard: spawned workers fail to start, so this process plans every row."""
+    """A main script without a ``__main__`` guard that runs a thread: spawned workers (``_may_fork``)
+    fail to start, so this process plans every row."""
     from tests.plan.test_plan_reference import STYLES, write_sheet
 
     sheet = write_sheet(tmp_path / "s.csv", 300)
     script = tmp_path / "unguarded.py"
     script.write_text(
-        "import dataclasses, datetime as dt, hashlib, plan.planner as p\n"
+        "import dataclasses, datetime as dt, hashlib, threading, plan.planner as p\n"
         "from plan.sheet import read_sheet\n"
+        "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
+        "assert not p._may_fork()\n"
         "p.CHUNK_ROWS = 50\n"
         f"settings = p.PlanSettings(styles_dir=__import__('pathlib').Path({str(STYLES)!r}), "
         f"templates_dir=__import__('pathlib').Path({str(settings.templates_dir)!r}), "
@@ -158,6 +161,23 @@ def test_a_script_whose_workers_cannot_start_still_gets_its_plan(tmp_path: Path,
     expected = planner_keys(sheet, dataclasses.replace(settings, styles_dir=STYLES))
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split("\n")[-2] == expected
+
+
+def test_workers_are_forked_only_from_a_process_without_other_threads():
+    import threading
+
+    from plan.planner import _may_fork
+
+    assert threading.active_count() == 1 and _may_fork()
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert not _may_fork()
+    finally:
+        stop.set()
+        thread.join()
+    assert _may_fork()
 
 
 def planner_keys(sheet: Path, settings) -> str:
@@ -189,3 +209,22 @@ def test_made_jobs_take_no_more_memory_than_render_job_makes():
     made = bytes_per_job(lambda seed: maker.job(aspect="1:1", seed=seed, variant=1))
     again = bytes_per_job(lambda seed: job_from_values(job_values(maker.job(aspect="1:1", seed=seed, variant=1))))
     assert made < 1.1 * plain and again < 1.1 * plain, (made, again, plain)
+
+
+def test_a_token_is_read_as_leetspeak_as_the_plain_tables_read_it():
+    """``_leet`` drops ASCII characters other than a-z in its table's one step; the plain reading:
+    the leetspeak table, then every character but a-z dropped (a token of ASCII letters kept as it is)."""
+    import random
+    import re
+
+    from plan.prompts import _LEET, _leet
+
+    plain_tables = (str.maketrans("0134578@$!|", "oieastbasil"), str.maketrans("0134578@$!|", "oleastbasii"))
+    rng = random.Random(5)
+    alphabet = "".join(map(chr, range(128))) + "abcxyz" * 10 + "é日ß\u200b"
+    tokens = ["k1ll", "sku-000123", "acme@2", "Kill", "KI11", "$ex", "|ife", "café", "g\u200bun"]
+    tokens += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(2000)]
+    for token in tokens:
+        for table, plain in zip(_LEET, plain_tables):
+            expected = token if token.isalpha() and token.isascii() else re.sub("[^a-z]", "", token.translate(plain))
+            assert _leet(token, table) == expected, repr(token)

@@ -17,3 +17,18 @@ def test_count_tokens_equals_the_tokenizer_on_tricky_and_random_text():
     texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 200))) for _ in range(400)]
     for text in texts:
         assert count_tokens(text) == len(tokenizer(text, truncation=False)["input_ids"]), text
+
+
+def test_ascii_text_is_split_and_counted_as_the_tokenizer_does():
+    """ASCII text is split by Python's ``re`` (``_ASCII_PIECES``), other text by ``regex``: the same pieces."""
+    from plan.tokens import _ASCII_PIECES, _pieces
+
+    tokenizer = clip_tokenizer()
+    rng = random.Random(11)
+    ascii_chars = "".join(map(chr, range(128)))
+    texts = [f"ab{c}cd {c}{c}x x'{c}s 1{c}2 it'S" for c in ascii_chars]
+    texts += ["".join(rng.choice(ascii_chars + "ab cd'st 09 <|>") for _ in range(rng.randint(0, 120)))
+              for _ in range(300)]
+    for text in texts:
+        assert _ASCII_PIECES.findall(text.lower()) == _pieces().findall(text.lower()), repr(text)
+        assert count_tokens(text) == len(tokenizer(text, truncation=False)["input_ids"]), repr(text)
