@@ -18,7 +18,7 @@ import math
 import multiprocessing
 import os
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -225,11 +225,27 @@ def ensure_upscaled(store: Store, job: RenderJob, upscaler: UpscalerSpec) -> tup
         return key, opened.size
 
 
+# The sources this process decoded last, with their focal points: the tasks of one render follow
+# each other in the queue (``_run_shared``), so a process decodes a render about once, not once
+# per task. Only read (fitting makes a new image); emptied when an export ends.
+_RECENT: OrderedDict[tuple, tuple[Image.Image, tuple[float, float]]] = OrderedDict()
+_RECENT_SIZE = 2
+_RECENT_LOCK = threading.Lock()
+
+
 def _decoded(item: ExportItem, job: RenderJob, inputs: _Inputs, store: Store,
              source: str) -> tuple[Image.Image, tuple[float, float]]:
     """The decoded source (the render, or its upscaled copy at store key ``source``) and its focal
-    point, made once per task. Raises ``ValueError``."""
+    point, made once per task (or taken from ``_RECENT``). Raises ``ValueError``."""
     if source not in inputs.decoded:
+        recent = (source, inputs.render_sha256, job.width, job.height,
+                  None if item.focal is None else tuple(item.focal),
+                  None if inputs.product is None else tuple(inputs.product[1]))
+        with _RECENT_LOCK:
+            if recent in _RECENT:
+                _RECENT.move_to_end(recent)
+                inputs.decoded[source] = _RECENT[recent]
+                return inputs.decoded[source]
         try:
             data = inputs.render if source == render_source_key(job.key) else store.get(source)
             with Image.open(io.BytesIO(data)) as opened:
@@ -245,7 +261,16 @@ def _decoded(item: ExportItem, job: RenderJob, inputs: _Inputs, store: Store,
         else:
             focal = focal_point(render)
         inputs.decoded[source] = (render, focal)
+        with _RECENT_LOCK:
+            _RECENT[recent] = inputs.decoded[source]
+            while len(_RECENT) > _RECENT_SIZE:
+                _RECENT.popitem(last=False)
     return inputs.decoded[source]
+
+
+def _forget_decoded() -> None:
+    with _RECENT_LOCK:
+        _RECENT.clear()
 
 
 def _draw(item: ExportItem, job: RenderJob, placement: Placement, inputs: _Inputs, store: Store,
@@ -493,13 +518,14 @@ def _cost(placements: Iterable[Placement], formats: Sequence[str]) -> int:
     return sum(p.width * p.height * _ENCODE_COST[fmt] for p in placements for fmt in _formats_for(formats, p))
 
 
-def _tasks(items: Sequence[ExportItem], placements: Mapping[str, Placement], formats: Sequence[str], workers: int
-           ) -> tuple[list[tuple[ExportItem, RenderJob | None, list[Placement]]], list[dict]]:
+def _tasks(items: Sequence[ExportItem], placements: Mapping[str, Placement], formats: Sequence[str], workers: int,
+           pieces: int = 8) -> tuple[list[tuple[ExportItem, RenderJob | None, list[Placement]]], list[dict]]:
     """(item, render, placements cut from it) tasks, and the rows of unknown placements.
 
     Placements that share a render go in one task so that it is decoded once; with workers,
-    a task is cut at about 1/8 of a worker's share of the work (``_cost``), so that the tasks
-    left when the queue runs out are short (the cost: a decode and saliency, ~20 ms, per cut)."""
+    a task is cut at about 1/``pieces`` of a worker's share of the work (``_cost``), so that the
+    tasks left when the queue runs out are short (the cost: a decode and saliency, ~20 ms, per
+    cut, unless the process that takes it has just decoded that render: ``_RECENT``)."""
     rows: list[dict] = []
     groups: dict[tuple[int, str], list[Placement]] = {}
     jobs: dict[tuple[int, str], RenderJob | None] = {}
@@ -513,7 +539,7 @@ def _tasks(items: Sequence[ExportItem], placements: Mapping[str, Placement], for
             group = (index, job.key if job else "")
             groups.setdefault(group, []).append(placements[pid])
             jobs[group] = job
-    share = sum(_cost(group, formats) for group in groups.values()) / (8 * workers) if workers > 1 else math.inf
+    share = sum(_cost(group, formats) for group in groups.values()) / (_PIECES * workers) if workers > 1 else math.inf
     tasks = []
     for (index, key), group in groups.items():
         chunk: list[Placement] = []
@@ -531,15 +557,16 @@ ExportTask = tuple  # the arguments of one ``export_render`` call, as ``prepare_
 
 def prepare_exports(items: Sequence[ExportItem], store: Store, placements: Mapping[str, Placement], *,
                     formats: Sequence[str] = DEFAULT_FORMATS, workers: int = 1, overlays: bool = True,
-                    credential: Credential | None = None, manifests: dict[str, dict[str, dict]] | None = None
-                    ) -> tuple[list[ExportTask], list[dict]]:
+                    credential: Credential | None = None, manifests: dict[str, dict[str, dict]] | None = None,
+                    pieces: int = 8) -> tuple[list[ExportTask], list[dict]]:
     """The ``export_render`` calls that export ``items`` (see ``export_assets``), and the rows of
     their unknown placements. Upscaled copies the tasks need are made here (the model runs in
     this process, once per render). ``manifests``: campaign -> its manifest rows by path, read
-    once by a caller that prepares many batches (missing campaigns are read and added)."""
+    once by a caller that prepares many batches (missing campaigns are read and added).
+    ``pieces``: with workers, tasks are cut at about 1/pieces of a worker's share (``_tasks``)."""
     formats = run_formats(formats)
     credential = credential or load_credential()
-    tasks, rows = _tasks(items, placements, formats, workers)
+    tasks, rows = _tasks(items, placements, formats, workers, pieces)
     manifests = {} if manifests is None else manifests
     for campaign in {item.campaign for item in items} - set(manifests):
         manifests[campaign] = read_manifest(store, campaign)
@@ -585,25 +612,73 @@ def likely_new(task: ExportTask) -> bool:
                                    for p in group for fmt in _formats_for(formats, p))
 
 
+class _RenderQueue:
+    """The tasks of one export, handed out so that a process stays with one render's tasks:
+    renders (their tasks together) longest first, and in a render its tasks longest first. A
+    taker gets the next task of the render it took last; when that has none left, the first
+    render nobody has started; when none is left, the next task of the render with the most work
+    left (it helps another process finish, so all end within about one short task)."""
+
+    def __init__(self, tasks: Sequence[ExportTask]) -> None:
+        self._left: dict[tuple, deque[int]] = {}
+        self._cost: dict[tuple, int] = {}
+        costs = [_cost(task[2], task[3]) for task in tasks]
+        for index in sorted(range(len(tasks)), key=lambda i: -costs[i]):
+            render = self._render(tasks[index])
+            self._left.setdefault(render, deque()).append(index)
+            self._cost[render] = self._cost.get(render, 0) + costs[index]
+        self._costs = costs
+        self._fresh = deque(sorted(self._left, key=lambda render: -self._cost[render]))
+        self._last: dict[object, tuple] = {}
+
+    @staticmethod
+    def _render(task: ExportTask) -> tuple:
+        item, job = task[0], task[1]
+        return item.campaign, item.asset_id, item.variant, job.key if job is not None else ""
+
+    def __len__(self) -> int:
+        return sum(len(left) for left in self._left.values())
+
+    def take(self, taker: object) -> int | None:
+        """The index of ``taker``'s next task (None: none left)."""
+        render = self._last.get(taker)
+        if render is None or not self._left[render]:
+            if self._fresh:
+                render = self._fresh.popleft()
+            else:
+                render = max(self._left, key=lambda r: (bool(self._left[r]), self._cost[r]), default=None)
+                if render is None or not self._left[render]:
+                    return None
+        self._last[taker] = render
+        index = self._left[render].popleft()
+        self._cost[render] -= self._costs[index]
+        return index
+
+
+# ``export_assets`` cuts tasks finer than ``prepare_exports`` does by default: its queue
+# (``_RenderQueue``) keeps a process on one render's tasks, so a cut rarely costs a decode.
+_PIECES = 32
+
+
 def _run_shared(tasks: Sequence[ExportTask], count: int) -> list[list[dict]]:
     """The rows of each of ``tasks``, made by this process and ``count - 1`` workers.
 
-    Each takes one task at a time from a shared queue, longest first (``_cost``), so that all
-    work until the queue is empty, the last tasks are the shortest, and no core is left to a
-    process that only waits. Files already current only
+    Each takes one task at a time from a shared queue (``_RenderQueue``: a render's tasks
+    together, longest first), so that all work until the queue is empty, the last tasks are
+    short, and no core is left to a process that only waits. Files already current only
     need verifying: this process starts the workers at the first task that (likely) has files to
     write, so an export with nothing new starts no pool."""
-    queue = deque(sorted(range(len(tasks)), key=lambda i: -_cost(tasks[i][2], tasks[i][3])))
+    queue = _RenderQueue(tasks)
     results: dict[int, list[dict]] = {}
     lock, failures = threading.Lock(), []
 
-    def take() -> int | None:
+    def take(taker: object) -> int | None:
         with lock:
-            return None if failures or not queue else queue.popleft()
+            return None if failures else queue.take(taker)
 
     def feed(pool: ProcessPoolExecutor) -> None:
         try:
-            while (index := take()) is not None:
+            while (index := take(threading.current_thread())) is not None:
                 results[index] = pool.submit(run_export_task, tasks[index]).result()
         except BaseException as exc:  # a worker died: stop everyone, raise it below
             with lock:
@@ -612,7 +687,7 @@ def _run_shared(tasks: Sequence[ExportTask], count: int) -> list[list[dict]]:
     pool, feeders = None, []
     start = any(likely_new(task) for task in tasks)
     try:
-        while (index := take()) is not None:
+        while (index := take(None)) is not None:
             if start and pool is None and queue:
                 size = min(count - 1, len(queue))
                 pool = export_pool(size)
@@ -656,8 +731,11 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     """
     count = workers or load_settings().export_workers or os.cpu_count() or 1
     args, rows = prepare_exports(items, store, placements, formats=formats, workers=count, overlays=overlays,
-                                 credential=credential)
-    results = [run_export_task(task) for task in args] if min(count, len(args)) <= 1 else _run_shared(args, count)
+                                 credential=credential, pieces=_PIECES)
+    try:
+        results = [run_export_task(task) for task in args] if min(count, len(args)) <= 1 else _run_shared(args, count)
+    finally:
+        _forget_decoded()
     rows.extend(row for result in results for row in result)
     return sorted(rows, key=lambda row: row["path"])
 

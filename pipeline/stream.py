@@ -18,7 +18,9 @@ renderer's Python. Rows go there as jobs (renders are read from the store), resu
 in order; torch there has the thread count of this process, and CLIP embeds each image alone,
 so the results are the same bits wherever they are computed.
 3. For the variants the queue has approved (``qa-auto``, or a designer earlier): export tasks
-   (``exports.stage.prepare_exports``) submitted to one process pool for the whole run.
+   (``exports.stage.prepare_exports``) run by one process pool for the whole run, and once
+   rendering is over by this process too (``ExportFeed``), so the last rows' exports take
+   every core, as in the export stage.
 
 Bounds: at most ``depth`` finished rows wait (``done`` blocks the renderer when the queue is
 full) and at most ``4 x workers`` export tasks are in flight, so memory stays flat however long
@@ -45,7 +47,6 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
@@ -54,7 +55,7 @@ from exports.assemble import banned_checker, export_items, load_assets
 from exports.credentials import load_credential
 from exports.placements import Placement
 from exports.fingerprint import item_identity
-from exports.stage import (ExportItem, export_assets, export_pool, likely_new, only_verified, prepare_exports,
+from exports.stage import (ExportItem, ExportTask, export_assets, export_pool, likely_new, only_verified, prepare_exports,
                            refuse_banned_text, run_export_task)
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan
@@ -257,6 +258,84 @@ def check_rows(store: Store, out: str, campaign: str, rows: Sequence[RowWork], s
     return done
 
 
+class ExportFeed:
+    """The stream's export tasks: at most ``waiting`` of them wait here (``put`` blocks) until one
+    of ``workers`` feeder threads hands it to a free process of one pool, so a task waits here,
+    not in the pool, and once rendering is over this process takes waiting tasks too
+    (``drain``): the export stage's rule (this process and the workers share one queue). Each
+    task's rows go to the list given with it. After a task failed, the others are skipped and
+    ``drain`` raises the error. ``run``: what runs a task (picklable)."""
+
+    def __init__(self, workers: int, waiting: int, run: Callable[[ExportTask], list[dict]] = run_export_task) -> None:
+        self._pool = export_pool(workers)
+        self._run = run
+        self._waiting: deque[tuple[list[dict], ExportTask]] = deque()
+        self._bound = waiting
+        self._cond = threading.Condition()
+        self._closing = False
+        self.error: BaseException | None = None
+        self._feeders = [threading.Thread(target=self._feed, name=f"stream-export-{i}", daemon=True)
+                         for i in range(workers)]
+        for feeder in self._feeders:
+            feeder.start()
+
+    def put(self, rows: list[dict], task: ExportTask) -> None:
+        with self._cond:
+            while len(self._waiting) >= self._bound and self.error is None:
+                self._cond.wait()
+            if self.error is None:
+                self._waiting.append((rows, task))
+                self._cond.notify_all()
+
+    def _take(self, *, wait: bool) -> tuple[list[dict], ExportTask] | None:
+        with self._cond:
+            while wait and not self._waiting and not self._closing and self.error is None:
+                self._cond.wait()
+            if self.error is not None or not self._waiting:
+                return None
+            self._cond.notify_all()
+            return self._waiting.popleft()
+
+    def _failed(self, exc: BaseException) -> None:
+        with self._cond:
+            self.error = self.error or exc
+            self._cond.notify_all()
+
+    def _feed(self) -> None:
+        while (taken := self._take(wait=True)) is not None:
+            rows, task = taken
+            try:
+                rows.extend(self._pool.submit(self._run, task).result())
+            except BaseException as exc:  # noqa: BLE001 - raised by drain
+                self._failed(exc)
+
+    def drain(self) -> None:
+        """No more tasks come: run the waiting ones here and in the pool; raise what failed."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        try:
+            while (taken := self._take(wait=False)) is not None:
+                rows, task = taken
+                rows.extend(self._run(task))
+        except BaseException as exc:
+            self._failed(exc)
+        for feeder in self._feeders:
+            feeder.join()
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        """Skip the tasks still waiting, wait for those running, release the pool."""
+        with self._cond:
+            self._closing = True
+            self._waiting.clear()
+            self._cond.notify_all()
+        for feeder in self._feeders:
+            feeder.join()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 class CampaignStream:
     """QA, queue and export each asset row of ``plan`` once all of its jobs among ``render_jobs``
     are finished (rows with none among them, as under ``--retry-failed``, are left to the flow's
@@ -294,9 +373,8 @@ class CampaignStream:
         self._queue: ReviewQueue | None = None  # this thread's, for rows checked here
         self._qa = None  # the QA process (a pool of one), once the renderer renders here
         self._clip = any(style.qa.clip_model for style in self.styles.values())
-        self._pool = None
-        self._in_flight: deque[tuple[ItemKey, Future]] = deque()
-        self._rows_out: dict[ItemKey, list[dict]] = {}
+        self._exports: ExportFeed | None = None
+        self._parts: dict[ItemKey, list[list[dict]]] = {}  # an item's export rows, a list per task, in order
         self._items: dict[ItemKey, ExportItem] = {}
         self._manifests: dict[str, dict[str, dict]] = {}
         self._credential = None
@@ -377,25 +455,19 @@ class CampaignStream:
         for item in items:
             key = (item.asset_id, item.variant)
             self._items[key] = item
-            self._rows_out[key] = [row for row in rows if (row["asset_id"], row["variant"]) == key]
+            self._parts[key] = [[row for row in rows if (row["asset_id"], row["variant"]) == key]]
         for task in tasks:
             item = task[0]
-            key = (item.asset_id, item.variant)
-            if self._pool is None and not likely_new(task):  # files already current are only verified,
-                made = run_export_task(task)  # here; the workers start at the first task with work to do
-                self._rows_out[key].extend(made)
+            made: list[dict] = []
+            self._parts[item.asset_id, item.variant].append(made)
+            if self._exports is None and not likely_new(task):  # files already current are only verified,
+                made.extend(run_export_task(task))  # here; the workers start at the first task with work to do
                 if not only_verified(made):
-                    self._pool = export_pool(self.workers)
+                    self._exports = ExportFeed(self.workers, 3 * self.workers)
                 continue
-            if self._pool is None:
-                self._pool = export_pool(self.workers)
-            while len(self._in_flight) >= 4 * self.workers:
-                self._collect()
-            self._in_flight.append((key, self._pool.submit(run_export_task, task)))
-
-    def _collect(self) -> None:
-        key, future = self._in_flight.popleft()
-        self._rows_out[key].extend(future.result())
+            if self._exports is None:
+                self._exports = ExportFeed(self.workers, 3 * self.workers)
+            self._exports.put(made, task)
 
     # -- the flow, once rendering is over --
     def finish(self) -> Streamed:
@@ -404,9 +476,10 @@ class CampaignStream:
             self._worker.close()
             if self._qa is not None:
                 self._qa.submit(_close_queues).result()
-            while self._in_flight:
-                self._collect()
-            self.streamed.exports = {key: (item_identity(item), self._rows_out[key]) for key, item in self._items.items()}
+            if self._exports is not None:
+                self._exports.drain()  # rendering is over: this process exports too
+            self.streamed.exports = {key: (item_identity(item), [row for part in self._parts[key] for row in part])
+                                     for key, item in self._items.items()}
             if self.dispatcher is not None:
                 if self._batch:
                     self.dispatcher.submit(self._batch)
@@ -420,10 +493,11 @@ class CampaignStream:
     def close(self) -> None:
         """Stop (also after a failure of the render stage): the pool and the queue are released."""
         self._worker.stop()
-        for pool in (self._qa, self._pool):
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-        self._qa = self._pool = None
+        if self._exports is not None:
+            self._exports.close()
+        if self._qa is not None:
+            self._qa.shutdown(wait=True, cancel_futures=True)
+        self._qa = self._exports = None
         if self._queue is not None:
             self._queue.close()
             self._queue = None

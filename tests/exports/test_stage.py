@@ -128,6 +128,58 @@ def test_parallel_equals_serial(tmp_path, placements):
     assert results[0] == results[1]
 
 
+def test_the_queue_keeps_each_process_on_one_render_and_ends_with_the_short_tasks(tmp_path, placements):
+    from exports.stage import _cost, _RenderQueue, prepare_exports
+
+    store = LocalStore(tmp_path / "store")
+    items = [make_item(store, ("meta.stories", "iab.mobile_interstitial", "google.display.upload.160x600",
+                               "meta.feed.square", "google.display.upload.300x250"), asset=a)
+             for a in ("pack-01", "tent-02", "lamp-03")]
+    tasks, _ = prepare_exports(items, store, placements, formats=("webp", "upload"), workers=2, pieces=32)
+    render = [(task[0].asset_id, task[1].key) for task in tasks]
+    queue, taken = _RenderQueue(tasks), {"a": [], "b": []}
+    while True:
+        progress = False
+        for taker in taken:
+            if (index := queue.take(taker)) is not None:
+                taken[taker].append(index)
+                progress = True
+        if not progress:
+            break
+    assert sorted(taken["a"] + taken["b"]) == list(range(len(tasks))) and len(render) > len(set(render))
+    assert render[taken["a"][0]] != render[taken["b"][0]]  # while renders are left, nobody joins another's
+    for taker, indices in taken.items():
+        runs = [render[i] for n, i in enumerate(indices) if n == 0 or render[indices[n - 1]] != render[i]]
+        assert len(runs) == len(set(runs)), (taker, runs)  # a process never comes back to a render it left
+        for n in range(1, len(indices)):  # in a render, longest first
+            if render[indices[n]] == render[indices[n - 1]]:
+                assert _cost(tasks[indices[n]][2], ["webp", "upload"]) <= _cost(tasks[indices[n - 1]][2],
+                                                                                 ["webp", "upload"])
+    last = [i for indices in taken.values() for i in indices[-1:]]
+    assert max(_cost(tasks[i][2], ["webp", "upload"]) for i in last) < max(
+        _cost(task[2], ["webp", "upload"]) for task in tasks)  # the queue ends with short tasks
+
+
+def test_a_process_decodes_a_render_once_for_the_tasks_it_takes_from_it(tmp_path, placements, monkeypatch):
+    from collections import OrderedDict
+
+    import exports.stage as stage
+
+    decoded = []
+    monkeypatch.setattr(stage, "_RECENT", OrderedDict())  # nothing decoded here outlives the test
+    monkeypatch.setattr(stage, "focal_point", lambda image: decoded.append(image.size) or (0.5, 0.5))
+    store = LocalStore(tmp_path / "store")
+    items = [make_item(store, ("meta.feed.square", "google.display.upload.300x250"), asset=a)
+             for a in ("pack-01", "tent-02")]
+    tasks, _ = stage.prepare_exports(items, store, placements, formats=("webp",), workers=2, pieces=32)
+    assert [task[0].asset_id for task in tasks] == ["pack-01", "pack-01", "tent-02", "tent-02"]
+    for task in tasks:
+        assert all(row["status"] == "exported" for row in stage.run_export_task(task))
+    assert len(decoded) == 2  # one per render, not one per task
+    stage.export_assets(items, LocalStore(tmp_path / "again"), placements, formats=("webp",), workers=1)
+    assert not stage._RECENT  # nothing decoded is kept once an export is done
+
+
 class _EnvStore(LocalStore):
     """A store that, like boto3 looking for credentials, needs its caller's environment."""
 

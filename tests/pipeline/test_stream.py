@@ -4,6 +4,7 @@ run takes, and the rows a check shard receives."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 
@@ -11,7 +12,7 @@ import pytest
 
 from exports.stage import ExportItem
 from exports.fingerprint import item_identity
-from pipeline.stream import BoundedWorker, RowWork, Streamed, settled_rows, take_streamed_rows
+from pipeline.stream import BoundedWorker, ExportFeed, RowWork, Streamed, settled_rows, take_streamed_rows
 from tests.render.jobs import make_job
 
 
@@ -82,3 +83,54 @@ def test_row_work_travels_as_json_parameters():
     jobs = (make_job(1), make_job(2))
     work = RowWork("row-1", jobs, (jobs[1],), export=True)
     assert RowWork.from_dict(work.to_dict()) == work
+
+
+def slow_task(task: tuple) -> list[dict]:
+    """A stand-in export task (run in the pool's processes too): its number, the process that ran it."""
+    number, seconds = task
+    if number < 0:
+        raise ValueError(f"task {number} cannot be exported")
+    time.sleep(seconds)
+    return [{"task": number, "pid": os.getpid()}]
+
+
+def test_export_feed_runs_waiting_tasks_here_too_once_drained_each_into_its_own_rows():
+    feed = ExportFeed(1, 3, run=slow_task)
+    try:
+        parts = [[] for _ in range(4)]
+        for number, rows in enumerate(parts):
+            feed.put(rows, (number, 1.0))  # the pool's one process is busy with one for a second at least
+        feed.drain()
+    finally:
+        feed.close()
+    assert [[row["task"] for row in rows] for rows in parts] == [[0], [1], [2], [3]]
+    assert os.getpid() in {rows[0]["pid"] for rows in parts}  # this process took waiting tasks
+
+
+def test_export_feed_bounds_the_waiting_tasks():
+    feed = ExportFeed(1, 1, run=slow_task)
+    try:
+        feed.put([], (0, 2.0))
+        more = threading.Thread(target=lambda: [feed.put([], (n, 0.0)) for n in (1, 2, 3)])
+        more.start()
+        time.sleep(0.5)
+        assert more.is_alive()  # one task waits (the pool's process runs or starts the first): put blocks
+        more.join(timeout=60)  # the pool's process takes them one by one
+        assert not more.is_alive()
+        feed.drain()
+    finally:
+        feed.close()
+
+
+def test_export_feed_raises_a_failed_task_at_drain_and_skips_the_rest():
+    feed = ExportFeed(1, 4, run=slow_task)
+    later: list[dict] = []
+    try:
+        feed.put([], (-1, 0.0))
+        time.sleep(2.0)  # the pool's process starts and fails it
+        feed.put(later, (1, 0.0))
+        with pytest.raises(ValueError, match="task -1 cannot be exported"):
+            feed.drain()
+    finally:
+        feed.close()
+    assert later == []
