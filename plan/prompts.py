@@ -12,7 +12,6 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import NamedTuple
 
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
@@ -28,13 +27,15 @@ _HOMOGLYPHS = str.maketrans(
     "аеорсухіјѕԁһӏԛԝвкмнтАВЕКМНОРСТХУІЈЅαβεικνορτυχοΑΒΕΖΗΙΚΜΝΟΡΤΥΧɡɑɩʟᴀᴄᴅᴇɢʜɪᴊᴋᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ",
     "aeopcyxijsdhlqwbkmhtabekmhopctxyijsabeiknoptuxoabezhikmnoptyxgailacdeghijkmnoprstuvwyz",
 )
-# Leetspeak, read both ways where a symbol stands for two letters ("k1ll", "1ife").
-# The tables also drop every other ASCII character but a-z, so an ASCII token is read in one step.
-_LEET = tuple({**dict.fromkeys(c for c in range(128) if not 97 <= c <= 122), **str.maketrans("0134578@$!|", letters)}
-              for letters in ("oieastbasil", "oleastbasii"))
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _SPLIT = r"\s,.;:()\[\]\"'"  # what separates tokens
 _TOKEN, _HAS_LETTER, _NOT_LETTER = re.compile(f"[^{_SPLIT}]+"), re.compile(r"[a-z]"), re.compile(r"[^a-z]")
+_NOT_READ = re.compile(f"[^a-z{_SPLIT}]")  # what a leetspeak reading drops
+# Leetspeak, read both ways where a symbol stands for two letters ("k1ll", "1ife"). The tables also
+# drop every other ASCII character but a-z and the separators, so an ASCII token (or text, token by
+# token) is read in one step.
+_LEET = tuple({**{c: None for c in range(128) if _NOT_READ.match(chr(c))}, **str.maketrans("0134578@$!|", letters)}
+              for letters in ("oieastbasil", "oleastbasii"))
 # Tokens with a character other than a-z (the lookbehind: only from a token's start).
 _OTHER_TOKEN = re.compile(f"(?<![^{_SPLIT}])[a-z]*+[^a-z{_SPLIT}][^{_SPLIT}]*")
 
@@ -84,30 +85,26 @@ def may_contain_banned_terms(texts: Iterable[str], banned: Sequence[str]) -> boo
     common case (a row without any), before ``find_banned_terms`` looks at each text. A term is
     found only when each of its words is one of a text's words (``_words``); the words of texts
     joined by line breaks are the words of each text (no word, token or Unicode normalisation
-    runs across a line break), so this never says False when a text holds a term. Most rows hold
-    no term's first word at all: one regular-expression search over the joined text, and a look at
-    the leetspeak readings of its few tokens with digits or symbols, say so without listing its words."""
+    runs across a line break), so this never says False when a text holds a term.
+
+    Most rows do not even hold a term's first word anywhere: not in their normalized text (where
+    each of its words is), nor in that text read with each leetspeak table (where the reading of
+    each of its tokens is, between the separators that the reading keeps)."""
     joined = "\n".join(texts)
     plain = normalize_for_matching(joined)
+    readings = [plain.translate(table) for table in _LEET]
+    if not plain.isascii():  # the tables drop ASCII characters only
+        readings = [_NOT_READ.sub("", reading) for reading in readings]
     first_words = _first_words(tuple(banned))
-    if first_words.pattern.search(plain) is None and not any(
-            _leet(token, table) in first_words.words for token in set(_OTHER_TOKEN.findall(plain))
-            if _HAS_LETTER.search(token) for table in _LEET):
+    if not any(word in text for text in (plain, *readings) for word in first_words):
         return False
     words = _word_set(joined)
     return any(words.issuperset(term_words) for term_words in _banned_word_lists(tuple(banned)))
 
 
-class _FirstWords(NamedTuple):
-    words: frozenset[str]  # the first word of each banned term (as ``_words`` gives words)
-    pattern: re.Pattern[str]  # any of them as a whole word (a run of letters and digits) of normalized text
-
-
 @lru_cache(maxsize=64)
-def _first_words(banned: tuple[str, ...]) -> _FirstWords:
-    words = frozenset(term_words[0] for term_words in _banned_word_lists(banned))
-    alternatives = "|".join(map(re.escape, sorted(words, key=len, reverse=True))) or "(?!)"  # '(?!)': never
-    return _FirstWords(words, re.compile(f"(?<![^\\W_])(?:{alternatives})(?![^\\W_])"))
+def _first_words(banned: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted({term_words[0] for term_words in _banned_word_lists(banned)}))
 
 
 def _word_set(text: str) -> set[str]:

@@ -91,6 +91,24 @@ def test_one_look_at_a_whole_row_never_misses_a_banned_term_that_a_text_holds():
     assert not may_contain_banned_terms(TEXTS[:3], BANNED)  # a clean row: no text looked at one by one
 
 
+def test_the_first_word_search_never_says_no_where_the_words_hold_a_term():
+    """``may_contain_banned_terms`` answers as the word look alone does (its regular-expression
+    search only skips rows where that look would say no), on random leetspeak-heavy text."""
+    import random
+
+    from plan.prompts import _banned_word_lists
+
+    rng = random.Random(3)
+    pieces = ["k1ll", "ki|l", "k!ll", "|ife", "1ife", "g-u-n", "gu_n", "$ex", "5ex", "s3x", "fr33", "g1ft", "free", "gift",
+              "nude", "n00de", "cel3b-rity", "m1racle", "cure", "cur3", "gun", "guns", "gunk", "sku-000123", "acme@2",
+              "café", "日本", "gu日n", "1日ife", "ｇｕｎ", "g\u200bun", "x", "-", "@", "1", "|", "_", " ", ", ", ".", "\n", "'", "\""]
+    term_words = _banned_word_lists(BANNED)
+    for _ in range(3000):
+        texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 6))) for _ in range(rng.randint(1, 3))]
+        words = set(_words("\n".join(texts)))
+        assert may_contain_banned_terms(texts, BANNED) == any(words.issuperset(t) for t in term_words), texts
+
+
 def test_a_clean_csv_row_reads_as_the_cell_by_cell_reader_reads_it(tmp_path: Path):
     path = tmp_path / "s.csv"
     path.write_bytes(b"asset_id,style,product,,extra\n ok-1 ,acme@2, a\ttent ,,\n,,,,\nbad-3,acme@2,a te\x00nt,,\n"
@@ -213,15 +231,16 @@ def test_made_jobs_take_no_more_memory_than_render_job_makes():
 
 def test_a_token_is_read_as_leetspeak_as_the_plain_tables_read_it():
     """``_leet`` drops ASCII characters other than a-z in its table's one step; the plain reading:
-    the leetspeak table, then every character but a-z dropped (a token of ASCII letters kept as it is)."""
+    the leetspeak table, then every character but a-z dropped (a token of ASCII letters kept as it
+    is). Tokens hold no separator (``_SPLIT``)."""
     import random
     import re
 
-    from plan.prompts import _LEET, _leet
+    from plan.prompts import _LEET, _SPLIT, _leet
 
     plain_tables = (str.maketrans("0134578@$!|", "oieastbasil"), str.maketrans("0134578@$!|", "oleastbasii"))
     rng = random.Random(5)
-    alphabet = "".join(map(chr, range(128))) + "abcxyz" * 10 + "é日ß\u200b"
+    alphabet = re.sub(f"[{_SPLIT}]", "", "".join(map(chr, range(128)))) + "abcxyz" * 10 + "é日ß\u200b"
     tokens = ["k1ll", "sku-000123", "acme@2", "Kill", "KI11", "$ex", "|ife", "café", "g\u200bun"]
     tokens += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(2000)]
     for token in tokens:
