@@ -7,21 +7,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from exports.overlay import OverlayStyle
 from exports.placements import Placement, load_placements
-from exports.stage import ExportItem
 from plan.errors import InputError, Problem, closest
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, banned_terms_for
 from plan.styles import DEFAULT_MAX_UPSCALE
 from render.registry import model_family, pinning_problem
-from render.upscale import upscaler_spec
-from review.queue import ApprovedVariant
 from settings import load_settings
-from store import Store
 from store.documents import AssetRecord, AssetSnapshot, UpscalerRecord, read_document, write_document
 from store.keys import assets_key
+
+if TYPE_CHECKING:  # export and the review queue are imported where they are used: planning does without them
+    from exports.stage import ExportItem
+    from review.queue import ApprovedVariant
+    from store import Store
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,6 +156,10 @@ def export_items(campaign: str, approved: Sequence[ApprovedVariant], assets: Map
     """Export items for approved variants of assets still in the campaign's latest plan, with the
     copy designers edited in review (``overrides``) in place of the sheet's, and the placements
     they rejected set apart (``rejected``: not exported, their earlier files withdrawn)."""
+    from exports.overlay import OverlayStyle
+    from exports.stage import ExportItem
+    from render.upscale import upscaler_spec
+
     items = []
     for variant in sorted(approved, key=lambda v: (v.asset_id, v.variant)):
         asset = assets.get(variant.asset_id)

@@ -176,12 +176,27 @@ class _StyleChecks(NamedTuple):
     template: Template | PromptError
 
 
+@dataclass
+class _PlanMemo:
+    """What the rows of one plan look up once: each style cell's style (cells naming a usable
+    style), and each style's checks."""
+
+    styles: dict[str, Style] = field(default_factory=dict)
+    checks: dict[str, _StyleChecks] = field(default_factory=dict)
+
+
 def _style_checks(library: StyleLibrary, style: Style, settings: PlanSettings) -> _StyleChecks:
     try:
         template: Template | PromptError = prompt_template(settings.templates_dir, style.prompt_template)
     except PromptError as exc:
         template = exc
     return _StyleChecks(_banned_terms(library, style), template)
+
+
+@lru_cache(maxsize=1024)  # a sheet names a few placement lists
+def _placement_list(cell: str) -> tuple[str, ...]:
+    """A placements cell's ids, in order, each once."""
+    return tuple(dict.fromkeys(p for p in _LIST_SPLIT.split(cell) if p))
 
 
 @lru_cache(maxsize=8)
@@ -191,7 +206,7 @@ def _folder(sheet: str) -> Path:
 
 
 def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, settings: PlanSettings,
-              where: str, checks: dict[str, _StyleChecks]) -> PlannedRow:
+              where: str, memo: _PlanMemo) -> PlannedRow:
     problems: list[Problem] = []
     for column, value in cells.items():
         if len(value) > MAX_CELL_CHARS:
@@ -202,11 +217,13 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
         problems.append(Problem(where, "required value is empty", row, "asset_id", code="empty_value"))
     elif problem := name_problem(asset_id):
         problems.append(Problem(where, problem, row, "asset_id", code="bad_asset_id"))
-    style = None
-    try:
-        style = _style_for(cells.get("style", ""), library, settings, where, row)
-    except _RowProblems as exc:
-        problems.extend(exc.problems)
+    style_cell = cells.get("style", "")
+    style = memo.styles.get(style_cell)
+    if style is None:
+        try:
+            style = memo.styles[style_cell] = _style_for(style_cell, library, settings, where, row)
+        except _RowProblems as exc:
+            problems.extend(exc.problems)
 
     variants = 1
     raw_variants = cells.get("variants", "")
@@ -222,7 +239,7 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
     placements: tuple[str, ...] = ()
     raw_placements = cells.get("placements", "")
     if raw_placements:
-        placements = tuple(dict.fromkeys(p for p in _LIST_SPLIT.split(raw_placements) if p))
+        placements = _placement_list(raw_placements)
     elif style is not None:
         placements = style.placements
     for unknown in (p for p in placements if p not in settings.placements):
@@ -244,9 +261,9 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
 
     # Empty cells are left undefined, so a template that uses one fails (StrictUndefined).
     variables = {k: v for k, v in cells.items() if k not in RESERVED_COLUMNS and v}
-    if style.ref not in checks:  # once per style and plan
-        checks[style.ref] = _style_checks(library, style, settings)
-    banned, template = checks[style.ref]
+    if style.ref not in memo.checks:
+        memo.checks[style.ref] = _style_checks(library, style, settings)
+    banned, template = memo.checks[style.ref]
     prompt, error = "", template if isinstance(template, PromptError) else None
     if error is None:
         try:
@@ -553,15 +570,15 @@ def _plan_rows(rows: Sequence[tuple[dict[str, str], int]], library: StyleLibrary
 
     count = workers if workers is not None else (os.cpu_count() or 1) if len(rows) >= PARALLEL_ROWS else 1
     if count <= 1 or len(rows) <= CHUNK_ROWS:
-        checks: dict[str, _StyleChecks] = {}
-        return [_plan_one(cells, row, library, settings, where, checks) for cells, row in rows]
+        memo = _PlanMemo()
+        return [_plan_one(cells, row, library, settings, where, memo) for cells, row in rows]
     return _plan_in_workers(rows, library, settings, where, campaign, count)
 
 
 def _plan_one(cells: Mapping[str, str], row: int, library: StyleLibrary, settings: PlanSettings, where: str,
-              checks: dict[str, _StyleChecks]) -> RowOutcome:
+              memo: _PlanMemo) -> RowOutcome:
     try:
-        return _plan_row(cells, row, library, settings, where, checks), None
+        return _plan_row(cells, row, library, settings, where, memo), None
     except _RowProblems as exc:
         return exc.problems
 
@@ -573,11 +590,11 @@ _Packed = tuple[Style, int, tuple[str, ...], tuple[str, ...], str, Mapping[str, 
 
 
 def _plan_with_jobs(rows: Sequence[tuple[dict[str, str], int]], library: StyleLibrary, settings: PlanSettings,
-                    where: str, campaign: str, checks: dict[str, _StyleChecks],
+                    where: str, campaign: str, memo: _PlanMemo,
                     makers: dict[str, JobMaker]) -> list[RowOutcome]:
     outcomes: list[RowOutcome] = []
     for cells, row in rows:
-        outcome = _plan_one(cells, row, library, settings, where, checks)
+        outcome = _plan_one(cells, row, library, settings, where, memo)
         if not isinstance(outcome, list):
             outcome = (outcome[0], jobs_for_row(campaign, outcome[0], settings, makers=makers))
         outcomes.append(outcome)
@@ -591,7 +608,7 @@ def _plan_chunk(settings: PlanSettings, where: str, campaign: str,
     if isinstance(rows, int):
         rows = _forked_chunks[rows]
     with _without_gc():
-        outcomes = _plan_with_jobs(rows, StyleLibrary(settings.styles_dir), settings, where, campaign, {}, {})
+        outcomes = _plan_with_jobs(rows, StyleLibrary(settings.styles_dir), settings, where, campaign, _PlanMemo(), {})
     return [outcome if isinstance(outcome, list) else _pack(*outcome) for outcome in outcomes]
 
 
@@ -642,11 +659,11 @@ def _plan_in_workers(rows: Sequence[tuple[dict[str, str], int]], library: StyleL
     left = deque(range(len(chunks)))  # chunks nobody has taken yet
     sent: dict[int, Future] = {}
     done: dict[int, list[RowOutcome]] = {}
-    checks: dict[str, _StyleChecks] = {}
+    memo = _PlanMemo()
     makers: dict[str, JobMaker] = {}
 
     def here(index: int) -> None:  # with their jobs, as in the workers (so the work is shared evenly)
-        done[index] = _plan_with_jobs(chunks[index], library, settings, where, campaign, checks, makers)
+        done[index] = _plan_with_jobs(chunks[index], library, settings, where, campaign, memo, makers)
 
     def receive(wait: bool) -> None:
         """The workers' chunks that are done (with ``wait``: all), unpacked (and let go of as sent)."""

@@ -130,7 +130,7 @@ def test_rows_planned_in_a_worker_come_back_as_planned_here(tmp_path: Path, sett
     rows = [(r.cells, r.row) for r in sheet.rows if not r.problems]
     library, where = StyleLibrary(settings.styles_dir), str(sheet.path)
     packed = pickle.loads(pickle.dumps(planner._plan_chunk(settings, where, sheet.campaign, rows)))
-    here = planner._plan_with_jobs(rows, library, settings, where, sheet.campaign, {}, {})
+    here = planner._plan_with_jobs(rows, library, settings, where, sheet.campaign, planner._PlanMemo(), {})
     back = [o if isinstance(o, list) else planner._unpack(o, cells, row) for o, (cells, row) in zip(packed, rows)]
     assert sum(not isinstance(o, list) for o in here) > 50 and back == here
     assert [job.key for o in back if not isinstance(o, list) for job in o[1]] == \
