@@ -127,7 +127,9 @@ def test_export_feed_raises_a_failed_task_at_drain_and_skips_the_rest():
     later: list[dict] = []
     try:
         feed.put([], (-1, 0.0))
-        time.sleep(2.0)  # the pool's process starts and fails it
+        deadline = time.monotonic() + 60
+        while feed.error is None and time.monotonic() < deadline:  # the pool's process starts and fails it
+            time.sleep(0.05)
         feed.put(later, (1, 0.0))
         with pytest.raises(ValueError, match="task -1 cannot be exported"):
             feed.drain()
