@@ -486,7 +486,7 @@ def _claim_file_names(planned: PlannedRow, taken: dict[str, tuple[int, str]], wh
 # rows (a row is planned the same wherever it is: only duplicates and file names, checked here
 # in sheet order, depend on other rows).
 PARALLEL_ROWS = 20_000
-CHUNK_ROWS = 2_000
+CHUNK_ROWS = 1_000
 
 RowOutcome = tuple[PlannedRow, list[RenderJob] | None] | list[Problem]
 

@@ -99,7 +99,8 @@ def _pieces():
 
 # ``_PIECE`` for lowercased ASCII text (letters a-z, digits 0-9, and the six ASCII characters that
 # ``regex``'s \s matches): the same pieces, from Python's faster ``re``.
-_ASCII_PIECES = re.compile(r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]|[^\t\n\x0b\x0c\r a-z0-9]+")
+_ASCII_PIECES = re.compile(r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]"
+                           r"|[^\t\n\x0b\x0c\r a-z0-9]+")
 
 
 def count_tokens(text: str) -> int:

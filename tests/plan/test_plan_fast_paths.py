@@ -99,9 +99,11 @@ def test_the_first_word_search_never_says_no_where_the_words_hold_a_term():
     from plan.prompts import _banned_word_lists
 
     rng = random.Random(3)
-    pieces = ["k1ll", "ki|l", "k!ll", "|ife", "1ife", "g-u-n", "gu_n", "$ex", "5ex", "s3x", "fr33", "g1ft", "free", "gift",
+    pieces = ["k1ll", "ki|l", "k!ll", "|ife", "1ife", "g-u-n", "gu_n", "$ex", "5ex", "s3x", "fr33", "g1ft", "free",
+              "gift",
               "nude", "n00de", "cel3b-rity", "m1racle", "cure", "cur3", "gun", "guns", "gunk", "sku-000123", "acme@2",
-              "café", "日本", "gu日n", "1日ife", "ｇｕｎ", "g\u200bun", "x", "-", "@", "1", "|", "_", " ", ", ", ".", "\n", "'", "\""]
+              "café", "日本", "gu日n", "1日ife", "ｇｕｎ", "g\u200bun", "x", "-", "@", "1", "|", "_", " ", ", ", ".",
+              "\n", "'", "\""]
     term_words = _banned_word_lists(BANNED)
     for _ in range(3000):
         texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 6))) for _ in range(rng.randint(1, 3))]
