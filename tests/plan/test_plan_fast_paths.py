@@ -157,6 +157,52 @@ def test_planning_pauses_the_cycle_collector_and_restores_it(tmp_path: Path, set
         gc.enable()
 
 
+def test_what_planning_made_goes_to_the_oldest_generation_and_frozen_objects_stay_frozen(settings):
+    import plan.planner as planner
+
+    sheet = read_sheet(REPO / "campaigns" / "spring-launch.csv")
+    plan = planner.plan_campaign(sheet, settings)
+    oldest = {id(o) for o in gc.get_objects(2)}
+    assert plan.rows and all(id(o) in oldest for o in (plan, plan.rows, plan.jobs, plan.rows[0]))
+    gc.freeze()  # a process's own frozen objects (e.g. frozen before forking servers) are left frozen
+    try:
+        count = gc.get_freeze_count()
+        planner.plan_campaign(sheet, settings)
+        assert gc.get_freeze_count() == count and gc.isenabled()
+    finally:
+        gc.unfreeze()
+
+
+def test_file_name_clashes_across_chunks_are_found_as_in_one_process(tmp_path: Path, settings, monkeypatch):
+    """File names are claimed in sheet order chunk by chunk while later chunks are planned: a clash
+    with a row of an earlier chunk (planned by a worker or this process) is the later row's, as in one process."""
+    import csv
+
+    import plan.planner as planner
+
+    monkeypatch.setattr(planner, "CHUNK_ROWS", 10)
+    sheet = tmp_path / "clash.csv"
+    ids = [f"sku-{i}" for i in range(120)]
+    ids[15], ids[57], ids[98], ids[113] = "SKU-3", "sku-40-v2", "Sku-58-V2", "SKU-112"  # clash with rows of other chunks
+    ids[41] = "sku-40-v3"  # sku-40 (2 variants) makes sku-40-v2, not -v3: no clash
+    with sheet.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["asset_id", "style", "product", "scene", "variants"])
+        writer.writeheader()
+        writer.writerows({"asset_id": asset_id, "style": "acme@2", "product": f"a tent {i}", "scene": "a lake",
+                          "variants": 2}
+                         for i, asset_id in enumerate(ids))
+    one = planner.plan_campaign(read_sheet(sheet), settings, workers=1)
+    clashes = [(p.row, p.code) for p in one.problems]
+    assert clashes == [(17, "file_name_clash"), (59, "file_name_clash"), (100, "file_name_clash"),
+                       (115, "file_name_clash")], one.problems
+    for limit in (None, 30):
+        many = planner.plan_campaign(read_sheet(sheet), settings, limit=limit, workers=3)
+        alone = planner.plan_campaign(read_sheet(sheet), settings, limit=limit, workers=1)
+        assert [str(p) for p in many.problems] == [str(p) for p in alone.problems]
+        assert [r.row for r in many.rows] == [r.row for r in alone.rows]
+        assert [j.key for j in many.jobs] == [j.key for j in alone.jobs]
+
+
 def test_a_script_whose_workers_cannot_start_still_gets_its_plan(tmp_path: Path, settings):
     """A main script without a ``__main__`` guard that runs a thread: spawned workers (``_may_fork``)
     fail to start, so this process plans every row."""
