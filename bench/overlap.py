@@ -1,6 +1,6 @@
 """Streaming stages: does QA + export of finished rows overlap rendering? (issue 19)
 
-    .venv/bin/python bench/overlap.py [--rows 12] [--steps 24] [--repeat 1]
+    .venv/bin/python bench/overlap.py [--rows 12] [--steps 32] [--repeat 1]
 
 A sheet of ``--rows`` rows x 1 variant x 2 aspects (1:1, 9:16) of ``acme@2`` (the tiny SD model,
 128 px buckets, ``--steps`` euler steps), each row exported to 2 placements in webp + avif +
@@ -120,7 +120,7 @@ def downstream_alone(sheet: Path, styles: Path, root: Path, rendered: Path) -> f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=12, help="sheet rows; 2 renders and 6 export files each")
-    parser.add_argument("--steps", type=int, default=24, help="denoising steps (sets the render side's weight)")
+    parser.add_argument("--steps", type=int, default=32, help="denoising steps (sets the render side's weight)")
     parser.add_argument("--repeat", type=int, default=1, help="best of this many runs per measurement")
     args = parser.parse_args()
 
