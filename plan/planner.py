@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import NamedTuple
 
 from jinja2 import Template
 
+from plan.collector import cycle_collector_paused
 from plan.errors import InputError, Problem, did_you_mean
 from plan.jobs import JobMaker, RenderJob, derive_expand_seed, derive_seed, job_from_values, job_values
 from plan.names import name_problem
@@ -497,28 +496,8 @@ def plan_campaign(sheet: Sheet, settings: PlanSettings, limit: int | None = None
 
     ``workers``: processes that plan rows (None: one per core for sheets of ``PARALLEL_ROWS``
     rows or more, else this process only); the plan is the same whatever the count."""
-    with _without_gc():
+    with cycle_collector_paused():
         return _plan_campaign(sheet, settings, limit, workers)
-
-
-@contextmanager
-def _without_gc() -> Iterator[None]:
-    """Python's cycle collector paused: planning makes millions of objects and no cycles, and each
-    full collection walks every object made so far (a fifth of a 100k-row plan's time). On resuming,
-    what was made meanwhile goes straight to the oldest generation (``gc.freeze`` then ``gc.unfreeze``
-    move the lists without walking them; a later full collection still sees it), instead of the
-    next young collection walking all of it (0.2 s after a 100k-row plan); skipped when the process
-    keeps frozen objects of its own, which ``gc.unfreeze`` would release."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            if not gc.get_freeze_count():
-                gc.freeze()
-                gc.unfreeze()
-            gc.enable()
 
 
 def _plan_campaign(sheet: Sheet, settings: PlanSettings, limit: int | None, workers: int | None) -> CampaignPlan:
@@ -620,7 +599,7 @@ def _plan_chunk(settings: PlanSettings, where: str, campaign: str,
     packed. ``rows``: the rows, or in a forked worker the number of one of the chunks it was forked with."""
     if isinstance(rows, int):
         rows = _forked_chunks[rows]
-    with _without_gc():
+    with cycle_collector_paused():
         outcomes = _plan_with_jobs(rows, StyleLibrary(settings.styles_dir), settings, where, campaign, _PlanMemo(), {})
     return [outcome if isinstance(outcome, list) else _pack(*outcome) for outcome in outcomes]
 

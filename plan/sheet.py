@@ -18,12 +18,14 @@ import io
 import re
 import zipfile
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
+from plan.collector import cycle_collector_paused
 from plan.errors import InputError, Problem
 
 REQUIRED_COLUMNS = ("asset_id", "style")
@@ -308,7 +310,9 @@ def read_sheet(path: Path) -> Sheet:
         names, problems = _header(first, where)
         if problems:
             raise InputError(problems)
-        rows = _rows(records, names, where)
+        # CSV rows are plain strings and dicts (openpyxl's objects for XLSX are left to the collector)
+        with cycle_collector_paused() if path.suffix.lower() == ".csv" else nullcontext():
+            rows = _rows(records, names, where)
     except OSError as exc:
         raise InputError([Problem(where, f"cannot be read: {exc}", code="file_unreadable")]) from None
     finally:

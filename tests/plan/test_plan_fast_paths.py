@@ -157,10 +157,12 @@ def test_planning_pauses_the_cycle_collector_and_restores_it(tmp_path: Path, set
         gc.enable()
 
 
-def test_what_planning_made_goes_to_the_oldest_generation_and_frozen_objects_stay_frozen(settings):
+def test_what_reading_and_planning_made_goes_to_the_oldest_generation_and_frozen_objects_stay_frozen(settings):
     import plan.planner as planner
 
-    sheet = read_sheet(REPO / "campaigns" / "spring-launch.csv")
+    assert gc.isenabled()
+    sheet = read_sheet(REPO / "campaigns" / "spring-launch.csv")  # a CSV is read with the collector paused
+    assert gc.isenabled() and id(sheet.rows[0]) in {id(o) for o in gc.get_objects(2)}
     plan = planner.plan_campaign(sheet, settings)
     oldest = {id(o) for o in gc.get_objects(2)}
     assert plan.rows and all(id(o) in oldest for o in (plan, plan.rows, plan.jobs, plan.rows[0]))
