@@ -185,7 +185,8 @@ def test_file_name_clashes_across_chunks_are_found_as_in_one_process(tmp_path: P
     monkeypatch.setattr(planner, "CHUNK_ROWS", 10)
     sheet = tmp_path / "clash.csv"
     ids = [f"sku-{i}" for i in range(120)]
-    ids[15], ids[57], ids[98], ids[113] = "SKU-3", "sku-40-v2", "Sku-58-V2", "SKU-112"  # clash with rows of other chunks
+    # each clashes with a row of another chunk
+    ids[15], ids[57], ids[98], ids[113] = "SKU-3", "sku-40-v2", "Sku-58-V2", "SKU-112"
     ids[41] = "sku-40-v3"  # sku-40 (2 variants) makes sku-40-v2, not -v3: no clash
     with sheet.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["asset_id", "style", "product", "scene", "variants"])
