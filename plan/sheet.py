@@ -38,10 +38,12 @@ MAX_CELL_CHARS = 1000  # checked per row by the planner
 MAX_CAMPAIGN_CHARS = 100
 _COLUMN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # C0 controls except tab/newline/carriage return, DEL, C1 controls: never part of an asset's text.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_NOT_UTF8 = re.compile(r"[\udc80-\udcff]+")  # undecodable bytes, kept by errors="surrogateescape"
+_CONTROL_RANGES = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_NOT_UTF8_RANGE = r"\udc80-\udcff"  # undecodable bytes, kept by errors="surrogateescape"
+_CONTROL = re.compile(f"[{_CONTROL_RANGES}]")
+_NOT_UTF8 = re.compile(f"[{_NOT_UTF8_RANGE}]+")
 # Either, as one character class (a fast scan; a tab is neither).
-_BAD_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\udc80-\udcff]")
+_BAD_CHARACTER = re.compile(f"[{_CONTROL_RANGES}{_NOT_UTF8_RANGE}]")
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls and password-protected workbooks
 
 
