@@ -40,9 +40,16 @@ def free_port() -> int:
 
 
 def wait_for(condition, timeout: float = 60.0, what: str = "condition"):
+    """Poll `condition` until it is truthy. An element the page replaced while the condition read it
+    (StaleElementReferenceException: the page re-renders after a decision) counts as "not yet"."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = condition()
+        try:
+            value = condition()
+        except StaleElementReferenceException:
+            value = None
         if value:
             return value
         time.sleep(0.1)
