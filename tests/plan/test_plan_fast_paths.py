@@ -253,6 +253,21 @@ def test_workers_are_forked_only_from_a_process_without_other_threads():
     assert done.returncode == 0 and done.stdout == "checked\n", done.stderr[-2000:]
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipe sizes are Linux's")
+def test_workers_send_a_whole_chunk_of_results_without_waiting_for_this_process_to_read():
+    """The pool's result pipe holds a chunk's results (a worker waited on a 64 KiB pipe a quarter of
+    its time), and the results still arrive whole."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from plan.planner import CHUNK_ROWS, RESULT_PIPE_BYTES, _widen_result_pipe
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        assert _widen_result_pipe(pool) == RESULT_PIPE_BYTES >= 720 * CHUNK_ROWS  # a chunk of the bench sheet
+        assert pool.submit(bytes, 3 * RESULT_PIPE_BYTES).result() == bytes(3 * RESULT_PIPE_BYTES)
+    assert _widen_result_pipe(object()) is None
+
+
 def planner_keys(sheet: Path, settings) -> str:
     import hashlib
 
