@@ -301,6 +301,11 @@ def export(
         if prefect_server():  # recorded as an export_campaign flow run
             _prefect_home()
             from flows.export import export_campaign
+        try:
+            settings, placements = plan_settings()
+        except InputError as exc:  # the styles folder or the placements file
+            _fail(exc.problems)
+            raise typer.Exit(1) from None
         with campaign_lock(open_store(out), campaign, wait=wait), \
                 command_log(out, campaign, "export", verbose=verbose):  # not while a run of it writes
             check_queue(out, campaign)  # lost review state stops the export before any work
@@ -308,22 +313,19 @@ def export(
             if prefect_server():
                 rows = export_campaign(campaign, out=out, formats=chosen, lock_wait=wait)
             else:  # the flow's work, in this process without a server
-                settings, placements = plan_settings()
                 rows = export_approved(campaign, out, open_store(out), placements, chosen, settings.styles_dir)
                 refresh_campaign_page(open_store(out), out, campaign)
     except (CredentialError, DocumentError, FileNotFoundError, ReviewError, StoreError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
-    from exports.placements import load_placements
     from exports.stage import export_failure_lines
-    from exports.assemble import resolve_paths
 
     for row in rows:
         if row.get("status") == "review":
             typer.echo(f"held for review: {row['path']}: {row['error']}", err=True)
         elif row.get("status") == "rejected":
             typer.echo(f"not shipped: {row['path']}: {row['error']}", err=True)
-    failures = export_failure_lines(rows, load_placements(resolve_paths().placements_file), chosen)
+    failures = export_failure_lines(rows, placements, chosen)
     for line in failures:
         typer.echo(line, err=True)
     exported = sum(1 for r in rows if r.get("status") == "exported")
