@@ -13,7 +13,7 @@ from exports.placements import Placement, load_placements
 from plan.errors import InputError, Problem, closest
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, banned_terms_for
-from plan.styles import DEFAULT_MAX_UPSCALE
+from plan.styles import DEFAULT_MAX_UPSCALE, Style
 from render.registry import model_family, pinning_problem
 from settings import load_settings
 from store.documents import AssetRecord, AssetSnapshot, UpscalerRecord, read_document, write_document
@@ -139,14 +139,19 @@ def missing_campaign(store: Store, out: str, campaign: str) -> str | None:
     return f"no campaign {campaign!r} in {store.root}{hint}"
 
 
-def banned_checker(styles_dir: Path) -> Callable[[RenderJob], tuple[str, ...]]:
-    """job -> the banned terms of its style version as they are now (read once per style)."""
+def banned_checker(styles_dir: Path, styles: Mapping[str, Style] | None = None
+                   ) -> Callable[[RenderJob], tuple[str, ...]]:
+    """job -> the banned terms of its style version as they are now (read once per style);
+    ``styles``: the style versions this run already read, by ref (``name@version``): their
+    files are not read again (the brand's banned-terms files are)."""
     cache: dict[tuple[str, int], tuple[str, ...]] = {}
+    known = styles or {}
 
     def banned(job: RenderJob) -> tuple[str, ...]:
         ref = (job.style, job.style_version)
         if ref not in cache:
-            cache[ref] = banned_terms_for(styles_dir, job.style, job.style_version)
+            cache[ref] = banned_terms_for(styles_dir, job.style, job.style_version,
+                                          known.get(f"{job.style}@{job.style_version}"))
         return cache[ref]
     return banned
 
@@ -183,11 +188,12 @@ def export_items(campaign: str, approved: Sequence[ApprovedVariant], assets: Map
 
 
 def export_approved(campaign: str, out: str, store: Store, placements: dict[str, Placement],
-                    formats: Sequence[str], styles_dir: Path, streamed: Mapping | None = None) -> list[dict]:
+                    formats: Sequence[str], styles_dir: Path, streamed: Mapping | None = None,
+                    styles: Mapping[str, Style] | None = None) -> list[dict]:
     """Export the approved variants of ``campaign`` (reusing files already current), write its
     manifests and hold for review the variants whose overlays would be illegible; the manifest rows.
     ``streamed``: what ``pipeline.stream`` exported during rendering (``StreamedExports``), taken
-    where the item is the same."""
+    where the item is the same; ``styles``: the style versions the run already read (by ref)."""
     from exports.stage import export_assets, held_for_review, refuse_banned_text, write_manifests
     from review.queue import ReviewQueue, item_id_for
 
@@ -198,7 +204,7 @@ def export_approved(campaign: str, out: str, store: Store, placements: dict[str,
     finally:
         queue.close()
     items, refused = refuse_banned_text(export_items(campaign, approved, load_assets(store, campaign)),
-                                        banned_checker(styles_dir))
+                                        banned_checker(styles_dir, styles))
     todo, reused, stale = list(items), [], []
     if streamed:  # (pipeline.stream is imported only then: `brandbatch export` stays quick)
         from pipeline.stream import take_streamed_rows

@@ -22,6 +22,8 @@ from plan.errors import InputError, Problem, did_you_mean
 from plan.names import DEVICE_NAMES
 
 PRESETS = Path(__file__).with_name("platforms.yaml")
+# libyaml's safe loader where PyYAML was built with it (the wheels are): the same documents, 7x faster
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 UPLOAD_FORMATS = ("jpeg", "png")
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 
@@ -119,7 +121,7 @@ def _read_entries(path: Path) -> list[tuple[int, dict]]:
     """(index, raw mapping) for each entry under ``placements:``; structural problems raise."""
     where = str(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
     except FileNotFoundError:
         raise InputError([Problem(where, "placements file not found", code="file_not_found")]) from None
     except yaml.YAMLError as exc:

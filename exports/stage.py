@@ -131,6 +131,15 @@ def _file_row(base: dict, fmt: str, key: str, data: bytes, credential: str,
             "sha256": sha256_hex(data), "c2pa_credential": credential, "status": "exported", "error": ""}
 
 
+def _recorded_size(previous: dict | None, fingerprint: str) -> tuple[int, int] | None:
+    """The pixel size its manifest row gives a stored file kept for ``fingerprint`` (``_stale``
+    kept it for that row only if its bytes are the row's); None when the row is not of this file."""
+    if previous is None or previous.get("status") != "exported" or previous.get("export_fingerprint") != fingerprint:
+        return None
+    size = previous.get("width"), previous.get("height")
+    return size if all(isinstance(n, int) and n > 0 for n in size) else None  # type: ignore[return-value]
+
+
 def _held_row(base: dict, fmt: str, key: str, reason: str) -> dict:
     """A file not made because its overlays would be illegible: the item goes back to review."""
     return {**base, "format": fmt, "path": key, "bytes": 0, "sha256": "", "c2pa_credential": "", "status": "review",
@@ -425,7 +434,8 @@ def _export_rows(item: ExportItem, job: RenderJob | None, placements: Sequence[P
             why, signed = _stale(previous.get(key), stored, fmt, parts, fingerprint, placement.max_bytes)
             identity = {"export_fingerprint": fingerprint, "export_inputs": parts, "rewritten": why}
             if not why:
-                rows.append(_file_row(base, fmt, key, stored, signed) | identity)
+                rows.append(_file_row(base, fmt, key, stored, signed, _recorded_size(previous.get(key), fingerprint))
+                            | identity)
                 continue
             made = Provenance(job_key=job.key, seed=job.seed, style=style, model=job.model_id,
                               model_revision=job.model_revision, placement=placement.id, approval_id=item.approval_id,

@@ -14,7 +14,7 @@ skip files already written, so a rerun does only the missing work.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,6 +35,7 @@ from pipeline.stream import CampaignStream, Streamed, StreamedExports, settled_r
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan, PlanSettings, plan_campaign
 from plan.sheet import campaign_name, read_sheet
+from plan.styles import Style
 from plan.uploads import store_inputs
 from qa import QAResult, run_qa, summary_markdown
 from qa.metrics import close_run
@@ -177,9 +178,11 @@ def review_task(out: str, plan: CampaignPlan, results: list[QAResult], rerolls: 
 
 @step()
 def export_task(campaign: str, out: str, store: Store, placements: dict[str, Placement],
-                formats: Sequence[str], styles_dir: Path, streamed: StreamedExports | None = None) -> list[dict]:
-    """``streamed``: what ``pipeline.stream`` exported during rendering, taken where the item is the same."""
-    return export_approved(campaign, out, store, placements, formats, styles_dir, streamed)
+                formats: Sequence[str], styles_dir: Path, streamed: StreamedExports | None = None,
+                styles: Mapping[str, Style] | None = None) -> list[dict]:
+    """``streamed``: what ``pipeline.stream`` exported during rendering, taken where the item is
+    the same; ``styles``: the plan's style versions, by ref."""
+    return export_approved(campaign, out, store, placements, formats, styles_dir, streamed, styles)
 
 
 @step()
@@ -272,7 +275,8 @@ def campaign_batch(
             wait_for_designers(plan.campaign, wait_for_review, queued)
 
         campaign = plan.campaign
-        rows = export_task(campaign, out, store, placements, formats, settings.styles_dir, streamed.exports)
+        rows = export_task(campaign, out, store, placements, formats, settings.styles_dir, streamed.exports,
+                           {row.style.ref: row.style for row in plan.rows})
         markdown_artifact(summary_markdown(campaign, results), key=metrics.artifact_key("qa", campaign),
                                  description=f"QA summary of {campaign}")
         closed = close_run(store, plan, jobs, rendered, results, rows, letters, started=started,

@@ -250,7 +250,7 @@ def check_rows(store: Store, out: str, campaign: str, rows: Sequence[RowWork], s
         done, approved = check_and_queue(queue, store, styles, rows)
     finally:
         queue.close()
-    items = approved_items(campaign, approved, load_assets(store, campaign), banned_checker(styles_dir))
+    items = approved_items(campaign, approved, load_assets(store, campaign), banned_checker(styles_dir, styles))
     made = export_assets(items, store, placements, formats=formats) if items else []
     for item in items:
         key = (item.asset_id, item.variant)
@@ -448,7 +448,7 @@ class CampaignStream:
         if self._credential is None:  # the first export: what every later one needs, read once
             self._credential = load_credential()
             self._assets = load_assets(self.store, self.plan.campaign)
-            self._banned = banned_checker(self.styles_dir)
+            self._banned = banned_checker(self.styles_dir, self.styles)
         items = approved_items(self.plan.campaign, approved, self._assets, self._banned)
         tasks, rows = prepare_exports(items, self.store, self.placements, formats=self.formats, workers=self.workers,
                                       credential=self._credential, manifests=self._manifests)

@@ -155,10 +155,11 @@ def shipped_text_problems(texts: Mapping[str, str], banned: Sequence[str]) -> li
             for column, text in texts.items() if text and (hits := find_banned_terms(text, banned))]
 
 
-def banned_terms_for(styles_dir: Path, style: str, version: int) -> tuple[str, ...]:
-    """The banned terms a text of ``style@version`` is checked against now (see ``_banned_terms``)."""
+def banned_terms_for(styles_dir: Path, style: str, version: int, known: Style | None = None) -> tuple[str, ...]:
+    """The banned terms a text of ``style@version`` is checked against now (see ``_banned_terms``);
+    ``known``: that style version as already read (this run's plan), else its file is read."""
     library = StyleLibrary(styles_dir)
-    return _banned_terms(library, library.get(style, version))
+    return _banned_terms(library, known or library.get(style, version))
 
 
 def _banned_terms(library: StyleLibrary, style: Style) -> tuple[str, ...]:

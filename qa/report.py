@@ -12,6 +12,7 @@ The review app serves the same body (:func:`report_body`) with its images as URL
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 from collections import Counter
@@ -267,7 +268,9 @@ def relative_link(campaign: str, path: str) -> str:
     return quote(inside)
 
 
+@functools.cache
 def _environment() -> Environment:
+    """The report's templates, each compiled once per process (Jinja reloads one whose file changed)."""
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
                       keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _num

@@ -12,18 +12,26 @@ A schema change is a new file in ``versions/`` (``NNNN_what.py`` with ``revision
 ``down_revision`` the previous one, and ``upgrade``/``downgrade`` written with ``alembic.op``;
 ``op.batch_alter_table`` for SQLite), plus the same change to the tables in ``review/queue.py``;
 tests/review/test_migrations.py checks that the two agree and that old queues upgrade.
+
+Opening a queue that is already at the newest revision (every command after the first) reads
+its ``alembic_version`` row with one query and imports no alembic: the newest revision is the
+highest ``NNNN`` among the file names in ``versions/`` (``newest_file_revision``; the tests check
+that alembic's own head agrees).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 BASELINE = "0001"  # the schema of queues made before migrations (brandbatch commit 1ad0362)
 _LOCK_KEY = 0x62726E64_72657669  # PostgreSQL advisory lock id of review-queue migrations
@@ -33,7 +41,13 @@ class SchemaError(RuntimeError):
     """The database's schema is not one this brandbatch can upgrade (the message says why)."""
 
 
+_REVISION_FILE = re.compile(r"(\d{4})_\w+\.py")
+VERSIONS = Path(__file__).parent / "versions"
+
+
 def alembic_config(connection: sa.Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", "review:migrations")
     config.attributes["connection"] = connection
@@ -42,11 +56,15 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
 
 def head() -> str:
     """The newest revision this brandbatch knows."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current(connection: sa.Connection) -> str | None:
     """The database's revision; None if it has no ``alembic_version``."""
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -69,17 +87,33 @@ def _locked(url: str) -> Iterator[sa.Connection]:
         engine.dispose()
 
 
-def upgrade(url: str) -> None:
-    """Bring the review database at ``url`` to ``head()``. Raises ``SchemaError`` for a
-    database at a revision this brandbatch does not know (made by a newer one)."""
-    target = head()
+@cache
+def newest_file_revision() -> str:
+    """The highest revision among ``versions/NNNN_what.py`` (what ``head()`` reads with alembic)."""
+    return max(m.group(1) for p in VERSIONS.iterdir() if (m := _REVISION_FILE.fullmatch(p.name)))
+
+
+def _stored_revisions(url: str) -> list[str]:
+    """The revisions in the database's ``alembic_version`` table ([] if it has none)."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            if current(conn) == target:
-                return  # the usual case: nothing to lock or do
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return []
+            return list(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
     finally:
         engine.dispose()
+
+
+def upgrade(url: str) -> None:
+    """Bring the review database at ``url`` to ``head()``. Raises ``SchemaError`` for a
+    database at a revision this brandbatch does not know (made by a newer one)."""
+    if _stored_revisions(url) == [newest_file_revision()]:
+        return  # the usual case: nothing to lock or do, and alembic is not imported
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    target = head()
     with _locked(url) as conn:
         revision = current(conn)
         script = ScriptDirectory.from_config(alembic_config())

@@ -130,3 +130,23 @@ def test_resolve_paths_prefers_explicit_then_env_then_cwd(tmp_path, monkeypatch,
     monkeypatch.setenv("BRANDBATCH_STYLES", "/somewhere")
     assert resolve_paths().styles == Path("/somewhere")
     assert resolve_paths("mine").styles == Path("mine")
+
+
+def test_the_banned_checker_takes_the_style_versions_a_run_read_and_reads_the_brand_files_now(plan, tmp_path, repo):
+    """A run hands the export its plan's style versions: their files are not read again, the
+    banned-terms files are (a term added there now counts); other versions are read from disk."""
+    from exports.assemble import banned_checker
+
+    styles = tmp_path / "styles"
+    shutil.copytree(repo / "styles", styles)
+    job = plan.jobs[0]
+    ref = f"{job.style}@{job.style_version}"
+    known = {ref: load_style_file(styles / job.style / f"v{job.style_version}.yaml")}
+    before = banned_checker(styles)(job)
+    (styles / job.style / f"v{job.style_version}.yaml").write_text("not: [a style", encoding="utf-8")
+    with pytest.raises(InputError, match="not valid YAML"):  # without the run's copy the file is read
+        banned_checker(styles)(job)
+    assert banned_checker(styles, known)(job) == before
+    with (styles / "banned-terms.txt").open("a", encoding="utf-8") as terms:
+        terms.write("\nzeppelin\n")
+    assert "zeppelin" in banned_checker(styles, known)(job) and "zeppelin" not in before

@@ -6,6 +6,8 @@ newer brandbatch is refused rather than used."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from tests.review.review_factories import BACKENDS, CAMPAIGN, make_jobs, results_for
 
-from review.migrations import BASELINE, alembic_config, current, head, upgrade
+from review.migrations import BASELINE, alembic_config, current, head, newest_file_revision, upgrade
 from review.queue import ReviewError, ReviewQueue, metadata
 
 DATA = Path(__file__).with_name("data")
@@ -115,6 +117,29 @@ def test_every_revision_downgrades_and_upgrades_again(url: str):
     finally:
         engine.dispose()
     upgrade(url)
+    assert _revision(url) == head() and _schema_differences(url) == []
+
+
+def test_the_newest_revision_file_is_alembics_head():
+    """Opening a queue compares the database with the newest file's revision (no alembic import)."""
+    assert newest_file_revision() == head()
+
+
+def test_a_queue_at_the_newest_revision_opens_without_alembic_and_an_older_one_upgrades(url: str):
+    ReviewQueue(url).close()
+    opened = subprocess.run([sys.executable, "-c", "import sys; from review.queue import ReviewQueue; "
+                             f"ReviewQueue({url!r}).close(); print(sorted(m for m in sys.modules if "
+                             "m.split('.')[0] == 'alembic'))"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[2], check=True)
+    assert opened.stdout.strip() == "[]", opened.stderr
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "-1")  # a queue of the brandbatch before the newest migration
+    finally:
+        engine.dispose()
+    assert _revision(url) != head()
+    ReviewQueue(url).close()
     assert _revision(url) == head() and _schema_differences(url) == []
 
 
