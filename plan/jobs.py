@@ -30,9 +30,14 @@ _JSON_STRING = json.encoder.encode_basestring  # what both write for a str (ensu
 
 def derive_seed(campaign: str, row_key: str, variant: int, style_ref: str, reroll: int = 0) -> int:
     """Deterministic 63-bit seed; independent of row order, batching and machine."""
-    # The JSON list ``_SEED_JSON`` writes, item by item (no encoder call per list).
-    payload = (f'["brandbatch-seed-v1", {_seed_item(campaign)}, {_seed_item(row_key)}, {_seed_item(variant)}, '
-               f'{_seed_item(style_ref)}, {_seed_item(reroll)}]')
+    # The JSON list ``_SEED_JSON`` writes, item by item (no encoder call per list); strings and ints
+    # (the items' types) written here, without a call per item.
+    if type(campaign) is type(row_key) is type(style_ref) is str and type(variant) is type(reroll) is int:  # noqa: E721
+        payload = (f'["brandbatch-seed-v1", {_JSON_STRING(campaign)}, {_JSON_STRING(row_key)}, {variant!r}, '
+                   f'{_JSON_STRING(style_ref)}, {reroll!r}]')
+    else:
+        payload = (f'["brandbatch-seed-v1", {_seed_item(campaign)}, {_seed_item(row_key)}, {_seed_item(variant)}, '
+                   f'{_seed_item(style_ref)}, {_seed_item(reroll)}]')
     digest = hashlib.sha256(payload.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") >> (64 - SEED_BITS)
 

@@ -179,10 +179,11 @@ class _StyleChecks(NamedTuple):
 @dataclass
 class _PlanMemo:
     """What the rows of one plan look up once: each style cell's style (cells naming a usable
-    style), and each style's checks."""
+    style), each style's checks, and the aspect ratios of each style and placements."""
 
     styles: dict[str, Style] = field(default_factory=dict)
     checks: dict[str, _StyleChecks] = field(default_factory=dict)
+    aspects: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = field(default_factory=dict)
 
 
 def _style_checks(library: StyleLibrary, style: Style, settings: PlanSettings) -> _StyleChecks:
@@ -208,7 +209,7 @@ def _folder(sheet: str) -> Path:
 def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, settings: PlanSettings,
               where: str, memo: _PlanMemo) -> PlannedRow:
     problems: list[Problem] = []
-    for column, value in cells.items():
+    for column, value in cells.items() if max(map(len, cells.values()), default=0) > MAX_CELL_CHARS else ():
         if len(value) > MAX_CELL_CHARS:
             problems.append(Problem(where, f"value is {len(value)} characters; at most {MAX_CELL_CHARS}", row, column,
                                     code="cell_too_long"))
@@ -255,19 +256,22 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
     if logo_problem:
         problems.append(Problem(where, f"{logo_problem} (the sheet's folder) but is {logo!r}", row, "logo",
                                 code="bad_logo"))
-    uploads = _row_uploads(cells, style, library, _folder(where), where, row, problems) if style else {}
+    uploads = _row_uploads(cells, style, library, _folder(where), where, row, problems) if style and (
+        style.reference_image or any(map(cells.get, UPLOAD_COLUMNS))) else {}  # else none, and nothing to check
     if style is None or problems:
         raise _RowProblems(problems)
 
     # Empty cells are left undefined, so a template that uses one fails (StrictUndefined).
     variables = {k: v for k, v in cells.items() if k not in RESERVED_COLUMNS and v}
-    if style.ref not in memo.checks:
-        memo.checks[style.ref] = _style_checks(library, style, settings)
-    banned, template = memo.checks[style.ref]
+    variables["style_tokens"] = list(style.style_tokens)
+    ref = style.ref
+    if ref not in memo.checks:
+        memo.checks[ref] = _style_checks(library, style, settings)
+    banned, template = memo.checks[ref]
     prompt, error = "", template if isinstance(template, PromptError) else None
     if error is None:
         try:
-            prompt = render_template(template, {**variables, "style_tokens": list(style.style_tokens)})
+            prompt = render_template(template, variables)
         except PromptError as exc:
             error = exc
     prompt_problem = None if error is None else Problem(where, str(error), row, error.column or "style",
@@ -276,7 +280,7 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
     for column, value in cells.items() if look else ():  # every column: any may reach an ad, a manifest, a platform
         hits = find_banned_terms(value, banned) if value else []
         if hits:
-            problems.append(Problem(where, f"banned term {', '.join(map(repr, hits))} (style {style.ref})", row, column,
+            problems.append(Problem(where, f"banned term {', '.join(map(repr, hits))} (style {ref})", row, column,
                                     code="banned_term"))
     if prompt_problem is not None:
         problems.append(prompt_problem)
@@ -293,12 +297,19 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
                                 code="prompt_too_long"))
     if problems:
         raise _RowProblems(problems)
+    aspects = memo.aspects.get((ref, placements))
+    if aspects is None:
+        aspects = memo.aspects[ref, placements] = _aspects(style, placements, settings)
+    return PlannedRow(row=row, asset_id=asset_id, style=style, variants=variants, placements=placements,
+                      aspects=aspects, prompt=prompt, cells=cells, uploads=uploads)
+
+
+def _aspects(style: Style, placements: tuple[str, ...], settings: PlanSettings) -> tuple[str, ...]:
+    """The aspect ratios rendered for ``placements`` in ``style``, in the style's order."""
     aspects = {nearest_aspect(*settings.placements[p], style.aspect_ratios) for p in placements}
     if style.composition == "expand":  # the master is rendered whichever aspects the placements need
         aspects.add(style.master_aspect)
-    aspects = tuple(sorted(aspects, key=style.aspect_ratios.index))
-    return PlannedRow(row=row, asset_id=asset_id, style=style, variants=variants, placements=placements,
-                      aspects=aspects, prompt=prompt, cells=cells, uploads=uploads)
+    return tuple(sorted(aspects, key=style.aspect_ratios.index))
 
 
 def _row_uploads(cells: Mapping[str, str], style: Style, library: StyleLibrary, folder: Path, where: str, row: int,
@@ -377,11 +388,11 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
     ``composition: expand`` gives per variant its master (at ``master_aspect``, first) and one
     expansion of it per other aspect. ``makers``: the job makers of the styles already seen in
     this plan (same campaign and settings), by style ref."""
-    style = planned.style
+    style, ref = planned.style, planned.style.ref
     makers = {} if makers is None else makers
-    if style.ref not in makers:
-        makers[style.ref] = _style_jobs(campaign, style, settings)
-    maker = makers[style.ref]
+    maker = makers.get(ref)
+    if maker is None:
+        maker = makers[ref] = _style_jobs(campaign, style, settings)
     family, resolution = style.model.family, style.model.resolution
     inputs = tuple(sorted((column, upload.sha256) for column, upload in planned.uploads.items()
                           if column in RENDER_INPUT_COLUMNS)) or None
@@ -401,7 +412,7 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
     jobs = []
     for variant in range(1, planned.variants + 1):
         reroll = rerolls.get(variant, 0) if rerolls else 0
-        seed = derive_seed(campaign, planned.asset_id, variant, style.ref, reroll)
+        seed = derive_seed(campaign, planned.asset_id, variant, ref, reroll)
         for aspect, width, height, product in sizes:
             jobs.append(row_jobs.job(variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
                                      seed=seed, **product, **own))
