@@ -234,20 +234,19 @@ class JobMaker:
         return maker
 
     def job(self, **own: object) -> RenderJob:
-        values = {**self._values, **own}
+        return job_from_values(self.values(**own))
+
+    def values(self, **own: object) -> tuple:
+        """``job_values(self.job(**own))``, without making the job."""
+        values = {**self._values, **own}  # in field order
         if len(values) != len(_FIELDS):
             _check_names(own)
         if not self._needed <= own.keys():
             raise TypeError(f"a job needs {', '.join(sorted(self._needed - own.keys()))}")
-        job = object.__new__(RenderJob)
-        # One by one, in field order, so the job shares its dict's keys with every job (half the memory);
-        # updating the empty dict from a dict would copy that dict's keys instead.
-        job.__dict__.update(values.items())
         parts = self._parts.copy()
         for name, value in own.items():
             parts[name] = _key_part(name, value) or ""
-        job.__dict__["key"] = _key(parts)  # what the cached ``key`` property computes
-        return job
+        return (*values.values(), _key(parts))  # the key: what the cached ``key`` property computes
 
 
 def job_values(job: RenderJob) -> tuple:
@@ -259,6 +258,8 @@ def job_values(job: RenderJob) -> tuple:
 
 def job_from_values(values: tuple) -> RenderJob:
     job = object.__new__(RenderJob)
+    # One by one, in field order, so the job shares its dict's keys with every job (half the memory);
+    # updating the empty dict from a dict would copy that dict's keys instead.
     job.__dict__.update(zip(_FIELDS_AND_KEY, values))
     return job
 

@@ -14,7 +14,7 @@ from jinja2 import Template
 
 from plan.collector import cycle_collector_paused
 from plan.errors import InputError, Problem, did_you_mean
-from plan.jobs import JobMaker, RenderJob, derive_expand_seed, derive_seed, job_from_values, job_values
+from plan.jobs import JobMaker, RenderJob, derive_expand_seed, derive_seed, job_from_values
 from plan.names import name_problem
 from plan.prompts import PromptError, find_banned_terms, may_contain_banned_terms, prompt_template, render_template
 from plan.resolution import bucket, expand_size, nearest_aspect
@@ -388,6 +388,12 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
     ``composition: expand`` gives per variant its master (at ``master_aspect``, first) and one
     expansion of it per other aspect. ``makers``: the job makers of the styles already seen in
     this plan (same campaign and settings), by style ref."""
+    return [job_from_values(values) for values in _job_values(campaign, planned, settings, rerolls, makers)]
+
+
+def _job_values(campaign: str, planned: PlannedRow, settings: PlanSettings, rerolls: Mapping[int, int] | None,
+                makers: dict[str, JobMaker] | None) -> list[tuple]:
+    """``jobs_for_row``'s jobs as ``plan.jobs.job_values`` (a worker sends these: no job made there)."""
     style, ref = planned.style, planned.style.ref
     makers = {} if makers is None else makers
     maker = makers.get(ref)
@@ -414,19 +420,19 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
         reroll = rerolls.get(variant, 0) if rerolls else 0
         seed = derive_seed(campaign, planned.asset_id, variant, ref, reroll)
         for aspect, width, height, product in sizes:
-            jobs.append(row_jobs.job(variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
-                                     seed=seed, **product, **own))
+            jobs.append(row_jobs.values(variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
+                                        seed=seed, **product, **own))
         if not expand:
             continue
-        master = jobs[-1]
+        master = job_from_values(jobs[-1])
         for aspect in planned.aspects:
             if aspect == style.master_aspect:
                 continue
             width, height = expand_size((master.width, master.height), aspect, family, resolution)
-            jobs.append(row_jobs.job(variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
-                                     model_id=expand_model[0], model_revision=expand_model[1],
-                                     seed=derive_expand_seed(master.key, aspect), master_key=master.key,
-                                     expand_focal=style.focal))
+            jobs.append(row_jobs.values(variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
+                                        model_id=expand_model[0], model_revision=expand_model[1],
+                                        seed=derive_expand_seed(master.key, aspect), master_key=master.key,
+                                        expand_focal=style.focal))
     return jobs
 
 
@@ -594,13 +600,16 @@ _Packed = tuple[Style, int, tuple[str, ...], tuple[str, ...], str, Mapping[str, 
 
 
 def _plan_with_jobs(rows: Sequence[tuple[dict[str, str], int]], library: StyleLibrary, settings: PlanSettings,
-                    where: str, campaign: str, memo: _PlanMemo,
-                    makers: dict[str, JobMaker]) -> list[RowOutcome]:
-    outcomes: list[RowOutcome] = []
+                    where: str, campaign: str, memo: _PlanMemo, makers: dict[str, JobMaker],
+                    packed: bool = False) -> list[RowOutcome | _Packed]:
+    """Each row's problems, or the row and its jobs (``packed``: as a worker sends them, ``_pack``)."""
+    outcomes: list[RowOutcome | _Packed] = []
     for cells, row in rows:
         outcome = _plan_one(cells, row, library, settings, where, memo)
         if not isinstance(outcome, list):
-            outcome = (outcome[0], jobs_for_row(campaign, outcome[0], settings, makers=makers))
+            planned = outcome[0]
+            outcome = _pack(planned, _job_values(campaign, planned, settings, None, makers)) if packed else \
+                (planned, jobs_for_row(campaign, planned, settings, makers=makers))
         outcomes.append(outcome)
     return outcomes
 
@@ -612,8 +621,8 @@ def _plan_chunk(settings: PlanSettings, where: str, campaign: str,
     if isinstance(rows, int):
         rows = _forked_chunks[rows]
     with cycle_collector_paused():
-        outcomes = _plan_with_jobs(rows, StyleLibrary(settings.styles_dir), settings, where, campaign, _PlanMemo(), {})
-    return [outcome if isinstance(outcome, list) else _pack(*outcome) for outcome in outcomes]
+        return _plan_with_jobs(rows, StyleLibrary(settings.styles_dir), settings, where, campaign, _PlanMemo(), {},
+                               packed=True)
 
 
 # In a forked worker: the chunks of the plan it was forked for (``_keep_chunks``); empty elsewhere.
@@ -659,9 +668,9 @@ def _widen_result_pipe(pool: object) -> int | None:
         return None
 
 
-def _pack(planned: PlannedRow, jobs: list[RenderJob] | None) -> _Packed:
-    return (planned.style, planned.variants, planned.placements, planned.aspects, planned.prompt, planned.uploads,
-            [job_values(job) for job in jobs or ()])
+def _pack(planned: PlannedRow, jobs: list[tuple]) -> _Packed:
+    """``planned`` and its jobs' values (``plan.jobs.job_values``) as a worker sends them."""
+    return planned.style, planned.variants, planned.placements, planned.aspects, planned.prompt, planned.uploads, jobs
 
 
 def _unpack(packed: _Packed, cells: dict[str, str], row: int) -> tuple[PlannedRow, list[RenderJob]]:
