@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import repeat
 from pathlib import Path
 from typing import NamedTuple
 
@@ -490,13 +491,14 @@ def _claim_file_names(planned: PlannedRow, taken: dict[str, tuple[int, str]], wh
     """Export files are ``<asset_id>[-v<N>].<ext>``: refuse a row whose file names another row
     already uses, also when they differ only in letter case (case-insensitive file systems)."""
     stems = [export_name(planned.asset_id, v) for v in range(1, planned.variants + 1)]
-    for stem in stems:
-        if stem.casefold() in taken:
-            row, other = taken[stem.casefold()]
+    folded = list(map(str.casefold, stems))
+    for stem, key in zip(stems, folded) if not taken.keys().isdisjoint(folded) else ():  # most rows clash with none
+        if key in taken:
+            row, other = taken[key]
             raise _RowProblems([Problem(where, f"export file name {stem!r} is already used by row {row} ({other!r}); "
                                                "asset ids must differ in more than letter case or a '-v<N>' "
                                                "variant suffix", planned.row, "asset_id", code="file_name_clash")])
-    taken.update((stem.casefold(), (planned.row, stem)) for stem in stems)
+    taken.update(zip(folded, zip(repeat(planned.row), stems)))
 
 
 # Sheets of at least this many rows are planned over worker processes, in chunks of CHUNK_ROWS
@@ -675,8 +677,10 @@ def _pack(planned: PlannedRow, jobs: list[tuple]) -> _Packed:
 
 def _unpack(packed: _Packed, cells: dict[str, str], row: int) -> tuple[PlannedRow, list[RenderJob]]:
     style, variants, placements, aspects, prompt, uploads, jobs = packed
-    planned = PlannedRow(row=row, asset_id=cells.get("asset_id", ""), style=style, variants=variants,
-                         placements=placements, aspects=aspects, prompt=prompt, cells=cells, uploads=uploads)
+    # A row planned already: made without the frozen dataclass's ``__init__`` (one ``object.__setattr__`` a field)
+    planned = object.__new__(PlannedRow)
+    planned.__dict__.update(row=row, asset_id=cells.get("asset_id", ""), style=style, variants=variants,
+                            placements=placements, aspects=aspects, prompt=prompt, cells=cells, uploads=uploads)
     return planned, [job_from_values(values) for values in jobs]
 
 
