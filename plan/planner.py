@@ -402,7 +402,7 @@ def _job_values(campaign: str, planned: PlannedRow, settings: PlanSettings, rero
         maker = makers[ref] = _style_jobs(campaign, style, settings)
     family, resolution = style.model.family, style.model.resolution
     inputs = tuple(sorted((column, upload.sha256) for column, upload in planned.uploads.items()
-                          if column in RENDER_INPUT_COLUMNS)) or None
+                          if column in RENDER_INPUT_COLUMNS)) or None if planned.uploads else None
     own: dict[str, object] = {}  # what the row's masters and independent renders set beyond the style's maker
     if "reference_image" in planned.uploads:
         own.update(_references(style, settings.styles_dir / style.name, settings))
@@ -413,16 +413,16 @@ def _job_values(campaign: str, planned: PlannedRow, settings: PlanSettings, rero
         own.update(zip(("model_id", "model_revision"), expand_model))
     row_jobs = maker.sharing(row_key=planned.asset_id, row=planned.row, prompt=planned.prompt, input_images=inputs)
     first = (style.master_aspect,) if expand else planned.aspects  # masters, or every render
-    sizes = [(aspect, *bucket(aspect, family, resolution), {"product": _product(style, aspect)} if packshot else {})
-             for aspect in first]
+    sizes = [(aspect, *bucket(aspect, family, resolution), {**own, "product": _product(style, aspect)} if packshot
+              else own) for aspect in first]  # with what the row's masters and renders set
 
     jobs = []
     for variant in range(1, planned.variants + 1):
         reroll = rerolls.get(variant, 0) if rerolls else 0
         seed = derive_seed(campaign, planned.asset_id, variant, ref, reroll)
-        for aspect, width, height, product in sizes:
+        for aspect, width, height, more in sizes:
             jobs.append(row_jobs.values(variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
-                                        seed=seed, **product, **own))
+                                        seed=seed, **more))
         if not expand:
             continue
         master = job_from_values(jobs[-1])
