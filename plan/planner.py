@@ -401,8 +401,8 @@ def _job_values(campaign: str, planned: PlannedRow, settings: PlanSettings, rero
     if maker is None:
         maker = makers[ref] = _style_jobs(campaign, style, settings)
     family, resolution = style.model.family, style.model.resolution
-    inputs = tuple(sorted((column, upload.sha256) for column, upload in planned.uploads.items()
-                          if column in RENDER_INPUT_COLUMNS)) or None if planned.uploads else None
+    inputs = (tuple(sorted((column, upload.sha256) for column, upload in planned.uploads.items()
+                           if column in RENDER_INPUT_COLUMNS)) or None) if planned.uploads else None
     own: dict[str, object] = {}  # what the row's masters and independent renders set beyond the style's maker
     if "reference_image" in planned.uploads:
         own.update(_references(style, settings.styles_dir / style.name, settings))
