@@ -234,11 +234,22 @@ class JobMaker:
         return maker
 
     def job(self, **own: object) -> RenderJob:
-        return job_from_values(self.values(**own))
+        values, key = self._made(own)
+        job = object.__new__(RenderJob)
+        # One by one, in field order, so the job shares its dict's keys with every job (half the memory);
+        # updating the empty dict from a dict would copy that dict's keys instead.
+        job.__dict__.update(values.items())
+        job.__dict__["key"] = key  # what the cached ``key`` property computes
+        return job
 
     def values(self, **own: object) -> tuple:
         """``job_values(self.job(**own))``, without making the job."""
-        values = {**self._values, **own}  # in field order
+        values, key = self._made(own)
+        return (*values.values(), key)
+
+    def _made(self, own: dict[str, object]) -> tuple[dict[str, object], str]:
+        """A job's field values, in field order, and its key."""
+        values = {**self._values, **own}
         if len(values) != len(_FIELDS):
             _check_names(own)
         if not self._needed <= own.keys():
@@ -246,7 +257,7 @@ class JobMaker:
         parts = self._parts.copy()
         for name, value in own.items():
             parts[name] = _key_part(name, value) or ""
-        return (*values.values(), _key(parts))  # the key: what the cached ``key`` property computes
+        return values, _key(parts)
 
 
 def job_values(job: RenderJob) -> tuple:
@@ -258,9 +269,7 @@ def job_values(job: RenderJob) -> tuple:
 
 def job_from_values(values: tuple) -> RenderJob:
     job = object.__new__(RenderJob)
-    # One by one, in field order, so the job shares its dict's keys with every job (half the memory);
-    # updating the empty dict from a dict would copy that dict's keys instead.
-    job.__dict__.update(zip(_FIELDS_AND_KEY, values))
+    job.__dict__.update(zip(_FIELDS_AND_KEY, values))  # one by one: the job shares its dict's keys (``JobMaker.job``)
     return job
 
 

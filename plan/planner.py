@@ -389,12 +389,13 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
     ``composition: expand`` gives per variant its master (at ``master_aspect``, first) and one
     expansion of it per other aspect. ``makers``: the job makers of the styles already seen in
     this plan (same campaign and settings), by style ref."""
-    return [job_from_values(values) for values in _job_values(campaign, planned, settings, rerolls, makers)]
+    return _row_jobs(campaign, planned, settings, rerolls, makers, JobMaker.job)
 
 
-def _job_values(campaign: str, planned: PlannedRow, settings: PlanSettings, rerolls: Mapping[int, int] | None,
-                makers: dict[str, JobMaker] | None) -> list[tuple]:
-    """``jobs_for_row``'s jobs as ``plan.jobs.job_values`` (a worker sends these: no job made there)."""
+def _row_jobs(campaign: str, planned: PlannedRow, settings: PlanSettings, rerolls: Mapping[int, int] | None,
+              makers: dict[str, JobMaker] | None, make: Callable[..., RenderJob | tuple]) -> list:
+    """``jobs_for_row``'s jobs as ``make`` makes them: ``JobMaker.job``, or ``JobMaker.values``
+    (a worker sends these: no job made there)."""
     style, ref = planned.style, planned.style.ref
     makers = {} if makers is None else makers
     maker = makers.get(ref)
@@ -421,19 +422,19 @@ def _job_values(campaign: str, planned: PlannedRow, settings: PlanSettings, rero
         reroll = rerolls.get(variant, 0) if rerolls else 0
         seed = derive_seed(campaign, planned.asset_id, variant, ref, reroll)
         for aspect, width, height, more in sizes:
-            jobs.append(row_jobs.values(variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
-                                        seed=seed, **more))
+            jobs.append(make(row_jobs, variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
+                             seed=seed, **more))
         if not expand:
             continue
-        master = job_from_values(jobs[-1])
+        master = jobs[-1] if make is JobMaker.job else job_from_values(jobs[-1])
         for aspect in planned.aspects:
             if aspect == style.master_aspect:
                 continue
             width, height = expand_size((master.width, master.height), aspect, family, resolution)
-            jobs.append(row_jobs.values(variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
-                                        model_id=expand_model[0], model_revision=expand_model[1],
-                                        seed=derive_expand_seed(master.key, aspect), master_key=master.key,
-                                        expand_focal=style.focal))
+            jobs.append(make(row_jobs, variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
+                             model_id=expand_model[0], model_revision=expand_model[1],
+                             seed=derive_expand_seed(master.key, aspect), master_key=master.key,
+                             expand_focal=style.focal))
     return jobs
 
 
@@ -610,8 +611,8 @@ def _plan_with_jobs(rows: Sequence[tuple[dict[str, str], int]], library: StyleLi
         outcome = _plan_one(cells, row, library, settings, where, memo)
         if not isinstance(outcome, list):
             planned = outcome[0]
-            outcome = _pack(planned, _job_values(campaign, planned, settings, None, makers)) if packed else \
-                (planned, jobs_for_row(campaign, planned, settings, makers=makers))
+            jobs = _row_jobs(campaign, planned, settings, None, makers, JobMaker.values if packed else JobMaker.job)
+            outcome = _pack(planned, jobs) if packed else (planned, jobs)
         outcomes.append(outcome)
     return outcomes
 
