@@ -36,6 +36,19 @@ _NOT_READ = re.compile(f"[^a-z{_SPLIT}]")  # what a leetspeak reading drops
 # token) is read in one step.
 _LEET = tuple({**{c: None for c in range(128) if _NOT_READ.match(chr(c))}, **str.maketrans("0134578@$!|", letters)}
               for letters in ("oieastbasil", "oleastbasii"))
+
+
+def _bytes_table(table: dict[int, int | None]) -> tuple[bytes, bytes]:
+    """An ASCII ``str.translate`` table as ``bytes.translate``'s arguments: the mapping, and the bytes
+    it drops (several times faster on a row's text than a dict looked up per character)."""
+    mapping = bytearray(range(256))
+    for code, to in table.items():
+        if to is not None:
+            mapping[code] = to
+    return bytes(mapping), bytes(code for code, to in table.items() if to is None)
+
+
+_LEET_BYTES = tuple(map(_bytes_table, _LEET))
 # Tokens with a character other than a-z (the lookbehind: only from a token's start).
 _OTHER_TOKEN = re.compile(f"(?<![^{_SPLIT}])[a-z]*+[^a-z{_SPLIT}][^{_SPLIT}]*")
 
@@ -92,9 +105,11 @@ def may_contain_banned_terms(texts: Iterable[str], banned: Sequence[str]) -> boo
     each of its tokens is, between the separators that the reading keeps)."""
     joined = "\n".join(texts)
     plain = normalize_for_matching(joined)
-    readings = [plain.translate(table) for table in _LEET]
-    if not plain.isascii():  # the tables drop ASCII characters only
-        readings = [_NOT_READ.sub("", reading) for reading in readings]
+    if plain.isascii():
+        data = plain.encode("ascii")
+        readings = [data.translate(*table).decode("ascii") for table in _LEET_BYTES]
+    else:  # the tables drop ASCII characters only
+        readings = [_NOT_READ.sub("", plain.translate(table)) for table in _LEET]
     # A word has no line break, so it is in one of the texts if it is in them joined by line breaks.
     if not any(map("\n".join((plain, *readings)).__contains__, _first_words(tuple(banned)))):
         return False

@@ -278,6 +278,15 @@ def test_workers_are_forked_only_from_a_process_without_other_threads():
     assert done.returncode == 0 and done.stdout == "checked\n", done.stderr[-2000:]
 
 
+def test_leetspeak_readings_of_ascii_text_by_bytes_are_those_of_the_tables():
+    from plan.prompts import _LEET, _LEET_BYTES
+
+    text = "".join(map(chr, range(128))) + "k1ll 1ife fr33 g!ft $ex n00b |ol"
+    assert len(_LEET_BYTES) == len(_LEET) == 2
+    for (mapping, drop), table in zip(_LEET_BYTES, _LEET):
+        assert text.encode("ascii").translate(mapping, drop).decode("ascii") == text.translate(table)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipe sizes are Linux's")
 def test_workers_send_a_whole_chunk_of_results_without_waiting_for_this_process_to_read():
     """The pool's result pipe holds a chunk's results (a worker waited on a 64 KiB pipe a quarter of
