@@ -30,9 +30,14 @@ _JSON_STRING = json.encoder.encode_basestring  # what both write for a str (ensu
 
 def derive_seed(campaign: str, row_key: str, variant: int, style_ref: str, reroll: int = 0) -> int:
     """Deterministic 63-bit seed; independent of row order, batching and machine."""
-    # The JSON list ``_SEED_JSON`` writes, item by item (no encoder call per list).
-    payload = (f'["brandbatch-seed-v1", {_seed_item(campaign)}, {_seed_item(row_key)}, {_seed_item(variant)}, '
-               f'{_seed_item(style_ref)}, {_seed_item(reroll)}]')
+    # The JSON list ``_SEED_JSON`` writes, item by item (no encoder call per list); strings and ints
+    # (the items' types) written here, without a call per item.
+    if type(campaign) is type(row_key) is type(style_ref) is str and type(variant) is type(reroll) is int:  # noqa: E721
+        payload = (f'["brandbatch-seed-v1", {_JSON_STRING(campaign)}, {_JSON_STRING(row_key)}, {variant!r}, '
+                   f'{_JSON_STRING(style_ref)}, {reroll!r}]')
+    else:
+        payload = (f'["brandbatch-seed-v1", {_seed_item(campaign)}, {_seed_item(row_key)}, {_seed_item(variant)}, '
+                   f'{_seed_item(style_ref)}, {_seed_item(reroll)}]')
     digest = hashlib.sha256(payload.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") >> (64 - SEED_BITS)
 
@@ -229,20 +234,30 @@ class JobMaker:
         return maker
 
     def job(self, **own: object) -> RenderJob:
+        values, key = self._made(own)
+        job = object.__new__(RenderJob)
+        # One by one, in field order, so the job shares its dict's keys with every job (half the memory);
+        # updating the empty dict from a dict would copy that dict's keys instead.
+        job.__dict__.update(values.items())
+        job.__dict__["key"] = key  # what the cached ``key`` property computes
+        return job
+
+    def values(self, **own: object) -> tuple:
+        """``job_values(self.job(**own))``, without making the job."""
+        values, key = self._made(own)
+        return (*values.values(), key)
+
+    def _made(self, own: dict[str, object]) -> tuple[dict[str, object], str]:
+        """A job's field values, in field order, and its key."""
         values = {**self._values, **own}
         if len(values) != len(_FIELDS):
             _check_names(own)
         if not self._needed <= own.keys():
             raise TypeError(f"a job needs {', '.join(sorted(self._needed - own.keys()))}")
-        job = object.__new__(RenderJob)
-        # One by one, in field order, so the job shares its dict's keys with every job (half the memory);
-        # updating the empty dict from a dict would copy that dict's keys instead.
-        job.__dict__.update(values.items())
         parts = self._parts.copy()
         for name, value in own.items():
             parts[name] = _key_part(name, value) or ""
-        job.__dict__["key"] = _key(parts)  # what the cached ``key`` property computes
-        return job
+        return values, _key(parts)
 
 
 def job_values(job: RenderJob) -> tuple:
@@ -254,7 +269,7 @@ def job_values(job: RenderJob) -> tuple:
 
 def job_from_values(values: tuple) -> RenderJob:
     job = object.__new__(RenderJob)
-    job.__dict__.update(zip(_FIELDS_AND_KEY, values))
+    job.__dict__.update(zip(_FIELDS_AND_KEY, values))  # one by one: the job shares its dict's keys (``JobMaker.job``)
     return job
 
 

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import repeat
 from pathlib import Path
 from typing import NamedTuple
 
@@ -14,7 +15,7 @@ from jinja2 import Template
 
 from plan.collector import cycle_collector_paused
 from plan.errors import InputError, Problem, did_you_mean
-from plan.jobs import JobMaker, RenderJob, derive_expand_seed, derive_seed, job_from_values, job_values
+from plan.jobs import JobMaker, RenderJob, derive_expand_seed, derive_seed, job_from_values
 from plan.names import name_problem
 from plan.prompts import PromptError, find_banned_terms, may_contain_banned_terms, prompt_template, render_template
 from plan.resolution import bucket, expand_size, nearest_aspect
@@ -179,10 +180,11 @@ class _StyleChecks(NamedTuple):
 @dataclass
 class _PlanMemo:
     """What the rows of one plan look up once: each style cell's style (cells naming a usable
-    style), and each style's checks."""
+    style), each style's checks, and the aspect ratios of each style and placements."""
 
     styles: dict[str, Style] = field(default_factory=dict)
     checks: dict[str, _StyleChecks] = field(default_factory=dict)
+    aspects: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = field(default_factory=dict)
 
 
 def _style_checks(library: StyleLibrary, style: Style, settings: PlanSettings) -> _StyleChecks:
@@ -208,7 +210,7 @@ def _folder(sheet: str) -> Path:
 def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, settings: PlanSettings,
               where: str, memo: _PlanMemo) -> PlannedRow:
     problems: list[Problem] = []
-    for column, value in cells.items():
+    for column, value in cells.items() if max(map(len, cells.values()), default=0) > MAX_CELL_CHARS else ():
         if len(value) > MAX_CELL_CHARS:
             problems.append(Problem(where, f"value is {len(value)} characters; at most {MAX_CELL_CHARS}", row, column,
                                     code="cell_too_long"))
@@ -255,19 +257,22 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
     if logo_problem:
         problems.append(Problem(where, f"{logo_problem} (the sheet's folder) but is {logo!r}", row, "logo",
                                 code="bad_logo"))
-    uploads = _row_uploads(cells, style, library, _folder(where), where, row, problems) if style else {}
+    uploads = _row_uploads(cells, style, library, _folder(where), where, row, problems) if style and (
+        style.reference_image or any(map(cells.get, UPLOAD_COLUMNS))) else {}  # else none, and nothing to check
     if style is None or problems:
         raise _RowProblems(problems)
 
     # Empty cells are left undefined, so a template that uses one fails (StrictUndefined).
     variables = {k: v for k, v in cells.items() if k not in RESERVED_COLUMNS and v}
-    if style.ref not in memo.checks:
-        memo.checks[style.ref] = _style_checks(library, style, settings)
-    banned, template = memo.checks[style.ref]
+    variables["style_tokens"] = list(style.style_tokens)
+    ref = style.ref
+    if ref not in memo.checks:
+        memo.checks[ref] = _style_checks(library, style, settings)
+    banned, template = memo.checks[ref]
     prompt, error = "", template if isinstance(template, PromptError) else None
     if error is None:
         try:
-            prompt = render_template(template, {**variables, "style_tokens": list(style.style_tokens)})
+            prompt = render_template(template, variables)
         except PromptError as exc:
             error = exc
     prompt_problem = None if error is None else Problem(where, str(error), row, error.column or "style",
@@ -276,7 +281,7 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
     for column, value in cells.items() if look else ():  # every column: any may reach an ad, a manifest, a platform
         hits = find_banned_terms(value, banned) if value else []
         if hits:
-            problems.append(Problem(where, f"banned term {', '.join(map(repr, hits))} (style {style.ref})", row, column,
+            problems.append(Problem(where, f"banned term {', '.join(map(repr, hits))} (style {ref})", row, column,
                                     code="banned_term"))
     if prompt_problem is not None:
         problems.append(prompt_problem)
@@ -293,12 +298,19 @@ def _plan_row(cells: Mapping[str, str], row: int, library: StyleLibrary, setting
                                 code="prompt_too_long"))
     if problems:
         raise _RowProblems(problems)
+    aspects = memo.aspects.get((ref, placements))
+    if aspects is None:
+        aspects = memo.aspects[ref, placements] = _aspects(style, placements, settings)
+    return PlannedRow(row=row, asset_id=asset_id, style=style, variants=variants, placements=placements,
+                      aspects=aspects, prompt=prompt, cells=cells, uploads=uploads)
+
+
+def _aspects(style: Style, placements: tuple[str, ...], settings: PlanSettings) -> tuple[str, ...]:
+    """The aspect ratios rendered for ``placements`` in ``style``, in the style's order."""
     aspects = {nearest_aspect(*settings.placements[p], style.aspect_ratios) for p in placements}
     if style.composition == "expand":  # the master is rendered whichever aspects the placements need
         aspects.add(style.master_aspect)
-    aspects = tuple(sorted(aspects, key=style.aspect_ratios.index))
-    return PlannedRow(row=row, asset_id=asset_id, style=style, variants=variants, placements=placements,
-                      aspects=aspects, prompt=prompt, cells=cells, uploads=uploads)
+    return tuple(sorted(aspects, key=style.aspect_ratios.index))
 
 
 def _row_uploads(cells: Mapping[str, str], style: Style, library: StyleLibrary, folder: Path, where: str, row: int,
@@ -377,14 +389,21 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
     ``composition: expand`` gives per variant its master (at ``master_aspect``, first) and one
     expansion of it per other aspect. ``makers``: the job makers of the styles already seen in
     this plan (same campaign and settings), by style ref."""
-    style = planned.style
+    return _row_jobs(campaign, planned, settings, rerolls, makers, JobMaker.job)
+
+
+def _row_jobs(campaign: str, planned: PlannedRow, settings: PlanSettings, rerolls: Mapping[int, int] | None,
+              makers: dict[str, JobMaker] | None, make: Callable[..., RenderJob | tuple]) -> list:
+    """``jobs_for_row``'s jobs as ``make`` makes them: ``JobMaker.job``, or ``JobMaker.values``
+    (a worker sends these: no job made there)."""
+    style, ref = planned.style, planned.style.ref
     makers = {} if makers is None else makers
-    if style.ref not in makers:
-        makers[style.ref] = _style_jobs(campaign, style, settings)
-    maker = makers[style.ref]
+    maker = makers.get(ref)
+    if maker is None:
+        maker = makers[ref] = _style_jobs(campaign, style, settings)
     family, resolution = style.model.family, style.model.resolution
-    inputs = tuple(sorted((column, upload.sha256) for column, upload in planned.uploads.items()
-                          if column in RENDER_INPUT_COLUMNS)) or None
+    inputs = (tuple(sorted((column, upload.sha256) for column, upload in planned.uploads.items()
+                           if column in RENDER_INPUT_COLUMNS)) or None) if planned.uploads else None
     own: dict[str, object] = {}  # what the row's masters and independent renders set beyond the style's maker
     if "reference_image" in planned.uploads:
         own.update(_references(style, settings.styles_dir / style.name, settings))
@@ -395,27 +414,27 @@ def jobs_for_row(campaign: str, planned: PlannedRow, settings: PlanSettings,
         own.update(zip(("model_id", "model_revision"), expand_model))
     row_jobs = maker.sharing(row_key=planned.asset_id, row=planned.row, prompt=planned.prompt, input_images=inputs)
     first = (style.master_aspect,) if expand else planned.aspects  # masters, or every render
-    sizes = [(aspect, *bucket(aspect, family, resolution), {"product": _product(style, aspect)} if packshot else {})
-             for aspect in first]
+    sizes = [(aspect, *bucket(aspect, family, resolution), {**own, "product": _product(style, aspect)} if packshot
+              else own) for aspect in first]  # with what the row's masters and renders set
 
     jobs = []
     for variant in range(1, planned.variants + 1):
         reroll = rerolls.get(variant, 0) if rerolls else 0
-        seed = derive_seed(campaign, planned.asset_id, variant, style.ref, reroll)
-        for aspect, width, height, product in sizes:
-            jobs.append(row_jobs.job(variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
-                                     seed=seed, **product, **own))
+        seed = derive_seed(campaign, planned.asset_id, variant, ref, reroll)
+        for aspect, width, height, more in sizes:
+            jobs.append(make(row_jobs, variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
+                             seed=seed, **more))
         if not expand:
             continue
-        master = jobs[-1]
+        master = jobs[-1] if make is JobMaker.job else job_from_values(jobs[-1])
         for aspect in planned.aspects:
             if aspect == style.master_aspect:
                 continue
             width, height = expand_size((master.width, master.height), aspect, family, resolution)
-            jobs.append(row_jobs.job(variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
-                                     model_id=expand_model[0], model_revision=expand_model[1],
-                                     seed=derive_expand_seed(master.key, aspect), master_key=master.key,
-                                     expand_focal=style.focal))
+            jobs.append(make(row_jobs, variant=variant, reroll=reroll, aspect=aspect, width=width, height=height,
+                             model_id=expand_model[0], model_revision=expand_model[1],
+                             seed=derive_expand_seed(master.key, aspect), master_key=master.key,
+                             expand_focal=style.focal))
     return jobs
 
 
@@ -473,13 +492,14 @@ def _claim_file_names(planned: PlannedRow, taken: dict[str, tuple[int, str]], wh
     """Export files are ``<asset_id>[-v<N>].<ext>``: refuse a row whose file names another row
     already uses, also when they differ only in letter case (case-insensitive file systems)."""
     stems = [export_name(planned.asset_id, v) for v in range(1, planned.variants + 1)]
-    for stem in stems:
-        if stem.casefold() in taken:
-            row, other = taken[stem.casefold()]
+    folded = list(map(str.casefold, stems))
+    for stem, key in zip(stems, folded) if not taken.keys().isdisjoint(folded) else ():  # most rows clash with none
+        if key in taken:
+            row, other = taken[key]
             raise _RowProblems([Problem(where, f"export file name {stem!r} is already used by row {row} ({other!r}); "
                                                "asset ids must differ in more than letter case or a '-v<N>' "
                                                "variant suffix", planned.row, "asset_id", code="file_name_clash")])
-    taken.update((stem.casefold(), (planned.row, stem)) for stem in stems)
+    taken.update(zip(folded, zip(repeat(planned.row), stems)))
 
 
 # Sheets of at least this many rows are planned over worker processes, in chunks of CHUNK_ROWS
@@ -583,13 +603,16 @@ _Packed = tuple[Style, int, tuple[str, ...], tuple[str, ...], str, Mapping[str, 
 
 
 def _plan_with_jobs(rows: Sequence[tuple[dict[str, str], int]], library: StyleLibrary, settings: PlanSettings,
-                    where: str, campaign: str, memo: _PlanMemo,
-                    makers: dict[str, JobMaker]) -> list[RowOutcome]:
-    outcomes: list[RowOutcome] = []
+                    where: str, campaign: str, memo: _PlanMemo, makers: dict[str, JobMaker],
+                    packed: bool = False) -> list[RowOutcome | _Packed]:
+    """Each row's problems, or the row and its jobs (``packed``: as a worker sends them, ``_pack``)."""
+    outcomes: list[RowOutcome | _Packed] = []
     for cells, row in rows:
         outcome = _plan_one(cells, row, library, settings, where, memo)
         if not isinstance(outcome, list):
-            outcome = (outcome[0], jobs_for_row(campaign, outcome[0], settings, makers=makers))
+            planned = outcome[0]
+            jobs = _row_jobs(campaign, planned, settings, None, makers, JobMaker.values if packed else JobMaker.job)
+            outcome = _pack(planned, jobs) if packed else (planned, jobs)
         outcomes.append(outcome)
     return outcomes
 
@@ -601,8 +624,8 @@ def _plan_chunk(settings: PlanSettings, where: str, campaign: str,
     if isinstance(rows, int):
         rows = _forked_chunks[rows]
     with cycle_collector_paused():
-        outcomes = _plan_with_jobs(rows, StyleLibrary(settings.styles_dir), settings, where, campaign, _PlanMemo(), {})
-    return [outcome if isinstance(outcome, list) else _pack(*outcome) for outcome in outcomes]
+        return _plan_with_jobs(rows, StyleLibrary(settings.styles_dir), settings, where, campaign, _PlanMemo(), {},
+                               packed=True)
 
 
 # In a forked worker: the chunks of the plan it was forked for (``_keep_chunks``); empty elsewhere.
@@ -626,16 +649,46 @@ def _may_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
-def _pack(planned: PlannedRow, jobs: list[RenderJob] | None) -> _Packed:
-    return (planned.style, planned.variants, planned.placements, planned.aspects, planned.prompt, planned.uploads,
-            [job_values(job) for job in jobs or ()])
+# Bytes a worker may write to this process before it waits for this process to read: a chunk's
+# results (~0.75 MB for 1,000 rows of the bench sheet) fit whole (Linux's limit for a pipe without
+# privileges, /proc/sys/fs/pipe-max-size, is 1 MiB by default).
+RESULT_PIPE_BYTES = 1 << 20
+
+
+def _widen_result_pipe(pool: object) -> int | None:
+    """Widens the pipe that ``pool``'s workers send results through to ``RESULT_PIPE_BYTES``, and
+    says how wide it is (None where it cannot: not Linux, or another ``concurrent.futures``). With
+    Linux's default 64 KiB a worker waited for each chunk's results to be read by this process's
+    result thread, which reads in turns with the planning here (the GIL): a quarter of the
+    worker's time in a 100k-row plan."""
+    try:
+        import fcntl
+
+        reader = pool._result_queue._reader.fileno()  # type: ignore[attr-defined]
+        fcntl.fcntl(reader, fcntl.F_SETPIPE_SZ, RESULT_PIPE_BYTES)
+        return fcntl.fcntl(reader, fcntl.F_GETPIPE_SZ)
+    except (ImportError, AttributeError, OSError):  # no fcntl or no such attribute, or a lower limit: as it was
+        return None
+
+
+def _pack(planned: PlannedRow, jobs: list[tuple]) -> _Packed:
+    """``planned`` and its jobs' values (``plan.jobs.job_values``) as a worker sends them."""
+    return planned.style, planned.variants, planned.placements, planned.aspects, planned.prompt, planned.uploads, jobs
 
 
 def _unpack(packed: _Packed, cells: dict[str, str], row: int) -> tuple[PlannedRow, list[RenderJob]]:
     style, variants, placements, aspects, prompt, uploads, jobs = packed
-    planned = PlannedRow(row=row, asset_id=cells.get("asset_id", ""), style=style, variants=variants,
-                         placements=placements, aspects=aspects, prompt=prompt, cells=cells, uploads=uploads)
+    # A row planned already: made without the frozen dataclass's ``__init__`` (one ``object.__setattr__`` a field)
+    planned = object.__new__(PlannedRow)
+    planned.__dict__.update(row=row, asset_id=cells.get("asset_id", ""), style=style, variants=variants,
+                            placements=placements, aspects=aspects, prompt=prompt, cells=cells, uploads=uploads)
     return planned, [job_from_values(values) for values in jobs]
+
+
+# Chunks sent to each worker and not yet planned, so that a worker has its next chunk at hand while
+# this process plans one of its own (with 2, a worker waited 1.2-1.8 s in a 100k-row plan); never
+# more than the chunks nobody has taken yet, so the workers' last chunks end with this process's.
+_QUEUED = 3
 
 
 def _plan_in_workers(rows: Sequence[tuple[dict[str, str], int]], library: StyleLibrary, settings: PlanSettings,
@@ -679,9 +732,11 @@ def _plan_in_workers(rows: Sequence[tuple[dict[str, str], int]], library: StyleL
                                initargs=(chunks,)) if forked else \
         ProcessPoolExecutor(count - 1, mp_context=multiprocessing.get_context("spawn"))
     with pool:
+        _widen_result_pipe(pool)
         broken = False
         while left:
-            while not broken and left and sum(not future.done() for future in sent.values()) < 2 * (count - 1):
+            while not broken and left and \
+                    sum(not future.done() for future in sent.values()) < min(_QUEUED * (count - 1), len(left)):
                 try:
                     sent[left[0]] = pool.submit(_plan_chunk, settings, where, campaign,
                                                 left[0] if forked else chunks[left[0]])

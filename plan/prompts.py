@@ -95,8 +95,8 @@ def may_contain_banned_terms(texts: Iterable[str], banned: Sequence[str]) -> boo
     readings = [plain.translate(table) for table in _LEET]
     if not plain.isascii():  # the tables drop ASCII characters only
         readings = [_NOT_READ.sub("", reading) for reading in readings]
-    first_words = _first_words(tuple(banned))
-    if not any(word in text for text in (plain, *readings) for word in first_words):
+    # A word has no line break, so it is in one of the texts if it is in them joined by line breaks.
+    if not any(map("\n".join((plain, *readings)).__contains__, _first_words(tuple(banned)))):
         return False
     words = _word_set(joined)
     return any(words.issuperset(term_words) for term_words in _banned_word_lists(tuple(banned)))

@@ -42,6 +42,31 @@ def test_job_keys_and_seeds_are_those_of_the_earlier_implementation():
     assert derive_seed("ç\"x", "日本", 1, "a@1") == 1359738399906352206
 
 
+def test_seeds_are_those_of_the_json_list_they_are_defined_by():
+    """``derive_seed`` writes its JSON list by hand: the same text as ``json.dumps`` of the list, for
+    strings with quotes, escapes, control characters and non-ASCII letters, and for items of other
+    types (the general path)."""
+    import hashlib
+    import json
+    import random
+
+    from plan.jobs import SEED_BITS
+
+    def plain(*items: object) -> int:
+        payload = json.dumps(["brandbatch-seed-v1", *items], ensure_ascii=False)
+        return int.from_bytes(hashlib.sha256(payload.encode("utf-8")).digest()[:8], "big") >> (64 - SEED_BITS)
+
+    pick = random.Random(19)
+    alphabet = 'ab"\\\n\t\x00\x1fé日🎒 -@/'
+    for _ in range(500):
+        text = ["".join(pick.choice(alphabet) for _ in range(pick.randrange(0, 12))) for _ in range(3)]
+        numbers = [pick.choice([0, 1, 7, 2**40, -3]) for _ in range(2)]
+        assert derive_seed(text[0], text[1], numbers[0], text[2], numbers[1]) == plain(text[0], text[1], numbers[0],
+                                                                                     text[2], numbers[1])
+    for odd in ([True, False], [1.5, 2], ["x", None]):
+        assert derive_seed("c", "r", odd[0], "s@1", odd[1]) == plain("c", "r", odd[0], "s@1", odd[1])
+
+
 @pytest.mark.parametrize("fields", [FULL, BARE], ids=["every field", "required fields"])
 def test_a_job_maker_makes_the_job_that_render_job_makes(fields):
     shared = dict(itertools.islice(fields.items(), 0, len(fields), 2))  # every other field shared
@@ -251,6 +276,21 @@ def test_workers_are_forked_only_from_a_process_without_other_threads():
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120,
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0 and done.stdout == "checked\n", done.stderr[-2000:]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipe sizes are Linux's")
+def test_workers_send_a_whole_chunk_of_results_without_waiting_for_this_process_to_read():
+    """The pool's result pipe holds a chunk's results (a worker waited on a 64 KiB pipe a quarter of
+    its time), and the results still arrive whole."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from plan.planner import CHUNK_ROWS, RESULT_PIPE_BYTES, _widen_result_pipe
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        assert _widen_result_pipe(pool) == RESULT_PIPE_BYTES >= 720 * CHUNK_ROWS  # a chunk of the bench sheet
+        assert pool.submit(bytes, 3 * RESULT_PIPE_BYTES).result() == bytes(3 * RESULT_PIPE_BYTES)
+    assert _widen_result_pipe(object()) is None
 
 
 def planner_keys(sheet: Path, settings) -> str:
