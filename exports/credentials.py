@@ -103,21 +103,35 @@ def development_credential(folder: Path) -> Credential:
     from cryptography import x509
 
     path = Path(folder) / _DEVELOPMENT_FILE
-    try:
-        data = path.read_bytes()
-        certificate = x509.load_pem_x509_certificates(data)[0]
-        if certificate.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=1):
-            return _split_development(data)
-    except (OSError, ValueError, IndexError):
-        pass  # missing, torn or expired: make a new one
-    data = _make_development_pem()
+
+    def usable() -> bytes | None:
+        try:
+            data = path.read_bytes()
+            certificate = x509.load_pem_x509_certificates(data)[0]
+        except (OSError, ValueError, IndexError):
+            return None  # missing or torn
+        return data if certificate.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=1) else None
+
+    if (data := usable()) is not None:
+        return _split_development(data)
+    made = _make_development_pem()
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".credential-")
-    with os.fdopen(handle, "wb") as out:
-        out.write(data)
-    os.chmod(temp, 0o600)
-    os.replace(temp, path)
-    return _split_development(data)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(made)
+        os.chmod(temp, 0o600)
+        try:
+            os.link(temp, path)  # none there: of processes making it at once, one wins and all use its
+            return _split_development(made)
+        except FileExistsError:
+            if (data := usable()) is not None:  # another process's, made meanwhile
+                return _split_development(data)
+        os.replace(temp, path)  # torn or expiring: replaced
+        return _split_development(made)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
 
 
 def _split_development(pem: bytes) -> Credential:

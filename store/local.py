@@ -41,6 +41,14 @@ def _running(pid: int) -> bool:
     return True
 
 
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether the file at ``path`` is exactly ``data`` (its size compared first)."""
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:  # not there, or not a readable file: written as usual
+        return False
+
+
 class LocalStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = str(root)
@@ -50,9 +58,14 @@ class LocalStore:
         return self._root / check_key(key)
 
     def put(self, key: str, data: bytes, *, content_type: str | None = None, overwrite: bool = False) -> bool:
+        """As ``Store.put``; a file that already holds exactly ``data`` is left as it is (an
+        overwrite with the same bytes would cost a synced write: every rerun rewrites its
+        QA records, manifests and report unchanged)."""
         path = self._path(key)
         if not overwrite and path.exists():
             return False
+        if overwrite and _holds(path, data):
+            return True
         try:
             return self._write(path, data, overwrite)
         except OSError as exc:  # disk full, read-only, no permission, a file where a folder should be

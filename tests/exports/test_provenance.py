@@ -209,3 +209,25 @@ def test_verify_command_exits_1_on_a_missing_or_invalid_manifest(tmp_path):
     assert lines[str(bad)].startswith("INVALID: assertion.dataHash.mismatch")
     assert lines[str(bare)] == "no C2PA manifest"
     assert lines[str(tmp_path / "nope.png")].startswith("unreadable")
+
+
+def _first_use(folder: str, barrier, answers) -> None:
+    barrier.wait(timeout=60)
+    answers.put(development_credential(Path(folder)).certs)
+
+
+def test_processes_making_the_development_credential_at_once_all_use_one(tmp_path):
+    """Two runs started together on a fresh machine: had each made its own, each would sign
+    with another key and take the other's files for stale (and write them again)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    barrier, answers = context.Barrier(6), context.Queue()
+    makers = [context.Process(target=_first_use, args=(str(tmp_path / "c2pa"), barrier, answers)) for _ in range(6)]
+    for maker in makers:
+        maker.start()
+    certs = {answers.get(timeout=120) for _ in makers}
+    for maker in makers:
+        maker.join(timeout=60)
+    assert len(certs) == 1 and development_credential(tmp_path / "c2pa").certs in certs
+    assert [p.name for p in (tmp_path / "c2pa").iterdir()] == ["development-credential.pem"]  # no temp file left

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest_s3 import (CREDENTIALS, SeaweedS3, _free_port, s3_out, seaweedfs, wait_until_serving,
-                               weed_binary)
+from tests.conftest_s3 import (CREDENTIALS, START_TIMEOUT_S, SeaweedS3, _free_port, s3_out, seaweedfs,
+                               wait_until_serving, weed_binary)
 
 __all__ = ["s3_out", "seaweedfs"]  # fixtures
 
@@ -21,7 +22,7 @@ class StoppableSeaweed(SeaweedS3):
     (same ports and data folder, so what was stored before is there after a restart)."""
 
     def __init__(self, data: Path) -> None:
-        self.data, self.process = data, None
+        self.data, self.process, self.probed = data, None, False
         self.ports = {name: _free_port() for name in ("s3", "master", "volume", "filer", "admin")}
         super().__init__(f"http://127.0.0.1:{self.ports['s3']}")
 
@@ -34,6 +35,29 @@ class StoppableSeaweed(SeaweedS3):
                                         env={**os.environ, **CREDENTIALS})
         log.close()
         wait_until_serving(self, self.process, self.data / "weed.log")
+        self._wait_until_stored_objects_read()
+
+    def _wait_until_stored_objects_read(self) -> None:
+        """After a restart the S3 gateway answers before the volumes holding what was stored are
+        back (a GetObject then fails with InternalError for a moment, longer on a loaded machine):
+        wait until an object written at the first start reads back."""
+        client = self.client()
+        if not self.probed:
+            client.create_bucket(Bucket="probe")
+            client.put_object(Bucket="probe", Key="probe", Body=b"stored before")
+            self.probed = True
+            return
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                if client.get_object(Bucket="probe", Key="probe")["Body"].read() == b"stored before":
+                    return
+            except Exception:  # not back yet
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"SeaweedFS restarted but did not serve stored objects within {START_TIMEOUT_S} s; "
+                            f"see {self.data / 'weed.log'}")
+            time.sleep(0.25)
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and wait until it is gone."""

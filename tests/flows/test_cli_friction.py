@@ -73,6 +73,18 @@ def test_a_missing_styles_folder_is_named_once_instead_of_every_style_being_unkn
                                           "--styles or $BRANDBATCH_STYLES; default ./styles, else the bundled styles)"]
 
 
+def test_export_names_a_missing_styles_folder_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from store.keys import assets_key
+
+    out = tmp_path / "out"
+    open_store(str(out)).put(assets_key("camp"), b"{}")  # a campaign is there: the export reads the styles next
+    monkeypatch.setenv("BRANDBATCH_STYLES", str(tmp_path / "stlyes"))
+    result = CliRunner().invoke(app, ["export", "camp", "--out", str(out)])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [f"{tmp_path / 'stlyes'}: the style library folder does not exist (named by "
+                                          "--styles or $BRANDBATCH_STYLES; default ./styles, else the bundled styles)"]
+
+
 def test_a_deprecated_style_recommends_the_newest_approved_version_not_a_draft(tmp_path: Path, repo: Path):
     library = tmp_path / "styles"
     (library / "acme").mkdir(parents=True)
