@@ -693,10 +693,11 @@ _QUEUED = 3
 
 def _plan_in_workers(rows: Sequence[tuple[dict[str, str], int]], library: StyleLibrary, settings: PlanSettings,
                      where: str, campaign: str, count: int) -> Iterator[list[RowOutcome]]:
-    """Chunks of rows planned by ``count - 1`` worker processes (``_may_fork``), from the first chunk on,
-    and by this process, from the last chunk back, until they meet. This process starts at once
-    (the workers take a while to start) and hands each worker its next chunk before it needs it.
-    Each chunk is yielded, in order, once it and every earlier one are done."""
+    """Chunks of rows planned by ``count - 1`` worker processes (``_may_fork``) and by this process,
+    each taking the first chunk nobody has taken. This process starts at once (the workers take a
+    while to start) and hands each worker its next chunks before it needs them. Each chunk is
+    yielded, in order, once it and every earlier one are done: so rows are settled while later
+    ones are planned, and only the last chunks' rows are left at the end."""
     import multiprocessing
     from collections import deque
     from concurrent.futures import Future, ProcessPoolExecutor
@@ -744,7 +745,7 @@ def _plan_in_workers(rows: Sequence[tuple[dict[str, str], int]], library: StyleL
                 except BrokenProcessPool:  # a worker could not start: this process plans the rest
                     broken = True
             if left:
-                here(left.pop())
+                here(left.popleft())
             receive(wait=False)
             while given in done:
                 yield done.pop(given)
