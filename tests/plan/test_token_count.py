@@ -29,6 +29,9 @@ def test_ascii_text_is_split_and_counted_as_the_tokenizer_does():
     texts = [f"ab{c}cd {c}{c}x x'{c}s 1{c}2 it'S" for c in ascii_chars]
     texts += ["".join(rng.choice(ascii_chars + "ab cd'st 09 <|>") for _ in range(rng.randint(0, 120)))
               for _ in range(300)]
+    specials = ["<|startoftext|>a<|endoftext|>'s x", "x<|endoftext|>9'll<|startoftext|", "<|endoftext|><|endoftext|>"]
+    for text in specials:  # as pieces (count_tokens encodes texts naming one whole)
+        assert _ASCII_PIECES.findall(text.lower()) == _pieces().findall(text.lower()), repr(text)
     for text in texts:
         assert _ASCII_PIECES.findall(text.lower()) == _pieces().findall(text.lower()), repr(text)
         assert count_tokens(text) == len(tokenizer(text, truncation=False)["input_ids"]), repr(text)
