@@ -18,8 +18,10 @@ export HF_HUB_OFFLINE := 1
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
+	@free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); [ "$$free" -ge 7 ] || \
+	  echo "warning: $$free GiB free here; $(VENV) needs about 7 GiB (PyTorch's CUDA build and its libraries)" >&2
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --editable '.[test]'
+	$(PY) -m pip install --quiet --no-cache-dir --editable '.[test]'
 	touch $@
 
 # Headless Chromium for the review page's browser test (Debian packages). Without root or

@@ -16,8 +16,10 @@ hold more pixels than the independent buckets; the pixel ratio is printed with t
 from __future__ import annotations
 
 import argparse
+import atexit
 import csv
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -75,6 +77,7 @@ def main() -> None:
 
     device_settings("cpu")
     work = Path(tempfile.mkdtemp(prefix="bench-families-"))
+    atexit.register(shutil.rmtree, work, True)  # models, renders and exports: nothing left behind
     families = plan(work, args.rows, "acme@5")
     independent = plan(work, args.rows, "acme@2")
     for model in ("brandbatch/tiny-sd", "brandbatch/tiny-sd-inpaint"):

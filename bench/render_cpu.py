@@ -21,8 +21,10 @@ Ratio = brandbatch time / bare time (1.00 = no overhead). Each measurement loads
 from __future__ import annotations
 
 import argparse
+import atexit
 import csv
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -140,6 +142,7 @@ def main() -> None:
     from render.tiny import ensure_tiny
 
     work = Path(tempfile.mkdtemp(prefix="bench-render-"))
+    atexit.register(shutil.rmtree, work, True)  # models, renders and exports: nothing left behind
     os.environ.setdefault("PREFECT_HOME", str(work / "prefect"))
     sheet = write_sheet(work / "bench.csv", args.rows)
     jobs = plan_jobs(sheet)

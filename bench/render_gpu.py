@@ -29,6 +29,8 @@ it proves the script works without a GPU; its numbers say nothing about GPU spee
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import sys
 import tempfile
 import time
@@ -168,6 +170,7 @@ def main() -> None:
         settings = device_settings("cuda", batch_invariant=False)
         size, steps = 1024, 30
     work = Path(tempfile.mkdtemp(prefix="bench-render-gpu-"))
+    atexit.register(shutil.rmtree, work, True)  # models, renders and exports: nothing left behind
     model_id = "brandbatch/tiny-sdxl" if args.tiny else str(work / "sdxl-random")
     jobs = make_jobs(max(images, max(batches)), model_id, size, steps)
     print(f"device {settings.device} ({torch.cuda.get_device_name() if settings.kind == 'cuda' else 'CPU'}), "

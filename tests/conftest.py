@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 # Set before anything imports Prefect or torch.
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="brandbatch-tests-"))
+# Removed when the test process ends, after Prefect's and the servers' own exit handlers (registered
+# later, run earlier): its tiny models, caches and Prefect home are ~130 MB per run.
+_SESSION_PID = os.getpid()
+
+
+@atexit.register
+def _remove_session_dir() -> None:
+    if os.getpid() == _SESSION_PID:  # not in a forked child that exits through Python
+        shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
 os.environ.update({
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
