@@ -67,7 +67,7 @@ class Settings(BaseSettings):
                               "offline models are built and kept.",
                               json_schema_extra={"allowed": "a folder", "default": "`~/.cache/brandbatch/models`"})
     cache: Path = Field(default_factory=_cache_folder, description="brandbatch's cache folder (the development C2PA "
-                        "credential lives in `c2pa/`).",
+                        "credential lives in `c2pa/`, the report's compiled templates in `jinja/`).",
                         json_schema_extra={"allowed": "a folder", "default": "`~/.cache/brandbatch`"})
     # throughput (docs/operations.md)
     stream: bool = Field(True, description="QA, queue and export each asset row as soon as its renders are done, "

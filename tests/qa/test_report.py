@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+import shutil
 
+import jinja2
+import pytest
 from tests.qa.synth import make_job, make_style, noise, scene, solid
 
 from qa import render_report, run_qa, summary_markdown
+from qa import report as report_module
 from qa.report import upscale_warnings
 
 MANIFEST = [{"asset_id": "good", "variant": 1, "placement": "meta.feed.square", "format": "webp", "width": 1080,
@@ -138,3 +142,46 @@ def test_thumbnails_are_made_once_per_image_content_and_kept_in_the_store(store,
     store.put(path, blue, overwrite=True)
     changed = render_report("spring", jobs, results, store, [{**row, "sha256": hashlib.sha256(blue).hexdigest()}])
     assert changed != first and len(store.list("thumbnails")) == 5
+
+
+@pytest.fixture(autouse=True)
+def _report_environment_made_again():
+    """Tests that move the cache folder leave no environment made with theirs behind."""
+    yield
+    report_module._environment.cache_clear()
+
+
+def _fresh_environment(monkeypatch, cache) -> None:
+    monkeypatch.setenv("BRANDBATCH_CACHE", str(cache))
+    report_module._environment.cache_clear()
+
+
+def test_compiled_report_templates_are_kept_for_the_next_process(store, put_render, tmp_path, monkeypatch):
+    jobs, results = run(store, put_render)
+    _fresh_environment(monkeypatch, tmp_path / "cache")
+    first = render_report("spring", jobs, results, store, MANIFEST)
+    kept = sorted((tmp_path / "cache" / "jinja").iterdir())
+    assert len(kept) == 2 and all(p.name.startswith("__jinja2_") for p in kept)  # report.html + its body
+    assert (tmp_path / "cache" / "jinja").stat().st_mode & 0o077 == 0  # it holds code: the user's only
+
+    report_module._environment.cache_clear()  # as a new process: nothing compiled in memory
+
+    def no_compiling(*args, **kwargs):
+        raise AssertionError("a template was compiled although its compiled code was kept")
+
+    monkeypatch.setattr(jinja2.Environment, "compile", no_compiling)
+    assert render_report("spring", jobs, results, store, MANIFEST) == first
+
+
+def test_the_report_is_made_where_compiled_templates_cannot_be_kept(store, put_render, tmp_path, monkeypatch):
+    jobs, results = run(store, put_render)
+    _fresh_environment(monkeypatch, tmp_path / "cache")
+    expected = render_report("spring", jobs, results, store, MANIFEST)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    _fresh_environment(monkeypatch, blocked)  # the cache folder cannot be made
+    assert render_report("spring", jobs, results, store, MANIFEST) == expected
+    _fresh_environment(monkeypatch, tmp_path / "gone")
+    report_module._environment()  # made, then its folder vanishes: the compiled code cannot be written
+    shutil.rmtree(tmp_path / "gone")
+    assert render_report("spring", jobs, results, store, MANIFEST) == expected
