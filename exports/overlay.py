@@ -15,7 +15,6 @@ pixels behind it; below WCAG's 4.5:1 a translucent scrim is laid under the text 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from exports.placements import Placement
-from exports.typeset import Face, choose_face, load_chains, load_font, main_script, wrap
+from exports.typeset import FACES, Face, SharedMemo, choose_face, load_chains, load_font, main_script, wrap
 from plan.errors import Problem
 
 if TYPE_CHECKING:
@@ -152,13 +151,22 @@ def _regions(area: Box, logo_aspect: float | None) -> dict[str, Box]:
     }
 
 
-@functools.lru_cache(maxsize=1024)
 def fit_text(text: str, style: OverlayStyle, width: int, height: int, max_px: int | None = None,
              locale: str = "", min_px: int = MIN_FONT_PX) -> tuple[ImageFont.FreeTypeFont, tuple[str, ...], int, int] | None:
     """The largest font size (binary search) at which ``text`` wraps into width x height:
     (font, lines, text width, text height), or None if it does not fit at ``min_px`` or
-    no font of its chain has all its glyphs. Cached per process: a campaign's texts recur
-    across placements, and the warnings of a placement repeat its drawing's fits."""
+    no font of its chain has all its glyphs. Memoised per process (``_FITS``): a campaign's
+    texts recur across placements, and the warnings of a placement repeat its drawing's fits."""
+    fit = _FITS(text, style, width, height, max_px, locale, min_px)
+    if fit is None:
+        return None
+    face, size, lines, text_w, text_h = fit
+    return load_font(face, style.weight, size), lines, text_w, text_h
+
+
+def _fit_text(text: str, style: OverlayStyle, width: int, height: int, max_px: int | None, locale: str,
+              min_px: int) -> tuple[Face, int, tuple[str, ...], int, int] | None:
+    """``fit_text``'s fit as plain data: (face, size, lines, text width, text height)."""
     face = choose_face(text, style.font, style.weight, locale)[0]
     if face is None:
         return None
@@ -173,10 +181,26 @@ def fit_text(text: str, style: OverlayStyle, width: int, height: int, max_px: in
             text_w = max(_ink_width(font, line, face) for line in lines)
             text_h = line_h * len(lines)
             if text_h <= height and text_w <= width:
-                best, lo = (font, tuple(lines), text_w, text_h), size + 1
+                best, lo = (face, size, tuple(lines), text_w, text_h), size + 1
                 continue
         hi = size - 1
     return best
+
+
+_FITS: SharedMemo[tuple[Face, int, tuple[str, ...], int, int] | None] = SharedMemo(_fit_text, 1024)
+
+
+def text_layouts() -> dict[str, dict[tuple, object]]:
+    """The text layouts this process has made (fonts chosen, fits), as plain data for another
+    process's ``learn_text_layouts``: an export's worker starts with its caller's."""
+    return {"faces": FACES.known(), "fits": _FITS.known()}
+
+
+def learn_text_layouts(layouts: Mapping[str, Mapping[tuple, object]]) -> None:
+    """Take the layouts another process made (``text_layouts``) as if made here: the same
+    arguments give the same layout in every process (same code, same font files)."""
+    FACES.learn(layouts.get("faces", {}))  # type: ignore[arg-type]
+    _FITS.learn(layouts.get("fits", {}))  # type: ignore[arg-type]
 
 
 def _line_height(font: ImageFont.FreeTypeFont) -> int:

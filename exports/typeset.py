@@ -11,10 +11,13 @@ is then None), never drawn as a tofu box.
 from __future__ import annotations
 
 import functools
+import threading
 import unicodedata
-from collections import Counter
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import yaml
 from PIL import ImageFont, features
@@ -28,6 +31,48 @@ _SCRIPT_PREFIXES = (("LATIN", "latin"), ("CYRILLIC", "cyrillic"), ("GREEK", "gre
 # Kinsoku: no line starts with these, and none ends with the opening ones.
 _NO_LINE_START = set("、。，．・：；？！ー）」』】〉》〕｝～ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ々")
 _NO_LINE_END = set("（「『【〈《〔｛")
+
+
+_Result = TypeVar("_Result")
+
+
+class SharedMemo(Generic[_Result]):
+    """A bounded per-process memo (least recently used out) of a pure function of hashable
+    positional arguments whose results are plain data, so that another process can be handed
+    what this one has made (``known`` here, ``learn`` there): an export's workers start with the
+    text layouts their caller already made instead of making them again (``exports.overlay``)."""
+
+    def __init__(self, function: Callable[..., _Result], size: int) -> None:
+        self._function, self._size = function, size
+        self._results: OrderedDict[tuple, _Result] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, *args: object) -> _Result:
+        with self._lock:
+            if args in self._results:
+                self._results.move_to_end(args)
+                return self._results[args]
+        result = self._function(*args)
+        self.learn({args: result})
+        return result
+
+    def known(self) -> dict[tuple, _Result]:
+        """Every result held now, by arguments."""
+        with self._lock:
+            return dict(self._results)
+
+    def learn(self, results: Mapping[tuple, _Result]) -> None:
+        """Hold ``results`` (arguments -> what the function gives for them) as if made here."""
+        with self._lock:
+            for args, result in results.items():
+                self._results[args] = result
+                self._results.move_to_end(args)
+            while len(self._results) > self._size:
+                self._results.popitem(last=False)
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._results.clear()
 
 
 @dataclass(frozen=True)
@@ -119,9 +164,13 @@ def candidates(text: str, own_font: Path, weight: int, locale: str = "", chains:
     return fonts
 
 
-@functools.lru_cache(maxsize=1024)
 def choose_face(text: str, own_font: Path, weight: int, locale: str = "") -> tuple[Face | None, str]:
-    """(the font that has every glyph of ``text``, "") or (None, why not)."""
+    """(the font that has every glyph of ``text``, "") or (None, why not). Memoised per process
+    (``FACES``)."""
+    return FACES(text, own_font, weight, locale)
+
+
+def _choose_face(text: str, own_font: Path, weight: int, locale: str) -> tuple[Face | None, str]:
     chains = load_chains()
     script = main_script(text)
     needed = _drawn(text)
@@ -137,6 +186,9 @@ def choose_face(text: str, own_font: Path, weight: int, locale: str = "") -> tup
     wanted = ", ".join(chains.scripts.get(script, ())) or "none"
     return None, (f"glyph {missing!r} (U+{ord(missing):04X} {unicodedata.name(missing, '?')}) is in no font of the "
                   f"{script} chain ({fonts}; chain: {wanted}; `make fonts` installs them)")
+
+
+FACES: SharedMemo[tuple[Face | None, str]] = SharedMemo(_choose_face, 1024)
 
 
 @functools.lru_cache(maxsize=256)

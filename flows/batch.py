@@ -141,8 +141,7 @@ def qa_task(jobs: Sequence[RenderJob], store: Store, plan: CampaignPlan, streame
     """QA results of ``jobs`` in order: the stream's for the rows it settled, the others checked now."""
     settled = settled_rows(jobs, streamed)
     rest = [job for job in jobs if job.row_key not in settled]
-    by_key = {**streamed.results, **{r.job_key: r for r in run_qa(rest, store, {row.style.ref: row.style
-                                                                                 for row in plan.rows})}}
+    by_key = {**streamed.results, **{r.job_key: r for r in run_qa(rest, store, plan.styles())}}
     return [by_key[job.key] for job in jobs]
 
 
@@ -245,7 +244,7 @@ def campaign_batch(
         if checks := check_deployment():
             from flows.shard import CheckShards
 
-            dispatcher = CheckShards(checks, store, plan.campaign, {r.style.ref: r.style for r in plan.rows}, formats,
+            dispatcher = CheckShards(checks, store, plan.campaign, plan.styles(), formats,
                                      styles)
         stream = CampaignStream(
             plan, jobs, store, out, placements=placements, formats=formats, styles_dir=settings.styles_dir,
@@ -276,7 +275,7 @@ def campaign_batch(
 
         campaign = plan.campaign
         rows = export_task(campaign, out, store, placements, formats, settings.styles_dir, streamed.exports,
-                           {row.style.ref: row.style for row in plan.rows})
+                           plan.styles())
         markdown_artifact(summary_markdown(campaign, results), key=metrics.artifact_key("qa", campaign),
                                  description=f"QA summary of {campaign}")
         closed = close_run(store, plan, jobs, rendered, results, rows, letters, started=started,

@@ -364,7 +364,7 @@ class CampaignStream:
         self.workers = workers or load_settings().export_workers or os.cpu_count() or 1
         self.dispatcher, self.rows_per_shard = dispatcher, rows_per_shard
         self.streamed = Streamed()
-        self.styles = {row.style.ref: row.style for row in plan.rows}
+        self.styles = plan.styles()
         self._rows: dict[str, list[RenderJob]] = {}
         for job in plan.jobs:
             self._rows.setdefault(job.row_key, []).append(job)

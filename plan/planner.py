@@ -59,6 +59,10 @@ class CampaignPlan:
     jobs: list[RenderJob] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
+    def styles(self) -> dict[str, Style]:
+        """The style versions the plan's rows use, by ref (``name@version``)."""
+        return {row.style.ref: row.style for row in self.rows}
+
 
 @dataclass(frozen=True)
 class PlanSettings:

@@ -443,12 +443,12 @@ class _Creatives:
     """Items as the export code sees them, for the pages: previews, hero, placements, copy checks."""
 
     def __init__(self, store: Store) -> None:
-        from exports.assemble import banned_checker, resolve_paths
+        from exports.assemble import resolve_paths
         from exports.placements import load_placements
 
         paths = resolve_paths()
         self.store, self.placements = store, load_placements(paths.placements_file)
-        self.banned = banned_checker(paths.styles)
+        self.styles = paths.styles
 
     def of(self, item: Item) -> Any:
         from exports.creative import creative_of
@@ -466,11 +466,13 @@ class _Creatives:
         return placements_of(item, self.store)
 
     def copy_problems(self, item: Item, name: object, value: str) -> tuple[list[str], str]:
-        """(problems of ``value`` as the item's ``name``, the text it ships with now)."""
+        """(problems of ``value`` as the item's ``name``, the text it ships with now); the banned
+        terms are read at each edit: a term the brand bans while the server runs is refused at once."""
+        from exports.assemble import banned_checker
         from exports.creative import copy_edit_problems, creative_of
 
         creative = creative_of(item, self.store, {})  # no previews needed: the copy and the fonts
-        problems = copy_edit_problems(item, str(name), value, self.banned, creative.export)
+        problems = copy_edit_problems(item, str(name), value, banned_checker(self.styles), creative.export)
         if creative.export is None and not problems:
             problems = [f"{name} cannot be edited: {creative.problem}"]
         return problems, creative.shipped.get(str(name), "")

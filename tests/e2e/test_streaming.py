@@ -125,7 +125,7 @@ def test_a_row_is_checked_queued_and_exported_while_later_rows_still_render(tmp_
         stream.close()
     assert set(streamed.rows) == set(rows) == settled_rows(plan.jobs, streamed)
     shutil.rmtree(tmp_path / "out" / "qa" / "embeddings")  # CLIP's image embeddings computed again, here
-    whole = run_qa(plan.jobs, store, {row.style.ref: row.style for row in plan.rows})
+    whole = run_qa(plan.jobs, store, plan.styles())
     assert [streamed.results[r.job_key] for r in whole] == whole, \
         "row by row, here and in the QA process, gives the campaign's QA"
     assert streamed.exports, "approved variants were exported while rendering"

@@ -200,6 +200,19 @@ def test_workers_take_the_callers_environment_set_after_an_earlier_pool(tmp_path
     assert rows and all(row["status"] == "exported" for row in rows), rows
 
 
+def test_a_worker_starts_with_the_text_layouts_its_caller_made(store, placements):
+    from exports.overlay import text_layouts
+    from exports.stage import export_pool
+
+    item = make_item(store, PLACEMENTS, asset="lay-01")
+    export_assets([item], store, placements, formats=("webp",), workers=1)  # fits its texts in this process
+    made = text_layouts()
+    assert made["fits"] and made["faces"]
+    with export_pool(1) as pool:
+        there = pool.submit(text_layouts).result()
+    assert there["fits"].items() >= made["fits"].items() and there["faces"].items() >= made["faces"].items()
+
+
 class _WorkerFailStore(LocalStore):
     """A store whose writes fail in any process but the one that made it (a worker's disk error)."""
 

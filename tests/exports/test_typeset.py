@@ -12,7 +12,7 @@ import pytest
 from exports.fit import cover_fit
 from exports.overlay import OverlayStyle, apply_overlays, overlay_problems
 from exports.placements import load_placements
-from exports.typeset import ZWSP, _cmap, choose_face, load_chains, main_script, units
+from exports.typeset import ZWSP, SharedMemo, _cmap, choose_face, load_chains, main_script, units
 from tests.exports.conftest import synthetic_render
 
 REPO = Path(__file__).resolve().parents[2]
@@ -136,9 +136,19 @@ def test_without_the_chain_fonts_a_non_latin_text_is_an_error_not_tofu(monkeypat
     chains = typeset.load_chains()
     monkeypatch.setattr(typeset, "load_chains", lambda: type(chains)((tmp_path,), chains.scripts, chains.rtl,
                                                                     chains.no_spaces, chains.cjk_faces))
-    typeset.choose_face.cache_clear()
+    typeset.FACES.cache_clear()
     try:
         face, why = typeset.choose_face("تسوّق الآن", OverlayStyle().font, 700, "ar")
         assert face is None and "NotoSansArabic-{weight}.ttf" in why and "make fonts" in why
     finally:
-        typeset.choose_face.cache_clear()
+        typeset.FACES.cache_clear()
+
+
+def test_a_shared_memo_keeps_the_latest_results_and_takes_another_processes():
+    made = []
+    memo = SharedMemo(lambda x: made.append(x) or x * 2, 2)
+    assert (memo(1), memo(2), memo(1)) == (2, 4, 2) and made == [1, 2]
+    assert memo(3) == 6 and memo.known() == {(1,): 2, (3,): 6}  # 2 was the least recently used: out
+    other = SharedMemo(lambda x: pytest.fail(f"{x} was made again"), 2)
+    other.learn(memo.known())
+    assert (other(1), other(3)) == (2, 6)

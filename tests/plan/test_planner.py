@@ -29,6 +29,9 @@ def test_example_campaign_plans_cleanly(repo: Path, settings: PlanSettings) -> N
     # bottle-03 has no placements: the style's defaults apply
     bottle = next(r for r in plan.rows if r.asset_id == "bottle-03")
     assert bottle.placements == ("meta.feed.square", "meta.stories", "google.display.upload.300x250")
+    styles = plan.styles()  # the style versions its rows use, by ref
+    assert set(styles) == {f"{j.style}@{j.style_version}" for j in plan.jobs}
+    assert all(styles[row.style.ref] is row.style for row in plan.rows)
 
 
 def test_every_validation_error_is_reported_and_good_rows_still_plan(write_sheet, settings: PlanSettings) -> None:

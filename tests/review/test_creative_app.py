@@ -5,6 +5,7 @@ problem naming the field, the value and what is allowed."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from store import LocalStore
 from store.documents import AssetRecord, AssetSnapshot
 from store.keys import preview_key
 
+REPO = Path(__file__).resolve().parents[2]
 PLACEMENTS = ["meta.feed.square", "meta.stories", "google.display.upload.300x250"]
 
 
@@ -107,6 +109,22 @@ def test_a_copy_edit_is_checked_like_the_sheet(client, item: Item, queue: Review
     problems = refused.json()["problems"]
     assert len(problems) == len(expected) and all(e in p for e, p in zip(expected, problems, strict=True))
     assert queue.item(item.id).overrides == {} and queue.decisions(item.id) == []
+
+
+def test_a_term_banned_while_the_server_runs_is_refused_in_the_next_copy_edit(out: Path, item: Item, tmp_path,
+                                                                             monkeypatch) -> None:
+    styles = tmp_path / "styles"
+    shutil.copytree(REPO / "styles", styles)
+    monkeypatch.setenv("BRANDBATCH_STYLES", str(styles))
+    with app_for(out) as c:
+        csrf = login(c)
+        done = post(c, csrf, item, "copy", field="headline", value="Sleep by the lake", version=item.version)
+        assert done.status_code == 200, done.text
+        with (styles / "banned-terms.txt").open("a", encoding="utf-8") as terms:
+            terms.write("lake\n")  # the brand bans a word while the server runs
+        refused = post(c, csrf, item, "copy", field="headline", value="Wake by the lake",
+                       version=done.json()["version"])
+        assert refused.status_code == 400 and "banned term 'lake'" in refused.json()["problems"][0]
 
 
 def test_a_copy_edit_is_an_audited_override_drawn_in_the_previews(client, item: Item, queue: ReviewQueue) -> None:
