@@ -342,15 +342,16 @@ def _layout_regions(area: Box, logo_size: tuple[int, int] | None, headline: str,
 
 def apply_overlays(image: Image.Image, placement: Placement, *, headline: str = "", cta: str = "",
                    logo: Image.Image | None = None, style: OverlayStyle = OverlayStyle(),
-                   locale: str = "") -> tuple[Image.Image, Layout]:
+                   locale: str = "", in_place: bool = False) -> tuple[Image.Image, Layout]:
     """A copy of ``image`` (already at the placement's size) with the overlays drawn, and where
     each one went. Every drawn box lies inside the safe area. ``locale`` (BCP 47) picks the
     shaping language and, for CJK, the regional glyph forms. An element with a ``problem``
-    (too small to be legible, no font) is not drawn."""
+    (too small to be legible, no font) is not drawn. ``in_place``: draw on ``image`` itself when
+    it is RGB (a caller that no longer needs it saves copying its pixels)."""
     if image.size != (placement.width, placement.height):
         raise ValueError(f"image is {image.size[0]}x{image.size[1]} but placement {placement.id} is "
                          f"{placement.width}x{placement.height}")
-    canvas = image.convert("RGB")
+    canvas = image if in_place and image.mode == "RGB" else image.convert("RGB")
     area = safe_area(placement, style.margin)
     layout = Layout(area)
     regions = _layout_regions(area, logo.size if logo is not None else None, headline, cta)

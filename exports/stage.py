@@ -300,7 +300,7 @@ def _draw(item: ExportItem, job: RenderJob, placement: Placement, inputs: _Input
         return fitted
     try:
         return apply_overlays(fitted, placement, headline=item.headline, cta=item.cta, logo=inputs.logo,
-                              style=item.overlay, locale=item.locale)[0]
+                              style=item.overlay, locale=item.locale, in_place=True)[0]  # ``fitted`` is ours
     except OSError as exc:  # the style's font file cannot be read
         raise ValueError(f"overlay font {item.overlay.font} of {item.asset_id} cannot be used: {exc}") from None
 

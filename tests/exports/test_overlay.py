@@ -23,6 +23,16 @@ def _logo() -> Image.Image:
     return logo
 
 
+def test_in_place_draws_on_the_image_itself_the_same_pixels_and_the_default_leaves_it_alone():
+    placement = PLACEMENTS["meta.feed.square"]
+    base = synthetic_render(96, 96).resize((placement.width, placement.height))
+    before = np.asarray(base).copy()
+    copied, _ = apply_overlays(base, placement, headline=HEADLINE, cta="Shop now", logo=_logo())
+    assert copied is not base and np.array_equal(np.asarray(base), before)
+    drawn, _ = apply_overlays(base, placement, headline=HEADLINE, cta="Shop now", logo=_logo(), in_place=True)
+    assert drawn is base and np.array_equal(np.asarray(drawn), np.asarray(copied))
+
+
 @pytest.mark.parametrize("pid", sorted(PLACEMENTS))
 def test_boxes_stay_in_the_safe_zone_and_ink_stays_in_the_boxes(pid):
     placement = PLACEMENTS[pid]
