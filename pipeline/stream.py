@@ -21,6 +21,9 @@ so the results are the same bits wherever they are computed.
    (``exports.stage.prepare_exports``) run by one process pool for the whole run, and once
    rendering is over by this process too (``ExportFeed``), so the last rows' exports take
    every core, as in the export stage.
+4. The report's thumbnails of the row's renders and of its exported files (``keep_thumbnails``),
+   made where QA runs and kept in the store: the report built after the last render only reads
+   them, instead of decoding every exported file then.
 
 Bounds: at most ``depth`` finished rows wait (``done`` blocks the renderer when the queue is
 full) and at most ``4 x workers`` export tasks are in flight, so memory stays flat however long
@@ -61,6 +64,7 @@ from plan.jobs import RenderJob
 from plan.planner import CampaignPlan
 from plan.styles import Style
 from qa import QAResult, run_qa
+from qa.report import keep_thumbnails
 from review.actions import by_variant
 from review.queue import ApprovedVariant, ReviewQueue
 from settings import load_settings
@@ -264,11 +268,14 @@ class ExportFeed:
     not in the pool, and once rendering is over this process takes waiting tasks too
     (``drain``): the export stage's rule (this process and the workers share one queue). Each
     task's rows go to the list given with it. After a task failed, the others are skipped and
-    ``drain`` raises the error. ``run``: what runs a task (picklable)."""
+    ``drain`` raises the error. ``run``: what runs a task (picklable); ``made``: called with each
+    task's rows once they are made (in the thread that got them)."""
 
-    def __init__(self, workers: int, waiting: int, run: Callable[[ExportTask], list[dict]] = run_export_task) -> None:
+    def __init__(self, workers: int, waiting: int, run: Callable[[ExportTask], list[dict]] = run_export_task,
+                 made: Callable[[list[dict]], None] | None = None) -> None:
         self._pool = export_pool(workers)
         self._run = run
+        self._made = made or (lambda _rows: None)
         self._waiting: deque[tuple[list[dict], ExportTask]] = deque()
         self._bound = waiting
         self._cond = threading.Condition()
@@ -305,7 +312,8 @@ class ExportFeed:
         while (taken := self._take(wait=True)) is not None:
             rows, task = taken
             try:
-                rows.extend(self._pool.submit(self._run, task).result())
+                rows.extend(made := self._pool.submit(self._run, task).result())
+                self._made(made)
             except BaseException as exc:  # noqa: BLE001 - raised by drain
                 self._failed(exc)
 
@@ -317,7 +325,8 @@ class ExportFeed:
         try:
             while (taken := self._take(wait=False)) is not None:
                 rows, task = taken
-                rows.extend(self._run(task))
+                rows.extend(made := self._run(task))
+                self._made(made)
         except BaseException as exc:
             self._failed(exc)
         for feeder in self._feeders:
@@ -374,6 +383,8 @@ class CampaignStream:
         self._qa = None  # the QA process (a pool of one), once the renderer renders here
         self._clip = any(style.qa.clip_model for style in self.styles.values())
         self._exports: ExportFeed | None = None
+        self._thumbnails: deque = deque()  # thumbnail calls in the QA process not known to be done
+        self._thumbnails_lock = threading.Lock()  # they come from the stream's thread and the export feeders
         self._parts: dict[ItemKey, list[list[dict]]] = {}  # an item's export rows, a list per task, in order
         self._items: dict[ItemKey, ExportItem] = {}
         self._manifests: dict[str, dict[str, dict]] = {}
@@ -441,8 +452,22 @@ class CampaignStream:
                 self._queue.verify(self.plan.campaign)  # as queue_for_review: lost decisions stop before queueing
             done, approved = check_and_queue(self._queue, self.store, self.styles, works)
         self.streamed.merge(done)
+        self._keep_thumbnails([job.key for work in works for job in work.checked], [])
         if approved:
             self._export(approved)
+
+    def _keep_thumbnails(self, job_keys: Sequence[str], rows: list[dict]) -> None:
+        """The report's thumbnails of these renders and export rows (one task's: every format of its
+        placements), made in the QA process when there is one, else here (nothing renders here)."""
+        if not job_keys and not rows:
+            return
+        if (qa := self._qa) is None:
+            keep_thumbnails(self.store, job_keys, rows)
+            return
+        with self._thumbnails_lock:
+            while self._thumbnails and self._thumbnails[0].done():
+                self._thumbnails.popleft().result()  # raises what failed
+            self._thumbnails.append(qa.submit(keep_thumbnails, self.store, job_keys, rows))
 
     def _export(self, approved: Sequence[ApprovedVariant]) -> None:
         if self._credential is None:  # the first export: what every later one needs, read once
@@ -462,12 +487,16 @@ class CampaignStream:
             self._parts[item.asset_id, item.variant].append(made)
             if self._exports is None and not likely_new(task):  # files already current are only verified,
                 made.extend(run_export_task(task))  # here; the workers start at the first task with work to do
+                self._keep_thumbnails([], made)
                 if not only_verified(made):
-                    self._exports = ExportFeed(self.workers, 3 * self.workers)
+                    self._exports = self._feed()
                 continue
             if self._exports is None:
-                self._exports = ExportFeed(self.workers, 3 * self.workers)
+                self._exports = self._feed()
             self._exports.put(made, task)
+
+    def _feed(self) -> ExportFeed:
+        return ExportFeed(self.workers, 3 * self.workers, made=lambda rows: self._keep_thumbnails([], rows))
 
     # -- the flow, once rendering is over --
     def finish(self) -> Streamed:
@@ -478,6 +507,8 @@ class CampaignStream:
                 self._qa.submit(_close_queues).result()
             if self._exports is not None:
                 self._exports.drain()  # rendering is over: this process exports too
+            while self._thumbnails:
+                self._thumbnails.popleft().result()
             self.streamed.exports = {key: (item_identity(item), [row for part in self._parts[key] for row in part])
                                      for key, item in self._items.items()}
             if self.dispatcher is not None:

@@ -197,15 +197,8 @@ def _shipped(rows: Sequence[dict], store: Store, reviews: Mapping[tuple[str, int
     """The contact sheet of what ships: one tile per exported (asset, variant, placement), its
     thumbnail made from an exported file (lossless first), with the approver and, when a
     designer changed their mind since the export, the variant's state now."""
-    best: dict[tuple, dict] = {}
-    for row in rows:
-        if row.get("status", "exported") != "exported" or row.get("format") not in SHEET_FORMATS:
-            continue
-        key = (str(row.get("asset_id")), int(row.get("variant") or 0), str(row.get("placement")))
-        if key not in best or SHEET_FORMATS.index(row["format"]) < SHEET_FORMATS.index(best[key]["format"]):
-            best[key] = row
     tiles = []
-    for (asset, variant, placement), row in sorted(best.items()):
+    for (asset, variant, placement), row in sorted(_sheet_rows(rows).items()):
         review = reviews.get((asset, variant))
         state = str(row.get("status", "exported"))
         if review is not None and review.state != "approved":
@@ -213,9 +206,35 @@ def _shipped(rows: Sequence[dict], store: Store, reviews: Mapping[tuple[str, int
         tiles.append({"asset_id": asset, "variant": variant, "placement": placement,
                       "approved_by": str(row.get("approved_by") or ""), "state": state,
                       "size": f"{row.get('width')}x{row.get('height')}",
-                      "thumb": served.export(row) if served else
-                      _thumbnail(store, str(row["path"]), f"file:{row['sha256']}" if row.get("sha256") else None)})
+                      "thumb": served.export(row) if served else _export_thumbnail(store, row)})
     return tiles
+
+
+def _sheet_rows(rows: Iterable[dict]) -> dict[tuple[str, int, str], dict]:
+    """(asset, variant, placement) -> the exported row whose file shows it on the contact sheet
+    (the first of ``SHEET_FORMATS`` among its formats)."""
+    best: dict[tuple[str, int, str], dict] = {}
+    for row in rows:
+        if row.get("status", "exported") != "exported" or row.get("format") not in SHEET_FORMATS:
+            continue
+        key = (str(row.get("asset_id")), int(row.get("variant") or 0), str(row.get("placement")))
+        if key not in best or SHEET_FORMATS.index(row["format"]) < SHEET_FORMATS.index(best[key]["format"]):
+            best[key] = row
+    return best
+
+
+def _export_thumbnail(store: Store, row: Mapping) -> str | None:
+    return _thumbnail(store, str(row["path"]), f"file:{row['sha256']}" if row.get("sha256") else None)
+
+
+def keep_thumbnails(store: Store, job_keys: Iterable[str], rows: Sequence[dict]) -> None:
+    """Make the report's thumbnails of these renders and of the contact-sheet files among these
+    export rows (all formats of a placement among them), and keep them in the store, so that a
+    report built later only reads them: ``pipeline.stream`` makes them while later rows render."""
+    for key in job_keys:
+        thumbnail_uri(store, key)
+    for row in _sheet_rows(rows).values():
+        _export_thumbnail(store, row)
 
 
 def _failures(rows: Sequence[dict]) -> list[dict]:

@@ -21,9 +21,11 @@ from pipeline.stream import CampaignStream, settled_rows
 from plan.planner import plan_campaign
 from plan.sheet import read_sheet
 from qa import run_qa
+from qa.report import THUMB_QUALITY, THUMB_SIZE
 from render.stage import render_missing
 from review.queue import ReviewQueue
 from store import LocalStore
+from store.keys import thumbnail_key
 
 pytestmark = pytest.mark.slow
 
@@ -129,3 +131,7 @@ def test_a_row_is_checked_queued_and_exported_while_later_rows_still_render(tmp_
     assert streamed.exports, "approved variants were exported while rendering"
     for (asset_id, _variant), (_identity, made) in streamed.exports.items():
         assert {r["asset_id"] for r in made} == {asset_id} and all(r["status"] == "exported" for r in made)
+    exported = [row for _identity, made in streamed.exports.values() for row in made]
+    thumbnails = [*(f"render:{key}" for key in streamed.results), *(f"file:{row['sha256']}" for row in exported)]
+    assert all(store.exists(thumbnail_key(source, THUMB_SIZE, THUMB_QUALITY)) for source in thumbnails), \
+        "the report's thumbnails were made as the rows finished (here and in the QA process)"

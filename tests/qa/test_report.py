@@ -144,6 +144,39 @@ def test_thumbnails_are_made_once_per_image_content_and_kept_in_the_store(store,
     assert changed != first and len(store.list("thumbnails")) == 5
 
 
+def test_thumbnails_kept_beforehand_are_the_ones_the_report_reads(store, put_render):
+    """``keep_thumbnails`` (the stream calls it as rows finish) makes exactly the thumbnails a report
+    shows: of the renders, and per placement of its contact-sheet file only (PNG before AVIF); the
+    report built afterwards decodes nothing and is the same."""
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    from qa.report import keep_thumbnails
+    from store.keys import render_key
+
+    jobs, results = run(store, put_render)
+    rows = []
+    for fmt, colour in (("png", (228, 87, 46)), ("avif", (20, 60, 200))):
+        buffer = io.BytesIO()
+        Image.new("RGB", (300, 250), colour).save(buffer, format=fmt.upper())
+        path = f"spring/exports/google.display.upload.300x250/good.{fmt}"
+        store.put(path, buffer.getvalue())
+        rows.append({"asset_id": "good", "variant": 1, "placement": "google.display.upload.300x250", "width": 300,
+                     "height": 250, "status": "exported", "format": fmt, "path": path,
+                     "sha256": hashlib.sha256(buffer.getvalue()).hexdigest()})
+    keep_thumbnails(store, [job.key for job in jobs[:3]], rows)
+    kept = store.list("thumbnails")
+    assert len(kept) == 4  # three renders and the PNG (the AVIF does not show)
+    for job in jobs[:3]:
+        store.delete(render_key(job.key))
+    for row in rows:
+        store.delete(row["path"])  # the report reads none of these again
+    html = render_report("spring", jobs, results, store, rows)
+    assert store.list("thumbnails") == kept and html.count('src="data:image/jpeg;base64,') == 4
+
+
 @pytest.fixture(autouse=True)
 def _report_environment_made_again():
     """Tests that move the cache folder leave no environment made with theirs behind."""
