@@ -22,8 +22,8 @@ so the results are the same bits wherever they are computed.
    rendering is over by this process too (``ExportFeed``), so the last rows' exports take
    every core, as in the export stage.
 4. The report's thumbnails of the row's renders and of its exported files (``keep_thumbnails``),
-   made where QA runs and kept in the store: the report built after the last render only reads
-   them, instead of decoding every exported file then.
+   made in the QA process while rendering and kept in the store: the report built after the last
+   render only reads them, instead of decoding every exported file then.
 
 Bounds: at most ``depth`` finished rows wait (``done`` blocks the renderer when the queue is
 full) and at most ``4 x workers`` export tasks are in flight, so memory stays flat however long
@@ -458,11 +458,9 @@ class CampaignStream:
 
     def _keep_thumbnails(self, job_keys: Sequence[str], rows: list[dict]) -> None:
         """The report's thumbnails of these renders and export rows (one task's: every format of its
-        placements), made in the QA process when there is one, else here (nothing renders here)."""
-        if not job_keys and not rows:
-            return
-        if (qa := self._qa) is None:
-            keep_thumbnails(self.store, job_keys, rows)
+        placements), made in the QA process while rendering; without one (nothing renders here, as
+        in a cached run, whose thumbnails are kept already) the report makes what is missing."""
+        if (qa := self._qa) is None or (not job_keys and not rows):
             return
         with self._thumbnails_lock:
             while self._thumbnails and self._thumbnails[0].done():
