@@ -396,7 +396,7 @@ def _export_rows(item: ExportItem, job: RenderJob | None, placements: Sequence[P
                      for fmt, key in keys.items()]
             continue
         image: Image.Image | None = None
-        reason, held = "", []
+        reason, held, parts, fingerprints = "", [], {}, {}
         source, source_size = render_source_key(job.key), (job.width, job.height)
         if needs_model_upscale(item, job, placement):
             try:
@@ -408,7 +408,12 @@ def _export_rows(item: ExportItem, job: RenderJob | None, placements: Sequence[P
         base["upscale_flagged"] = base["upscale"] > item.max_upscale
         try:
             inputs = inputs or _read_inputs(item, job, store, overlays)
-            if inputs.overlay is not None:
+            pixels = pixel_inputs(item, job, placement, inputs, base["upscaler"])
+            parts = {fmt: fingerprint_parts(**pixels, fmt=fmt, approval=(item.approval_id, item.approved_by),
+                                            credential=credential) for fmt in keys}
+            fingerprints = {fmt: export_fingerprint(fmt_parts) for fmt, fmt_parts in parts.items()}
+            # a file exported from these very inputs passed the legibility rules then: not fitted again
+            if inputs.overlay is not None and not reason and not _exported_from(previous, keys, fingerprints):
                 held = overlay_problems(placement, headline=item.headline, cta=item.cta,
                                         logo_size=inputs.logo.size if inputs.logo else None, style=item.overlay,
                                         locale=item.locale)
@@ -427,12 +432,10 @@ def _export_rows(item: ExportItem, job: RenderJob | None, placements: Sequence[P
             if inputs is None or reason:  # the inputs cannot be read now: a stored file is left as it is
                 rows.append(_failed_row(base, fmt, key, reason))
                 continue
-            parts = fingerprint_parts(**pixel_inputs(item, job, placement, inputs, base["upscaler"]), fmt=fmt,
-                                      approval=(item.approval_id, item.approved_by), credential=credential)
-            fingerprint = export_fingerprint(parts)
+            fingerprint = fingerprints[fmt]
             stored = _stored(store, key)
-            why, signed = _stale(previous.get(key), stored, fmt, parts, fingerprint, placement.max_bytes)
-            identity = {"export_fingerprint": fingerprint, "export_inputs": parts, "rewritten": why}
+            why, signed = _stale(previous.get(key), stored, fmt, parts[fmt], fingerprint, placement.max_bytes)
+            identity = {"export_fingerprint": fingerprint, "export_inputs": parts[fmt], "rewritten": why}
             if not why:
                 rows.append(_file_row(base, fmt, key, stored, signed, _recorded_size(previous.get(key), fingerprint))
                             | identity)
@@ -464,6 +467,14 @@ def _export_rows(item: ExportItem, job: RenderJob | None, placements: Sequence[P
             rows.append(writes.submit(_write, store, key, encoded.data, stored is not None, base, fmt, credential.kind,
                                       image.size, identity))
     return rows
+
+
+def _exported_from(previous: Mapping[str, dict], keys: Mapping[str, str], fingerprints: Mapping[str, str]) -> bool:
+    """Whether the manifest rows ``previous`` say every file at ``keys`` (by format) was exported
+    with its fingerprint in ``fingerprints`` (by format): made from these inputs, so whether its
+    overlays were legible is known."""
+    return all((row := previous.get(key)) is not None and row.get("status") == "exported"
+               and row.get("export_fingerprint") == fingerprints[fmt] for fmt, key in keys.items())
 
 
 def _write(store: Store, key: str, data: bytes, overwrite: bool, base: dict, fmt: str, credential: str,

@@ -311,6 +311,26 @@ def test_text_that_does_not_fit_holds_the_file_for_review_the_same_on_a_rerun(st
     assert held_for_review(first) == {("pack-01", 1): f"google.display.upload.320x50: {held['error']}"}
 
 
+def test_a_rerun_fits_texts_again_only_for_files_not_exported_from_the_same_inputs(store, placements, monkeypatch):
+    import exports.stage as stage
+
+    sizes = ("google.display.upload.320x50", "meta.feed.square")
+    write_manifests(store, "spring", export_assets([make_item(store, sizes)], store, placements, formats=("webp",),
+                                                   workers=1))
+    fitted: list[str] = []
+    real = stage.overlay_problems
+    monkeypatch.setattr(stage, "overlay_problems", lambda placement, **kw: fitted.append(placement.id) or real(
+        placement, **kw))
+    again = export_assets([make_item(store, sizes)], store, placements, formats=("webp",), workers=1)
+    assert fitted == [] and [r["rewritten"] for r in again] == ["", ""] and {r["status"] for r in again} == {"exported"}
+    longer = export_assets([make_item(store, sizes, headline="Incomprehensibilities" * 4)], store, placements,
+                           formats=("webp",), workers=1)
+    assert sorted(fitted) == sorted(sizes)  # the copy changed: each file's texts are fitted again
+    held, shipped = longer
+    assert held["status"] == "review" and "does not fit" in held["error"] and not store.exists(held["path"])
+    assert shipped["status"] == "exported" and shipped["rewritten"] == "copy changed"
+
+
 def test_each_item_is_drawn_in_its_own_overlay_style_and_a_broken_font_fails_only_its_item(tmp_path, placements):
     import numpy as np
     from dataclasses import replace
