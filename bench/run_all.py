@@ -48,8 +48,9 @@ def default_options(gpu: bool) -> dict[str, list[str]]:
         "plan_100k.py": ["--rows", "100000"],
         "resume.py": ["--rows", "250", "--batched"],  # 1,000 jobs
         "command_latency.py": ["--repeat", "3"],  # the example sheet: one rendering run, then 9 commands
-        "overlap.py": ["--rows", "12", "--steps", "32", "--repeat", "2"],  # 24 renders, 72 export files; sides
-        # balanced (0.95); best of 2 rounds: one round moved 1.06-1.45x on a quiet machine (session 26)
+        "overlap.py": ["--rows", "12", "--repeat", "3"],  # 24 renders, 72 export files; steps that balance the
+        # sides (a probe round); best of 3 rounds: one round moved 1.06-1.45x on a quiet machine (session 26), the
+        # same streaming flow 16.1-21.1 s on a quiet Xeon (session 27)
     }
 
 

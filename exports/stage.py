@@ -565,7 +565,7 @@ def _tasks(items: Sequence[ExportItem], placements: Mapping[str, Placement], for
             group = (index, job.key if job else "")
             groups.setdefault(group, []).append(placements[pid])
             jobs[group] = job
-    share = sum(_cost(group, formats) for group in groups.values()) / (_PIECES * workers) if workers > 1 else math.inf
+    share = sum(_cost(group, formats) for group in groups.values()) / (pieces * workers) if workers > 1 else math.inf
     tasks = []
     for (index, key), group in groups.items():
         chunk: list[Placement] = []

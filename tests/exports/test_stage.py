@@ -160,6 +160,23 @@ def test_the_queue_keeps_each_process_on_one_render_and_ends_with_the_short_task
         _cost(task[2], ["webp", "upload"]) for task in tasks)  # the queue ends with short tasks
 
 
+def test_tasks_are_cut_at_the_share_of_work_the_caller_asks_for(tmp_path, placements):
+    from exports.stage import _cost, prepare_exports
+
+    store = LocalStore(tmp_path / "store")
+    items = [make_item(store, ("meta.stories", "iab.mobile_interstitial", "google.display.upload.160x600",
+                               "meta.feed.square", "google.display.upload.300x250", "meta.feed.portrait"), asset=a)
+             for a in ("pack-01", "tent-02")]
+    formats = ("webp", "avif", "upload")
+    counts = []
+    for pieces in (1, 4, 32):
+        tasks, _ = prepare_exports(items, store, placements, formats=formats, workers=2, pieces=pieces)
+        share = sum(_cost(task[2], formats) for task in tasks) / (pieces * 2)
+        assert all(len(task[2]) == 1 or _cost(task[2], formats) <= share for task in tasks), pieces
+        counts.append(len(tasks))
+    assert counts == sorted(counts) and counts[0] < counts[-1], counts
+
+
 def test_a_process_decodes_a_render_once_for_the_tasks_it_takes_from_it(tmp_path, placements, monkeypatch):
     from collections import OrderedDict
 
