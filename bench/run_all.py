@@ -47,7 +47,7 @@ def default_options(gpu: bool) -> dict[str, list[str]]:
         "families.py": ["--rows", "4", "--repeat", "1"],  # 16 images per mode  # 48 placements: pool start-up amortised
         "plan_100k.py": ["--rows", "100000"],
         "resume.py": ["--rows", "250", "--batched"],  # 1,000 jobs
-        "command_latency.py": ["--repeat", "3"],  # the example sheet: one rendering run, then 9 commands
+        "command_latency.py": ["--repeat", "5"],  # the example sheet: one rendering run, then 15 commands
         "overlap.py": ["--rows", "12", "--repeat", "3"],  # 24 renders, 72 export files; steps that balance the
         # sides (a probe round); best of 3 rounds: one round moved 1.06-1.45x on a quiet machine (session 26), the
         # same streaming flow 16.1-21.1 s on a quiet Xeon (session 27)
