@@ -545,7 +545,7 @@ def _cost(placements: Iterable[Placement], formats: Sequence[str]) -> int:
 
 
 def _tasks(items: Sequence[ExportItem], placements: Mapping[str, Placement], formats: Sequence[str], workers: int,
-           pieces: int = 8) -> tuple[list[tuple[ExportItem, RenderJob | None, list[Placement]]], list[dict]]:
+           pieces: int) -> tuple[list[tuple[ExportItem, RenderJob | None, list[Placement]]], list[dict]]:
     """(item, render, placements cut from it) tasks, and the rows of unknown placements.
 
     Placements that share a render go in one task so that it is decoded once; with workers,
@@ -584,12 +584,14 @@ ExportTask = tuple  # the arguments of one ``export_render`` call, as ``prepare_
 def prepare_exports(items: Sequence[ExportItem], store: Store, placements: Mapping[str, Placement], *,
                     formats: Sequence[str] = DEFAULT_FORMATS, workers: int = 1, overlays: bool = True,
                     credential: Credential | None = None, manifests: dict[str, dict[str, dict]] | None = None,
-                    pieces: int = 8) -> tuple[list[ExportTask], list[dict]]:
+                    pieces: int = 32) -> tuple[list[ExportTask], list[dict]]:
     """The ``export_render`` calls that export ``items`` (see ``export_assets``), and the rows of
     their unknown placements. Upscaled copies the tasks need are made here (the model runs in
     this process, once per render). ``manifests``: campaign -> its manifest rows by path, read
     once by a caller that prepares many batches (missing campaigns are read and added).
-    ``pieces``: with workers, tasks are cut at about 1/pieces of a worker's share (``_tasks``)."""
+    ``pieces``: with workers, tasks are cut at about 1/pieces of a worker's share (``_tasks``); fine
+    cuts cost little, as the queue keeps a process on one render's tasks (``_RenderQueue``) and a
+    process decodes a render once for the tasks it takes from it (``_RECENT``)."""
     formats = run_formats(formats)
     credential = credential or load_credential()
     tasks, rows = _tasks(items, placements, formats, workers, pieces)
@@ -681,11 +683,6 @@ class _RenderQueue:
         return index
 
 
-# ``export_assets`` cuts tasks finer than ``prepare_exports`` does by default: its queue
-# (``_RenderQueue``) keeps a process on one render's tasks, so a cut rarely costs a decode.
-_PIECES = 32
-
-
 def _run_shared(tasks: Sequence[ExportTask], count: int) -> list[list[dict]]:
     """The rows of each of ``tasks``, made by this process and ``count - 1`` workers.
 
@@ -757,7 +754,7 @@ def export_assets(items: Sequence[ExportItem], store: Store, placements: Mapping
     """
     count = workers or load_settings().export_workers or os.cpu_count() or 1
     args, rows = prepare_exports(items, store, placements, formats=formats, workers=count, overlays=overlays,
-                                 credential=credential, pieces=_PIECES)
+                                 credential=credential)
     try:
         results = [run_export_task(task) for task in args] if min(count, len(args)) <= 1 else _run_shared(args, count)
     finally:
