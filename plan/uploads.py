@@ -78,7 +78,6 @@ class Upload:
     sha256: str  # of the bytes
     size: tuple[int, int]
     alpha: tuple[int, int]  # lowest and highest alpha (255, 255: opaque)
-    mark_hash: object  # imagehash.ImageHash, for the rights check
 
 
 def read_upload(value: str, folder: Path, column: str) -> Upload:
@@ -92,19 +91,28 @@ def read_upload(value: str, folder: Path, column: str) -> Upload:
     stat = path.stat()
     if stat.st_size > MAX_UPLOAD_BYTES:
         raise UploadError(f"{value} is {stat.st_size} bytes; the cap for images is {MAX_UPLOAD_BYTES}")
-    sha256, size, alpha, mark_hash = _read(str(path), stat.st_mtime_ns, stat.st_size, value)
-    return Upload(column, path, sha256, size, alpha, mark_hash)
+    sha256, size, alpha = _read(str(path), stat.st_mtime_ns, stat.st_size, value)
+    return Upload(column, path, sha256, size, alpha)
 
 
-@lru_cache(maxsize=1024)  # a packshot used by many rows is read, decoded and hashed once
-def _read(path: str, _mtime_ns: int, _size: int, label: str) -> tuple[str, tuple[int, int], tuple[int, int], object]:
+def _read_bytes(path: str, label: str) -> bytes:
     try:
         with open(path, "rb") as handle:
-            data = handle.read(MAX_UPLOAD_BYTES + 1)
+            return handle.read(MAX_UPLOAD_BYTES + 1)
     except OSError as exc:
         raise UploadError(f"{label} cannot be read: {exc.strerror or exc}") from None
+
+
+@lru_cache(maxsize=1024)  # a packshot used by many rows is read and decoded once
+def _read(path: str, _mtime_ns: int, _size: int, label: str) -> tuple[str, tuple[int, int], tuple[int, int]]:
+    data = _read_bytes(path, label)
     image = decode_image(label, data)
-    return hashlib.sha256(data).hexdigest(), image.size, image.getchannel("A").getextrema(), _mark_hash(image)
+    return hashlib.sha256(data).hexdigest(), image.size, image.getchannel("A").getextrema()
+
+
+@lru_cache(maxsize=1024)  # only where the brand has blocked marks: phash imports scipy's FFT (~0.3 s)
+def _upload_mark_hash(path: str, _mtime_ns: int, _size: int, label: str) -> object:
+    return _mark_hash(decode_image(label, _read_bytes(path, label)))
 
 
 def _mark_hash(image: Image.Image):
@@ -152,7 +160,11 @@ def check_upload(value: str, folder: Path, column: str, brand_folder: Path) -> U
     """``read_upload`` plus the rights check against the brand's blocked marks. Raises
     ``UploadError``, ``BlockedMarkError`` for a rights match."""
     upload = read_upload(value, folder, column)
-    match = blocked_mark_match(None, blocked_marks(brand_folder), upload.mark_hash)
+    if not (marks := blocked_marks(brand_folder)):
+        return upload
+    stat = upload.path.stat()
+    digest = _upload_mark_hash(str(upload.path), stat.st_mtime_ns, stat.st_size, value)
+    match = blocked_mark_match(None, marks, digest)
     if match:
         name, distance = match
         raise BlockedMarkError(f"{value} matches the blocked mark {BLOCKED_MARKS_FOLDER}/{name} in "

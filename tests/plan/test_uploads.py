@@ -183,6 +183,25 @@ def test_a_blocked_mark_refuses_the_row_naming_the_file(tmp_path: Path, plan_set
         assert "blocked-marks/rival-mark.png" in found[row][0].message
 
 
+def test_an_upload_is_hashed_for_the_rights_check_only_where_the_brand_has_blocked_marks(
+        tmp_path: Path, plan_settings: PlanSettings, styles: Path, monkeypatch) -> None:
+    import plan.uploads as uploads
+
+    hashed: list[tuple[int, int]] = []
+    real = uploads._mark_hash
+    monkeypatch.setattr(uploads, "_mark_hash", lambda image: hashed.append(image.size) or real(image))
+    (tmp_path / "bottle.png").write_bytes(png(packshot()))
+    sheet = tmp_path / "c.csv"
+    sheet.write_text(HEADER + "r1,acme@6,a bottle,a lake,meta.feed.square,,bottle.png,\n", encoding="utf-8")
+    assert [r.asset_id for r in plan(sheet, plan_settings).rows] == ["r1"] and hashed == []  # no marks: no phash
+    marks = styles / "acme" / "blocked-marks"
+    marks.mkdir()
+    mark().save(marks / "rival-mark.png")
+    (tmp_path / "bottle.png").write_bytes(png(packshot().rotate(90)))  # a new file: not the cached reading
+    assert [r.asset_id for r in plan(sheet, plan_settings).rows] == ["r1"]
+    assert len(hashed) == 2  # the mark and the packshot
+
+
 def test_blocked_mark_distance_separates_copies_from_unrelated_images(tmp_path: Path) -> None:
     marks = tmp_path / "blocked-marks"
     marks.mkdir()
