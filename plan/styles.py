@@ -431,9 +431,10 @@ class Style(_Frozen):
     @field_validator("negative_prompt")
     @classmethod
     def _negative_prompt(cls, v: str) -> str:
-        from plan.tokens import MAX_TOKENS, count_tokens
+        from plan.tokens import MAX_TOKENS, count_tokens, most_tokens
 
-        if v and (n := count_tokens(v)) > MAX_TOKENS:
+        # a short text cannot be too long: no tokenizer (~0.15 s to build) for commands that only read styles
+        if v and most_tokens(v) > MAX_TOKENS and (n := count_tokens(v)) > MAX_TOKENS:
             raise ValueError(f"is {n} CLIP tokens; the text encoder reads at most {MAX_TOKENS} and would cut "
                              "the rest (shorten it)")
         return v

@@ -104,6 +104,12 @@ _ASCII_PIECES = re.compile(r"[a-z]+|[0-9]|<\|startoftext\|>|<\|endoftext\|>|'s|'
                            r"|[^\t\n\x0b\x0c\r a-z0-9]+")
 
 
+def most_tokens(text: str) -> int:
+    """An upper bound of ``count_tokens(text)`` that needs no tokenizer: every token of the byte-level
+    BPE covers at least one byte of the normalised text, plus the start and end markers."""
+    return 2 + len(unicodedata.normalize("NFC", text).lower().encode("utf-8"))
+
+
 def count_tokens(text: str) -> int:
     """Tokens the CLIP text encoder sees for ``text``, start and end markers included: the same
     count as ``clip_tokenizer()(text)``. The text is normalised (NFC, lowercase) and split as the

@@ -35,3 +35,23 @@ def test_ascii_text_is_split_and_counted_as_the_tokenizer_does():
     for text in texts:
         assert _ASCII_PIECES.findall(text.lower()) == _pieces().findall(text.lower()), repr(text)
         assert count_tokens(text) == len(tokenizer(text, truncation=False)["input_ids"]), repr(text)
+
+
+def test_the_bound_without_a_tokenizer_is_never_below_the_count():
+    from plan.tokens import most_tokens
+
+    rng = random.Random(13)
+    alphabet = "abcdefghij klmnop,.!é日🎒'\"-_ \u200b\u0301ÀSTs'd<|>\t\n0123456789İẞΣσςﬁⅫ①\u0344\u00a0\u2028ǅ"
+    texts = ["", "<|endoftext|>", "İİİ", "\u0344" * 20, "ﬁ" * 30] + [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 120))) for _ in range(600)]
+    for text in texts:
+        assert most_tokens(text) >= count_tokens(text), repr(text)
+
+
+def test_a_style_with_a_short_negative_prompt_loads_without_building_the_tokenizer(repo):
+    from plan.styles import load_style_file
+    from plan.tokens import clip_bpe
+
+    clip_bpe.cache_clear()
+    style = load_style_file(repo / "styles" / "acme" / "v2.yaml")
+    assert style.negative_prompt and clip_bpe.cache_info().currsize == 0
