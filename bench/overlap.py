@@ -20,7 +20,7 @@ Goal: streaming flow <= 1.15 x max(render alone, QA + export alone).
 
 Every side is measured the same way: the flow's body as ``brandbatch run`` calls it without a
 Prefect server (``flows.batch.campaign_batch``), and render alone without a flow. A Prefect flow
-run adds bookkeeping that does not depend on how the stages overlap (measured here: ~1.3 s per
+run adds bookkeeping that does not depend on how the stages overlap (measured here: 0.9-1.5 s per
 flow run on the temporary server: creating the flow run and a task run per step, and Prefect's
 heartbeat thread, which sleeps in whole seconds and is joined at the end of every flow run);
 it would land on the QA + export side and the flow but not on render alone. Its own row shows it.
