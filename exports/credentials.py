@@ -30,6 +30,7 @@ from settings import SettingsError, load_settings, variable
 DEVELOPMENT_CA_NAME = "brandbatch development CA (not trusted)"
 DEVELOPMENT_SIGNER_NAME = "brandbatch development signer (not trusted)"
 _DEVELOPMENT_FILE = "development-credential.pem"
+_NOT_AFTER = b"Not after: "  # the development file's first line: when its signing certificate expires
 _SIGN_TIMEOUT_S = 30
 
 
@@ -97,23 +98,37 @@ def load_credential(environ: Mapping[str, str] | None = None) -> Credential:
     return Credential(chain, alg, command=tuple(shlex.split(command)), tsa_url=tsa_url)
 
 
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _not_after(pem: bytes) -> dt.datetime:
+    """When the development signing certificate in ``pem`` expires: its first line says (written
+    with it), else the certificate (a file made before that line was). Raises ``ValueError``,
+    ``IndexError`` for a torn file."""
+    first = pem.partition(b"\n")[0]
+    if first.startswith(_NOT_AFTER):
+        return dt.datetime.fromisoformat(first[len(_NOT_AFTER):].decode("ascii"))
+    from cryptography import x509  # ~30 ms of imports: only for such a file
+
+    return x509.load_pem_x509_certificates(pem)[0].not_valid_after_utc
+
+
 def development_credential(folder: Path) -> Credential:
     """The development CA + ES256 signer in ``folder``, made (atomically) on first use and
     again when its certificate is within a day of expiring."""
-    from cryptography import x509
-
     path = Path(folder) / _DEVELOPMENT_FILE
 
-    def usable() -> bytes | None:
+    def usable() -> Credential | None:
         try:
             data = path.read_bytes()
-            certificate = x509.load_pem_x509_certificates(data)[0]
+            credential, expires = _split_development(data), _not_after(data)
         except (OSError, ValueError, IndexError):
             return None  # missing or torn
-        return data if certificate.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=1) else None
+        return credential if expires > _now() + dt.timedelta(days=1) else None
 
-    if (data := usable()) is not None:
-        return _split_development(data)
+    if (credential := usable()) is not None:
+        return credential
     made = _make_development_pem()
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".credential-")
@@ -125,8 +140,8 @@ def development_credential(folder: Path) -> Credential:
             os.link(temp, path)  # none there: of processes making it at once, one wins and all use its
             return _split_development(made)
         except FileExistsError:
-            if (data := usable()) is not None:  # another process's, made meanwhile
-                return _split_development(data)
+            if (credential := usable()) is not None:  # another process's, made meanwhile
+                return credential
         os.replace(temp, path)  # torn or expiring: replaced
         return _split_development(made)
     finally:
@@ -135,15 +150,21 @@ def development_credential(folder: Path) -> Credential:
 
 
 def _split_development(pem: bytes) -> Credential:
-    marker = b"-----BEGIN PRIVATE KEY-----"
-    start = pem.index(marker)
+    """The credential in a development file: its certificates (from the first, the line before
+    them left out) and its key. Raises ``ValueError`` for a torn file."""
+    if not pem.endswith(b"-----END CERTIFICATE-----\n"):
+        raise ValueError("the development credential file ends before its CA certificate does")
+    certs = pem.index(b"-----BEGIN CERTIFICATE-----")
+    start = pem.index(b"-----BEGIN PRIVATE KEY-----")
     end = pem.index(b"-----END PRIVATE KEY-----") + len(b"-----END PRIVATE KEY-----\n")
-    return Credential(pem[:start] + pem[end:], "es256", key=pem[start:end], development=True)
+    return Credential(pem[certs:start] + pem[end:], "es256", key=pem[start:end], development=True)
 
 
 def _make_development_pem() -> bytes:
     """A self-signed P-256 CA and a leaf with the C2PA signing profile (digitalSignature,
-    emailProtection EKU, key identifiers), as PEM: leaf certificate, private key, CA certificate."""
+    emailProtection EKU, key identifiers), as PEM: leaf certificate, private key, CA certificate,
+    after a line with the leaf's expiry (explanatory text, RFC 7468 section 2: what a run checks,
+    read without parsing the certificate)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -178,4 +199,5 @@ def _make_development_pem() -> bytes:
             .sign(ca_key, hashes.SHA256()))
     pem = serialization.Encoding.PEM
     key = leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return leaf.public_bytes(pem) + key + ca.public_bytes(pem)
+    expiry = _NOT_AFTER + leaf.not_valid_after_utc.isoformat().encode("ascii") + b"\n"
+    return expiry + leaf.public_bytes(pem) + key + ca.public_bytes(pem)

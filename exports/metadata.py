@@ -8,8 +8,6 @@ and AVIF all carry it.
 
 from __future__ import annotations
 
-from xml.sax.saxutils import quoteattr
-
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 IPTC_EXT = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
 BRANDBATCH_NS = "urn:brandbatch:xmp:1.0/"
@@ -19,6 +17,8 @@ def xmp_packet(job_key: str, style: str, *, seed: int | None = None, model: str 
                model_revision: str | None = None, fingerprint: str = "") -> bytes:
     """A minimal XMP packet (UTF-8) naming the source type, the render's job key and style, and
     (when given) its seed, model, model revision and the file's export fingerprint."""
+    from xml.sax.saxutils import quoteattr  # imports urllib.request: only when a file is made
+
     made = {"JobKey": job_key, "Style": style, "Seed": "" if seed is None else str(seed), "Model": model,
             "ModelRevision": model_revision or "", "ExportFingerprint": fingerprint}
     attributes = "".join(f" brandbatch:{name}={quoteattr(value)}" for name, value in made.items() if value)

@@ -121,23 +121,25 @@ def _overrides(item: ExportItem) -> dict[str, dict[str, str]]:
 
 
 def _file_row(base: dict, fmt: str, key: str, data: bytes, credential: str,
-              size: tuple[int, int] | None = None) -> dict:
+              size: tuple[int, int] | None = None, sha256: str | None = None) -> dict:
     """The row of a file in the store, signed with a ``credential`` of that kind (development or
-    configured); ``size``: its pixel size if known, else read from ``data``."""
+    configured); ``size`` and ``sha256``: its pixel size and digest if known, else read from ``data``."""
     if size is None:
         with Image.open(io.BytesIO(data)) as image:
             size = image.size
     return {**base, "format": fmt, "path": key, "width": size[0], "height": size[1], "bytes": len(data),
-            "sha256": sha256_hex(data), "c2pa_credential": credential, "status": "exported", "error": ""}
+            "sha256": sha256 or sha256_hex(data), "c2pa_credential": credential, "status": "exported", "error": ""}
 
 
-def _recorded_size(previous: dict | None, fingerprint: str) -> tuple[int, int] | None:
-    """The pixel size its manifest row gives a stored file kept for ``fingerprint`` (``_stale``
-    kept it for that row only if its bytes are the row's); None when the row is not of this file."""
+def _recorded(previous: dict | None, fingerprint: str) -> dict:
+    """What its manifest row says of a stored file kept for ``fingerprint``, as ``_file_row``'s
+    ``size`` and ``sha256`` (``_stale`` kept it for that row only if its bytes hash to the row's
+    sha256); {} when the row is not of this file."""
     if previous is None or previous.get("status") != "exported" or previous.get("export_fingerprint") != fingerprint:
-        return None
+        return {}
     size = previous.get("width"), previous.get("height")
-    return size if all(isinstance(n, int) and n > 0 for n in size) else None  # type: ignore[return-value]
+    return {"sha256": previous.get("sha256"),
+            "size": size if all(isinstance(n, int) and n > 0 for n in size) else None}
 
 
 def _held_row(base: dict, fmt: str, key: str, reason: str) -> dict:
@@ -437,7 +439,7 @@ def _export_rows(item: ExportItem, job: RenderJob | None, placements: Sequence[P
             why, signed = _stale(previous.get(key), stored, fmt, parts[fmt], fingerprint, placement.max_bytes)
             identity = {"export_fingerprint": fingerprint, "export_inputs": parts[fmt], "rewritten": why}
             if not why:
-                rows.append(_file_row(base, fmt, key, stored, signed, _recorded_size(previous.get(key), fingerprint))
+                rows.append(_file_row(base, fmt, key, stored, signed, **_recorded(previous.get(key), fingerprint))
                             | identity)
                 continue
             made = Provenance(job_key=job.key, seed=job.seed, style=style, model=job.model_id,

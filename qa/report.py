@@ -15,13 +15,13 @@ import base64
 import functools
 import io
 import math
+import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-import numpy as np
 from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined
 from jinja2.bccache import Bucket
 from markupsafe import Markup
@@ -94,7 +94,7 @@ def summarize(results: Sequence[QAResult]) -> QASummary:
         for name, value in r.scores.items():
             if math.isfinite(value):
                 values.setdefault(name, []).append(float(value))
-    stats = [ScoreStats(name, len(v), float(np.min(v)), float(np.median(v)), float(np.max(v)))
+    stats = [ScoreStats(name, len(v), min(v), statistics.median(v), max(v))  # numpy's median imports numpy.ma
              for name, v in sorted(values.items())]
     return QASummary(
         total=len(results),

@@ -303,7 +303,7 @@ class ReviewQueue:
             if problems != ["ok"]:
                 raise self._damaged_error(problems[0])
         try:
-            upgrade(url)  # creates the tables, or upgrades an older queue's in place (review/migrations)
+            upgrade(url, self.engine)  # creates the tables, or upgrades an older queue's in place (review/migrations)
         except SchemaError as exc:
             raise ReviewError(str(exc)) from None
         except sa.exc.DBAPIError as exc:  # on the migrations' own connection

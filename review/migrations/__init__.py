@@ -93,23 +93,25 @@ def newest_file_revision() -> str:
     return max(m.group(1) for p in VERSIONS.iterdir() if (m := _REVISION_FILE.fullmatch(p.name)))
 
 
-def _stored_revisions(url: str) -> list[str]:
+def _stored_revisions(engine: sa.Engine) -> list[str]:
     """The revisions in the database's ``alembic_version`` table ([] if it has none)."""
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            if not sa.inspect(conn).has_table("alembic_version"):
-                return []
-            return list(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
-    finally:
-        engine.dispose()
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return []
+        return list(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
 
 
-def upgrade(url: str) -> None:
+def upgrade(url: str, engine: sa.Engine | None = None) -> None:
     """Bring the review database at ``url`` to ``head()``. Raises ``SchemaError`` for a
-    database at a revision this brandbatch does not know (made by a newer one)."""
-    if _stored_revisions(url) == [newest_file_revision()]:
-        return  # the usual case: nothing to lock or do, and alembic is not imported
+    database at a revision this brandbatch does not know (made by a newer one). ``engine``: one
+    open on ``url`` already (the queue's), to read the revision with."""
+    reader = engine or sa.create_engine(url)
+    try:
+        if _stored_revisions(reader) == [newest_file_revision()]:
+            return  # the usual case: nothing to lock or do, and alembic is not imported
+    finally:
+        if engine is None:
+            reader.dispose()
     from alembic import command
     from alembic.script import ScriptDirectory
 

@@ -177,8 +177,36 @@ def test_the_development_credential_is_made_once_and_reused(tmp_path):
     first = development_credential(tmp_path / "c2pa")
     assert first.development and first.kind == "development" and b"PRIVATE KEY" in first.key
     assert development_credential(tmp_path / "c2pa") == first
-    (tmp_path / "c2pa" / "development-credential.pem").write_bytes(b"torn")
-    assert development_credential(tmp_path / "c2pa").certs != first.certs  # made anew
+    path = tmp_path / "c2pa" / "development-credential.pem"
+    whole = path.read_bytes()
+    for torn in (b"torn", whole[:len(whole) // 2], whole[:-30]):
+        path.write_bytes(torn)
+        assert development_credential(tmp_path / "c2pa").certs not in (first.certs, None)  # made anew
+        path.write_bytes(whole)
+
+
+def test_the_development_credential_is_made_again_a_day_before_its_certificate_expires(tmp_path, monkeypatch):
+    """Its file's first line says when (read without importing x509: a cached run checks it);
+    a file made before that line existed is checked by its certificate."""
+    import exports.credentials as credentials
+    from cryptography import x509
+
+    folder, path = tmp_path / "c2pa", tmp_path / "c2pa" / "development-credential.pem"
+    first = development_credential(folder)
+    data = path.read_bytes()
+    line, _, rest = data.partition(b"\n")
+    expires = x509.load_pem_x509_certificates(data)[0].not_valid_after_utc
+    assert line == b"Not after: " + expires.isoformat().encode() and first.certs.startswith(b"-----BEGIN CERTIFICATE")
+    for content in (data, rest):  # this brandbatch's file, and one without the line
+        path.write_bytes(content)
+        monkeypatch.setattr(credentials, "_now", lambda: expires - dt.timedelta(days=1, minutes=1))
+        assert development_credential(folder) == first and path.read_bytes() == content
+        monkeypatch.setattr(credentials, "_now", lambda: expires - dt.timedelta(hours=23))
+        renewed = development_credential(folder)
+        assert renewed.certs != first.certs and path.read_bytes().startswith(b"Not after: ")
+    path.write_bytes(b"Not after: 2999-01-01T00:00:00+00:00\n" + rest)  # the line decides, not the certificate
+    monkeypatch.undo()
+    assert development_credential(folder) == first
 
 
 def test_a_stored_file_with_a_broken_manifest_is_made_again(store, placements):

@@ -348,6 +348,25 @@ def test_a_rerun_fits_texts_again_only_for_files_not_exported_from_the_same_inpu
     assert shipped["status"] == "exported" and shipped["rewritten"] == "copy changed"
 
 
+def test_a_rerun_reads_and_hashes_each_kept_file_once(store, placements, monkeypatch):
+    import hashlib
+
+    import exports.stage as stage
+
+    sizes = ("google.display.upload.320x50", "meta.feed.square")
+    first = export_assets([make_item(store, sizes)], store, placements, formats=("webp", "jpeg"), workers=1)
+    write_manifests(store, "spring", first)
+    files = {store.get(r["path"]) for r in first}
+    hashed: list[bytes] = []
+    real = stage.sha256_hex
+    monkeypatch.setattr(stage, "sha256_hex", lambda data: hashed.append(data) or real(data))
+    again = export_assets([make_item(store, sizes)], store, placements, formats=("webp", "jpeg"), workers=1)
+    assert [r["rewritten"] for r in again] == [""] * 4
+    assert sorted(d for d in hashed if d in files) == sorted(files)  # verified once, not hashed again for the row
+    assert [(r["sha256"], r["width"], r["height"]) for r in again] == [
+        (hashlib.sha256(store.get(r["path"])).hexdigest(), r["width"], r["height"]) for r in first]
+
+
 def test_each_item_is_drawn_in_its_own_overlay_style_and_a_broken_font_fails_only_its_item(tmp_path, placements):
     import numpy as np
     from dataclasses import replace
