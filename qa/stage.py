@@ -12,9 +12,10 @@ Resume: the per-render findings (and the difference hash) are kept in ``qa/check
 with a fingerprint of the style and of the check code, so a rerun decodes and checks only renders
 it has not seen; so is a packshot render's product comparison, with the sha256 of the render it
 compared (the packshot is in the job key): a rerun compares only renders whose bytes it has not
-compared. Campaign-wide steps (CLIP with its embedding cache, near-duplicates, family checks,
-verdicts) always run. Findings of a check that raised are never kept, nor a packshot missing
-from the store.
+compared; and so is an expansion's family check, with the sha256s of its master's and its own
+render, where the style names no CLIP model (CLIP's similarity is part of it otherwise).
+Campaign-wide steps (CLIP with its embedding cache, near-duplicates, verdicts) always run.
+Findings of a check that raised are never kept, nor a packshot or master missing from the store.
 """
 
 from __future__ import annotations
@@ -63,9 +64,11 @@ def _code_digest(modules: tuple[str, ...]) -> str:
 
 def findings_fingerprint(style: Style, checks: Mapping[str, Check]) -> str:
     """Changes whenever the style (thresholds, palette) or any check's code changes (the product
-    comparison's too: ``qa.product``, and ``render.product`` which places the packshot)."""
+    comparison's too: ``qa.product``, and ``render.product`` which places the packshot; the family
+    check's: ``qa.family``, and ``render.expand`` and ``render.focal`` which place the master)."""
     modules = tuple(sorted({c.__module__ for c in checks.values()}
-                           | {__name__, "qa.image", "qa.duplicates", "qa.product", "render.product"}))
+                           | {__name__, "qa.image", "qa.duplicates", "qa.product", "render.product", "qa.family",
+                              "render.expand", "render.focal"}))
     names = ",".join(f"{n}={c.__module__}.{c.__qualname__}" for n, c in sorted(checks.items()))
     text = f"{_code_digest(modules)}|{names}|{style.model_dump_json()}"
     return hashlib.sha256(text.encode()).hexdigest()
@@ -73,11 +76,12 @@ def findings_fingerprint(style: Style, checks: Mapping[str, Check]) -> str:
 
 class _Kept(NamedTuple):
     """What an earlier run kept of one render: its per-render findings (in check order), its
-    difference hash and, for the same render bytes, its product comparison."""
+    difference hash and, for the same render bytes, its product comparison and family check."""
 
     findings: dict[str, Finding]
     dhash: int | None
     product: Finding | None
+    family: Finding | None
 
 
 def _render_sha256(store: Store, job_key: str) -> str | None:
@@ -97,21 +101,38 @@ def _kept_findings(store: Store, job: RenderJob, fingerprint: str) -> _Kept | No
         return None
     findings = {name: Finding(fail=tuple(f.fail), review=tuple(f.review), scores=f.scores, details=f.details)
                 for name, f in kept.findings}
-    product = findings.pop("product", None)
+    product, family = findings.pop("product", None), findings.pop("family", None)
     if product is not None and kept.product_render != _render_sha256(store, job.key):
         product = None  # other bytes under the job's key since: compare again
-    return _Kept(findings, kept.dhash, product)
+    if family is not None and ((renders := _family_renders(store, job)) is None or kept.family_renders != renders):
+        family = None  # other bytes under the master's or the expansion's key since: check again
+    return _Kept(findings, kept.dhash, product, family)
 
 
-def _keep_findings(store: Store, job_key: str, fingerprint: str, findings: Mapping[str, Finding],
-                   digest: int | None, product: Finding | None) -> None:
-    """Keep ``findings`` (and ``product``, the comparison of the render stored now)."""
-    kept = {**findings, **({"product": product} if product is not None else {})}
+def _family_renders(store: Store, job: RenderJob) -> list[str] | None:
+    """The sha256s of an expansion's master render and its own (what its family check compared);
+    None if either cannot be read."""
+    digests = [_render_sha256(store, job.master_key or ""), _render_sha256(store, job.key)]
+    return None if None in digests else digests  # type: ignore[return-value]
+
+
+def _keep_findings(store: Store, job: RenderJob, fingerprint: str, findings: Mapping[str, Finding],
+                   digest: int | None, product: Finding | None, family: Finding | None) -> None:
+    """Keep ``findings`` (and ``product``, the comparison of the render stored now, and
+    ``family``, the family check of the master and expansion renders stored now)."""
+    renders = _family_renders(store, job) if family is not None else None
+    kept = {**findings, **({"product": product} if product is not None else {}),
+            **({"family": family} if renders is not None else {})}
     records = [(name, FindingRecord(fail=list(f.fail), review=list(f.review), scores=dict(f.scores),
                                     details=dict(f.details))) for name, f in kept.items()]  # in check order
-    write_document(store, checks_key(job_key), KeptFindings(
+    write_document(store, checks_key(job.key), KeptFindings(
         fingerprint=fingerprint, dhash=digest, findings=records,
-        product_render=_render_sha256(store, job_key) if product is not None else None))
+        product_render=_render_sha256(store, job.key) if product is not None else None, family_renders=renders))
+
+
+def _family_kept(job: RenderJob, style: Style) -> bool:
+    """Whether the job's family check is kept: an expansion's, where the style names no CLIP model."""
+    return job.is_expansion and not style.qa.clip_model
 
 
 def _load(job_key: str, store: Store) -> tuple[RenderImage | None, Finding | None]:
@@ -157,8 +178,10 @@ def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, 
     fingerprints: dict[str, str] = {}  # style ref -> findings fingerprint
     readable: list[RenderJob] = []
     kept_products: dict[str, Finding] = {}  # job key -> its product comparison, kept for the same render bytes
-    # job key -> (fingerprint, per-render findings, dhash, checked by this run): kept once the product check is done
-    to_keep: dict[str, tuple[str, dict[str, Finding], int | None, bool]] = {}
+    kept_families: dict[str, Finding] = {}  # job key -> its family check, kept for the same master and expansion bytes
+    # job key -> (job, fingerprint, per-render findings, dhash, checked by this run): kept once the product
+    # and family checks are done
+    to_keep: dict[str, tuple[RenderJob, str, dict[str, Finding], int | None, bool]] = {}
     for job, key in zip(jobs, keys, strict=True):
         if key in state:
             continue
@@ -175,8 +198,10 @@ def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, 
             qa.findings, digest = kept.findings, kept.dhash
             if kept.product is not None:
                 kept_products[key] = kept.product
-            elif job.product is not None:  # its render not compared yet: keep the comparison once made
-                to_keep[key] = (fingerprint, dict(qa.findings), digest, False)
+            if kept.family is not None:
+                kept_families[key] = kept.family
+            if (job.product is not None and kept.product is None) or (_family_kept(job, style) and kept.family is None):
+                to_keep[key] = (job, fingerprint, dict(qa.findings), digest, False)  # keep what is checked now
         else:
             img, problem = _load(key, store)
             if img is None:
@@ -188,7 +213,7 @@ def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, 
                     qa.findings[name] = finding
             digest = qa.run("near_duplicate", dhash, img.image)
             if not qa.errors:
-                to_keep[key] = (fingerprint, dict(qa.findings), digest, True)
+                to_keep[key] = (job, fingerprint, dict(qa.findings), digest, True)
         readable.append(job)
         if digest is not None:
             hashes[key] = digest
@@ -204,8 +229,9 @@ def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, 
     except Exception as exc:  # fail closed for every render the comparison covered
         for job in readable:
             state[job.key].errors["near_duplicate"] = _error_text(exc)
-    family, family_errors = family_checks(readable, store, styles_by_ref, clip.embeddings)
-    for key, finding in family.items():
+    family, family_errors = family_checks([job for job in readable if job.key not in kept_families], store,
+                                          styles_by_ref, clip.embeddings)
+    for key, finding in {**family, **kept_families}.items():
         state[key].findings["family"] = finding
     for key, message in family_errors.items():
         state[key].errors["family"] = message
@@ -215,12 +241,17 @@ def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, 
         state[key].findings["product"] = finding
     for key, message in product_errors.items():
         state[key].errors["product"] = message
-    for key, (fingerprint, findings, digest, checked) in to_keep.items():
+    for key, (job, fingerprint, findings, digest, checked) in to_keep.items():
         compared = product.get(key)
         if compared is not None and "product_missing" in compared.review:
             compared = None  # not a comparison (the packshot was not there): made again next run
-        if checked or compared is not None:  # (kept findings without a new comparison: nothing new to keep)
-            _keep_findings(store, key, fingerprint, findings, digest, compared)
+        checked_family = family.get(key) if _family_kept(job, styles_by_ref[f"{job.style}@{job.style_version}"]) \
+            else None
+        if checked_family is not None and "family_master_missing" in checked_family.review:
+            checked_family = None  # not a check (the master was not there): made again next run
+        if checked or compared is not None or checked_family is not None:  # (else nothing new to keep)
+            _keep_findings(store, job, fingerprint, findings, digest, compared or kept_products.get(key),
+                           checked_family or kept_families.get(key))
 
     results = []
     for job, key in zip(jobs, keys, strict=True):

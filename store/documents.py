@@ -164,12 +164,15 @@ class FindingRecord(BaseModel):
 class KeptFindings(Document):
     """``qa/checks/<job key>.json``: per-render findings (in check order) and the difference
     hash, valid while ``fingerprint`` (style + check code) is unchanged; a ``product`` finding
-    (the packshot comparison) only for the render whose sha256 is ``product_render``."""
+    (the packshot comparison) only for the render whose sha256 is ``product_render``, a
+    ``family`` finding (an expansion against its master) only for the master and expansion
+    renders whose sha256s are ``family_renders``."""
 
     fingerprint: str
     dhash: int | None
     findings: list[tuple[str, FindingRecord]]
     product_render: str | None = None
+    family_renders: list[str] | None = None
 
 
 # ---- campaign state ----

@@ -95,6 +95,35 @@ def test_clip_similarity_to_the_master_is_gated_by_the_style(store, family):
     assert strict[1].verdict == "review" and strict[1].reasons == ("family_low_similarity",)
 
 
+def test_a_rerun_keeps_the_family_check_of_the_same_master_and_expansion_bytes_only(store, family, monkeypatch):
+    """Kept with the sha256s of both renders it compared; with a CLIP model the similarity is
+    part of the check, so it runs every time; without the master's bytes it is checked again."""
+    import qa.stage
+
+    checked: list[str] = []
+    real = qa.stage.family_checks
+    monkeypatch.setattr(qa.stage, "family_checks", lambda jobs, *args: checked.extend(
+        j.key for j in jobs if j.is_expansion) or real(jobs, *args))
+    expansions = [job.key for job in family[1:]]
+    first = [r.to_json() for r in run_qa(family, store, styles())]
+    assert checked == expansions
+    assert [r.to_json() for r in run_qa(family, store, styles())] == first and checked == expansions  # kept
+    replace_render(store, family[1], pixels(store, family[1]) // 2 * 2)  # other bytes under one expansion's key
+    run_qa(family, store, styles())
+    assert checked == expansions + expansions[:1]
+    master = store.get(render_key(family[0].key))
+    store.delete(render_key(family[0].key))
+    assert [r.reasons for r in run_qa(family[1:], store, styles())] == [("family_master_missing",)] * 2
+    assert checked == expansions + expansions[:1] + expansions  # never kept without the master's bytes
+    store.put(render_key(family[0].key), master)
+    assert [r.to_json() for r in run_qa(family, store, styles())][2] == first[2]  # the same bytes: kept again
+    assert checked == expansions + expansions[:1] + expansions
+    del checked[:]
+    for _ in range(2):
+        run_qa(family, store, styles(**TINY_CLIP, min_family_similarity=-1.0))
+    assert checked == expansions + expansions  # with CLIP: checked each run
+
+
 def test_seam_ratio_compares_the_border_step_with_the_pictures_own_detail():
     rng = np.random.default_rng(0)
     smooth = np.clip(rng.normal(128, 10, (40, 20, 3)), 0, 255).astype(np.uint8)
