@@ -21,7 +21,7 @@ from store.keys import assets_key
 
 if TYPE_CHECKING:  # export and the review queue are imported where they are used: planning does without them
     from exports.stage import ExportItem
-    from review.queue import ApprovedVariant
+    from review.queue import ApprovedVariant, ReviewQueue
     from store import Store
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -187,22 +187,19 @@ def export_items(campaign: str, approved: Sequence[ApprovedVariant], assets: Map
     return items
 
 
-def export_approved(campaign: str, out: str, store: Store, placements: dict[str, Placement],
+def export_approved(campaign: str, queue: ReviewQueue, store: Store, placements: dict[str, Placement],
                     formats: Sequence[str], styles_dir: Path, streamed: Mapping | None = None,
                     styles: Mapping[str, Style] | None = None) -> list[dict]:
-    """Export the approved variants of ``campaign`` (reusing files already current), write its
-    manifests and hold for review the variants whose overlays would be illegible; the manifest rows.
-    ``streamed``: what ``pipeline.stream`` exported during rendering (``StreamedExports``), taken
-    where the item is the same; ``styles``: the style versions the run already read (by ref)."""
+    """Export the variants of ``campaign`` approved in ``queue`` (reusing files already current),
+    write its manifests and hold for review the variants whose overlays would be illegible; the
+    manifest rows. ``streamed``: what ``pipeline.stream`` exported during rendering
+    (``StreamedExports``), taken where the item is the same; ``styles``: the style versions the
+    run already read (by ref)."""
     from exports.stage import export_assets, held_for_review, refuse_banned_text, write_manifests
-    from review.queue import ReviewQueue, item_id_for
+    from review.queue import item_id_for
 
-    queue = ReviewQueue.for_out(out)
-    try:
-        queue.verify(campaign)  # lost decisions stop the export (ReviewStateLost)
-        approved = queue.approved(campaign)
-    finally:
-        queue.close()
+    queue.verify(campaign)  # lost decisions stop the export (ReviewStateLost)
+    approved = queue.approved(campaign)
     items, refused = refuse_banned_text(export_items(campaign, approved, load_assets(store, campaign)),
                                         banned_checker(styles_dir, styles))
     todo, reused, stale = list(items), [], []
@@ -214,27 +211,9 @@ def export_approved(campaign: str, out: str, store: Store, placements: dict[str,
         store.delete(path)
     rows = sorted(export_assets(todo, store, placements, formats=formats) + reused, key=lambda r: r["path"]) + refused
     write_manifests(store, campaign, rows, approved={(i.asset_id, i.variant) for i in items})
-    held = held_for_review(rows)
-    if held:
-        queue = ReviewQueue.for_out(out)
-        try:
-            for (asset_id, variant), reasons in held.items():
-                queue.hold_for_review(item_id_for(campaign, asset_id, variant), reasons)
-        finally:
-            queue.close()
+    for (asset_id, variant), reasons in held_for_review(rows).items():
+        queue.hold_for_review(item_id_for(campaign, asset_id, variant), reasons)
     return rows
-
-
-def refresh_campaign_page(store: Store, out: str, campaign: str) -> None:
-    """Rebuild the campaign page's report after an export, so it shows the new files."""
-    from review.campaign_page import rebuild_report
-    from review.queue import ReviewQueue
-
-    queue = ReviewQueue.for_out(out)
-    try:
-        rebuild_report(store, queue, campaign)
-    finally:
-        queue.close()
 
 
 def rejection_reason(rejection: Mapping[str, str]) -> str:

@@ -14,6 +14,7 @@ skip files already written, so a rerun does only the missing work.
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import closing
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator
 
-from exports.assemble import asset_snapshot, export_approved, plan_settings, refresh_campaign_page, save_assets
+from exports.assemble import asset_snapshot, export_approved, plan_settings, save_assets
 from exports.overlay import sheet_text_problems
 from exports.placements import Placement
 from qa.report import credential_note
@@ -44,7 +45,7 @@ from qa.verdicts import qa_error_lines
 from render.deadletters import load_dead_letters, rendered_jobs, retry_jobs
 from render.stage import RenderReport, render_missing
 from review.actions import queue_for_review, queue_rerolls, styles_qa
-from review.campaign_page import save_report_plan
+from review.campaign_page import rebuild_report, save_report_plan
 from review.queue import ReviewQueue, database_url
 from settings import load_settings
 from store import Store, open_store
@@ -146,13 +147,9 @@ def qa_task(jobs: Sequence[RenderJob], store: Store, plan: CampaignPlan, streame
 
 
 @step()
-def rerolls_task(out: str, campaign: str) -> list[RenderJob]:
+def rerolls_task(queue: ReviewQueue, campaign: str) -> list[RenderJob]:
     """The jobs of the rerolls designers asked for since the last run."""
-    queue = ReviewQueue.for_out(out)
-    try:
-        return queue.pending_rerolls(campaign)
-    finally:
-        queue.close()
+    return queue.pending_rerolls(campaign)
 
 
 @step()
@@ -161,34 +158,30 @@ def reroll_qa_task(jobs: Sequence[RenderJob], store: Store, styles_dir: str) -> 
 
 
 @step()
-def review_task(out: str, plan: CampaignPlan, results: list[QAResult], rerolls: Sequence[RenderJob],
+def review_task(queue: ReviewQueue, plan: CampaignPlan, results: list[QAResult], rerolls: Sequence[RenderJob],
                 rendered_rerolls: Sequence[RenderJob], queued_rows: Collection[str] = ()) -> int:
     """Queue the campaign (but ``queued_rows``, queued by the stream) and the rerolls rendered
     this run; returns the variants waiting for a designer."""
     by_key = {r.job_key: r for r in results}
-    queue_for_review(out, plan, by_key, skip=queued_rows)
-    queue = ReviewQueue.for_out(out)
-    try:
-        queue_rerolls(queue, rendered_rerolls, by_key, rerolls)
-        return len(queue.items(plan.campaign, state="queued"))
-    finally:
-        queue.close()
+    queue_for_review(queue, plan, by_key, skip=queued_rows)
+    queue_rerolls(queue, rendered_rerolls, by_key, rerolls)
+    return len(queue.items(plan.campaign, state="queued"))
 
 
 @step()
-def export_task(campaign: str, out: str, store: Store, placements: dict[str, Placement],
+def export_task(campaign: str, queue: ReviewQueue, store: Store, placements: dict[str, Placement],
                 formats: Sequence[str], styles_dir: Path, streamed: StreamedExports | None = None,
                 styles: Mapping[str, Style] | None = None) -> list[dict]:
     """``streamed``: what ``pipeline.stream`` exported during rendering, taken where the item is
     the same; ``styles``: the plan's style versions, by ref."""
-    return export_approved(campaign, out, store, placements, formats, styles_dir, streamed, styles)
+    return export_approved(campaign, queue, store, placements, formats, styles_dir, streamed, styles)
 
 
 @step()
-def refresh_report(out: str, store: Store, plan: CampaignPlan) -> None:
+def refresh_report(queue: ReviewQueue, store: Store, plan: CampaignPlan) -> None:
     """Record the plan the campaign page shows and rebuild ``report.html``."""
     save_report_plan(store, plan)
-    refresh_campaign_page(store, out, plan.campaign)
+    rebuild_report(store, queue, plan.campaign)
 
 
 def campaign_batch(
@@ -222,7 +215,9 @@ def campaign_batch(
     database_url(out)  # an S3 run needs BRANDBATCH_REVIEW_DB: say so before rendering anything
     settings, placements = plan_settings(styles, allow_draft=allow_draft, model=model)
     store = open_store(out)
-    with campaign_lock(store, campaign_name(sheet), wait=lock_wait):  # one run of a campaign at a time
+    # one run of a campaign at a time, with one review queue
+    with campaign_lock(store, campaign_name(sheet), wait=lock_wait), closing(ReviewQueue.for_out(out)) as queue:
+        queue.verify(campaign_name(sheet))  # lost review state stops the run before any work
         for path in store.clean_temp_files():  # writes of a killed run
             logger.info("removed %s, left by a write that was cut short", path)
         plan = plan_task(sheet, settings, limit, store)
@@ -234,7 +229,7 @@ def campaign_batch(
         letters = load_dead_letters(store, plan.campaign)
         # Designers' rerolls render, check and queue like planned jobs (on the GPU pool when sharded);
         # --retry-failed renders dead letters only.
-        rerolls = [] if retry_failed else rerolls_task(out, plan.campaign)
+        rerolls = [] if retry_failed else rerolls_task(queue, plan.campaign)
         jobs = [*(retry_jobs(plan.jobs, letters) if retry_failed else plan.jobs), *rerolls]
         tracker = metrics.RunProgress(plan.campaign, len(jobs))
 
@@ -247,7 +242,7 @@ def campaign_batch(
             dispatcher = CheckShards(checks, store, plan.campaign, plan.styles(), formats,
                                      styles)
         stream = CampaignStream(
-            plan, jobs, store, out, placements=placements, formats=formats, styles_dir=settings.styles_dir,
+            plan, jobs, store, out, queue, placements=placements, formats=formats, styles_dir=settings.styles_dir,
             export=wait_for_review is None, no_export={job.row_key for job in rerolls},
             rows_per_shard=load_settings().check_shard_rows,
             dispatcher=dispatcher) if load_settings().stream or checks else None
@@ -266,7 +261,7 @@ def campaign_batch(
         qa_jobs = rendered_jobs(plan.jobs, rendered, store)
         results = [*qa_task(qa_jobs, store, plan, streamed),
                    *reroll_qa_task(rendered_rerolls, store, str(settings.styles_dir))]
-        queued = review_task(out, plan, results, rerolls, rendered_rerolls, settled_rows(qa_jobs, streamed))
+        queued = review_task(queue, plan, results, rerolls, rendered_rerolls, settled_rows(qa_jobs, streamed))
         rerolled = len(rendered_rerolls)
         if wait_for_review is not None:  # deployments: suspend until published
             from flows.review_wait import wait_for_designers
@@ -274,7 +269,7 @@ def campaign_batch(
             wait_for_designers(plan.campaign, wait_for_review, queued)
 
         campaign = plan.campaign
-        rows = export_task(campaign, out, store, placements, formats, settings.styles_dir, streamed.exports,
+        rows = export_task(campaign, queue, store, placements, formats, settings.styles_dir, streamed.exports,
                            plan.styles())
         markdown_artifact(summary_markdown(campaign, results), key=metrics.artifact_key("qa", campaign),
                                  description=f"QA summary of {campaign}")
@@ -283,7 +278,7 @@ def campaign_batch(
                            retry_failed=retry_failed, whole_plan=limit is None)
         metrics.publish_artifacts(closed.record, closed.totals, closed.runs, closed.letters)
         letters = closed.letters
-        refresh_report(out, store, plan)
+        refresh_report(queue, store, plan)
         tracker.stage(100, f"done: {len(rendered.rendered)} rendered, {len(rendered.failed)} failed")
         verdicts: dict[str, int] = {}
         for result in results:

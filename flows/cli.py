@@ -10,6 +10,7 @@ output) and to stderr for ``run``; every other error goes to stderr.
 from __future__ import annotations
 
 import atexit
+from contextlib import closing
 import datetime as dt
 import gc
 import os
@@ -168,7 +169,7 @@ def run(
     from flows.batch import campaign_batch
     from flows.runtime import command_log, prefect_server, run_flow
     from plan.sheet import campaign_name
-    from review.queue import ReviewError, check_queue
+    from review.queue import ReviewError
     from flows.signals import Interrupted, end_children, interruptible, mark_interrupted
     from store import StoreError, open_store
     from store.documents import DocumentError
@@ -181,7 +182,6 @@ def run(
     try:
         with interruptible(), campaign_lock(open_store(out), campaign_name(sheet), wait=wait), \
                 command_log(out, campaign_name(sheet), "run", verbose=verbose):
-            check_queue(out, campaign_name(sheet))  # lost review state stops the run before any work
             published = _manifest(out, campaign_name(sheet))
             summary = run_flow("flows.campaign:campaign_batch", campaign_batch, sheet=str(sheet), out=out,
                                model=model, limit=limit, styles=styles, allow_draft=allow_draft,
@@ -291,13 +291,14 @@ def export(
     if problem := name_problem(campaign):
         raise typer.BadParameter(problem, param_hint="CAMPAIGN")
     chosen = _formats(formats)
-    from exports.assemble import export_approved, missing_campaign, plan_settings, refresh_campaign_page
+    from exports.assemble import export_approved, missing_campaign, plan_settings
     from exports.credentials import CredentialError
     from qa.report import credential_note
     from exports.stage import rewrite_counts
     from flows.runtime import command_log, prefect_server
     from qa.report import upscale_warnings
-    from review.queue import ReviewError, check_queue
+    from review.campaign_page import rebuild_report
+    from review.queue import ReviewError, ReviewQueue
     from store import StoreError, open_store
     from store.documents import DocumentError
     from store.locks import campaign_lock
@@ -315,14 +316,15 @@ def export(
             _fail(exc.problems)
             raise typer.Exit(1) from None
         with campaign_lock(open_store(out), campaign, wait=wait), \
-                command_log(out, campaign, "export", verbose=verbose):  # not while a run of it writes
-            check_queue(out, campaign)  # lost review state stops the export before any work
+                command_log(out, campaign, "export", verbose=verbose), \
+                closing(ReviewQueue.for_out(out)) as queue:  # not while a run of it writes
+            queue.verify(campaign)  # lost review state stops the export before any work
             published = _manifest(out, campaign)
             if prefect_server():
                 rows = export_campaign(campaign, out=out, formats=chosen, lock_wait=wait)
             else:  # the flow's work, in this process without a server
-                rows = export_approved(campaign, out, open_store(out), placements, chosen, settings.styles_dir)
-                refresh_campaign_page(open_store(out), out, campaign)
+                rows = export_approved(campaign, queue, open_store(out), placements, chosen, settings.styles_dir)
+                rebuild_report(open_store(out), queue, campaign)
     except (CredentialError, DocumentError, FileNotFoundError, ReviewError, StoreError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

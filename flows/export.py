@@ -7,11 +7,15 @@ review page's "publish approved" button, or a deployment). The work is ``exports
 
 from __future__ import annotations
 
+from contextlib import closing
+
 from prefect import flow
 
-from exports.assemble import plan_settings, refresh_campaign_page
+from exports.assemble import plan_settings
 from exports.stage import DEFAULT_FORMATS
 from flows.batch import export_task
+from review.campaign_page import rebuild_report
+from review.queue import ReviewQueue
 from store import open_store
 from store.locks import campaign_lock
 
@@ -23,7 +27,7 @@ def export_campaign(campaign: str, out: str = "out", formats: list[str] = list(D
     campaign at a time, waiting ``lock_wait`` seconds); returns the manifest rows written."""
     settings, placements = plan_settings()
     store = open_store(out)
-    with campaign_lock(store, campaign, wait=lock_wait):
-        rows = export_task(campaign, out, store, placements, formats, settings.styles_dir)
-        refresh_campaign_page(store, out, campaign)  # the campaign page shows the new files
+    with campaign_lock(store, campaign, wait=lock_wait), closing(ReviewQueue.for_out(out)) as queue:
+        rows = export_task(campaign, queue, store, placements, formats, settings.styles_dir)
+        rebuild_report(store, queue, campaign)  # the campaign page shows the new files
         return rows

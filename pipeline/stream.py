@@ -350,15 +350,17 @@ class CampaignStream:
     are finished (rows with none among them, as under ``--retry-failed``, are left to the flow's
     stages). ``export``: export approved variants too (off while a run waits for designers:
     their decisions come later). Rows in ``no_export`` (rows with designers' rerolls, which are
-    queued after the run's renders) are checked and queued but not exported. ``workers``: export
+    queued after the run's renders) are checked and queued but not exported. ``queue``: the run's
+    review queue, for rows checked in this process (the QA process opens its own). ``workers``: export
     processes (None: ``$BRANDBATCH_EXPORT_WORKERS``, else all cores). ``dispatcher``: run rows
     elsewhere, ``rows_per_shard`` at a time, instead of in this process."""
 
-    def __init__(self, plan: CampaignPlan, render_jobs: Sequence[RenderJob], store: Store, out: str, *,
+    def __init__(self, plan: CampaignPlan, render_jobs: Sequence[RenderJob], store: Store, out: str,
+                 queue: ReviewQueue, *,
                  placements: Mapping[str, Placement], formats: Sequence[str], styles_dir: Path, export: bool,
                  no_export: Collection[str] = (), workers: int | None = None, depth: int = 8,
                  dispatcher: Dispatcher | None = None, rows_per_shard: int = 8) -> None:
-        self.plan, self.store, self.out = plan, store, out
+        self.plan, self.store, self.out, self.queue = plan, store, out, queue
         self.placements, self.formats, self.styles_dir = placements, tuple(formats), styles_dir
         self.export, self.no_export = export, set(no_export)
         self.workers = workers or load_settings().export_workers or os.cpu_count() or 1
@@ -379,7 +381,7 @@ class CampaignStream:
         self._failed: set[str] = set()
         self._lock = threading.Lock()
         self._batch: list[RowWork] = []
-        self._queue: ReviewQueue | None = None  # this thread's, for rows checked here
+        self._verified = False  # the queue, before rows are first queued here
         self._qa = None  # the QA process (a pool of one), once the renderer renders here
         self._clip = any(style.qa.clip_model for style in self.styles.values())
         self._exports: ExportFeed | None = None
@@ -447,10 +449,10 @@ class CampaignStream:
             done, approved = qa.submit(_check_and_queue_there, self.out, self.plan.campaign, self.store, self.styles,
                                        works, _torch_threads() if self._clip else None).result()
         else:
-            if self._queue is None:
-                self._queue = ReviewQueue.for_out(self.out)
-                self._queue.verify(self.plan.campaign)  # as queue_for_review: lost decisions stop before queueing
-            done, approved = check_and_queue(self._queue, self.store, self.styles, works)
+            if not self._verified:
+                self.queue.verify(self.plan.campaign)  # as queue_for_review: lost decisions stop before queueing
+                self._verified = True
+            done, approved = check_and_queue(self.queue, self.store, self.styles, works)
         self.streamed.merge(done)
         self._keep_thumbnails([job.key for work in works for job in work.checked], [])
         if approved:
@@ -520,16 +522,13 @@ class CampaignStream:
             self.close()
 
     def close(self) -> None:
-        """Stop (also after a failure of the render stage): the pool and the queue are released."""
+        """Stop (also after a failure of the render stage): the pools are released."""
         self._worker.stop()
         if self._exports is not None:
             self._exports.close()
         if self._qa is not None:
             self._qa.shutdown(wait=True, cancel_futures=True)
         self._qa = self._exports = None
-        if self._queue is not None:
-            self._queue.close()
-            self._queue = None
 
 
 def settled_rows(qa_jobs: Sequence[RenderJob], streamed: Streamed) -> set[str]:

@@ -24,7 +24,7 @@ def by_variant(jobs: Iterable[RenderJob]) -> dict[tuple[str, int], list[RenderJo
     return out
 
 
-def queue_for_review(out: str | os.PathLike[str], plan: CampaignPlan, results: Mapping[str, QAResult],
+def queue_for_review(queue: ReviewQueue, plan: CampaignPlan, results: Mapping[str, QAResult],
                      skip: Collection[str] = ()) -> int:
     """Queue every asset variant of ``plan`` whose renders all have a QA result; returns how
     many of the plan's variants wait for a designer (state ``queued``).
@@ -36,16 +36,12 @@ def queue_for_review(out: str | os.PathLike[str], plan: CampaignPlan, results: M
     A queue that disagrees with its decision log raises ``ReviewStateLost`` before anything is queued.
     ``skip``: asset rows queued already with these results (``pipeline.stream``); not counted.
     """
-    queue = ReviewQueue.for_out(out)
-    try:
-        queue.verify(plan.campaign)
-        waiting = 0
-        for jobs in by_variant(plan.jobs).values():
-            if jobs[0].row_key not in skip and all(job.key in results for job in jobs):
-                waiting += queue.enqueue(jobs, results).state == "queued"
-        return waiting
-    finally:
-        queue.close()
+    queue.verify(plan.campaign)
+    waiting = 0
+    for jobs in by_variant(plan.jobs).values():
+        if jobs[0].row_key not in skip and all(job.key in results for job in jobs):
+            waiting += queue.enqueue(jobs, results).state == "queued"
+    return waiting
 
 
 def queue_rerolls(queue: ReviewQueue, rendered: Sequence[RenderJob], results: Mapping[str, QAResult],

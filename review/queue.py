@@ -736,16 +736,6 @@ class ReviewQueue:
             conn.execute(sessions_table.delete().where(sessions_table.c.id == sha256_text(session)))
 
 
-def check_queue(out: str | os.PathLike[str], campaign: str | None = None) -> None:
-    """Open the queue of ``out`` and compare it with its decision log (of ``campaign``, or all):
-    :class:`ReviewStoreDamaged` / :class:`ReviewStateLost` before a command does any work."""
-    queue = ReviewQueue.for_out(out)
-    try:
-        queue.verify(campaign)
-    finally:
-        queue.close()
-
-
 def _check_placement(placement: object) -> str:
     if not isinstance(placement, str) or not PLACEMENT_ID.match(placement):
         raise InvalidDecision(f"placement must be a placement id (lowercase letters, digits, . _ -) but is {placement!r}")

@@ -93,8 +93,13 @@ def test_streaming_run_equals_the_stages_one_after_the_other(tmp_path: Path, rep
     for field in ("jobs", "rendered", "cached", "failed", "verdicts", "exported", "rewritten", "queued", "held",
                   "qa_errors", "export_failures", "upscale_warnings"):
         assert getattr(streaming, field) == getattr(sequential, field), field
+    opened: list[str] = []
+    real_init = ReviewQueue.__init__
+    monkeypatch.setattr(ReviewQueue, "__init__", lambda queue, url, *args, **kwargs: opened.append(url) or real_init(
+        queue, url, *args, **kwargs))
     again = run(sheet, styles, tmp_path / "streaming", monkeypatch, stream=True)  # resume: nothing to do
     assert (again.rendered, again.cached, again.rewritten) == (0, sequential.jobs, {})
+    assert len(opened) == 1  # one review queue for the whole run (each open checks and migrates it)
     assert outcome(tmp_path / "streaming") == expected
 
 
@@ -106,7 +111,8 @@ def test_a_row_is_checked_queued_and_exported_while_later_rows_still_render(tmp_
     save_assets(store, plan.campaign, asset_snapshot(plan, settings.styles_dir))  # as the flow's plan task
     render_missing(plan.jobs, store, batch_size=4, device="cpu")
     rows = list(dict.fromkeys(job.row_key for job in plan.jobs))
-    stream = CampaignStream(plan, plan.jobs, store, str(tmp_path / "out"), placements=placements,
+    queue = ReviewQueue.for_out(tmp_path / "out")
+    stream = CampaignStream(plan, plan.jobs, store, str(tmp_path / "out"), queue, placements=placements,
                             formats=["webp"], styles_dir=settings.styles_dir, export=True, workers=1, depth=1)
     try:
         for job in plan.jobs:
@@ -123,6 +129,7 @@ def test_a_row_is_checked_queued_and_exported_while_later_rows_still_render(tmp_
         streamed = stream.finish()
     finally:
         stream.close()
+        queue.close()
     assert set(streamed.rows) == set(rows) == settled_rows(plan.jobs, streamed)
     shutil.rmtree(tmp_path / "out" / "qa" / "embeddings")  # CLIP's image embeddings computed again, here
     whole = run_qa(plan.jobs, store, plan.styles())

@@ -8,6 +8,7 @@ import json
 import shutil
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,8 @@ def _decided(out: Path) -> dict[str, str]:
     """Queue two variants that pass QA (qa-auto approves both; a copy of the queue is kept as
     last night's backup); then a designer rejects tent-02."""
     plan = _plan()
-    queue_for_review(out, plan, results_for(plan.jobs, "pass"))
+    with closing(ReviewQueue.for_out(out)) as queue:
+        queue_for_review(queue, plan, results_for(plan.jobs, "pass"))
     _checkpoint(out)
     shutil.copy(_db(out), _backup(out))
     queue = ReviewQueue.for_out(out)
@@ -136,11 +138,13 @@ def _one_line_naming_the_file(exc: ReviewError, out: Path) -> None:
 
 def _run_queue(out: Path) -> None:
     plan = _plan()
-    queue_for_review(out, plan, results_for(plan.jobs, "pass"))
+    with closing(ReviewQueue.for_out(out)) as queue:
+        queue_for_review(queue, plan, results_for(plan.jobs, "pass"))
 
 
 def _export(out: Path) -> None:
-    export_task.fn(CAMPAIGN, str(out), open_store(str(out)), {}, ["webp"], REPO / "styles")
+    with closing(ReviewQueue.for_out(out)) as queue:
+        export_task.fn(CAMPAIGN, queue, open_store(str(out)), {}, ["webp"], REPO / "styles")
 
 
 def _review_app(out: Path) -> None:

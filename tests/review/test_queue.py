@@ -176,10 +176,10 @@ def test_queue_for_review_queues_the_plan(out: Path) -> None:
                         jobs=review + passed + failed + broken)
     results = {**results_for(review), **results_for(passed, "pass"), **results_for(failed, "fail"),
                **results_for(broken[:1], "pass")}  # jacket-04's 9:16 render failed: not queued
-    assert queue_for_review(out, plan, results) == 1
-    assert queue_for_review(out, plan, results) == 1  # idempotent
     queue = ReviewQueue.for_out(out)
     try:
+        assert queue_for_review(queue, plan, results) == 1
+        assert queue_for_review(queue, plan, results) == 1  # idempotent
         states = {i.asset_id: i.state for i in queue.items(CAMPAIGN)}
         assert states == {"tent-02": "queued", "trail-pack-01": "approved", "bottle-03": "rejected"}
     finally:
