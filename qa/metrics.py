@@ -11,11 +11,11 @@ flows/metrics.py publishes them as Prefect artifacts.
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan
@@ -67,8 +67,12 @@ def verdict_counts(results: Sequence[QAResult]) -> dict[str, int]:
     return {v: counts.get(v, 0) for v in VERDICTS}
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if len(values) else None
+def percentile(values: Sequence[float], q: int) -> float | None:
+    """The ``q``-th percentile (1 to 99) by linear interpolation between the closest ranks, as
+    numpy's default (whose percentile imports numpy.ma: ~30 ms of every report); None for none."""
+    if len(values) < 2:
+        return float(values[0]) if len(values) else None
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 class _ImageTimes:

@@ -38,7 +38,7 @@ EXPECTED_PROBLEMS = [
 
 # Modules a run that renders, signs and encodes nothing has no use for (tens of ms to seconds each)
 UNUSED_BY_A_CACHED_RUN = {"prefect", "torch", "diffusers", "transformers", "open_clip", "scipy", "skimage", "alembic",
-                          "c2pa", "cryptography.x509", "xml.sax", "boto3"}
+                          "c2pa", "cryptography.x509", "xml.sax", "boto3", "numpy.ma"}
 
 
 def brandbatch(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:

@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.qa.synth import make_job
 
 from exports.assemble import plan_settings
@@ -135,3 +137,13 @@ def test_empty_history_and_no_dead_letters_say_so(tmp_path: Path):
     camp = metrics.campaign_metrics("spring", [], metrics.PlanBlocks(1, 0, 0), [], [])
     html = render_report("spring", [], [], LocalStore(tmp_path), [], tables=metrics.report_tables(camp, [], []))
     assert "No run has rendered anything yet." in html and "None: every planned job" in html
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=1e6), min_size=1, max_size=60), st.integers(1, 99))
+def test_percentiles_interpolate_between_the_closest_ranks_as_numpy_does(values, q):
+    import numpy as np
+
+    from qa.metrics import percentile
+
+    assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)), rel=1e-12, abs=1e-9)
