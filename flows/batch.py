@@ -14,8 +14,8 @@ skip files already written, so a rerun does only the missing work.
 from __future__ import annotations
 
 import datetime as dt
-from contextlib import closing
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any

@@ -10,10 +10,10 @@ output) and to stderr for ``run``; every other error goes to stderr.
 from __future__ import annotations
 
 import atexit
-from contextlib import closing
 import datetime as dt
 import gc
 import os
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -317,7 +317,7 @@ def export(
             raise typer.Exit(1) from None
         with campaign_lock(open_store(out), campaign, wait=wait), \
                 command_log(out, campaign, "export", verbose=verbose), \
-                closing(ReviewQueue.for_out(out)) as queue:  # not while a run of it writes
+                closing(ReviewQueue.for_out(out)) as queue:  # the lock: not while a run of it writes
             queue.verify(campaign)  # lost review state stops the export before any work
             published = _manifest(out, campaign)
             if prefect_server():
