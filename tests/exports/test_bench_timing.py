@@ -42,3 +42,34 @@ def test_bare_loop_on_two_processes_writes_what_the_one_process_loop_writes(tmp_
     files = sorted(p.name for p in one.iterdir())
     assert len(files) == 2 * 3 * 3 and files == sorted(p.name for p in two.iterdir())
     assert all((one / name).read_bytes() == (two / name).read_bytes() for name in files)
+
+
+def test_bare_loop_with_overlays_encodes_the_pixels_brandbatch_encodes(tmp_path):
+    """The bare loop's overlay run draws what brandbatch draws: the same WebP pixels for a square
+    placement (same render, no crop, same overlays and encoder settings), unlike the plain loop's."""
+    import dataclasses
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from bench.export_placements import RUN_FORMATS, bare_loop, make_items
+    from exports.placements import load_placements
+    from exports.stage import export_assets
+    from store.local import LocalStore
+
+    placements = load_placements()
+    renders = LocalStore(tmp_path / "r")
+    item = dataclasses.replace(make_items(renders, 1)[0], placements=("meta.feed.square",))
+    rows = export_assets([item], renders, placements, formats=RUN_FORMATS, workers=1)
+    ours = next(r for r in rows if r["format"] == "webp")
+    assert ours["status"] == "exported"
+    pixels = {}
+    for overlays in (False, True):
+        out = tmp_path / f"bare-{overlays}"
+        out.mkdir()
+        bare_loop([item], renders, placements, out, overlays=overlays)
+        pixels[overlays] = np.asarray(Image.open(out / f"{item.asset_id}-meta.feed.square.webp").convert("RGB"))
+    exported = np.asarray(Image.open(io.BytesIO(renders.get(ours["path"]))).convert("RGB"))
+    assert np.array_equal(pixels[True], exported)
+    assert not np.array_equal(pixels[False], exported)
