@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-
 from plan.jobs import RenderJob
 from plan.planner import CampaignPlan
 from qa.report import Table

@@ -179,9 +179,9 @@ def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, 
     readable: list[RenderJob] = []
     kept_products: dict[str, Finding] = {}  # job key -> its product comparison, kept for the same render bytes
     kept_families: dict[str, Finding] = {}  # job key -> its family check, kept for the same master and expansion bytes
-    # job key -> (job, fingerprint, per-render findings, dhash, checked by this run): kept once the product
-    # and family checks are done
-    to_keep: dict[str, tuple[RenderJob, str, dict[str, Finding], int | None, bool]] = {}
+    # job key -> (job, fingerprint, per-render findings, dhash, checked by this run, its family check kept):
+    # kept once the product and family checks are done
+    to_keep: dict[str, tuple[RenderJob, str, dict[str, Finding], int | None, bool, bool]] = {}
     for job, key in zip(jobs, keys, strict=True):
         if key in state:
             continue
@@ -193,15 +193,16 @@ def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, 
         if style.ref not in fingerprints:
             fingerprints[style.ref] = findings_fingerprint(style, checks)
         fingerprint = fingerprints[style.ref]
-        kept = _kept_findings(store, job, fingerprint)
+        kept, keeps_family = _kept_findings(store, job, fingerprint), _family_kept(job, style)
         if kept is not None:
             qa.findings, digest = kept.findings, kept.dhash
             if kept.product is not None:
                 kept_products[key] = kept.product
             if kept.family is not None:
                 kept_families[key] = kept.family
-            if (job.product is not None and kept.product is None) or (_family_kept(job, style) and kept.family is None):
-                to_keep[key] = (job, fingerprint, dict(qa.findings), digest, False)  # keep what is checked now
+            if (job.product is not None and kept.product is None) or (keeps_family and kept.family is None):
+                # keep what is checked now
+                to_keep[key] = (job, fingerprint, dict(qa.findings), digest, False, keeps_family)
         else:
             img, problem = _load(key, store)
             if img is None:
@@ -213,7 +214,7 @@ def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, 
                     qa.findings[name] = finding
             digest = qa.run("near_duplicate", dhash, img.image)
             if not qa.errors:
-                to_keep[key] = (job, fingerprint, dict(qa.findings), digest, True)
+                to_keep[key] = (job, fingerprint, dict(qa.findings), digest, True, keeps_family)
         readable.append(job)
         if digest is not None:
             hashes[key] = digest
@@ -241,12 +242,11 @@ def run_qa(jobs: Sequence[RenderJob], store: Store, styles_by_ref: Mapping[str, 
         state[key].findings["product"] = finding
     for key, message in product_errors.items():
         state[key].errors["product"] = message
-    for key, (job, fingerprint, findings, digest, checked) in to_keep.items():
+    for key, (job, fingerprint, findings, digest, checked, keeps_family) in to_keep.items():
         compared = product.get(key)
         if compared is not None and "product_missing" in compared.review:
             compared = None  # not a comparison (the packshot was not there): made again next run
-        checked_family = family.get(key) if _family_kept(job, styles_by_ref[f"{job.style}@{job.style_version}"]) \
-            else None
+        checked_family = family.get(key) if keeps_family else None
         if checked_family is not None and "family_master_missing" in checked_family.review:
             checked_family = None  # not a check (the master was not there): made again next run
         if checked or compared is not None or checked_family is not None:  # (else nothing new to keep)
