@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,20 @@ class Row:
     def __post_init__(self) -> None:
         if self.ratio is None and self.baseline:
             object.__setattr__(self, "ratio", self.value / self.baseline)
+
+
+def busy_cpu_seconds(stat: Path = Path("/proc/stat")) -> float | None:
+    """CPU seconds every process of the machine has used since boot (Linux: user, nice, system,
+    irq and softirq time of the ``cpu`` line of /proc/stat; not idle, I/O wait, or time the
+    hypervisor gave other machines), or None where there is no /proc/stat. The difference over a
+    measurement counts the work of every process it started (process-pool and fork-server workers
+    included, which are not this process's children), and of any other process running then."""
+    try:
+        fields = stat.read_text(encoding="ascii").splitlines()[0].split()
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = (int(value) for value in fields[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def at_most(value: float, limit: float) -> bool:

@@ -18,6 +18,13 @@ measures all five, one after the other, so that a machine whose speed drifts mov
 
 Goal: streaming flow <= 1.15 x max(render alone, QA + export alone).
 
+Where Linux's /proc/stat is there, each measurement also counts the CPU seconds every process on
+the machine used meanwhile (``busy_cpu_seconds``: the process pools' and the fork server's
+workers included). The streaming flow's against render alone + QA + export alone, in the same
+round, says whether streaming adds work (a ratio above 1) or only waits: on 2 cores its wall time
+can then exceed max(render, QA + export) only by the last row's QA and exports, which cannot
+start before its render ends, and by the two sides slowing each other on shared cores.
+
 Every side is measured the same way: the flow's body as ``brandbatch run`` calls it without a
 Prefect server (``flows.batch.campaign_batch``), and render alone without a flow. A Prefect flow
 run adds bookkeeping that does not depend on how the stages overlap (measured here: 0.9-1.5 s per
@@ -56,7 +63,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import Row, at_most, report  # noqa: E402
+from bench.common import Row, at_most, busy_cpu_seconds, report  # noqa: E402
 from settings import variable  # noqa: E402
 
 THREADS, EXPORTERS, STREAM = variable("torch_threads"), variable("export_workers"), variable("stream")
@@ -172,9 +179,14 @@ def main() -> None:
                 "sequential": lambda folder: flow(sheet, styles, folder, stream=False),
                 "prefect": lambda folder: flow(sheet, styles, folder, stream=True, prefect=True)}
         rounds: dict[str, list[float]] = {name: [] for name in runs}
+        cpu: dict[str, list[float]] = {name: [] for name in runs}  # CPU seconds of every process, per round
         for attempt in range(args.repeat):  # rounds of all five: a machine that drifts moves every side alike
             for name, run in runs.items():
+                before = busy_cpu_seconds()
                 rounds[name].append(seconds := run(root / f"{name}-{attempt}"))
+                after = busy_cpu_seconds()
+                if before is not None and after is not None:
+                    cpu[name].append(after - before)
                 print(f"{name}: {seconds:.1f} s", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -202,6 +214,15 @@ def main() -> None:
         Row("Prefect's bookkeeping: Prefect flow run - flow, median of the rounds' differences",
             bookkeeping, "s"),
     ]
+    if cpu["streaming"]:  # Linux: what every process on the machine used, within each round
+        sides = [r + d for r, d in zip(cpu["render"], cpu["downstream"])]
+        for name, label in (("streaming", "streaming (above 1: work it adds, or the same work slowed by sharing "
+                                          "the cores)"),
+                            ("sequential", "one stage after the other (the same work, nothing shares the cores)")):
+            rows.append(Row(f"CPU seconds of all processes: flow, {label} vs render alone + QA + export alone "
+                            "(median of the rounds)", statistics.median(cpu[name]), "s",
+                            baseline=statistics.median(sides),
+                            ratio=statistics.median(flow / both for flow, both in zip(cpu[name], sides))))
     report("Streaming stages: QA + export overlap rendering", rows,
            setup=(f"{args.rows} rows x 2 aspects of acme@2 (tiny SD, 128 px, {steps} steps) = {2 * args.rows} "
                   f"renders; 2 placements x webp/avif/upload = {6 * args.rows} export files; "
@@ -220,7 +241,10 @@ def main() -> None:
                       f"{st / max(r, d):.2f}" for st, r, d in zip(rounds["streaming"], rounds["render"],
                                                                  rounds["downstream"])),
                   "all rounds (s): " + "; ".join(f"{name} " + ", ".join(f"{v:.1f}" for v in values)
-                                                   for name, values in rounds.items())])
+                                                   for name, values in rounds.items()),
+                  *(["CPU seconds of all processes, all rounds: " + "; ".join(
+                      f"{name} " + ", ".join(f"{v:.1f}" for v in values) for name, values in cpu.items())]
+                    if cpu["streaming"] else [])])
 
 
 if __name__ == "__main__":
