@@ -20,10 +20,11 @@ Goal: streaming flow <= 1.15 x max(render alone, QA + export alone).
 
 Where Linux's /proc/stat is there, each measurement also counts the CPU seconds every process on
 the machine used meanwhile (``busy_cpu_seconds``: the process pools' and the fork server's
-workers included). The streaming flow's against render alone + QA + export alone, in the same
-round, says whether streaming adds work (a ratio above 1) or only waits: on 2 cores its wall time
-can then exceed max(render, QA + export) only by the last row's QA and exports, which cannot
-start before its render ends, and by the two sides slowing each other on shared cores.
+workers included). The streaming flow's CPU seconds against those of render alone + QA + export
+alone, in the same round, say whether streaming adds work (a ratio above 1) or only waits; the
+flow with one stage after the other is the control (the same work, no sharing). If it adds none,
+its wall time on 2 cores exceeds max(render, QA + export) only by the last row's QA and exports,
+which cannot start before its render ends, and by the two sides slowing each other on shared cores.
 
 Every side is measured the same way: the flow's body as ``brandbatch run`` calls it without a
 Prefect server (``flows.batch.campaign_batch``), and render alone without a flow. A Prefect flow
